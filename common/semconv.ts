@@ -1,0 +1,70 @@
+// Attribute names shared by the sidecar (which writes them) and the query API (which reads
+// them to rebuild the path). Standard names follow the OpenTelemetry semantic conventions;
+// facts only the mesh knows live under `mesh.`.
+
+export const ATTR = {
+  // OpenTelemetry semantic conventions (resource)
+  serviceName: 'service.name',
+  serviceInstanceId: 'service.instance.id',
+  k8sPodName: 'k8s.pod.name',
+  k8sNamespaceName: 'k8s.namespace.name',
+  k8sNodeName: 'k8s.node.name',
+  // OpenTelemetry semantic conventions (span)
+  httpRequestMethod: 'http.request.method',
+  httpResponseStatusCode: 'http.response.status_code',
+  urlPath: 'url.path',
+  urlScheme: 'url.scheme',
+  serverAddress: 'server.address',
+  serverPort: 'server.port',
+  networkPeerAddress: 'network.peer.address',
+  networkPeerPort: 'network.peer.port',
+  networkProtocolVersion: 'network.protocol.version',
+  userAgentOriginal: 'user_agent.original',
+  errorType: 'error.type',
+  /** `x-request-id` as the client sent it (or as the outbound sidecar minted it). */
+  requestId: 'http.request.header.x-request-id',
+
+  // Mesh facts
+  /** `inbound` (SERVER span, mesh → app) or `outbound` (CLIENT span, app → mesh). */
+  meshDirection: 'mesh.direction',
+  /** Logical service the app asked for on an outbound call. */
+  meshDestinationService: 'mesh.destination.service',
+  /** The endpoint the balancer chose: `host:port`. */
+  meshEndpoint: 'mesh.endpoint',
+  /** Pod name of the chosen endpoint, when discovery knows it. */
+  meshEndpointPod: 'mesh.endpoint.pod',
+  /** Node of the chosen endpoint, when discovery knows it. */
+  meshEndpointNode: 'mesh.endpoint.node',
+  /** SPIFFE ID the peer proved in the mTLS handshake. */
+  meshPeerIdentity: 'mesh.peer.identity',
+  /** Retry attempt number, starting at 0 for the first try. */
+  meshRetryAttempt: 'mesh.retry.attempt',
+  /** `allow` or `deny`. */
+  meshPolicyDecision: 'mesh.policy.decision',
+  meshPolicyName: 'mesh.policy.name',
+  /** `mtls`, `plaintext` (accepted in PERMISSIVE mode) or `none`. */
+  meshTlsMode: 'mesh.tls.mode',
+  /**
+   * Set when the mesh itself produced the failure (as opposed to relaying the app's answer).
+   * One of MESH_ERROR below. The path endpoint treats such a span as the hop where the
+   * failure happened.
+   */
+  meshErrorCode: 'mesh.error.code',
+  /** The raw trace header value that could not be parsed; a new trace was started. */
+  meshInvalidTraceHeader: 'mesh.trace_context.invalid',
+} as const;
+
+/** Failures that the mesh produces, as recorded in `mesh.error.code`. */
+export const MESH_ERROR = {
+  connectionRefused: 'CONNECTION_REFUSED',
+  upstreamReset: 'UPSTREAM_RESET',
+  timeout: 'UPSTREAM_TIMEOUT',
+  noEndpoint: 'NO_ENDPOINT',
+  tlsHandshake: 'TLS_HANDSHAKE_FAILED',
+  plaintextRefused: 'PLAINTEXT_REFUSED',
+  policyDenied: 'POLICY_DENIED',
+} as const;
+export type MeshErrorCode = (typeof MESH_ERROR)[keyof typeof MESH_ERROR];
+
+/** Response header the sidecar adds to responses it synthesized itself. */
+export const MESH_ERROR_HEADER = 'x-tracemesh-error';

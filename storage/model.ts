@@ -1,0 +1,121 @@
+// The records that flow from the collector into storage and out to the query API, and the
+// Reader/Writer contracts that every storage backend implements.
+
+export type SpanKind = 'UNSPECIFIED' | 'INTERNAL' | 'SERVER' | 'CLIENT' | 'PRODUCER' | 'CONSUMER';
+export type StatusCode = 'UNSET' | 'OK' | 'ERROR';
+export type AttributeType = 'string' | 'bool' | 'int' | 'double' | 'bytes' | 'json';
+
+/**
+ * One attribute, value already rendered as text. `int` keeps full 64-bit precision as
+ * decimal text; `bytes` is base64; `json` holds arrays and key-value lists as JSON.
+ */
+export interface Attribute {
+  readonly key: string;
+  readonly type: AttributeType;
+  readonly value: string;
+}
+
+export interface SpanEvent {
+  readonly timeUnixNano: bigint;
+  readonly name: string;
+  readonly attributes: readonly Attribute[];
+}
+
+export interface SpanLink {
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly traceState: string;
+  readonly attributes: readonly Attribute[];
+}
+
+export interface SpanRecord {
+  /** 32 lowercase hex characters. */
+  readonly traceId: string;
+  /** 16 lowercase hex characters. */
+  readonly spanId: string;
+  /** 16 lowercase hex characters, or '' for a root span. */
+  readonly parentSpanId: string;
+  readonly traceState: string;
+  readonly name: string;
+  readonly kind: SpanKind;
+  readonly startTimeUnixNano: bigint;
+  readonly durationNano: bigint;
+  readonly statusCode: StatusCode;
+  readonly statusMessage: string;
+  /** From the resource's `service.name`; 'unknown_service' when absent (per the spec). */
+  readonly serviceName: string;
+  readonly scopeName: string;
+  readonly scopeVersion: string;
+  readonly resourceAttributes: readonly Attribute[];
+  readonly attributes: readonly Attribute[];
+  readonly events: readonly SpanEvent[];
+  readonly links: readonly SpanLink[];
+}
+
+export interface LogRecord {
+  readonly timeUnixNano: bigint;
+  readonly observedTimeUnixNano: bigint;
+  /** '' when the record is not tied to a trace. */
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly severityNumber: number;
+  readonly severityText: string;
+  readonly serviceName: string;
+  /** String bodies as-is; any other AnyValue as JSON. */
+  readonly body: string;
+  readonly scopeName: string;
+  readonly resourceAttributes: readonly Attribute[];
+  readonly attributes: readonly Attribute[];
+}
+
+/** Calls from one service to another, aggregated per minute. */
+export interface EdgeRecord {
+  /** Start of the minute, in Unix seconds. */
+  readonly minuteUnixSeconds: number;
+  readonly clientService: string;
+  readonly serverService: string;
+  readonly calls: number;
+  readonly errors: number;
+  /** Sum of the server-side (or client-side, if unpaired) durations, for the average. */
+  readonly durationSumNano: bigint;
+}
+
+export interface TraceQuery {
+  readonly serviceName?: string;
+  readonly operationName?: string;
+  /** Span attributes (or resource attributes) that must all match exactly. */
+  readonly tags?: Readonly<Record<string, string>>;
+  readonly startTimeMinUnixNano: bigint;
+  readonly startTimeMaxUnixNano: bigint;
+  readonly durationMinNano?: bigint;
+  readonly durationMaxNano?: bigint;
+  /** Maximum number of traces. */
+  readonly limit: number;
+}
+
+export interface Operation {
+  readonly name: string;
+  readonly spanKind: SpanKind;
+}
+
+/** Writes are durable once the promise resolves. */
+export interface TraceWriter {
+  writeSpans(spans: readonly SpanRecord[]): Promise<void>;
+  writeLogs(logs: readonly LogRecord[]): Promise<void>;
+  writeEdges(edges: readonly EdgeRecord[]): Promise<void>;
+  /** Safe to call twice. */
+  close(): Promise<void>;
+}
+
+export interface TraceReader {
+  /** All spans of the trace, or [] when the id is unknown. */
+  getTrace(traceId: string): Promise<SpanRecord[]>;
+  /** Trace ids matching the query, most recent first, at most `limit`. */
+  findTraceIds(query: TraceQuery): Promise<string[]>;
+  getServices(): Promise<string[]>;
+  getOperations(serviceName: string, spanKind?: SpanKind): Promise<Operation[]>;
+  /** Edges in [start, end), summed per client/server pair. */
+  getEdges(startUnixNano: bigint, endUnixNano: bigint): Promise<EdgeRecord[]>;
+  /** Log records of one trace, oldest first. */
+  getTraceLogs(traceId: string): Promise<LogRecord[]>;
+}
