@@ -1,0 +1,164 @@
+// The connection to ClickHouse that the writer, readers, migrations and retention share.
+// It wraps @clickhouse/client and only uses what ClickHouse 18.16 also speaks: plain
+// statements over HTTP (no query parameters), JSONEachRow in both directions, and
+// `wait_end_of_query` so that a failing SELECT returns an error status instead of a
+// truncated body.
+
+import { Readable } from 'node:stream';
+import { createClient, ClickHouseLogLevel, type ClickHouseClient } from '@clickhouse/client';
+import { StorageError, clickhouseCodeOf, isTransientFailure, type StorageErrorCode } from './errors.ts';
+import type { Sql } from './sql.ts';
+
+export interface ClickHouseConnectionOptions {
+  /** HTTP interface, e.g. `http://127.0.0.1:8123`. */
+  readonly url: string;
+  /** Database that holds the tracemesh tables; statements name it explicitly. */
+  readonly database: string;
+  readonly username?: string;
+  readonly password?: string;
+  /** Per-request timeout; default 30 s. */
+  readonly requestTimeoutMs?: number;
+  /** Sockets kept open to the server; default 10. */
+  readonly maxOpenConnections?: number;
+}
+
+export interface StorageClient {
+  /** Database that holds the tracemesh tables. */
+  readonly database: string;
+  /**
+   * Runs a SELECT and returns its rows as parsed JSONEachRow objects. 64-bit integers arrive
+   * as decimal strings (`output_format_json_quote_64bit_integers=1`), so nothing loses precision.
+   * Throws StorageError `STORAGE_QUERY_FAILED`.
+   */
+  query<T>(statement: Sql): Promise<T[]>;
+  /** Runs a statement without a result (DDL, ALTER, INSERT … VALUES). Throws `STORAGE_QUERY_FAILED`. */
+  command(statement: Sql): Promise<void>;
+  /**
+   * `INSERT INTO <table> FORMAT JSONEachRow` with `body` (newline-separated JSON objects) as
+   * the data. One request, no retries here (the writer retries). Throws `STORAGE_WRITE_FAILED`
+   * with `transient` set when a retry may help.
+   */
+  insertJsonEachRow(table: Sql, body: string): Promise<void>;
+  /** True when the server answers `/ping`. */
+  ping(): Promise<boolean>;
+  /** Closes the sockets. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+// Settings every 18.16 server knows. Unknown settings are an error there, so nothing newer goes in.
+const QUERY_SETTINGS = {
+  output_format_json_quote_64bit_integers: 1,
+  wait_end_of_query: 1,
+} as const;
+
+async function readAll(stream: Readable): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  // Decoded once at the end so multi-byte characters split across chunks stay intact.
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function summarize(text: string): string {
+  const t = text.trim();
+  return t.length > 2000 ? `${t.slice(0, 2000)}…` : t;
+}
+
+function statementHead(statement: string): string {
+  const oneLine = statement.replace(/\s+/g, ' ').trim();
+  return oneLine.length > 200 ? `${oneLine.slice(0, 200)}…` : oneLine;
+}
+
+class ClickHouseStorageClient implements StorageClient {
+  readonly database: string;
+  readonly #client: ClickHouseClient;
+  readonly #url: string;
+  #closed: Promise<void> | undefined;
+
+  constructor(options: ClickHouseConnectionOptions) {
+    this.database = options.database;
+    this.#url = options.url;
+    this.#client = createClient({
+      url: options.url,
+      // The database is named in every statement; sending it as the session default would make
+      // 18.16 reject `CREATE DATABASE` for a database that does not exist yet.
+      ...(options.username !== undefined ? { username: options.username } : {}),
+      ...(options.password !== undefined ? { password: options.password } : {}),
+      request_timeout: options.requestTimeoutMs ?? 30_000,
+      max_open_connections: options.maxOpenConnections ?? 10,
+      compression: { request: false, response: false },
+      // Failures are returned to the caller as StorageError; the client's own logging would
+      // print every expected failure (a retried insert, a lost migration lock) to stderr.
+      log: { level: ClickHouseLogLevel.OFF },
+      application: 'tracemesh',
+    });
+  }
+
+  async query<T>(statement: Sql): Promise<T[]> {
+    const text = await this.#run(`${statement.text}\nFORMAT JSONEachRow`, undefined, 'STORAGE_QUERY_FAILED');
+    const rows: T[] = [];
+    let start = 0;
+    while (start < text.length) {
+      let end = text.indexOf('\n', start);
+      if (end === -1) end = text.length;
+      if (end > start) {
+        try {
+          rows.push(JSON.parse(text.slice(start, end)) as T);
+        } catch (cause) {
+          throw new StorageError('STORAGE_QUERY_FAILED', `ClickHouse sent a row that is not JSON (${summarize(text.slice(start, end))}) for: ${statementHead(statement.text)}`, { cause });
+        }
+      }
+      start = end + 1;
+    }
+    return rows;
+  }
+
+  async command(statement: Sql): Promise<void> {
+    await this.#run(statement.text, undefined, 'STORAGE_QUERY_FAILED');
+  }
+
+  async insertJsonEachRow(table: Sql, body: string): Promise<void> {
+    if (body.length === 0) return;
+    await this.#run(`INSERT INTO ${table.text} FORMAT JSONEachRow`, body, 'STORAGE_WRITE_FAILED');
+  }
+
+  async ping(): Promise<boolean> {
+    const r = await this.#client.ping();
+    return r.success;
+  }
+
+  close(): Promise<void> {
+    return (this.#closed ??= this.#client.close());
+  }
+
+  async #run(statement: string, body: string | undefined, code: StorageErrorCode): Promise<string> {
+    let status: number | undefined;
+    let responseText: string;
+    try {
+      const result = await this.#client.exec({
+        query: statement,
+        clickhouse_settings: QUERY_SETTINGS,
+        ignore_error_response: true,
+        ...(body !== undefined ? { values: Readable.from([Buffer.from(body, 'utf8')], { objectMode: false }) } : {}),
+      });
+      status = result.http_status_code;
+      responseText = await readAll(result.stream);
+    } catch (cause) {
+      const transient = isTransientFailure({ error: cause });
+      throw new StorageError(code, `ClickHouse at ${this.#url} did not answer (${(cause as Error).message}) for: ${statementHead(statement)}`, { cause, transient });
+    }
+    if (status !== undefined && status >= 400) {
+      const clickhouseCode = clickhouseCodeOf(responseText);
+      const transient = isTransientFailure({ clickhouseCode, httpStatus: status });
+      throw new StorageError(code, `ClickHouse refused the statement (HTTP ${status}): ${summarize(responseText)} — statement: ${statementHead(statement)}`, { clickhouseCode, transient });
+    }
+    return responseText;
+  }
+}
+
+/**
+ * A connection to the ClickHouse HTTP interface. Nothing is sent until the first call, so a
+ * server that is down surfaces as a (transient) StorageError on that call.
+ */
+export function createClickHouseClient(options: ClickHouseConnectionOptions): StorageClient {
+  return new ClickHouseStorageClient(options);
+}

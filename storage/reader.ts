@@ -1,0 +1,249 @@
+// TraceReader for ClickHouse. A trace is read in two steps: the trace index gives the
+// services and time range of the trace, then the search-ordered spans (or logs) table is
+// read only in those (service, time) ranges. Every value reaches SQL through sql.ts.
+
+import type { StorageClient } from './clickhouse.ts';
+import { StorageError } from './errors.ts';
+import type { EdgeRecord, LogRecord, Operation, SpanKind, SpanRecord, TraceQuery, TraceReader } from './model.ts';
+import { decodeLog, decodeSpan, LOG_COLUMNS, SPAN_COLUMNS, type LogRow, type SpanRow } from './rows.ts';
+import { resolveSchema, tableRefs, type SchemaOptions, type TableRefs } from './schema/options.ts';
+import { join, list, raw, sql, type Sql } from './sql.ts';
+import { ATTR } from '../common/semconv.ts';
+
+export type ReaderOptions = SchemaOptions;
+
+/** The largest `limit` findTraceIds accepts. */
+export const MAX_TRACE_LIMIT = 10_000;
+
+const TRACE_ID = /^[0-9a-f]{32}$/;
+const SHORT_TRACE_ID = /^[0-9a-f]{16}$/;
+const SPAN_KINDS: ReadonlySet<string> = new Set(['UNSPECIFIED', 'INTERNAL', 'SERVER', 'CLIENT', 'PRODUCER', 'CONSUMER']);
+const STATUS_CODES: ReadonlySet<string> = new Set(['UNSET', 'OK', 'ERROR']);
+const NANOS_PER_SECOND = 1_000_000_000n;
+const MAX_DATETIME = 4_294_967_295n;
+
+/**
+ * The canonical form of a trace id: 32 lowercase hex characters. Upper case is accepted, and
+ * a 16-character (64-bit, B3/Jaeger) id is left-padded with zeros as OpenTelemetry does.
+ * Anything else throws StorageError `INVALID_TRACE_ID`.
+ */
+export function normalizeTraceId(traceId: string): string {
+  const id = traceId.toLowerCase();
+  if (TRACE_ID.test(id)) return id;
+  if (SHORT_TRACE_ID.test(id)) return '0000000000000000' + id;
+  const shown = traceId.length > 64 ? `${JSON.stringify(traceId.slice(0, 64))}…` : JSON.stringify(traceId);
+  throw new StorageError('INVALID_TRACE_ID', `trace id ${shown} is not 32 hex characters (or 16 for a 64-bit id)`);
+}
+
+/** Seconds for comparing with a DateTime column: floor, clamped to the UInt32 range. */
+function seconds(unixNano: bigint, round: 'floor' | 'ceil' = 'floor'): number {
+  if (unixNano <= 0n) return 0;
+  let s = unixNano / NANOS_PER_SECOND;
+  if (round === 'ceil' && s * NANOS_PER_SECOND < unixNano) s += 1n;
+  return Number(s > MAX_DATETIME ? MAX_DATETIME : s);
+}
+
+interface IndexRow {
+  readonly service_name: string;
+  readonly first_start: string;
+  readonly last_end: string;
+}
+
+// Aggregates are aliased apart from column names: ClickHouse resolves an alias that equals a
+// column name to the alias, which would put an aggregate inside WHERE or another aggregate.
+interface EdgeRow {
+  readonly first_minute: number;
+  readonly client_service: string;
+  readonly server_service: string;
+  readonly total_calls: string;
+  readonly total_errors: string;
+  readonly total_duration_nano: string;
+}
+
+// Past this many services in one trace the per-service ranges are merged into one
+// `service_name IN (…)` and one time range, to keep the statement short.
+const MAX_SERVICE_RANGES = 64;
+
+export class ClickHouseTraceReader implements TraceReader {
+  readonly #client: StorageClient;
+  readonly #tables: TableRefs;
+
+  constructor(client: StorageClient, options: ReaderOptions = {}) {
+    this.#client = client;
+    this.#tables = tableRefs(resolveSchema(options, client.database));
+  }
+
+  async getTrace(traceId: string): Promise<SpanRecord[]> {
+    const id = normalizeTraceId(traceId);
+    const ranges = await this.#traceRanges(id);
+    if (ranges === undefined) return [];
+    const rows = await this.#client.query<SpanRow>(sql`
+      SELECT ${SPAN_COLUMNS}
+      FROM ${this.#tables.spans}
+      WHERE trace_id = ${id} AND (${ranges})
+      ORDER BY start_time_unix_nano, span_id`);
+    // A retried insert whose first attempt did land stores a span twice; show it once.
+    const seen = new Set<string>();
+    const out: SpanRecord[] = [];
+    for (const row of rows) {
+      const key = `${row.span_id}/${row.start_time_unix_nano}/${row.service_name}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push(decodeSpan(row));
+    }
+    return out;
+  }
+
+  async findTraceIds(query: TraceQuery): Promise<string[]> {
+    const limit = query.limit;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_TRACE_LIMIT) {
+      throw new StorageError('INVALID_QUERY', `limit must be a whole number from 1 to ${MAX_TRACE_LIMIT}, got ${limit}`);
+    }
+    const min = query.startTimeMinUnixNano;
+    const max = query.startTimeMaxUnixNano;
+    if (min > max) return [];
+    const conds: Sql[] = [
+      sql`timestamp >= toDateTime(${seconds(min)})`,
+      sql`timestamp <= toDateTime(${seconds(max)})`,
+      sql`start_time_unix_nano >= ${min < 0n ? 0n : min}`,
+      sql`start_time_unix_nano <= ${max < 0n ? 0n : max}`,
+    ];
+    if (query.serviceName !== undefined && query.serviceName !== '') conds.push(sql`service_name = ${query.serviceName}`);
+    if (query.operationName !== undefined && query.operationName !== '') conds.push(sql`span_name = ${query.operationName}`);
+    if (query.durationMinNano !== undefined) conds.push(sql`duration_nano >= ${query.durationMinNano < 0n ? 0n : query.durationMinNano}`);
+    if (query.durationMaxNano !== undefined) {
+      if (query.durationMaxNano < 0n) return [];
+      conds.push(sql`duration_nano <= ${query.durationMaxNano}`);
+    }
+    for (const [key, value] of Object.entries(query.tags ?? {})) conds.push(tagCondition(key, value));
+    const rows = await this.#client.query<{ trace_id: string }>(sql`
+      SELECT trace_id, max(start_time_unix_nano) AS latest
+      FROM ${this.#tables.spans}
+      WHERE ${join(conds, '\n        AND ')}
+      GROUP BY trace_id
+      ORDER BY latest DESC, trace_id DESC
+      LIMIT ${limit}`);
+    return rows.map((r) => r.trace_id);
+  }
+
+  async getServices(): Promise<string[]> {
+    const rows = await this.#client.query<{ service_name: string }>(sql`
+      SELECT DISTINCT service_name FROM ${this.#tables.operations} ORDER BY service_name`);
+    return rows.map((r) => r.service_name);
+  }
+
+  async getOperations(serviceName: string, spanKind?: SpanKind): Promise<Operation[]> {
+    if (spanKind !== undefined && !SPAN_KINDS.has(spanKind)) {
+      throw new StorageError('INVALID_QUERY', `span kind "${String(spanKind)}" is not one of ${[...SPAN_KINDS].join(', ')}`);
+    }
+    const kind = spanKind === undefined ? raw('') : sql` AND span_kind = ${spanKind}`;
+    const rows = await this.#client.query<{ span_name: string; span_kind: SpanKind }>(sql`
+      SELECT DISTINCT span_name, span_kind
+      FROM ${this.#tables.operations}
+      WHERE service_name = ${serviceName}${kind}
+      ORDER BY span_name, span_kind`);
+    return rows.map((r) => ({ name: r.span_name, spanKind: r.span_kind }));
+  }
+
+  async getEdges(startUnixNano: bigint, endUnixNano: bigint): Promise<EdgeRecord[]> {
+    if (startUnixNano >= endUnixNano) return [];
+    // Minute m is in [start, end) when m*1e9 >= start and m*1e9 < end.
+    const from = seconds(startUnixNano, 'ceil');
+    const to = seconds(endUnixNano, 'ceil');
+    const rows = await this.#client.query<EdgeRow>(sql`
+      SELECT
+        client_service,
+        server_service,
+        toUInt32(min(minute)) AS first_minute,
+        sum(calls) AS total_calls,
+        sum(errors) AS total_errors,
+        sum(duration_sum_nano) AS total_duration_nano
+      FROM ${this.#tables.edges}
+      WHERE minute >= toDateTime(${from}) AND minute < toDateTime(${to})
+      GROUP BY client_service, server_service
+      ORDER BY client_service, server_service`);
+    return rows.map((r) => ({
+      minuteUnixSeconds: Number(r.first_minute),
+      clientService: r.client_service,
+      serverService: r.server_service,
+      calls: Number(r.total_calls),
+      errors: Number(r.total_errors),
+      durationSumNano: BigInt(r.total_duration_nano),
+    }));
+  }
+
+  async getTraceLogs(traceId: string): Promise<LogRecord[]> {
+    const id = normalizeTraceId(traceId);
+    const ranges = await this.#traceRanges(id);
+    if (ranges === undefined) return [];
+    const rows = await this.#client.query<LogRow>(sql`
+      SELECT ${LOG_COLUMNS}
+      FROM ${this.#tables.logs}
+      WHERE trace_id = ${id} AND (${ranges})
+      ORDER BY time_unix_nano, observed_time_unix_nano, span_id`);
+    return rows.map(decodeLog);
+  }
+
+  /**
+   * `(service_name = 'a' AND timestamp BETWEEN …) OR …` for the services that have spans or
+   * logs in the trace, or undefined when the index does not know the trace. The conditions are
+   * on the sort key prefix, so ClickHouse reads only the granules in those ranges.
+   */
+  async #traceRanges(traceId: string): Promise<Sql | undefined> {
+    const index = await this.#client.query<IndexRow>(sql`
+      SELECT service_name, minMerge(start_min) AS first_start, maxMerge(end_max) AS last_end
+      FROM ${this.#tables.traceIndex}
+      WHERE trace_id = ${traceId}
+      GROUP BY service_name`);
+    if (index.length === 0) return undefined;
+    const range = (startNano: bigint, endNano: bigint): Sql =>
+      sql`timestamp >= toDateTime(${seconds(startNano)}) AND timestamp <= toDateTime(${seconds(endNano)})`;
+    if (index.length > MAX_SERVICE_RANGES) {
+      let lo = BigInt(index[0]?.first_start ?? '0');
+      let hi = 0n;
+      for (const r of index) {
+        const s = BigInt(r.first_start);
+        const e = BigInt(r.last_end);
+        if (s < lo) lo = s;
+        if (e > hi) hi = e;
+      }
+      return sql`service_name IN ${list(index.map((r) => r.service_name))} AND ${range(lo, hi)}`;
+    }
+    return join(
+      index.map((r) => sql`(service_name = ${r.service_name} AND ${range(BigInt(r.first_start), BigInt(r.last_end))})`),
+      ' OR ',
+    );
+  }
+}
+
+/** Promoted columns that hold a copy of an attribute, so a tag filter can use them. */
+const PROMOTED_STRING_COLUMNS: Readonly<Record<string, string>> = {
+  [ATTR.k8sPodName]: 'k8s_pod_name',
+  [ATTR.k8sNamespaceName]: 'k8s_namespace_name',
+  [ATTR.k8sNodeName]: 'k8s_node_name',
+  [ATTR.meshErrorCode]: 'mesh_error_code',
+  [ATTR.serviceName]: 'service_name',
+};
+
+/**
+ * One tag filter: the span has the attribute, or its resource has it, or a promoted column
+ * holds it. Jaeger's pseudo-tags also work: `error=true`, `span.kind=server`,
+ * `otel.status_code=ERROR`, `otel.status_description=…`.
+ */
+export function tagCondition(key: string, value: string): Sql {
+  const alternatives: Sql[] = [
+    sql`arrayExists((k, v) -> k = ${key} AND v = ${value}, attr_keys, attr_values)`,
+    sql`arrayExists((k, v) -> k = ${key} AND v = ${value}, resource_attr_keys, resource_attr_values)`,
+  ];
+  const column = PROMOTED_STRING_COLUMNS[key];
+  if (column !== undefined) alternatives.push(sql`${raw(column)} = ${value}`);
+  if (key === ATTR.httpResponseStatusCode || key === 'http.status_code') {
+    const n = Number(value);
+    if (/^\d{1,5}$/.test(value) && n > 0 && n <= 65_535) alternatives.push(sql`http_status_code = ${n}`);
+  }
+  if (key === 'error' && value.toLowerCase() === 'true') alternatives.push(raw(`status_code = 'ERROR'`));
+  if (key === 'span.kind' && SPAN_KINDS.has(value.toUpperCase())) alternatives.push(sql`span_kind = ${value.toUpperCase()}`);
+  if (key === 'otel.status_code' && STATUS_CODES.has(value.toUpperCase())) alternatives.push(sql`status_code = ${value.toUpperCase()}`);
+  if (key === 'otel.status_description') alternatives.push(sql`status_message = ${value}`);
+  return sql`(${join(alternatives, ' OR ')})`;
+}

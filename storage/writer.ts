@@ -1,0 +1,139 @@
+// TraceWriter for ClickHouse: each call is one JSONEachRow INSERT per table, retried with
+// jittered exponential backoff while the failure is transient (network, overload, 5xx
+// without a fault in the request). A write resolves once ClickHouse has acknowledged it.
+
+import type { Logger } from '../common/logger.ts';
+import { silentLogger } from '../common/logger.ts';
+import type { StorageClient } from './clickhouse.ts';
+import { StorageError } from './errors.ts';
+import type { EdgeRecord, LogRecord, SpanRecord, TraceWriter } from './model.ts';
+import { encodeEdge, encodeLog, encodeSpan } from './rows.ts';
+import { resolveSchema, tableRefs, type SchemaOptions, type TableRefs } from './schema/options.ts';
+import type { Sql } from './sql.ts';
+
+export interface RetryOptions {
+  /** Attempts in total, including the first; default 5. */
+  readonly attempts?: number;
+  /** Delay before the first retry; doubled each time, with jitter. Default 200 ms. */
+  readonly initialDelayMs?: number;
+  /** Upper bound of one delay; default 5 s. */
+  readonly maxDelayMs?: number;
+}
+
+export interface WriterOptions extends SchemaOptions {
+  readonly retry?: RetryOptions;
+  readonly logger?: Logger;
+  /** Close the client in `close()`; default false (the caller owns it). */
+  readonly closeClient?: boolean;
+}
+
+export class ClickHouseTraceWriter implements TraceWriter {
+  readonly #client: StorageClient;
+  readonly #tables: TableRefs;
+  readonly #attempts: number;
+  readonly #initialDelayMs: number;
+  readonly #maxDelayMs: number;
+  readonly #logger: Logger;
+  readonly #closeClient: boolean;
+  readonly #inFlight = new Set<Promise<void>>();
+  readonly #closing = new AbortController();
+  #closed: Promise<void> | undefined;
+
+  constructor(client: StorageClient, options: WriterOptions = {}) {
+    this.#client = client;
+    this.#tables = tableRefs(resolveSchema(options, client.database));
+    this.#attempts = Math.max(1, Math.floor(options.retry?.attempts ?? 5));
+    this.#initialDelayMs = Math.max(0, options.retry?.initialDelayMs ?? 200);
+    this.#maxDelayMs = Math.max(this.#initialDelayMs, options.retry?.maxDelayMs ?? 5_000);
+    this.#logger = options.logger ?? silentLogger;
+    this.#closeClient = options.closeClient ?? false;
+  }
+
+  writeSpans(spans: readonly SpanRecord[]): Promise<void> {
+    if (spans.length === 0) return Promise.resolve();
+    let body = '';
+    for (let i = 0; i < spans.length; i++) body += encodeSpan(spans[i] as SpanRecord);
+    return this.#track(this.#tables.spans, 'spans', body, spans.length);
+  }
+
+  writeLogs(logs: readonly LogRecord[]): Promise<void> {
+    if (logs.length === 0) return Promise.resolve();
+    let body = '';
+    for (let i = 0; i < logs.length; i++) body += encodeLog(logs[i] as LogRecord);
+    return this.#track(this.#tables.logs, 'logs', body, logs.length);
+  }
+
+  writeEdges(edges: readonly EdgeRecord[]): Promise<void> {
+    if (edges.length === 0) return Promise.resolve();
+    let body = '';
+    for (let i = 0; i < edges.length; i++) body += encodeEdge(edges[i] as EdgeRecord);
+    return this.#track(this.#tables.edges, 'edges', body, edges.length);
+  }
+
+  /**
+   * Stops accepting writes, cuts short the backoff of writes that are waiting to retry (they
+   * reject), and waits for requests already sent. Safe to call twice.
+   */
+  close(): Promise<void> {
+    return (this.#closed ??= (async () => {
+      this.#closing.abort();
+      await Promise.allSettled([...this.#inFlight]);
+      if (this.#closeClient) await this.#client.close();
+    })());
+  }
+
+  #track(table: Sql, what: string, body: string, rows: number): Promise<void> {
+    if (this.#closing.signal.aborted) {
+      return Promise.reject(new StorageError('STORAGE_WRITE_FAILED', `cannot write ${rows} ${what}: the writer is closed`));
+    }
+    const p = this.#insertWithRetry(table, what, body, rows);
+    this.#inFlight.add(p);
+    const done = (): void => void this.#inFlight.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  async #insertWithRetry(table: Sql, what: string, body: string, rows: number): Promise<void> {
+    let delay = this.#initialDelayMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#client.insertJsonEachRow(table, body);
+        return;
+      } catch (err) {
+        const transient = err instanceof StorageError ? err.transient : false;
+        if (!transient || attempt >= this.#attempts || this.#closing.signal.aborted) {
+          const why = !transient ? 'a permanent error' : attempt >= this.#attempts ? `${attempt} attempts` : 'the writer closing';
+          throw new StorageError(
+            'STORAGE_WRITE_FAILED',
+            `writing ${rows} ${what} to ClickHouse failed after ${why}: ${(err as Error).message}`,
+            { cause: err, clickhouseCode: err instanceof StorageError ? err.clickhouseCode : undefined, transient },
+          );
+        }
+        // Full jitter over [delay/2, delay): spreads the retries of many collectors.
+        const wait = Math.floor(delay / 2 + Math.random() * (delay / 2));
+        this.#logger.warn('ClickHouse insert failed; retrying', { table: what, rows, attempt, retryInMs: wait, err });
+        await abortableSleep(wait, this.#closing.signal);
+        if (this.#closing.signal.aborted) {
+          throw new StorageError('STORAGE_WRITE_FAILED', `writing ${rows} ${what} was abandoned: the writer closed while waiting to retry (${(err as Error).message})`, {
+            cause: err,
+            transient: true,
+          });
+        }
+        delay = Math.min(this.#maxDelayMs, delay * 2);
+      }
+    }
+  }
+}
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(finish, ms);
+    function finish(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', finish);
+      resolve();
+    }
+    signal.addEventListener('abort', finish, { once: true });
+  });
+}
