@@ -70,6 +70,18 @@
  *
  * The key pair is made in the sidecar with WebCrypto; only the CSR is sent. Peers are checked
  * with `spiffeIdFromCertificate(peerCert)` after TLS verified the chain against the bundle.
+ *
+ * ## From the command line
+ *
+ * `CA_FLAGS` (trust domain, CA directory or provided CA, lifetimes, listen address, bootstrap
+ * tokens file, TokenReview) and `startCaFromFlags(parseFlags(CA_FLAGS, argv), logger)` give the
+ * control plane entry point a running CA in two lines.
+ *
+ * ## Tests
+ *
+ * `testing.ts` starts a real CA and server on 127.0.0.1:0 with bootstrap tokens
+ * (`startTestCa()`), for this folder's tests and for any component that needs mesh
+ * certificates in its own tests.
  */
 
 export { CA_ERROR, CaError, isCaError, type CaErrorCode } from './errors.ts';
@@ -151,3 +163,4 @@ export {
   type WorkloadCertificate,
 } from './client.ts';
 export { CertificateRotator, type CertificateRotatorOptions } from './rotator.ts';
+export { CA_FLAGS, startCaFromFlags, type CaFlagValues, type RunningCa } from './flags.ts';

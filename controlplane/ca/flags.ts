@@ -1,0 +1,126 @@
+// Command-line flags of the certificate authority and the one function that turns them into a
+// running CA server, for the control plane's entry point to include.
+
+import type { FlagSpec, FlagValues } from '../../common/flags.ts';
+import type { Logger } from '../../common/logger.ts';
+import type { Authenticator } from './authn/authenticator.ts';
+import { bootstrapTokenAuthenticatorFromFile } from './authn/bootstrap-token.ts';
+import { clientCertificateAuthenticator } from './authn/client-cert.ts';
+import { inClusterTokenReviewOptions, kubernetesTokenAuthenticator } from './authn/kubernetes-token.ts';
+import { CA_ERROR, CaError } from './errors.ts';
+import { createCertificateAuthority, type CertificateAuthority } from './pki/authority.ts';
+import { startCaServer, type CaServer } from './server/server.ts';
+
+export const CA_FLAGS = [
+  {
+    name: 'trust-domain',
+    kind: 'string',
+    default: 'cluster.local',
+    description: 'SPIFFE trust domain of every workload identity, e.g. cluster.local',
+  },
+  {
+    name: 'ca-dir',
+    kind: 'string',
+    default: '.tracemesh/ca',
+    description: 'Directory of the self-signed root CA (root-cert.pem, root-key.pem); created on first start',
+  },
+  {
+    name: 'ca-provided-dir',
+    kind: 'string',
+    default: '',
+    description: 'Use an operator CA instead: a directory with ca-cert.pem, ca-key.pem, root-cert.pem and cert-chain.pem (Istio cacerts layout)',
+  },
+  { name: 'ca-root-lifetime', kind: 'duration', default: '87600h', description: 'Lifetime of a self-signed root (10 years)' },
+  { name: 'workload-cert-ttl', kind: 'duration', default: '24h', description: 'Default lifetime of workload certificates' },
+  {
+    name: 'max-workload-cert-ttl',
+    kind: 'duration',
+    default: '168h',
+    description: 'Longest lifetime a workload may request; also how long a rotated-out root stays trusted',
+  },
+  { name: 'ca-host', kind: 'string', default: '127.0.0.1', description: 'Address the CA gRPC server listens on' },
+  { name: 'ca-port', kind: 'int', default: '15012', description: 'Port of the CA gRPC server (Istio’s istiod port)' },
+  { name: 'ca-plaintext', kind: 'bool', default: 'false', description: 'Serve the CA without TLS (local development on loopback only)' },
+  {
+    name: 'bootstrap-tokens-file',
+    kind: 'string',
+    default: '',
+    description: 'JSON file {"<token>": {"namespace": "...", "serviceAccount": "..."}} of bootstrap tokens (local mode)',
+  },
+  {
+    name: 'kube-token-review',
+    kind: 'bool',
+    default: 'false',
+    description: 'Authenticate workloads by their Kubernetes service-account token through the TokenReview API (in-cluster)',
+  },
+  {
+    name: 'kube-token-audiences',
+    kind: 'list',
+    default: 'tracemesh-ca',
+    description: 'Audiences a workload token must carry for the TokenReview authenticator',
+  },
+] as const satisfies readonly FlagSpec[];
+
+export type CaFlagValues = FlagValues<typeof CA_FLAGS>;
+
+export interface RunningCa {
+  readonly ca: CertificateAuthority;
+  readonly server: CaServer;
+  /** Stops the server, then the CA. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the CA and its server from parsed flags. Throws `CA_CONFIG_INVALID` when no
+ * authenticator for first certificates is configured (a bootstrap tokens file or TokenReview).
+ */
+export async function startCaFromFlags(flags: CaFlagValues, logger: Logger): Promise<RunningCa> {
+  const trustDomain = flags['trust-domain'];
+  const authenticators: Authenticator[] = [];
+  if (!flags['ca-plaintext']) authenticators.push(clientCertificateAuthenticator(trustDomain));
+  if (flags['bootstrap-tokens-file'] !== '') {
+    authenticators.push(await bootstrapTokenAuthenticatorFromFile(trustDomain, flags['bootstrap-tokens-file']));
+  }
+  if (flags['kube-token-review']) {
+    authenticators.push(kubernetesTokenAuthenticator(await inClusterTokenReviewOptions(trustDomain, flags['kube-token-audiences'])));
+  }
+  if (authenticators.length === (flags['ca-plaintext'] ? 0 : 1)) {
+    throw new CaError(
+      CA_ERROR.configInvalid,
+      'the CA has no way to authenticate a workload’s first request; set --bootstrap-tokens-file or --kube-token-review',
+    );
+  }
+  const ca = await createCertificateAuthority({
+    trustDomain,
+    source:
+      flags['ca-provided-dir'] !== ''
+        ? { kind: 'provided-dir', dir: flags['ca-provided-dir'] }
+        : { kind: 'self-signed', dir: flags['ca-dir'], rootLifetimeMs: flags['ca-root-lifetime'] },
+    workloadCertTtlMs: flags['workload-cert-ttl'],
+    maxWorkloadCertTtlMs: flags['max-workload-cert-ttl'],
+    logger,
+  });
+  let server: CaServer;
+  try {
+    server = await startCaServer({
+      ca,
+      authenticators,
+      host: flags['ca-host'],
+      port: flags['ca-port'],
+      transport: flags['ca-plaintext'] ? { kind: 'plaintext' } : { kind: 'tls' },
+      logger,
+    });
+  } catch (err) {
+    ca.close();
+    throw err;
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    ca,
+    server,
+    close() {
+      closing ??= server.close().then(() => ca.close());
+      return closing;
+    },
+  };
+}
