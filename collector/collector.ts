@@ -1,0 +1,220 @@
+// Assembles the collector: OTLP receivers (gRPC, HTTP) → ingest (convert, validate) → one
+// batching pipeline per signal → TraceWriter, plus the service-graph processor and the admin
+// endpoints. A new stage is one module plus a line here.
+
+import type { Logger } from '../common/logger.ts';
+import { silentLogger } from '../common/logger.ts';
+import type { EdgeRecord, LogRecord, SpanRecord, TraceWriter } from '../storage/model.ts';
+import { createAdminApp } from './admin.ts';
+import { createCollectorMetrics, type CollectorMetrics } from './metrics.ts';
+import { BatchPipeline, type PipelineObserver } from './pipeline/batch-pipeline.ts';
+import { startGrpcReceiver, type GrpcReceiver } from './receiver/grpc.ts';
+import { createOtlpHttpApp } from './receiver/http.ts';
+import { createIngest } from './receiver/ingest.ts';
+import { listen, type HttpListener } from './receiver/serve.ts';
+import { ServiceGraphProcessor } from './servicegraph/processor.ts';
+import type { Registry } from 'prom-client';
+
+export interface ServiceGraphConfig {
+  readonly enabled: boolean;
+  /** How long a CLIENT or SERVER half waits for its partner. */
+  readonly waitMs: number;
+  readonly maxPending: number;
+  /** How often aggregated edges go to the edge pipeline. */
+  readonly flushIntervalMs: number;
+}
+
+export interface CollectorConfig {
+  /** Listen address of all three ports. */
+  readonly host: string;
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  readonly adminPort: number;
+  /** Largest export request, on the wire and decompressed (HTTP) / largest message (gRPC). */
+  readonly maxBodyBytes: number;
+  /** Items per storage write. */
+  readonly batchSize: number;
+  /** Longest wait for a batch to fill. */
+  readonly batchTimeoutMs: number;
+  /** Items per signal queued or in flight before exports are refused with a retry hint. */
+  readonly queueSize: number;
+  readonly writeConcurrency: number;
+  readonly retryInitialMs: number;
+  readonly retryMaxMs: number;
+  /** close(): how long to keep writing queued data. */
+  readonly shutdownTimeoutMs: number;
+  readonly servicegraph: ServiceGraphConfig;
+}
+
+/** The defaults are the flag defaults (collector/flags.ts), except that ports are 0 (any free port). */
+export const DEFAULT_COLLECTOR_CONFIG: CollectorConfig = {
+  host: '127.0.0.1',
+  grpcPort: 0,
+  httpPort: 0,
+  adminPort: 0,
+  maxBodyBytes: 16 * 1024 * 1024,
+  batchSize: 10_000,
+  batchTimeoutMs: 1_000,
+  queueSize: 100_000,
+  writeConcurrency: 1,
+  retryInitialMs: 100,
+  retryMaxMs: 5_000,
+  shutdownTimeoutMs: 30_000,
+  servicegraph: { enabled: true, waitMs: 10_000, maxPending: 100_000, flushIntervalMs: 5_000 },
+};
+
+export type CollectorOptions = Partial<Omit<CollectorConfig, 'servicegraph'>> & { readonly servicegraph?: Partial<ServiceGraphConfig> };
+
+export interface CollectorDeps {
+  /** Where batches go. The collector does not close it; its owner does, after close(). */
+  readonly writer: TraceWriter;
+  readonly logger?: Logger;
+}
+
+export interface Collector {
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  readonly adminPort: number;
+  /** The collector's own Prometheus registry (also served on the admin port). */
+  readonly registry: Registry;
+  /**
+   * Resolves when everything accepted before the call (and the service-graph edges counted so
+   * far) is written. Waits through write retries; race it with a timeout if needed.
+   */
+  forceFlush(): Promise<void>;
+  /**
+   * Stops the receivers, turns waiting service-graph halves into edges, writes everything
+   * queued (up to `shutdownTimeoutMs`) and stops the admin port. Safe to call twice.
+   */
+  close(): Promise<void>;
+}
+
+function observer(signal: 'spans' | 'logs' | 'edges', metrics: CollectorMetrics, logger: Logger): PipelineObserver {
+  const written = signal === 'spans' ? metrics.writtenSpans : signal === 'logs' ? metrics.writtenLogRecords : metrics.writtenEdges;
+  return {
+    written(count, seconds) {
+      written.inc(count);
+      metrics.writeDuration.observe({ signal, outcome: 'ok' }, seconds);
+    },
+    writeFailed(error, info) {
+      metrics.writeDuration.observe({ signal, outcome: 'error' }, info.seconds);
+      metrics.writeRetries.inc({ signal });
+      // The first failure and then every tenth, so a long outage does not flood the log.
+      if (info.attempt === 1 || info.attempt % 10 === 0) {
+        logger.warn('storage write failed; keeping the batch and retrying', { signal, items: info.count, attempt: info.attempt, retryInMs: info.retryInMs, error });
+      }
+    },
+    dropped(count, reason) {
+      metrics.droppedItems.inc({ signal, reason }, count);
+      logger.error('gave up unwritten items at shutdown', { signal, items: count, reason });
+    },
+  };
+}
+
+export async function startCollector(options: CollectorOptions, deps: CollectorDeps): Promise<Collector> {
+  const config: CollectorConfig = {
+    ...DEFAULT_COLLECTOR_CONFIG,
+    ...options,
+    servicegraph: { ...DEFAULT_COLLECTOR_CONFIG.servicegraph, ...options.servicegraph },
+  };
+  const logger = (deps.logger ?? silentLogger).child({ component: 'collector' });
+  const { writer } = deps;
+  let ready = false;
+
+  let spans: BatchPipeline<SpanRecord> | undefined;
+  let logs: BatchPipeline<LogRecord> | undefined;
+  let edges: BatchPipeline<EdgeRecord> | undefined;
+  let graph: ServiceGraphProcessor | undefined;
+  const metrics = createCollectorMetrics(
+    {
+      pending: () => ({ spans: spans?.pending ?? 0, logs: logs?.pending ?? 0, edges: edges?.pending ?? 0 }),
+      capacity: () => ({ spans: spans?.capacity ?? 0, logs: logs?.capacity ?? 0, edges: edges?.capacity ?? 0 }),
+      servicegraphPending: () => graph?.pendingCount ?? 0,
+    },
+    { defaultMetrics: false },
+  );
+
+  const common = {
+    capacity: config.queueSize,
+    batchSize: config.batchSize,
+    batchTimeoutMs: config.batchTimeoutMs,
+    concurrency: config.writeConcurrency,
+    backoff: { initialMs: config.retryInitialMs, maxMs: config.retryMaxMs },
+  };
+  spans = new BatchPipeline<SpanRecord>({ ...common, export: (b) => writer.writeSpans(b), observer: observer('spans', metrics, logger) });
+  logs = new BatchPipeline<LogRecord>({ ...common, export: (b) => writer.writeLogs(b), observer: observer('logs', metrics, logger) });
+  const edgePipeline = new BatchPipeline<EdgeRecord>({
+    ...common,
+    // Edges are few (per minute and service pair), so a small queue is plenty.
+    capacity: Math.max(10_000, config.batchSize),
+    export: (b) => writer.writeEdges(b),
+    observer: observer('edges', metrics, logger),
+  });
+  edges = edgePipeline;
+  if (config.servicegraph.enabled) {
+    graph = new ServiceGraphProcessor(
+      (records) => edgePipeline.offer(records) !== 'full',
+      { waitMs: config.servicegraph.waitMs, maxPending: config.servicegraph.maxPending, flushIntervalMs: config.servicegraph.flushIntervalMs },
+      {
+        paired: () => metrics.servicegraphPairs.inc(),
+        unpaired: (side, reason, virtualEdge) => {
+          metrics.servicegraphEvictions.inc({ side, reason });
+          if (virtualEdge) metrics.servicegraphVirtualEdges.inc();
+        },
+      },
+    );
+  }
+  const spanPipeline = spans;
+  const logPipeline = logs;
+  const serviceGraph = graph;
+
+  const ingest = createIngest({
+    spans: spanPipeline,
+    logs: logPipeline,
+    onSpansAccepted: serviceGraph ? (s) => serviceGraph.observe(s) : () => {},
+    metrics,
+    shutdownRetryAfterMs: 5_000,
+  });
+
+  const started: { grpc?: GrpcReceiver; http?: HttpListener; admin?: HttpListener } = {};
+  const stopPipelines = async (): Promise<void> => {
+    serviceGraph?.shutdown();
+    await Promise.all([spanPipeline.shutdown(config.shutdownTimeoutMs), logPipeline.shutdown(config.shutdownTimeoutMs), edgePipeline.shutdown(config.shutdownTimeoutMs)]);
+  };
+  try {
+    started.admin = await listen(createAdminApp({ registry: metrics.registry, isReady: () => ready }), config.host, config.adminPort);
+    started.grpc = await startGrpcReceiver({ host: config.host, port: config.grpcPort, maxMessageBytes: config.maxBodyBytes, ingest, logger });
+    started.http = await listen(createOtlpHttpApp({ ingest, maxBodyBytes: config.maxBodyBytes, logger }), config.host, config.httpPort);
+  } catch (err) {
+    await Promise.all([started.grpc?.shutdown(0), started.http?.close(0), started.admin?.close(0)]);
+    await stopPipelines();
+    throw err;
+  }
+  const { grpc, http, admin } = started as Required<typeof started>;
+  ready = true;
+  logger.info('collector listening', { host: config.host, grpcPort: grpc.port, httpPort: http.port, adminPort: admin.port });
+
+  let closing: Promise<void> | undefined;
+  return {
+    grpcPort: grpc.port,
+    httpPort: http.port,
+    adminPort: admin.port,
+    registry: metrics.registry,
+    async forceFlush() {
+      serviceGraph?.flush();
+      await Promise.all([spanPipeline.forceFlush(), logPipeline.forceFlush(), edgePipeline.forceFlush()]);
+    },
+    close() {
+      closing ??= (async () => {
+        ready = false;
+        // Requests already running finish and are queued; new ones are refused by closed sockets.
+        const graceMs = Math.min(5_000, config.shutdownTimeoutMs);
+        await Promise.all([grpc.shutdown(graceMs), http.close(graceMs)]);
+        await stopPipelines();
+        await admin.close(1_000);
+        logger.info('collector stopped');
+      })();
+      return closing;
+    },
+  };
+}

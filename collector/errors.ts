@@ -1,0 +1,48 @@
+// Errors the collector raises while receiving OTLP. Receivers turn them into an HTTP or gRPC
+// status in exactly one place each (receiver/http.ts, receiver/grpc.ts) via `kind`.
+
+import { TracemeshError } from '../common/errors.ts';
+
+/**
+ * How a receiver must answer: `invalid` → 400 / INVALID_ARGUMENT, `too_large` → 413 /
+ * RESOURCE_EXHAUSTED, `unsupported_media` → 415, `throttled` → 429 / RESOURCE_EXHAUSTED with a
+ * retry hint, `unavailable` → 503 / UNAVAILABLE with a retry hint.
+ */
+export type OtlpErrorKind = 'invalid' | 'too_large' | 'unsupported_media' | 'throttled' | 'unavailable';
+
+export class OtlpError extends TracemeshError {
+  readonly kind: OtlpErrorKind;
+  /** For `throttled` and `unavailable`: when the client should try again. */
+  readonly retryAfterMs: number | undefined;
+
+  constructor(code: string, kind: OtlpErrorKind, message: string, options?: { cause?: unknown; retryAfterMs?: number }) {
+    super(code, message, options);
+    this.name = 'OtlpError';
+    this.kind = kind;
+    this.retryAfterMs = options?.retryAfterMs;
+  }
+}
+
+/** The body is not a well-formed OTLP request (bad protobuf, bad JSON, wrong JSON types). */
+export function malformed(message: string, cause?: unknown): OtlpError {
+  return new OtlpError('OTLP_MALFORMED', 'invalid', message, cause === undefined ? undefined : { cause });
+}
+
+export function tooLarge(message: string): OtlpError {
+  return new OtlpError('OTLP_TOO_LARGE', 'too_large', message);
+}
+
+export function unsupportedMedia(message: string): OtlpError {
+  return new OtlpError('OTLP_UNSUPPORTED_MEDIA_TYPE', 'unsupported_media', message);
+}
+
+/** The queue cannot take the request now; the client should retry after the delay. */
+export function queueFull(message: string, retryAfterMs: number): OtlpError {
+  return new OtlpError('COLLECTOR_QUEUE_FULL', 'throttled', message, { retryAfterMs });
+}
+
+export function shuttingDown(retryAfterMs: number): OtlpError {
+  return new OtlpError('COLLECTOR_SHUTTING_DOWN', 'unavailable', 'the collector is shutting down; retry against another replica or after it restarts', {
+    retryAfterMs,
+  });
+}

@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ConfigError } from '../common/errors.ts';
+import { parseFlags } from '../common/flags.ts';
+import { COLLECTOR_FLAGS, configFromFlags } from './flags.ts';
+
+void describe('collector flags', () => {
+  void it('default to the OpenTelemetry ports and the documented limits', () => {
+    const config = configFromFlags(parseFlags(COLLECTOR_FLAGS, [], {}));
+    assert.deepEqual(config, {
+      host: '127.0.0.1',
+      grpcPort: 4317,
+      httpPort: 4318,
+      adminPort: 13133,
+      batchSize: 10_000,
+      batchTimeoutMs: 1_000,
+      queueSize: 100_000,
+      maxBodyBytes: 16 * 1024 * 1024,
+      writeConcurrency: 1,
+      retryInitialMs: 100,
+      retryMaxMs: 5_000,
+      shutdownTimeoutMs: 30_000,
+      servicegraph: { enabled: true, waitMs: 10_000, maxPending: 100_000, flushIntervalMs: 5_000 },
+    });
+  });
+
+  void it('read environment twins, and command-line flags win', () => {
+    const values = parseFlags(COLLECTOR_FLAGS, ['--batch-size', '500', '--disable-servicegraph'], {
+      TRACEMESH_COLLECTOR_BATCH_SIZE: '9',
+      TRACEMESH_COLLECTOR_BATCH_TIMEOUT: '250ms',
+      TRACEMESH_CLICKHOUSE_URL: 'http://127.0.0.1:8123',
+    });
+    const config = configFromFlags(values);
+    assert.equal(config.batchSize, 500);
+    assert.equal(config.batchTimeoutMs, 250);
+    assert.equal(config.servicegraph.enabled, false);
+    assert.equal(values['clickhouse-url'], 'http://127.0.0.1:8123');
+    assert.equal(values['clickhouse-database'], 'tracemesh');
+  });
+
+  void it('refuse values out of range, naming the flag', () => {
+    assert.throws(() => configFromFlags(parseFlags(COLLECTOR_FLAGS, ['--grpc-port', '70000'], {})), (e: unknown) => e instanceof ConfigError && /--grpc-port must be a port/.test(e.message));
+    assert.throws(() => configFromFlags(parseFlags(COLLECTOR_FLAGS, ['--queue-size', '0'], {})), /--queue-size must be at least 1/);
+    assert.throws(() => parseFlags(COLLECTOR_FLAGS, ['--batch-timeout', 'soon'], {}), /--batch-timeout/);
+  });
+});

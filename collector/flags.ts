@@ -1,0 +1,116 @@
+// The collector's flags. Each has an environment twin (shown by --help) and a default that
+// follows the OpenTelemetry Collector where one exists: OTLP on 4317/4318, health on 13133.
+
+import { ConfigError } from '../common/errors.ts';
+import type { FlagSpec, FlagValues } from '../common/flags.ts';
+import type { CollectorConfig } from './collector.ts';
+
+export const COLLECTOR_FLAGS = [
+  {
+    name: 'host',
+    kind: 'string',
+    default: '127.0.0.1',
+    env: 'TRACEMESH_COLLECTOR_HOST',
+    description: 'Address that the OTLP and admin ports listen on. Use 0.0.0.0 (or ::) to take traffic from other hosts, as in Kubernetes.',
+  },
+  { name: 'grpc-port', kind: 'int', default: '4317', env: 'TRACEMESH_COLLECTOR_GRPC_PORT', description: 'OTLP/gRPC port (0 picks a free one).' },
+  { name: 'http-port', kind: 'int', default: '4318', env: 'TRACEMESH_COLLECTOR_HTTP_PORT', description: 'OTLP/HTTP port: POST /v1/traces and /v1/logs (0 picks a free one).' },
+  {
+    name: 'admin-port',
+    kind: 'int',
+    default: '13133',
+    env: 'TRACEMESH_COLLECTOR_ADMIN_PORT',
+    description: 'Admin port: GET /metrics (Prometheus), /ready, /healthz (0 picks a free one).',
+  },
+  {
+    name: 'clickhouse-url',
+    kind: 'string',
+    default: '',
+    env: 'TRACEMESH_CLICKHOUSE_URL',
+    description: 'ClickHouse HTTP interface, e.g. http://127.0.0.1:8123. Empty: start an embedded clickhouse-server (see --clickhouse-data-dir).',
+  },
+  { name: 'clickhouse-database', kind: 'string', default: 'tracemesh', env: 'TRACEMESH_CLICKHOUSE_DATABASE', description: 'ClickHouse database for the tracemesh tables; created and migrated at start.' },
+  {
+    name: 'clickhouse-data-dir',
+    kind: 'string',
+    default: '.tracemesh/clickhouse',
+    env: 'TRACEMESH_CLICKHOUSE_DATA_DIR',
+    description: 'Data directory of the embedded ClickHouse, used only when --clickhouse-url is empty.',
+  },
+  { name: 'batch-size', kind: 'int', default: '10000', env: 'TRACEMESH_COLLECTOR_BATCH_SIZE', description: 'Spans (or log records) per storage write; a batch is sent as soon as it is full.' },
+  { name: 'batch-timeout', kind: 'duration', default: '1s', env: 'TRACEMESH_COLLECTOR_BATCH_TIMEOUT', description: 'Longest time an item waits for its batch to fill before a smaller batch is sent.' },
+  {
+    name: 'queue-size',
+    kind: 'int',
+    default: '100000',
+    env: 'TRACEMESH_COLLECTOR_QUEUE_SIZE',
+    description: 'Items per signal that may wait or be in flight. When full, exports are refused with RESOURCE_EXHAUSTED / 429 and a retry hint.',
+  },
+  {
+    name: 'max-body-size',
+    kind: 'int',
+    default: String(16 * 1024 * 1024),
+    env: 'TRACEMESH_COLLECTOR_MAX_BODY_SIZE',
+    description: 'Largest export request in bytes, on the wire and decompressed; larger ones get 413 / RESOURCE_EXHAUSTED.',
+  },
+  { name: 'write-concurrency', kind: 'int', default: '1', env: 'TRACEMESH_COLLECTOR_WRITE_CONCURRENCY', description: 'Batches written to storage at the same time, per signal.' },
+  { name: 'retry-max-backoff', kind: 'duration', default: '5s', env: 'TRACEMESH_COLLECTOR_RETRY_MAX_BACKOFF', description: 'Longest wait between retries of a failed storage write (failed batches are kept and retried).' },
+  {
+    name: 'shutdown-timeout',
+    kind: 'duration',
+    default: '30s',
+    env: 'TRACEMESH_COLLECTOR_SHUTDOWN_TIMEOUT',
+    description: 'On SIGINT/SIGTERM, how long to keep writing queued data before giving up what is left (counted in tracemesh_collector_dropped_items_total).',
+  },
+  { name: 'disable-servicegraph', kind: 'bool', default: 'false', env: 'TRACEMESH_COLLECTOR_DISABLE_SERVICEGRAPH', description: 'Do not derive service-graph edges from CLIENT/SERVER span pairs.' },
+  {
+    name: 'servicegraph-wait',
+    kind: 'duration',
+    default: '10s',
+    env: 'TRACEMESH_COLLECTOR_SERVICEGRAPH_WAIT',
+    description: 'How long a CLIENT or SERVER span waits for its partner; an unmatched CLIENT span then counts as a call to a virtual node.',
+  },
+  {
+    name: 'servicegraph-max-pending',
+    kind: 'int',
+    default: '100000',
+    env: 'TRACEMESH_COLLECTOR_SERVICEGRAPH_MAX_PENDING',
+    description: 'Most spans waiting for a partner; the oldest is evicted (and counted) beyond this.',
+  },
+] as const satisfies readonly FlagSpec[];
+
+export type CollectorFlagValues = FlagValues<typeof COLLECTOR_FLAGS>;
+
+function port(name: string, v: number): number {
+  if (v < 0 || v > 65535) throw new ConfigError(`--${name} must be a port number from 0 to 65535, got ${v}`);
+  return v;
+}
+
+function positive(name: string, v: number): number {
+  if (v < 1) throw new ConfigError(`--${name} must be at least 1, got ${v}`);
+  return v;
+}
+
+/** The collector config from parsed flags; throws ConfigError naming a flag that is out of range. */
+export function configFromFlags(f: CollectorFlagValues): CollectorConfig {
+  return {
+    host: f.host,
+    grpcPort: port('grpc-port', f['grpc-port']),
+    httpPort: port('http-port', f['http-port']),
+    adminPort: port('admin-port', f['admin-port']),
+    batchSize: positive('batch-size', f['batch-size']),
+    batchTimeoutMs: positive('batch-timeout', f['batch-timeout']),
+    queueSize: positive('queue-size', f['queue-size']),
+    maxBodyBytes: positive('max-body-size', f['max-body-size']),
+    writeConcurrency: positive('write-concurrency', f['write-concurrency']),
+    retryInitialMs: 100,
+    retryMaxMs: positive('retry-max-backoff', f['retry-max-backoff']),
+    shutdownTimeoutMs: positive('shutdown-timeout', f['shutdown-timeout']),
+    servicegraph: {
+      enabled: !f['disable-servicegraph'],
+      waitMs: positive('servicegraph-wait', f['servicegraph-wait']),
+      maxPending: positive('servicegraph-max-pending', f['servicegraph-max-pending']),
+      flushIntervalMs: 5_000,
+    },
+  };
+}

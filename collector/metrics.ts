@@ -1,0 +1,151 @@
+// The collector's Prometheus metrics, on a registry of its own so that several collectors in
+// one process (tests, the demo) do not share counters. Served on the admin port at /metrics.
+
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type Transport = 'grpc' | 'http';
+
+/**
+ * Why items or requests were turned away:
+ * - `invalid`: the item failed validation (partial success);
+ * - `queue_full`: backpressure, the client was told to retry;
+ * - `shutting_down`: the collector was closing, the client was told to retry;
+ * - `malformed`, `too_large`, `unsupported_media_type`: the whole request was refused.
+ */
+export type RejectReason = 'invalid' | 'queue_full' | 'shutting_down' | 'malformed' | 'too_large' | 'unsupported_media_type';
+
+export interface CollectorMetrics {
+  readonly registry: Registry;
+  readonly receivedSpans: Counter<'transport'>;
+  readonly rejectedSpans: Counter<'reason'>;
+  readonly writtenSpans: Counter;
+  readonly receivedLogRecords: Counter<'transport'>;
+  readonly rejectedLogRecords: Counter<'reason'>;
+  readonly writtenLogRecords: Counter;
+  readonly writtenEdges: Counter;
+  readonly rejectedRequests: Counter<'transport' | 'signal' | 'reason'>;
+  readonly droppedItems: Counter<'signal' | 'reason'>;
+  readonly writeRetries: Counter<'signal'>;
+  readonly writeDuration: Histogram<'signal' | 'outcome'>;
+  readonly servicegraphPairs: Counter;
+  readonly servicegraphEvictions: Counter<'side' | 'reason'>;
+  readonly servicegraphVirtualEdges: Counter;
+}
+
+export interface QueueGauges {
+  /** Items queued plus being written, per signal. */
+  readonly pending: () => { spans: number; logs: number; edges: number };
+  readonly capacity: () => { spans: number; logs: number; edges: number };
+  readonly servicegraphPending: () => number;
+}
+
+export function createCollectorMetrics(gauges: QueueGauges, options: { defaultMetrics?: boolean } = {}): CollectorMetrics {
+  const registry = new Registry();
+  if (options.defaultMetrics === true) collectDefaultMetrics({ register: registry, prefix: 'tracemesh_collector_' });
+  const registers = [registry];
+
+  new Gauge({
+    name: 'tracemesh_collector_queue_size',
+    help: 'Items waiting in the collector queue or being written, per signal (spans, logs, edges).',
+    labelNames: ['signal'],
+    registers,
+    collect() {
+      const p = gauges.pending();
+      this.set({ signal: 'spans' }, p.spans);
+      this.set({ signal: 'logs' }, p.logs);
+      this.set({ signal: 'edges' }, p.edges);
+    },
+  });
+  new Gauge({
+    name: 'tracemesh_collector_queue_capacity',
+    help: 'Capacity of the collector queue per signal; requests beyond it are refused with RESOURCE_EXHAUSTED / 429.',
+    labelNames: ['signal'],
+    registers,
+    collect() {
+      const c = gauges.capacity();
+      this.set({ signal: 'spans' }, c.spans);
+      this.set({ signal: 'logs' }, c.logs);
+      this.set({ signal: 'edges' }, c.edges);
+    },
+  });
+  new Gauge({
+    name: 'tracemesh_collector_servicegraph_pending_spans',
+    help: 'CLIENT/SERVER span halves waiting for their partner in the service-graph store.',
+    registers,
+    collect() {
+      this.set(gauges.servicegraphPending());
+    },
+  });
+
+  return {
+    registry,
+    receivedSpans: new Counter({
+      name: 'tracemesh_collector_received_spans_total',
+      help: 'Spans received in OTLP export requests that were decoded (valid or not).',
+      labelNames: ['transport'],
+      registers,
+    }),
+    rejectedSpans: new Counter({
+      name: 'tracemesh_collector_rejected_spans_total',
+      help: 'Spans not accepted, by reason (invalid: partial success; queue_full and shutting_down: the client was asked to retry).',
+      labelNames: ['reason'],
+      registers,
+    }),
+    writtenSpans: new Counter({ name: 'tracemesh_collector_written_spans_total', help: 'Spans written to storage.', registers }),
+    receivedLogRecords: new Counter({
+      name: 'tracemesh_collector_received_log_records_total',
+      help: 'Log records received in OTLP export requests that were decoded (valid or not).',
+      labelNames: ['transport'],
+      registers,
+    }),
+    rejectedLogRecords: new Counter({
+      name: 'tracemesh_collector_rejected_log_records_total',
+      help: 'Log records not accepted, by reason.',
+      labelNames: ['reason'],
+      registers,
+    }),
+    writtenLogRecords: new Counter({ name: 'tracemesh_collector_written_log_records_total', help: 'Log records written to storage.', registers }),
+    writtenEdges: new Counter({ name: 'tracemesh_collector_written_edges_total', help: 'Service-graph edge records written to storage.', registers }),
+    rejectedRequests: new Counter({
+      name: 'tracemesh_collector_rejected_requests_total',
+      help: 'Export requests refused as a whole, by transport, signal and reason.',
+      labelNames: ['transport', 'signal', 'reason'],
+      registers,
+    }),
+    droppedItems: new Counter({
+      name: 'tracemesh_collector_dropped_items_total',
+      help: 'Accepted items that were never written (only when a shutdown runs out of time), per signal.',
+      labelNames: ['signal', 'reason'],
+      registers,
+    }),
+    writeRetries: new Counter({
+      name: 'tracemesh_collector_write_retries_total',
+      help: 'Failed storage writes that were scheduled for a retry (the batch is kept).',
+      labelNames: ['signal'],
+      registers,
+    }),
+    writeDuration: new Histogram({
+      name: 'tracemesh_collector_write_duration_seconds',
+      help: 'Duration of one batch write to storage, per signal and outcome.',
+      labelNames: ['signal', 'outcome'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+    servicegraphPairs: new Counter({
+      name: 'tracemesh_collector_servicegraph_pairs_total',
+      help: 'CLIENT spans matched with the SERVER span they called.',
+      registers,
+    }),
+    servicegraphEvictions: new Counter({
+      name: 'tracemesh_collector_servicegraph_evictions_total',
+      help: 'Span halves that left the service-graph store unmatched: expired (waited the full time), store_full (evicted early) or shutdown.',
+      labelNames: ['side', 'reason'],
+      registers,
+    }),
+    servicegraphVirtualEdges: new Counter({
+      name: 'tracemesh_collector_servicegraph_virtual_edges_total',
+      help: 'Unmatched CLIENT spans counted as calls to a virtual server node (mesh.destination.service, peer.service or server.address).',
+      registers,
+    }),
+  };
+}
