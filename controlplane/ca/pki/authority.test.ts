@@ -233,6 +233,25 @@ void describe('intermediate (provided) CA', () => {
     ca.close();
   });
 
+  void it('answers CA_NOT_READY once the signing certificate has expired', async () => {
+    const { material } = await providedMaterial({ intermediateLifetimeMs: 2_000 });
+    const ca = await createCertificateAuthority({ trustDomain: TD, source: { kind: 'provided', material } });
+    const err = await pollUntil(
+      'the intermediate to expire',
+      async () => {
+        try {
+          await issue(ca, WEB);
+          return undefined;
+        } catch (e) {
+          return e;
+        }
+      },
+      10_000,
+    );
+    assert.ok(isCaError(err, 'CA_NOT_READY'), String(err));
+    ca.close();
+  });
+
   void it('loads Istio’s cacerts directory layout', async () => {
     const { material } = await providedMaterial();
     const dir = await tempDir();

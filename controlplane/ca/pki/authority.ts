@@ -139,6 +139,13 @@ export interface CertificateAuthority {
   close(): void;
 }
 
+/** Everything one issuance needs, taken together so that a concurrent rotation cannot mix roots. */
+interface SigningSnapshot {
+  readonly signer: Signer;
+  readonly intermediates: readonly x509.X509Certificate[];
+  readonly root: RootEntry;
+}
+
 interface RootEntry {
   readonly cert: x509.X509Certificate;
   readonly info: RootInfo;
@@ -252,22 +259,22 @@ class Authority implements CertificateAuthority {
   }
 
   async signCsr(request: SignCsrRequest): Promise<IssuedCertificate> {
-    const signer = this.#readySigner();
+    const snapshot = this.#readySnapshot();
     this.#checkTrustDomain(request.identity);
     const ttlMs = this.#resolveTtl(request.ttlMs);
     const publicKey = await validateCsr(request.csrPem, request.identity);
-    return this.#issue(signer, publicKey, request.identity, ttlMs, [], []);
+    return this.#issue(snapshot, publicKey, request.identity, ttlMs, [], []);
   }
 
   async issueServingCertificate(
     request: ServingCertificateRequest,
   ): Promise<IssuedCertificate & { readonly privateKeyPem: string }> {
-    const signer = this.#readySigner();
+    const snapshot = this.#readySnapshot();
     this.#checkTrustDomain(request.identity);
     const ttlMs = this.#resolveTtl(request.ttlMs);
     const keys = await generateP256KeyPair();
     const issued = await this.#issue(
-      signer,
+      snapshot,
       keys.publicKey,
       request.identity,
       ttlMs,
@@ -306,9 +313,11 @@ class Authority implements CertificateAuthority {
       const previous = this.#roots.map((r) =>
         r.kind === 'signing' ? { cert: r.cert, kind: 'retiring' as const, info: { ...r.info, signing: false, retireAt } } : r,
       );
+      const keyPem = await exportPrivateKeyPem(root.privateKey);
+      // No await between these assignments: signing snapshots see the old or the new state.
       const before = { signer: this.#signer, keyPem: this.#signerKeyPem, roots: this.#roots };
       this.#signer = root;
-      this.#signerKeyPem = await exportPrivateKeyPem(root.privateKey);
+      this.#signerKeyPem = keyPem;
       this.#roots = [entry(root.cert, 'signing'), ...previous];
       try {
         await this.#persist();
@@ -348,7 +357,7 @@ class Authority implements CertificateAuthority {
     this.#listeners.clear();
   }
 
-  #readySigner(): Signer {
+  #readySnapshot(): SigningSnapshot {
     if (this.#closed) throw new CaError(CA_ERROR.notReady, 'the CA is shutting down; retry against another control plane replica');
     const signer = this.#signer;
     const now = Date.now();
@@ -358,7 +367,7 @@ class Authority implements CertificateAuthority {
         `the CA signing certificate is valid only from ${signer.cert.notBefore.toISOString()} to ${signer.cert.notAfter.toISOString()}; rotate the root or provide a new CA`,
       );
     }
-    return signer;
+    return { signer, intermediates: this.#intermediates, root: this.#signingRoot() };
   }
 
   #checkTrustDomain(identity: SpiffeId): void {
@@ -382,7 +391,7 @@ class Authority implements CertificateAuthority {
   }
 
   async #issue(
-    signer: Signer,
+    { signer, intermediates, root }: SigningSnapshot,
     publicKey: x509.PublicKeyType,
     identity: SpiffeId,
     ttlMs: number,
@@ -393,8 +402,8 @@ class Authority implements CertificateAuthority {
     // A certificate must not outlive any certificate above it.
     const chainEnd = Math.min(
       signer.cert.notAfter.getTime(),
-      ...this.#intermediates.map((c) => c.notAfter.getTime()),
-      this.#signingRoot().cert.notAfter.getTime(),
+      ...intermediates.map((c) => c.notAfter.getTime()),
+      root.cert.notAfter.getTime(),
     );
     const leaf = await issueLeafCertificate({
       signer,
@@ -406,15 +415,15 @@ class Authority implements CertificateAuthority {
       notAfter: new Date(Math.min(now + ttlMs, chainEnd)),
     });
     const spiffeId = formatSpiffeId(identity);
-    const signerIsRoot = fingerprintSha256(signer.cert) === this.#signingRoot().info.fingerprint;
-    const chain = [leaf, ...(signerIsRoot ? [] : [signer.cert]), ...this.#intermediates];
+    const signerIsRoot = fingerprintSha256(signer.cert) === root.info.fingerprint;
+    const chain = [leaf, ...(signerIsRoot ? [] : [signer.cert]), ...intermediates];
     this.#logger.info('issued certificate', {
       spiffeId,
       serial: leaf.serialNumber,
       notAfter: leaf.notAfter.toISOString(),
     });
     return {
-      certChainPem: [...chain.map(certToPem), this.#signingRoot().info.certPem],
+      certChainPem: [...chain.map(certToPem), root.info.certPem],
       spiffeId,
       serialNumber: leaf.serialNumber,
       notBefore: leaf.notBefore,
