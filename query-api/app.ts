@@ -1,0 +1,82 @@
+// Assembles the query API: Jaeger-compatible routes, tracemesh's /api/v1 routes, the OpenAPI
+// document, Prometheus metrics and readiness. Tests call the returned app in-process with
+// `app.request('/path')`; main.ts serves it over HTTP.
+
+import { Hono } from 'hono';
+import type { Registry } from 'prom-client';
+import type { Logger } from '../common/logger.ts';
+import { silentLogger } from '../common/logger.ts';
+import type { TraceReader } from '../storage/model.ts';
+import { ApiError, errorResponse } from './errors.ts';
+import { createMetrics } from './metrics.ts';
+import { openApiDocument } from './openapi.ts';
+import { DEFAULT_MAX_PATH_SPANS } from './path/reconstruct.ts';
+import { jaegerRoutes } from './routes/jaeger.ts';
+import { pathRoutes } from './routes/path.ts';
+
+export interface QueryApiDeps {
+  readonly reader: TraceReader;
+  readonly logger?: Logger;
+  /**
+   * Readiness probe behind `/ready`, e.g. a ClickHouse ping. Default: always ready. A throw
+   * counts as not ready.
+   */
+  readonly ready?: () => Promise<boolean>;
+  /** Registry for the request metrics; default a fresh one (with process metrics). */
+  readonly registry?: Registry;
+  /** Current time in Unix nanoseconds, for default time ranges. Tests pin it. */
+  readonly now?: () => bigint;
+  /** Spans per trace used for path reconstruction (default 10 000). */
+  readonly maxPathSpans?: number;
+  /** Traces fetched from storage at once for a search (default 8). */
+  readonly searchConcurrency?: number;
+}
+
+export interface QueryApp {
+  readonly app: Hono;
+  readonly registry: Registry;
+}
+
+const nowNano = (): bigint => BigInt(Date.now()) * 1_000_000n;
+
+/** The app and its metrics registry. */
+export function createQueryApp(deps: QueryApiDeps): QueryApp {
+  const logger = deps.logger ?? silentLogger;
+  const now = deps.now ?? nowNano;
+  const metrics = createMetrics(deps.registry ? { registry: deps.registry, defaultMetrics: false } : {});
+  const app = new Hono();
+
+  app.use('*', metrics.middleware);
+  app.onError((err, c) => errorResponse(c, err, logger));
+  app.notFound((c) => errorResponse(c, new ApiError(404, 'ROUTE_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}; see /openapi.json`), logger));
+
+  app.route('/', jaegerRoutes({ reader: deps.reader, now, concurrency: deps.searchConcurrency ?? 8 }));
+  app.route('/', pathRoutes({ reader: deps.reader, now, maxPathSpans: deps.maxPathSpans ?? DEFAULT_MAX_PATH_SPANS }));
+
+  const document = openApiDocument();
+  app.get('/openapi.json', (c) => c.json(document));
+
+  app.get('/metrics', async (c) => {
+    const body = await metrics.registry.metrics();
+    return c.body(body, 200, { 'content-type': metrics.registry.contentType });
+  });
+
+  app.get('/ready', async (c) => {
+    if (!deps.ready) return c.json({ status: 'ready' });
+    let ok = false;
+    let reason = 'trace storage does not answer';
+    try {
+      ok = await deps.ready();
+    } catch (err) {
+      reason = `trace storage check failed: ${(err as Error).message}`;
+    }
+    return ok ? c.json({ status: 'ready' }) : c.json({ status: 'not ready', reason }, 503);
+  });
+
+  return { app, registry: metrics.registry };
+}
+
+/** The app, for `app.request()` in tests and for serving. */
+export function createApp(deps: QueryApiDeps): Hono {
+  return createQueryApp(deps).app;
+}

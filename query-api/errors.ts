@@ -1,0 +1,69 @@
+// Typed HTTP errors and the one place where any error becomes a JSON response. Jaeger routes
+// answer in jaeger-query's envelope (`{data:null, errors:[{code,msg}]}`, which Grafana shows);
+// our own routes answer `{error:{status, code, message}}`.
+
+import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { TracemeshError } from '../common/errors.ts';
+import type { Logger } from '../common/logger.ts';
+
+export class ApiError extends HTTPException {
+  /** Stable, machine-readable: `INVALID_PARAMETER`, `TRACE_NOT_FOUND`, `STORAGE_UNAVAILABLE`, … */
+  readonly code: string;
+
+  constructor(status: ContentfulStatusCode, code: string, message: string, options: { cause?: unknown } = {}) {
+    super(status, { message, cause: options.cause });
+    this.name = 'ApiError';
+    this.code = code;
+  }
+}
+
+export function invalidParameter(message: string): ApiError {
+  return new ApiError(400, 'INVALID_PARAMETER', message);
+}
+
+export function traceNotFound(traceId: string): ApiError {
+  return new ApiError(404, 'TRACE_NOT_FOUND', `trace ${traceId} not found`);
+}
+
+/** A user-supplied value, quoted and shortened, for an error message. */
+export function quote(value: string, max = 64): string {
+  const v = value.length > max ? `${value.slice(0, max)}…` : value;
+  return JSON.stringify(v);
+}
+
+/** Codes from storage that mean the request was bad, not the server. */
+const CLIENT_STORAGE_CODES: ReadonlySet<string> = new Set(['INVALID_TRACE_ID', 'INVALID_QUERY', 'INVALID_SQL_VALUE']);
+
+function classify(err: unknown, logger: Logger, path: string): { status: ContentfulStatusCode; code: string; message: string } {
+  if (err instanceof ApiError) return { status: err.status, code: err.code, message: err.message };
+  if (err instanceof HTTPException) {
+    return { status: err.status, code: err.status === 404 ? 'NOT_FOUND' : `HTTP_${err.status}`, message: err.message || 'request failed' };
+  }
+  if (err instanceof TracemeshError) {
+    if (CLIENT_STORAGE_CODES.has(err.code)) return { status: 400, code: 'INVALID_PARAMETER', message: err.message };
+    const transient = (err as { transient?: unknown }).transient === true;
+    if (err.code === 'CLICKHOUSE_UNAVAILABLE' || transient) {
+      logger.warn('trace storage unavailable', { path, err });
+      return { status: 503, code: 'STORAGE_UNAVAILABLE', message: `trace storage is unavailable, try again shortly (${err.code})` };
+    }
+    logger.error('trace storage failed', { path, err });
+    return { status: 500, code: 'STORAGE_FAILED', message: `trace storage failed (${err.code}); the query API's log has the details` };
+  }
+  logger.error('unhandled error', { path, err, stack: err instanceof Error ? err.stack : undefined });
+  return { status: 500, code: 'INTERNAL', message: "internal error; the query API's log has the details" };
+}
+
+/** Routes that speak jaeger-query's error envelope. */
+export function isJaegerPath(path: string): boolean {
+  return path.startsWith('/api/') && !path.startsWith('/api/v1/');
+}
+
+export function errorResponse(c: Context, err: unknown, logger: Logger): Response {
+  const { status, code, message } = classify(err, logger, c.req.path);
+  if (isJaegerPath(c.req.path)) {
+    return c.json({ data: null, total: 0, limit: 0, offset: 0, errors: [{ code: status, msg: message }] }, status);
+  }
+  return c.json({ error: { status, code, message } }, status);
+}

@@ -1,0 +1,130 @@
+// `tracemesh query-api`: serves the query API over HTTP on top of ClickHouse (an embedded
+// server when no URL is given) until SIGINT or SIGTERM.
+
+import type { AddressInfo } from 'node:net';
+import { serve } from '@hono/node-server';
+import { ConfigError } from '../common/errors.ts';
+import { helpText, parseFlags } from '../common/flags.ts';
+import { createLogger, type Logger } from '../common/logger.ts';
+import { provideClickHouse, type ClickHouseHandle } from '../storage/clickhouse-server.ts';
+import { ClickHouseTraceReader, createClickHouseClient, migrate, type StorageClient } from '../storage/index.ts';
+import type { TraceReader } from '../storage/model.ts';
+import { createQueryApp } from './app.ts';
+import { QUERY_API_FLAGS } from './flags.ts';
+
+export interface QueryApiServerOptions {
+  readonly reader: TraceReader;
+  readonly logger: Logger;
+  readonly host: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  readonly ready?: () => Promise<boolean>;
+  readonly maxPathSpans?: number;
+}
+
+export interface QueryApiServer {
+  /** `http://host:port` with the bound port. */
+  readonly url: string;
+  readonly port: number;
+  /** Stops accepting connections and closes idle ones. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+/** Serves the query API over HTTP/1.1. */
+export async function startQueryApi(options: QueryApiServerOptions): Promise<QueryApiServer> {
+  const { app } = createQueryApp({
+    reader: options.reader,
+    logger: options.logger,
+    ...(options.ready ? { ready: options.ready } : {}),
+    ...(options.maxPathSpans !== undefined ? { maxPathSpans: options.maxPathSpans } : {}),
+  });
+  const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, port: options.port, hostname: options.host }, () => resolve(s));
+    s.once('error', reject);
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  let closed: Promise<void> | undefined;
+  return {
+    url: `http://${host}:${address.port}`,
+    port: address.port,
+    close: () =>
+      (closed ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Keep-alive connections would hold close() open until they time out.
+        if ('closeIdleConnections' in server) server.closeIdleConnections();
+      })),
+  };
+}
+
+const USAGE = 'tracemesh query-api [flags]';
+const SUMMARY =
+  'Serves the query API: the Jaeger query API (for Grafana and the Jaeger UI), path reconstruction with root cause at /api/v1/traces/{id}/path, the service graph, Prometheus metrics at /metrics and the OpenAPI document at /openapi.json.';
+
+/** Waits for SIGINT or SIGTERM; resolves with the signal's name. */
+function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const done = (sig: string): void => {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      resolve(sig);
+    };
+    const onInt = (): void => done('SIGINT');
+    const onTerm = (): void => done('SIGTERM');
+    process.once('SIGINT', onInt);
+    process.once('SIGTERM', onTerm);
+  });
+}
+
+/** The `tracemesh query-api` command. Returns the exit code; ConfigError for bad flags. */
+export async function runQueryApi(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(helpText(USAGE, SUMMARY, QUERY_API_FLAGS));
+    return 0;
+  }
+  const flags = parseFlags(QUERY_API_FLAGS, argv, env);
+  if (flags._.length > 0) throw new ConfigError(`unexpected argument "${flags._[0]}"; run with --help to list the flags`);
+  if (flags.port < 0 || flags.port > 65535) throw new ConfigError(`--port must be from 0 to 65535, got ${flags.port}`);
+  if (flags['max-path-spans'] < 1) throw new ConfigError(`--max-path-spans must be at least 1, got ${flags['max-path-spans']}`);
+  const logger = createLogger({ component: 'query-api' });
+
+  let embedded: ClickHouseHandle | undefined;
+  let client: StorageClient | undefined;
+  let server: QueryApiServer | undefined;
+  try {
+    let url = flags['clickhouse-url'];
+    if (url === '') {
+      embedded = await provideClickHouse({ dataDir: flags['clickhouse-data-dir'], logger });
+      url = embedded.url;
+    }
+    client = createClickHouseClient({ url, database: flags['clickhouse-database'] });
+    if (!flags['skip-migrate']) await migrate(client, { logger });
+    const storage = client;
+    server = await startQueryApi({
+      reader: new ClickHouseTraceReader(storage),
+      logger,
+      host: flags.host,
+      port: flags.port,
+      ready: () => storage.ping(),
+      maxPathSpans: flags['max-path-spans'],
+    });
+    logger.info('query API listening', { url: server.url, clickhouse: url, database: flags['clickhouse-database'] });
+    const signal = await untilSignal();
+    logger.info('shutting down', { signal });
+    return 0;
+  } finally {
+    await server?.close();
+    await client?.close();
+    await embedded?.stop();
+  }
+}
+
+if (import.meta.main) {
+  try {
+    process.exitCode = await runQueryApi(process.argv.slice(2));
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    process.stderr.write(`tracemesh query-api: ${(err as Error).message}${typeof code === 'string' ? ` [${code}]` : ''}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,349 @@
+// The OpenAPI 3.1 document served at /openapi.json: tracemesh's /api/v1 routes and the
+// Jaeger-compatible routes. Written by hand; the tests check that every registered route is
+// here and that real responses match these schemas.
+
+type Schema = Record<string, unknown>;
+
+const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` });
+const str = (description?: string): Schema => (description ? { type: 'string', description } : { type: 'string' });
+const nullable = (type: string, description?: string): Schema => ({ type: [type, 'null'], ...(description ? { description } : {}) });
+const int = (description?: string): Schema => (description ? { type: 'integer', description } : { type: 'integer' });
+const num = (description?: string): Schema => (description ? { type: 'number', description } : { type: 'number' });
+const bool = (description?: string): Schema => (description ? { type: 'boolean', description } : { type: 'boolean' });
+const arr = (items: Schema): Schema => ({ type: 'array', items });
+const obj = (properties: Record<string, Schema>, required: string[] = Object.keys(properties)): Schema => ({ type: 'object', properties, required });
+const nano = (description: string): Schema => ({ type: 'string', pattern: '^-?\\d+$', description: `${description} (nanoseconds, decimal string)` });
+
+const TIME_RULE =
+  'A bare integer is read by magnitude: below 10^11 Unix seconds, below 10^14 milliseconds, below 10^17 microseconds (what Jaeger and Grafana send), otherwise nanoseconds. RFC 3339 timestamps are accepted too.';
+const DURATION_RULE = 'A Go duration: a number with a unit (ns, us, µs, ms, s, m, h), combinable: 1.2s, 100ms, 500us, 1h30m. Not negative.';
+
+const param = (name: string, where: 'query' | 'path', description: string, schema: Schema = str(), required = where === 'path'): Schema => ({
+  name,
+  in: where,
+  required,
+  description,
+  schema,
+});
+
+const traceIdParam = param('traceId', 'path', 'Trace id: 1 to 32 hex digits (shorter ids are left-padded with zeros, as Jaeger does).', {
+  type: 'string',
+  pattern: '^[0-9a-fA-F]{1,32}$',
+});
+
+const json = (schema: Schema, description: string): Schema => ({ description, content: { 'application/json': { schema } } });
+const jaegerError = (description: string): Schema => json(ref('JaegerErrorResponse'), description);
+const apiError = (description: string): Schema => json(ref('ApiErrorResponse'), description);
+const jaegerEnvelope = (data: Schema): Schema => ({
+  type: 'object',
+  required: ['data', 'total', 'limit', 'offset', 'errors'],
+  properties: { data, total: int(), limit: int(), offset: int(), errors: { anyOf: [{ type: 'null' }, arr(ref('JaegerError'))] } },
+});
+
+const jaegerFailures = { '400': jaegerError('A parameter is malformed.'), '503': jaegerError('Trace storage is unavailable.') };
+const apiFailures = { '400': apiError('A parameter is malformed.'), '503': apiError('Trace storage is unavailable.') };
+
+const location = {
+  service: str(),
+  pod: nullable('string', '`k8s.pod.name`'),
+  node: nullable('string', '`k8s.node.name`'),
+  namespace: nullable('string', '`k8s.namespace.name`'),
+};
+
+const failureReport = obj({
+  hopId: str(),
+  ...location,
+  spanId: str(),
+  reason: str('`mesh.error.code` when the mesh produced the failure, else HTTP_<status> or SPAN_ERROR.'),
+  httpStatus: nullable('integer'),
+  meshErrorCode: nullable('string'),
+  message: nullable('string'),
+  unreached: bool('The request never reached the target (refused, no endpoint, TLS, policy).'),
+  endpoint: nullable('string', 'The endpoint the caller dialled (`mesh.endpoint`).'),
+  observedBy: { anyOf: [{ type: 'null' }, obj({ service: str(), pod: nullable('string'), spanId: nullable('string') })] },
+  summary: str('One line for people, e.g. "payments-1 on node-2 (service payments) returned 500: …".'),
+});
+
+const schemas: Record<string, Schema> = {
+  JaegerError: obj({ code: int(), msg: str(), traceID: str() }, ['code', 'msg']),
+  JaegerErrorResponse: { ...jaegerEnvelope({ type: 'null' }), description: 'jaeger-query error envelope.' },
+  ApiErrorResponse: obj({ error: obj({ status: int(), code: str('Stable code, e.g. INVALID_PARAMETER, TRACE_NOT_FOUND.'), message: str() }) }),
+  JaegerKeyValue: obj({
+    key: str(),
+    type: { type: 'string', enum: ['string', 'bool', 'int64', 'float64', 'binary'] },
+    value: { type: ['string', 'number', 'boolean'], description: 'int64 beyond 2^53 is a decimal string; binary is base64.' },
+  }),
+  JaegerReference: obj({ refType: { type: 'string', enum: ['CHILD_OF', 'FOLLOWS_FROM'] }, traceID: str(), spanID: str() }),
+  JaegerLog: obj({ timestamp: int('Microseconds since the Unix epoch.'), fields: arr(ref('JaegerKeyValue')) }),
+  JaegerSpan: obj({
+    traceID: str(),
+    spanID: str(),
+    flags: int(),
+    operationName: str(),
+    references: arr(ref('JaegerReference')),
+    startTime: int('Microseconds since the Unix epoch.'),
+    duration: int('Microseconds.'),
+    tags: arr(ref('JaegerKeyValue')),
+    logs: arr(ref('JaegerLog')),
+    processID: str(),
+    warnings: { anyOf: [{ type: 'null' }, arr(str())] },
+  }),
+  JaegerProcess: obj({ serviceName: str(), tags: arr(ref('JaegerKeyValue')) }),
+  JaegerTrace: obj({
+    traceID: str(),
+    spans: arr(ref('JaegerSpan')),
+    processes: { type: 'object', additionalProperties: ref('JaegerProcess') },
+    warnings: { anyOf: [{ type: 'null' }, arr(str())] },
+  }),
+  JaegerOperation: obj({ name: str(), spanKind: str('server, client, producer, consumer, internal, or empty.') }),
+  JaegerDependencyLink: obj({ parent: str(), child: str(), callCount: int() }),
+  Location: obj(location),
+  HopCall: obj({
+    clientSpanIds: arr(str()),
+    caller: { anyOf: [{ type: 'null' }, ref('Location')] },
+    endpoint: nullable('string'),
+    destinationService: nullable('string'),
+    targetPod: nullable('string'),
+    targetNode: nullable('string'),
+    startUnixNano: nano('Start of the call'),
+    durationNano: nano('Duration the client observed'),
+    durationMs: num(),
+    status: { type: 'string', enum: ['ok', 'error'] },
+    httpStatus: nullable('integer'),
+    meshErrorCode: nullable('string'),
+    retryAttempt: nullable('integer'),
+  }),
+  HopPeer: obj({ service: nullable('string'), pod: nullable('string'), address: nullable('string'), identity: nullable('string', 'SPIFFE ID') }),
+  HopSpan: obj({
+    spanId: str(),
+    parentSpanId: str(),
+    name: str(),
+    kind: str(),
+    startUnixNano: nano('Start'),
+    durationNano: nano('Duration'),
+    durationMs: num(),
+    status: { type: 'string', enum: ['ok', 'error'] },
+    statusMessage: nullable('string'),
+  }),
+  PathHop: obj({
+    id: str('Entry span id; `call:<client span id>` for a client hop.'),
+    kind: { type: 'string', enum: ['server', 'client', 'internal'] },
+    ...location,
+    operation: str(),
+    startUnixNano: nano('Start'),
+    startTime: str('RFC 3339 with nanoseconds.'),
+    durationNano: nano('Duration'),
+    durationMs: num(),
+    status: { type: 'string', enum: ['ok', 'error'] },
+    httpStatus: nullable('integer'),
+    meshErrorCode: nullable('string'),
+    message: nullable('string'),
+    serverObserved: bool(),
+    unreached: bool(),
+    onFailurePath: bool(),
+    onCriticalPath: bool(),
+    missingParentSpanId: nullable('string'),
+    clockSkewAdjustmentNano: nano('Shift applied to undo clock skew'),
+    call: { anyOf: [{ type: 'null' }, ref('HopCall')] },
+    peer: { anyOf: [{ type: 'null' }, ref('HopPeer')] },
+    spanIds: obj({ entry: nullable('string'), client: arr(str()), app: arr(str()) }),
+    appSpans: arr(ref('HopSpan')),
+    children: arr(ref('PathHop')),
+  }),
+  FailureReport: failureReport,
+  TracePath: obj({
+    traceId: str(),
+    status: { type: 'string', enum: ['ok', 'error'] },
+    startUnixNano: nano('Start'),
+    startTime: str(),
+    durationNano: nano('Duration'),
+    durationMs: num(),
+    spanCount: int(),
+    hopCount: int(),
+    services: arr(str()),
+    hops: arr(ref('PathHop')),
+    criticalPath: obj({
+      hopIds: arr(str()),
+      spanIds: arr(str()),
+      segments: arr(obj({ spanId: str(), hopId: str(), startUnixNano: nano('Start'), endUnixNano: nano('End'), durationNano: nano('Duration') })),
+    }),
+    rootCause: { anyOf: [{ type: 'null' }, ref('FailureReport')] },
+    additionalFailures: arr(ref('FailureReport')),
+    recoveredErrors: arr(ref('FailureReport')),
+    summary: str(),
+    truncated: bool(),
+    warnings: arr(str()),
+  }),
+  TraceLogs: obj({
+    traceId: str(),
+    logs: arr(
+      obj({
+        timeUnixNano: nano('Time'),
+        time: str(),
+        observedTimeUnixNano: nano('Observed time'),
+        spanId: nullable('string'),
+        severityNumber: int(),
+        severityText: str(),
+        serviceName: str(),
+        body: str(),
+        scopeName: str(),
+        resource: { type: 'object' },
+        attributes: { type: 'object' },
+      }),
+    ),
+  }),
+  ServiceGraph: obj({
+    startUnixNano: nano('Window start'),
+    endUnixNano: nano('Window end'),
+    startTime: str(),
+    endTime: str(),
+    services: arr(str()),
+    edges: arr(
+      obj({
+        client: str(),
+        server: str(),
+        calls: int(),
+        errors: int(),
+        errorRate: num('errors / calls'),
+        avgDurationNano: nano('Average call duration'),
+        avgDurationMs: num(),
+      }),
+    ),
+  }),
+};
+
+const startParam = (name: string): Schema => param(name, 'query', TIME_RULE);
+
+export function openApiDocument(): Record<string, unknown> {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'tracemesh query API',
+      version: '0.1.0',
+      description:
+        'Trace lookup and search compatible with jaeger-query (so Grafana\'s Jaeger data source works unchanged), plus tracemesh\'s own /api/v1 routes: the path of a request across pods with the hop where its failure began, logs of a trace, and the service graph.',
+    },
+    servers: [{ url: 'http://127.0.0.1:16686' }],
+    paths: {
+      '/api/services': {
+        get: {
+          tags: ['jaeger'],
+          summary: 'Service names',
+          responses: { '200': json(jaegerEnvelope(arr(str())), 'Sorted service names.'), '503': jaegerFailures['503'] },
+        },
+      },
+      '/api/services/{service}/operations': {
+        get: {
+          tags: ['jaeger'],
+          summary: 'Operation names of a service',
+          parameters: [param('service', 'path', 'Service name.')],
+          responses: { '200': json(jaegerEnvelope(arr(str())), 'Sorted operation names.'), ...jaegerFailures },
+        },
+      },
+      '/api/operations': {
+        get: {
+          tags: ['jaeger'],
+          summary: 'Operations of a service with their span kind',
+          parameters: [
+            param('service', 'query', 'Service name.', str(), true),
+            param('spanKind', 'query', 'Only this kind.', { type: 'string', enum: ['server', 'client', 'producer', 'consumer', 'internal', 'unspecified'] }),
+          ],
+          responses: { '200': json(jaegerEnvelope(arr(ref('JaegerOperation'))), 'Operations.'), ...jaegerFailures },
+        },
+      },
+      '/api/traces': {
+        get: {
+          tags: ['jaeger'],
+          summary: 'Search traces',
+          description:
+            'Traces with a span that matches every given condition, most recent first. Tags match span attributes, resource attributes, and Jaeger\'s pseudo-tags derived from span fields: `error=true`, `span.kind`, `otel.status_code`, `otel.status_description`. With `traceID` the other parameters are ignored.',
+          parameters: [
+            param('service', 'query', 'Service name.'),
+            param('operation', 'query', 'Span name.'),
+            param('tags', 'query', 'JSON object of attribute values that one span (or its resource) must all have, e.g. {"http.response.status_code":"500"}.'),
+            param('tag', 'query', 'Repeated `key:value`, the older Jaeger form.'),
+            startParam('start'),
+            startParam('end'),
+            param('lookback', 'query', 'When start is absent: this long before end (e.g. 1h, 2d); default 1h. `custom` is ignored.'),
+            param('minDuration', 'query', DURATION_RULE),
+            param('maxDuration', 'query', DURATION_RULE),
+            param('limit', 'query', 'Maximum number of traces, 1 to 1500; default 20.', { type: 'integer', minimum: 1, maximum: 1500 }),
+            param('traceID', 'query', 'Repeated: fetch these traces.'),
+          ],
+          responses: { '200': json(jaegerEnvelope(arr(ref('JaegerTrace'))), 'Matching traces.'), ...jaegerFailures },
+        },
+      },
+      '/api/traces/{traceId}': {
+        get: {
+          tags: ['jaeger'],
+          summary: 'One trace in Jaeger JSON',
+          parameters: [traceIdParam],
+          responses: {
+            '200': json(jaegerEnvelope(arr(ref('JaegerTrace'))), 'The trace (a one-element array).'),
+            ...jaegerFailures,
+            '404': jaegerError('No span of this trace is stored.'),
+          },
+        },
+      },
+      '/api/dependencies': {
+        get: {
+          tags: ['jaeger'],
+          summary: 'Service dependency links',
+          parameters: [
+            param('endTs', 'query', `End of the window; default now. ${TIME_RULE}`),
+            param('lookback', 'query', 'Window length: milliseconds (as Jaeger sends) or a duration such as 24h; default 24h.'),
+          ],
+          responses: { '200': json(jaegerEnvelope(arr(ref('JaegerDependencyLink'))), 'Caller → callee call counts.'), ...jaegerFailures },
+        },
+      },
+      '/api/v1/traces/{traceId}/path': {
+        get: {
+          tags: ['tracemesh'],
+          summary: 'The path of a request across pods, its critical path and where its failure began',
+          description:
+            'Hops (one per unit of work in one pod: the inbound sidecar span, with the caller\'s client span merged in as `call` and the app\'s spans as `appSpans`) form a tree. `rootCause` is the failing hop none of whose callees failed (the earliest if several), or the unreachable target of a call the mesh could not deliver; null when the request succeeded. Missing parents, duplicate ids, cycles, clock skew and huge traces are handled and reported in `warnings`.',
+          parameters: [traceIdParam, param('adjustClockSkew', 'query', 'Undo clock skew between pods (default true).', { type: 'boolean' })],
+          responses: { '200': json(ref('TracePath'), 'The path.'), ...apiFailures, '404': apiError('No span of this trace is stored.') },
+        },
+      },
+      '/api/v1/traces/{traceId}/logs': {
+        get: {
+          tags: ['tracemesh'],
+          summary: 'Log records of a trace, oldest first',
+          description: 'An unknown trace has no logs (an empty list, not a 404: logs can exist without spans).',
+          parameters: [traceIdParam],
+          responses: { '200': json(ref('TraceLogs'), 'The logs.'), ...apiFailures },
+        },
+      },
+      '/api/v1/services/graph': {
+        get: {
+          tags: ['tracemesh'],
+          summary: 'Service graph: calls, errors, error rate and average duration per caller → callee',
+          parameters: [startParam('start'), startParam('end'), param('lookback', 'query', 'When start is absent: this long before end; default 1h.')],
+          responses: { '200': json(ref('ServiceGraph'), 'The graph.'), ...apiFailures },
+        },
+      },
+      '/openapi.json': {
+        get: { tags: ['meta'], summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1 document.', content: { 'application/json': {} } } } },
+      },
+      '/metrics': {
+        get: {
+          tags: ['meta'],
+          summary: 'Prometheus metrics',
+          responses: { '200': { description: 'Prometheus text exposition.', content: { 'text/plain': { schema: str() } } } },
+        },
+      },
+      '/ready': {
+        get: {
+          tags: ['meta'],
+          summary: 'Readiness: trace storage answers',
+          responses: {
+            '200': json(obj({ status: { type: 'string', enum: ['ready'] } }), 'Ready.'),
+            '503': json(obj({ status: { type: 'string', enum: ['not ready'] }, reason: str() }, ['status']), 'Not ready.'),
+          },
+        },
+      },
+    },
+    components: { schemas },
+  };
+}

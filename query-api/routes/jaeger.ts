@@ -1,0 +1,180 @@
+// The jaeger-query HTTP API that the Jaeger UI and Grafana's Jaeger data source call:
+// services, operations, trace search, trace by id and the dependency graph, in Jaeger's
+// JSON envelope. Parameters are validated here; anything malformed is a 400.
+
+import { Hono, type Context } from 'hono';
+import { z } from 'zod';
+import type { SpanKind, TraceQuery, TraceReader } from '../../storage/model.ts';
+import { invalidParameter, traceNotFound } from '../errors.ts';
+import { jaegerSpanKind, toJaegerTrace } from '../jaeger/convert.ts';
+import { envelope, type JaegerDependencyLink, type JaegerError, type JaegerOperation, type JaegerTrace } from '../jaeger/model.ts';
+import {
+  MAX_LIMIT,
+  MAX_STRING,
+  durationParam,
+  limitParam,
+  lookbackParam,
+  nameParam,
+  parseQuery,
+  parseTagPairs,
+  parseTagsJson,
+  parseTraceId,
+  timeRange,
+  unixTimeParam,
+} from '../params.ts';
+
+export interface JaegerRoutesDeps {
+  readonly reader: TraceReader;
+  readonly now: () => bigint;
+  /** Traces fetched at once for a search. */
+  readonly concurrency: number;
+}
+
+const HOUR_NS = 3_600_000_000_000n;
+const DEFAULT_SEARCH_LIMIT = 20;
+
+const SPAN_KINDS: Readonly<Record<string, SpanKind>> = {
+  server: 'SERVER',
+  client: 'CLIENT',
+  producer: 'PRODUCER',
+  consumer: 'CONSUMER',
+  internal: 'INTERNAL',
+  unspecified: 'UNSPECIFIED',
+};
+
+const operationsQuery = z.object({
+  service: z.string({ message: 'is required' }).min(1, 'is required').max(MAX_STRING, `must be at most ${MAX_STRING} characters`),
+  spanKind: z.preprocess(
+    (v) => (v === '' ? undefined : v),
+    z.enum(Object.keys(SPAN_KINDS) as [string, ...string[]], { message: `must be one of ${Object.keys(SPAN_KINDS).join(', ')}` }).optional(),
+  ),
+});
+
+const searchQuery = z.object({
+  service: nameParam,
+  operation: nameParam,
+  tags: z.string().optional(),
+  start: unixTimeParam,
+  end: unixTimeParam,
+  lookback: lookbackParam,
+  minDuration: durationParam,
+  maxDuration: durationParam,
+  limit: limitParam,
+});
+
+const dependenciesQuery = z.object({ endTs: unixTimeParam, lookback: lookbackParam });
+
+function buildSearch(c: Context, now: bigint): TraceQuery {
+  const q = parseQuery(c, searchQuery);
+  const tags: Record<string, string> = {};
+  if (q.tags !== undefined && q.tags.trim() !== '') {
+    const parsed = parseTagsJson(q.tags);
+    if (typeof parsed === 'string') throw invalidParameter(`tags: ${parsed}`);
+    Object.assign(tags, parsed);
+  }
+  const pairs = c.req.queries('tag') ?? [];
+  if (pairs.length > 0) {
+    const parsed = parseTagPairs(pairs);
+    if (typeof parsed === 'string') throw invalidParameter(`tag: ${parsed}`);
+    Object.assign(tags, parsed);
+  }
+  if (q.minDuration !== undefined && q.maxDuration !== undefined && q.minDuration > q.maxDuration) {
+    throw invalidParameter('minDuration must not be greater than maxDuration');
+  }
+  const { start, end } = timeRange(q, HOUR_NS, now);
+  // Jaeger's pseudo-tags (error=true, span.kind, otel.status_code, otel.status_description)
+  // are part of the storage contract, so every tag goes to storage as given.
+  return {
+    ...(q.service !== undefined ? { serviceName: q.service } : {}),
+    ...(q.operation !== undefined ? { operationName: q.operation } : {}),
+    ...(Object.keys(tags).length > 0 ? { tags } : {}),
+    startTimeMinUnixNano: start,
+    startTimeMaxUnixNano: end,
+    ...(q.minDuration !== undefined ? { durationMinNano: q.minDuration } : {}),
+    ...(q.maxDuration !== undefined ? { durationMaxNano: q.maxDuration } : {}),
+    limit: q.limit ?? DEFAULT_SEARCH_LIMIT,
+  };
+}
+
+/** Runs `fn` over `items` with at most `n` in flight, keeping order. */
+async function mapLimit<T, R>(items: readonly T[], n: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(n, items.length)) }, worker));
+  return out;
+}
+
+export function jaegerRoutes(deps: JaegerRoutesDeps): Hono {
+  const app = new Hono();
+  const { reader } = deps;
+
+  app.get('/api/services', async (c) => {
+    const services = [...(await reader.getServices())].sort();
+    return c.json(envelope(services, services.length));
+  });
+
+  app.get('/api/services/:service/operations', async (c) => {
+    const service = c.req.param('service');
+    if (service.length > MAX_STRING) throw invalidParameter(`service must be at most ${MAX_STRING} characters`);
+    const names = [...new Set((await reader.getOperations(service)).map((o) => o.name))].sort();
+    return c.json(envelope(names, names.length));
+  });
+
+  app.get('/api/operations', async (c) => {
+    const q = parseQuery(c, operationsQuery);
+    const kind = q.spanKind !== undefined ? SPAN_KINDS[q.spanKind] : undefined;
+    const ops = await reader.getOperations(q.service, kind);
+    const data: JaegerOperation[] = ops.map((o) => ({ name: o.name, spanKind: jaegerSpanKind(o.spanKind) }));
+    return c.json(envelope(data, data.length));
+  });
+
+  app.get('/api/traces', async (c) => {
+    const ids = c.req.queries('traceID') ?? [];
+    let traces: JaegerTrace[];
+    if (ids.length > 0) {
+      if (ids.length > MAX_LIMIT) throw invalidParameter(`traceID: at most ${MAX_LIMIT} ids`);
+      const normalized = [...new Set(ids.map(parseTraceId))];
+      const found = await mapLimit(normalized, deps.concurrency, async (id) => ({ id, spans: await reader.getTrace(id) }));
+      traces = found.filter((t) => t.spans.length > 0).map((t) => toJaegerTrace(t.id, t.spans));
+      // Like jaeger-query: the traces that were found, plus an error per id that was not.
+      const missing: JaegerError[] = found.filter((t) => t.spans.length === 0).map((t) => ({ code: 404, msg: 'trace not found', traceID: t.id }));
+      return c.json(envelope(traces, traces.length, missing.length > 0 ? missing : null));
+    } else {
+      const found = await reader.findTraceIds(buildSearch(c, deps.now()));
+      const fetched = await mapLimit(found, deps.concurrency, async (id) => ({ id, spans: await reader.getTrace(id) }));
+      // A trace can expire between the two reads.
+      traces = fetched.filter((t) => t.spans.length > 0).map((t) => toJaegerTrace(t.id, t.spans));
+    }
+    return c.json(envelope(traces, traces.length));
+  });
+
+  app.get('/api/traces/:traceId', async (c) => {
+    const id = parseTraceId(c.req.param('traceId'));
+    const spans = await reader.getTrace(id);
+    if (spans.length === 0) throw traceNotFound(id);
+    return c.json(envelope([toJaegerTrace(id, spans)], 1));
+  });
+
+  app.get('/api/dependencies', async (c) => {
+    const q = parseQuery(c, dependenciesQuery);
+    const end = q.endTs ?? deps.now();
+    const start = end - (q.lookback ?? 24n * HOUR_NS);
+    const edges = await reader.getEdges(start < 0n ? 0n : start, end);
+    const sums = new Map<string, JaegerDependencyLink>();
+    for (const e of edges) {
+      const key = `${e.clientService}\u0000${e.serverService}`;
+      const prev = sums.get(key);
+      sums.set(key, { parent: e.clientService, child: e.serverService, callCount: (prev?.callCount ?? 0) + e.calls });
+    }
+    const links = [...sums.values()].sort((a, b) => a.parent.localeCompare(b.parent) || a.child.localeCompare(b.child));
+    return c.json(envelope(links, links.length));
+  });
+
+  return app;
+}

@@ -1,0 +1,177 @@
+// The query API on real storage: fixture telemetry written with the ClickHouse writer, read
+// back through the ClickHouse reader by the Jaeger and /api/v1 routes, compared with what the
+// same routes serve from the in-memory reference store. Then the `tracemesh query-api`
+// process itself against the same database: it starts, serves, and exits on SIGTERM.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { after, before, describe, it } from 'node:test';
+import { createQueryApp } from '../query-api/app.ts';
+import type { JaegerResponse, JaegerTrace } from '../query-api/jaeger/model.ts';
+import { MemoryTraceStore } from '../query-api/memory-store.ts';
+import type { TracePath } from '../query-api/path/model.ts';
+import { FAILING_TRACE, HEALTHY_TRACE, NOW_NS, REFUSED_TRACE, SHORT_TRACE, fixture } from '../query-api/testing/fixtures.ts';
+import { checkSchema, responseSchema } from '../query-api/testing/schema-check.ts';
+import { BASE_TIME_NS } from '../query-api/testing/trace-builder.ts';
+import { createClickHouseClient, type StorageClient } from '../storage/clickhouse.ts';
+import { ClickHouseTraceReader } from '../storage/reader.ts';
+import { migrate } from '../storage/schema/migrate.ts';
+import { ClickHouseTraceWriter } from '../storage/writer.ts';
+import { createTestDatabase, eventually, type TestDatabase } from './support/clickhouse.ts';
+
+const US = BASE_TIME_NS / 1_000n;
+const WINDOW = `start=${US - 1000n}&end=${US + 3_600_000_000n}`;
+const TRACES = [FAILING_TRACE, HEALTHY_TRACE, REFUSED_TRACE, SHORT_TRACE];
+
+let db: TestDatabase;
+let client: StorageClient;
+let chApp: ReturnType<typeof createQueryApp>['app'];
+let memApp: ReturnType<typeof createQueryApp>['app'];
+
+before(async () => {
+  db = await createTestDatabase();
+  client = createClickHouseClient({ url: db.url, database: db.database });
+  await migrate(client);
+  const writer = new ClickHouseTraceWriter(client);
+  const f = fixture();
+  await writer.writeSpans(f.spans);
+  await writer.writeLogs(f.logs);
+  await writer.writeEdges(f.edges);
+  await writer.close();
+  const reader = new ClickHouseTraceReader(client);
+  for (const id of TRACES) {
+    const expected = f.spans.filter((s) => s.traceId === id).length;
+    await eventually(() => reader.getTrace(id), (spans) => spans.length === expected, 20_000, `trace ${id} to be readable`);
+  }
+  chApp = createQueryApp({ reader, now: () => NOW_NS, ready: () => client.ping() }).app;
+  const mem = new MemoryTraceStore();
+  await mem.writeSpans(f.spans);
+  await mem.writeLogs(f.logs);
+  await mem.writeEdges(f.edges);
+  memApp = createQueryApp({ reader: mem, now: () => NOW_NS }).app;
+});
+
+after(async () => {
+  await client?.close();
+  await db?.drop();
+});
+
+async function both(path: string): Promise<{ ch: { status: number; body: unknown }; mem: { status: number; body: unknown } }> {
+  const [a, b] = await Promise.all([chApp.request(path), memApp.request(path)]);
+  return { ch: { status: a.status, body: await a.json() }, mem: { status: b.status, body: await b.json() } };
+}
+
+void describe('query API on ClickHouse', () => {
+  void it('serves the same Jaeger traces as the reference store', async () => {
+    for (const id of TRACES) {
+      const { ch, mem } = await both(`/api/traces/${id}`);
+      assert.equal(ch.status, 200, id);
+      assert.deepEqual(checkSchema(ch.body, responseSchema('/api/traces/{traceId}')), []);
+      assert.deepEqual(ch.body, mem.body, id);
+    }
+    const trace = (await both(`/api/traces/${FAILING_TRACE}`)).ch.body as JaegerResponse<JaegerTrace[]>;
+    const pay = trace.data[0]!.spans.find((s) => s.operationName === 'POST /charge')!;
+    assert.deepEqual(pay.tags.find((t) => t.key === 'payment.id'), { key: 'payment.id', type: 'int64', value: '9007199254740993' });
+  });
+
+  void it('serves the same services, operations, searches and dependencies', async () => {
+    const paths = [
+      '/api/services',
+      '/api/services/checkout/operations',
+      '/api/operations?service=checkout&spanKind=server',
+      `/api/traces?service=frontend&${WINDOW}&limit=20`,
+      `/api/traces?service=frontend&${WINDOW}&limit=1`,
+      `/api/traces?service=payments&start=${BASE_TIME_NS / 1_000_000n}&end=${BASE_TIME_NS / 1_000_000n + 1000n}`,
+      `/api/traces?service=frontend&minDuration=100ms&${WINDOW}`,
+      `/api/traces?service=frontend&tags=${encodeURIComponent('{"error":"true"}')}&${WINDOW}`,
+      `/api/traces?tags=${encodeURIComponent('{"http.response.status_code":"500","k8s.pod.name":"payments-1"}')}&${WINDOW}`,
+      `/api/traces?service=checkout&tag=${encodeURIComponent('mesh.peer.identity:spiffe://cluster.local/ns/shop/sa/frontend')}&${WINDOW}`,
+      `/api/traces?traceID=${FAILING_TRACE}&traceID=${SHORT_TRACE.slice(16)}`,
+      `/api/dependencies?endTs=${BASE_TIME_NS / 1_000_000n + 3_600_000n}&lookback=3600000`,
+    ];
+    for (const p of paths) {
+      const { ch, mem } = await both(p);
+      assert.equal(ch.status, 200, p);
+      assert.deepEqual(ch.body, mem.body, p);
+    }
+    const services = (await both('/api/services')).ch.body as JaegerResponse<string[]>;
+    assert.deepEqual(services.data, ['checkout', 'frontend', 'legacy', 'payments']);
+  });
+
+  void it('rebuilds the path and names the root cause from stored spans', async () => {
+    const { ch, mem } = await both(`/api/v1/traces/${FAILING_TRACE}/path`);
+    assert.equal(ch.status, 200);
+    assert.deepEqual(checkSchema(ch.body, responseSchema('/api/v1/traces/{traceId}/path')), []);
+    assert.deepEqual(ch.body, mem.body);
+    const path = ch.body as TracePath;
+    assert.equal(path.rootCause?.pod, 'payments-1');
+    assert.equal(path.rootCause?.node, 'node-3');
+    assert.equal(path.summary, 'payments-1 on node-3 (service payments) returned 500: ledger write timed out');
+    const refused = (await both(`/api/v1/traces/${REFUSED_TRACE}/path`)).ch.body as TracePath;
+    assert.equal(refused.rootCause?.pod, 'checkout-2');
+    assert.equal(refused.rootCause?.reason, 'CONNECTION_REFUSED');
+  });
+
+  void it('serves logs and the service graph', async () => {
+    for (const p of [`/api/v1/traces/${FAILING_TRACE}/logs`, `/api/v1/services/graph?start=${US}&end=${US + 3_600_000_000n}`]) {
+      const { ch, mem } = await both(p);
+      assert.equal(ch.status, 200, p);
+      assert.deepEqual(ch.body, mem.body, p);
+    }
+  });
+
+  void it('answers 404, 400 and literal matches for hostile input, never 500', async () => {
+    assert.equal((await chApp.request(`/api/traces/${'ab'.repeat(16)}`)).status, 404);
+    assert.equal((await chApp.request(`/api/v1/traces/${'ab'.repeat(16)}/path`)).status, 404);
+    assert.equal((await chApp.request(`/api/traces/${encodeURIComponent("' OR 1=1 --")}`)).status, 400);
+    for (const evil of ["'", '\\', "' OR 1=1 --", "\\'; DROP TABLE x; --", '`', '{x:String}', '$1']) {
+      const q = encodeURIComponent(evil);
+      const search = await chApp.request(`/api/traces?service=${q}&operation=${q}&tags=${encodeURIComponent(JSON.stringify({ [evil]: evil }))}&${WINDOW}`);
+      assert.equal(search.status, 200, evil);
+      assert.deepEqual(((await search.json()) as JaegerResponse<unknown[]>).data, [], evil);
+      const ops = await chApp.request(`/api/services/${q}/operations`);
+      assert.equal(ops.status, 200, evil);
+    }
+    assert.equal((await chApp.request('/ready')).status, 200);
+  });
+});
+
+void describe('tracemesh query-api process', () => {
+  void it('starts on ClickHouse, serves, and exits 0 on SIGTERM', async () => {
+    const child = spawn(process.execPath, ['query-api/main.ts', '--port', '0', '--clickhouse-url', db.url, '--clickhouse-database', db.database], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const stderr: string[] = [];
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`query-api did not start within 30 s:\n${stderr.join('\n')}`)), 30_000);
+        const lines = createInterface({ input: child.stderr! });
+        lines.on('line', (line) => {
+          stderr.push(line);
+          try {
+            const rec = JSON.parse(line) as { msg?: string; url?: string };
+            if (rec.msg === 'query API listening' && rec.url) {
+              clearTimeout(timer);
+              resolve(rec.url);
+            }
+          } catch {
+            /* not a log line */
+          }
+        });
+        void exited.then((code) => reject(new Error(`query-api exited with ${code}:\n${stderr.join('\n')}`)));
+      });
+      assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
+      assert.equal((await fetch(`${url}/ready`)).status, 200);
+      const res = await fetch(`${url}/api/v1/traces/${FAILING_TRACE}/path`);
+      assert.equal(res.status, 200);
+      assert.equal(((await res.json()) as TracePath).rootCause?.pod, 'payments-1');
+      child.kill('SIGTERM');
+      const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 15_000).unref())]);
+      assert.equal(code, 0, stderr.join('\n'));
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  });
+});
