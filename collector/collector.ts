@@ -44,9 +44,14 @@ export interface CollectorConfig {
   /** close(): how long to keep writing queued data. */
   readonly shutdownTimeoutMs: number;
   readonly servicegraph: ServiceGraphConfig;
+  /** Also export the process's own metrics (CPU, memory, event-loop lag) as tracemesh_collector_process_*. */
+  readonly processMetrics: boolean;
 }
 
-/** The defaults are the flag defaults (collector/flags.ts), except that ports are 0 (any free port). */
+/**
+ * The defaults are the flag defaults (collector/flags.ts), except that ports are 0 (any free
+ * port) and process metrics are off (tests run many collectors in one process).
+ */
 export const DEFAULT_COLLECTOR_CONFIG: CollectorConfig = {
   host: '127.0.0.1',
   grpcPort: 0,
@@ -56,11 +61,12 @@ export const DEFAULT_COLLECTOR_CONFIG: CollectorConfig = {
   batchSize: 10_000,
   batchTimeoutMs: 1_000,
   queueSize: 100_000,
-  writeConcurrency: 1,
+  writeConcurrency: 2,
   retryInitialMs: 100,
   retryMaxMs: 5_000,
   shutdownTimeoutMs: 30_000,
   servicegraph: { enabled: true, waitMs: 10_000, maxPending: 100_000, flushIntervalMs: 5_000 },
+  processMetrics: false,
 };
 
 export type CollectorOptions = Partial<Omit<CollectorConfig, 'servicegraph'>> & { readonly servicegraph?: Partial<ServiceGraphConfig> };
@@ -121,19 +127,12 @@ export async function startCollector(options: CollectorOptions, deps: CollectorD
   const { writer } = deps;
   let ready = false;
 
-  let spans: BatchPipeline<SpanRecord> | undefined;
-  let logs: BatchPipeline<LogRecord> | undefined;
-  let edges: BatchPipeline<EdgeRecord> | undefined;
-  let graph: ServiceGraphProcessor | undefined;
-  const metrics = createCollectorMetrics(
-    {
-      pending: () => ({ spans: spans?.pending ?? 0, logs: logs?.pending ?? 0, edges: edges?.pending ?? 0 }),
-      capacity: () => ({ spans: spans?.capacity ?? 0, logs: logs?.capacity ?? 0, edges: edges?.capacity ?? 0 }),
-      servicegraphPending: () => graph?.pendingCount ?? 0,
-    },
-    { defaultMetrics: false },
-  );
-
+  // The gauges read the pipelines lazily, at scrape time, after they exist.
+  const metrics = createCollectorMetrics({
+    pending: () => ({ spans: spans.pending, logs: logs.pending, edges: edges.pending }),
+    capacity: () => ({ spans: spans.capacity, logs: logs.capacity, edges: edges.capacity }),
+    servicegraphPending: () => graph?.pendingCount ?? 0,
+  }, { defaultMetrics: config.processMetrics });
   const common = {
     capacity: config.queueSize,
     batchSize: config.batchSize,
@@ -141,45 +140,42 @@ export async function startCollector(options: CollectorOptions, deps: CollectorD
     concurrency: config.writeConcurrency,
     backoff: { initialMs: config.retryInitialMs, maxMs: config.retryMaxMs },
   };
-  spans = new BatchPipeline<SpanRecord>({ ...common, export: (b) => writer.writeSpans(b), observer: observer('spans', metrics, logger) });
-  logs = new BatchPipeline<LogRecord>({ ...common, export: (b) => writer.writeLogs(b), observer: observer('logs', metrics, logger) });
-  const edgePipeline = new BatchPipeline<EdgeRecord>({
+  const spans = new BatchPipeline<SpanRecord>({ ...common, export: (b) => writer.writeSpans(b), observer: observer('spans', metrics, logger) });
+  const logs = new BatchPipeline<LogRecord>({ ...common, export: (b) => writer.writeLogs(b), observer: observer('logs', metrics, logger) });
+  const edges = new BatchPipeline<EdgeRecord>({
     ...common,
     // Edges are few (per minute and service pair), so a small queue is plenty.
     capacity: Math.max(10_000, config.batchSize),
     export: (b) => writer.writeEdges(b),
     observer: observer('edges', metrics, logger),
   });
-  edges = edgePipeline;
-  if (config.servicegraph.enabled) {
-    graph = new ServiceGraphProcessor(
-      (records) => edgePipeline.offer(records) !== 'full',
-      { waitMs: config.servicegraph.waitMs, maxPending: config.servicegraph.maxPending, flushIntervalMs: config.servicegraph.flushIntervalMs },
-      {
-        paired: () => metrics.servicegraphPairs.inc(),
-        unpaired: (side, reason, virtualEdge) => {
-          metrics.servicegraphEvictions.inc({ side, reason });
-          if (virtualEdge) metrics.servicegraphVirtualEdges.inc();
+  const graph = config.servicegraph.enabled
+    ? new ServiceGraphProcessor(
+        (records) => edges.offer(records) !== 'full',
+        { waitMs: config.servicegraph.waitMs, maxPending: config.servicegraph.maxPending, flushIntervalMs: config.servicegraph.flushIntervalMs },
+        {
+          paired: () => metrics.servicegraphPairs.inc(),
+          unpaired: (side, reason, virtualEdge) => {
+            metrics.servicegraphEvictions.inc({ side, reason });
+            if (virtualEdge) metrics.servicegraphVirtualEdges.inc();
+          },
         },
-      },
-    );
-  }
-  const spanPipeline = spans;
-  const logPipeline = logs;
-  const serviceGraph = graph;
+      )
+    : undefined;
 
   const ingest = createIngest({
-    spans: spanPipeline,
-    logs: logPipeline,
-    onSpansAccepted: serviceGraph ? (s) => serviceGraph.observe(s) : () => {},
+    spans,
+    logs,
+    onSpansAccepted: graph ? (s) => graph.observe(s) : () => {},
     metrics,
     shutdownRetryAfterMs: 5_000,
   });
 
   const started: { grpc?: GrpcReceiver; http?: HttpListener; admin?: HttpListener } = {};
   const stopPipelines = async (): Promise<void> => {
-    serviceGraph?.shutdown();
-    await Promise.all([spanPipeline.shutdown(config.shutdownTimeoutMs), logPipeline.shutdown(config.shutdownTimeoutMs), edgePipeline.shutdown(config.shutdownTimeoutMs)]);
+    graph?.shutdown();
+    // Edges come from the service graph, which has just flushed, so all three can drain together.
+    await Promise.all([spans.shutdown(config.shutdownTimeoutMs), logs.shutdown(config.shutdownTimeoutMs), edges.shutdown(config.shutdownTimeoutMs)]);
   };
   try {
     started.admin = await listen(createAdminApp({ registry: metrics.registry, isReady: () => ready }), config.host, config.adminPort);
@@ -201,8 +197,8 @@ export async function startCollector(options: CollectorOptions, deps: CollectorD
     adminPort: admin.port,
     registry: metrics.registry,
     async forceFlush() {
-      serviceGraph?.flush();
-      await Promise.all([spanPipeline.forceFlush(), logPipeline.forceFlush(), edgePipeline.forceFlush()]);
+      graph?.flush();
+      await Promise.all([spans.forceFlush(), logs.forceFlush(), edges.forceFlush()]);
     },
     close() {
       closing ??= (async () => {

@@ -16,11 +16,12 @@ void describe('collector flags', () => {
       batchTimeoutMs: 1_000,
       queueSize: 100_000,
       maxBodyBytes: 16 * 1024 * 1024,
-      writeConcurrency: 1,
+      writeConcurrency: 2,
       retryInitialMs: 100,
       retryMaxMs: 5_000,
       shutdownTimeoutMs: 30_000,
       servicegraph: { enabled: true, waitMs: 10_000, maxPending: 100_000, flushIntervalMs: 5_000 },
+      processMetrics: true,
     });
   });
 

@@ -53,7 +53,7 @@ export const COLLECTOR_FLAGS = [
     env: 'TRACEMESH_COLLECTOR_MAX_BODY_SIZE',
     description: 'Largest export request in bytes, on the wire and decompressed; larger ones get 413 / RESOURCE_EXHAUSTED.',
   },
-  { name: 'write-concurrency', kind: 'int', default: '1', env: 'TRACEMESH_COLLECTOR_WRITE_CONCURRENCY', description: 'Batches written to storage at the same time, per signal.' },
+  { name: 'write-concurrency', kind: 'int', default: '2', env: 'TRACEMESH_COLLECTOR_WRITE_CONCURRENCY', description: 'Batches written to storage at the same time, per signal.' },
   { name: 'retry-max-backoff', kind: 'duration', default: '5s', env: 'TRACEMESH_COLLECTOR_RETRY_MAX_BACKOFF', description: 'Longest wait between retries of a failed storage write (failed batches are kept and retried).' },
   {
     name: 'shutdown-timeout',
@@ -112,5 +112,6 @@ export function configFromFlags(f: CollectorFlagValues): CollectorConfig {
       maxPending: positive('servicegraph-max-pending', f['servicegraph-max-pending']),
       flushIntervalMs: 5_000,
     },
+    processMetrics: true,
   };
 }

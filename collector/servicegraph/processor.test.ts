@@ -143,6 +143,35 @@ void describe('ServiceGraphProcessor', () => {
     assert.equal(edges[0]!.serverService, 'payments');
   });
 
+  for (const order of ['app span first', 'sidecar span first'] as const) {
+    void it(`counts a call once when an instrumented app's CLIENT span has the sidecar's CLIENT span as child (${order})`, () => {
+      const { g, edges, advance } = setup();
+      const dest = [{ key: 'mesh.destination.service', type: 'string' as const, value: 'payments' }];
+      const app = client('app1', 'checkout', { attributes: [{ key: 'server.address', type: 'string', value: 'payments' }] });
+      const sidecar = client('sc1', 'checkout', { parent: 'app1', attributes: dest, status: 'ERROR' });
+      g.observe(order === 'app span first' ? [app, sidecar] : [sidecar, app]);
+      advance(10_000);
+      g.sweep();
+      g.flush();
+      // The connection failed, so there is no server span: one virtual-node call, from the sidecar.
+      assert.deepEqual(
+        edges.map((e) => [e.clientService, e.serverService, e.calls, e.errors]),
+        [['checkout', 'payments', 1, 1]],
+      );
+      assert.equal(g.pendingCount, 0);
+    });
+  }
+
+  void it('still pairs a nested CLIENT span with a SERVER span that names it as parent', () => {
+    const { g, edges } = setup();
+    g.observe([client('sc1', 'a', { parent: 'app1' }), server('s1', 'app1', 'b'), client('app1', 'a')]);
+    g.flush();
+    assert.deepEqual(
+      edges.map((e) => [e.clientService, e.serverService, e.calls]),
+      [['a', 'b', 1]],
+    );
+  });
+
   void it('does not count a pair within one service unless asked to', () => {
     const a = setup();
     a.g.observe([client('c1', 'cart'), server('s1', 'c1', 'cart')]);

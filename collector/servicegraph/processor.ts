@@ -15,6 +15,11 @@
 //   connection that was refused or timed out never produces a server span, and those are the
 //   calls an SRE is looking for.
 // - A SERVER span that stays unmatched (its caller was not traced) is dropped and counted.
+// - A CLIENT span that has a CLIENT child is not a call of its own: an instrumented app's
+//   CLIENT span whose child is its sidecar's outbound CLIENT span describes the same call
+//   once more. It still pairs if a SERVER span names it as parent, but it never becomes a
+//   virtual-node call, so the mesh's own CLIENT span is the one that counts. Either order of
+//   arrival works: a CLIENT child seen first leaves a marker for its parent.
 // - A pair within one service (for example an instrumented app's CLIENT span whose child is
 //   its own sidecar's span) is not an edge unless `includeSelfEdges` is set.
 //
@@ -60,13 +65,16 @@ export interface ServiceGraphObserver {
 export type EdgeSink = (edges: EdgeRecord[]) => boolean;
 
 interface Pending {
-  readonly side: 'client' | 'server';
+  /** `nested`: only a marker that the CLIENT span with this id has a CLIENT child. */
+  readonly side: 'client' | 'server' | 'nested';
   readonly service: string;
   readonly startUnixNano: bigint;
   readonly durationNano: bigint;
   readonly error: boolean;
   /** Client side only: the virtual server node, or '' when the span names none. */
   readonly virtualPeer: string;
+  /** Client side only: a CLIENT child was seen, so this span must not become a virtual-node call. */
+  nested: boolean;
   readonly expiresAt: number;
 }
 
@@ -107,7 +115,7 @@ export class ServiceGraphProcessor {
     }
   }
 
-  /** Halves waiting for a partner. */
+  /** Entries in the store: halves waiting for a partner, and nested-client markers. */
   get pendingCount(): number {
     return this.#pending.size;
   }
@@ -122,6 +130,7 @@ export class ServiceGraphProcessor {
   }
 
   #onClient(s: SpanRecord): void {
+    if (s.parentSpanId !== '') this.#markParentNested(s.traceId + s.parentSpanId);
     const key = s.traceId + s.spanId;
     const waiting = this.#pending.get(key);
     if (waiting !== undefined && waiting.side === 'server') {
@@ -129,7 +138,8 @@ export class ServiceGraphProcessor {
       this.#pair(s.serviceName, s.startTimeUnixNano, s.statusCode === 'ERROR', waiting);
       return;
     }
-    if (waiting !== undefined) return; // the same client span twice: keep the first
+    if (waiting !== undefined && waiting.side === 'client') return; // the same span twice: keep the first
+    if (waiting !== undefined) this.#pending.delete(key); // a marker left by a CLIENT child
     this.#insert(key, {
       side: 'client',
       service: s.serviceName,
@@ -137,8 +147,19 @@ export class ServiceGraphProcessor {
       durationNano: s.durationNano,
       error: s.statusCode === 'ERROR',
       virtualPeer: this.#virtualPeerOf(s),
+      nested: waiting !== undefined,
       expiresAt: this.#now() + this.#waitMs,
     });
+  }
+
+  /** A CLIENT span's parent, if it is a CLIENT span too, is not a call of its own. */
+  #markParentNested(parentKey: string): void {
+    const parent = this.#pending.get(parentKey);
+    if (parent === undefined) {
+      this.#insert(parentKey, { side: 'nested', service: '', startUnixNano: 0n, durationNano: 0n, error: false, virtualPeer: '', nested: true, expiresAt: this.#now() + this.#waitMs });
+    } else if (parent.side === 'client') {
+      parent.nested = true;
+    }
   }
 
   #onServer(s: SpanRecord): void {
@@ -155,7 +176,9 @@ export class ServiceGraphProcessor {
       });
       return;
     }
-    if (waiting !== undefined) return;
+    if (waiting !== undefined && waiting.side === 'server') return;
+    // A pair beats a nested-marker: the server half replaces it.
+    if (waiting !== undefined) this.#pending.delete(key);
     this.#insert(key, {
       side: 'server',
       service: s.serviceName,
@@ -163,6 +186,7 @@ export class ServiceGraphProcessor {
       durationNano: s.durationNano,
       error: s.statusCode === 'ERROR',
       virtualPeer: '',
+      nested: false,
       expiresAt: this.#now() + this.#waitMs,
     });
   }
@@ -202,7 +226,8 @@ export class ServiceGraphProcessor {
   }
 
   #unpaired(p: Pending, reason: UnpairedReason): void {
-    const virtualEdge = p.side === 'client' && p.virtualPeer !== '';
+    if (p.side === 'nested') return;
+    const virtualEdge = p.side === 'client' && p.virtualPeer !== '' && !p.nested;
     this.#observer.unpaired(p.side, reason, virtualEdge);
     if (virtualEdge) {
       this.#edges.add({ clientService: p.service, serverService: p.virtualPeer, startUnixNano: p.startUnixNano, durationNano: p.durationNano, error: p.error });
