@@ -1,0 +1,247 @@
+// Trace context on the wire: W3C `traceparent`/`tracestate`/`baggage`, plus B3 (single and
+// multi header) accepted and converted to W3C. Pure functions, no OpenTelemetry dependency.
+
+/** A parsed remote span context, always in W3C terms (128-bit trace id, 64-bit span id). */
+export interface TraceContext {
+  /** 32 lowercase hex characters, never all zeros. */
+  readonly traceId: string;
+  /** 16 lowercase hex characters, never all zeros. */
+  readonly spanId: string;
+  /** W3C trace-flags; bit 0 (`0x01`) is "sampled". */
+  readonly traceFlags: number;
+  /** The `tracestate` header exactly as received, or undefined when absent or invalid. */
+  readonly traceState: string | undefined;
+}
+
+export type TraceContextFormat = 'w3c' | 'b3-single' | 'b3-multi';
+
+/**
+ * What `extractTraceContext` found:
+ * - `found`: a usable parent;
+ * - `invalid`: a trace header was present but unusable; `header`/`value` carry the raw bad
+ *   input so the caller can record it (a new trace must start, the request must go on);
+ * - `absent`: no trace header at all.
+ */
+export type TraceContextResult =
+  | { readonly kind: 'found'; readonly format: TraceContextFormat; readonly context: TraceContext }
+  | { readonly kind: 'invalid'; readonly format: TraceContextFormat; readonly header: string; readonly value: string; readonly reason: string }
+  | { readonly kind: 'absent' };
+
+/** Header map as Node's `IncomingMessage.headers` gives it: lowercase names. */
+export type HeaderBag = Readonly<Record<string, string | readonly string[] | undefined>>;
+
+export const TRACEPARENT = 'traceparent';
+export const TRACESTATE = 'tracestate';
+export const BAGGAGE = 'baggage';
+export const B3 = 'b3';
+export const B3_TRACE_ID = 'x-b3-traceid';
+export const B3_SPAN_ID = 'x-b3-spanid';
+export const B3_PARENT_SPAN_ID = 'x-b3-parentspanid';
+export const B3_SAMPLED = 'x-b3-sampled';
+export const B3_FLAGS = 'x-b3-flags';
+
+/** Every header this module reads; a proxy removes these before writing its own. */
+export const TRACE_HEADERS: readonly string[] = [
+  TRACEPARENT,
+  TRACESTATE,
+  B3,
+  B3_TRACE_ID,
+  B3_SPAN_ID,
+  B3_PARENT_SPAN_ID,
+  B3_SAMPLED,
+  B3_FLAGS,
+];
+
+export const SAMPLED_FLAG = 0x01;
+const MAX_TRACESTATE_MEMBERS = 32;
+// Far above anything legitimate (32 members × ~512 chars); bounds the work a hostile header can cause.
+const MAX_TRACESTATE_LENGTH = 16_384;
+const ZERO_TRACE_ID = '00000000000000000000000000000000';
+const ZERO_SPAN_ID = '0000000000000000';
+const HEX_LC = /^[0-9a-f]+$/;
+const HEX_ANY = /^[0-9a-fA-F]+$/;
+
+/** Raw single value of a header; repeated headers count as one comma-joined value. */
+function headerValue(headers: HeaderBag, name: string): string | undefined {
+  const v = headers[name];
+  if (v === undefined) return undefined;
+  return typeof v === 'string' ? v : v.join(',');
+}
+
+function isHexLc(s: string, len: number): boolean {
+  return s.length === len && HEX_LC.test(s);
+}
+
+type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string };
+const fail = (reason: string): { ok: false; reason: string } => ({ ok: false, reason });
+
+/**
+ * Parses a W3C `traceparent` value (level 1/2 rules): version `00` must be exactly
+ * 55 characters; a higher version (not `ff`) is parsed by its version-00 prefix and may carry
+ * more fields after a `-`. Hex must be lowercase; all-zero ids are invalid.
+ */
+export function parseTraceparent(raw: string): Parsed<{ traceId: string; spanId: string; traceFlags: number }> {
+  const v = raw.trim();
+  if (v.length < 55) return fail('traceparent is shorter than 55 characters');
+  const version = v.slice(0, 2);
+  if (!isHexLc(version, 2)) return fail('version is not 2 lowercase hex digits');
+  if (version === 'ff') return fail('version ff is forbidden');
+  if (version === '00' && v.length !== 55) return fail('version 00 traceparent must be exactly 55 characters');
+  if (v.length > 55 && v[55] !== '-') return fail('fields after flags must be separated by "-"');
+  if (v[2] !== '-' || v[35] !== '-' || v[52] !== '-') return fail('fields must be separated by "-"');
+  const traceId = v.slice(3, 35);
+  const spanId = v.slice(36, 52);
+  const flags = v.slice(53, 55);
+  if (!isHexLc(traceId, 32)) return fail('trace-id is not 32 lowercase hex digits');
+  if (!isHexLc(spanId, 16)) return fail('parent-id is not 16 lowercase hex digits');
+  if (!isHexLc(flags, 2)) return fail('trace-flags is not 2 lowercase hex digits');
+  if (traceId === ZERO_TRACE_ID) return fail('trace-id is all zeros');
+  if (spanId === ZERO_SPAN_ID) return fail('parent-id is all zeros');
+  // A future version may define more flags; only the bits of version 00 are understood.
+  const traceFlags = Number.parseInt(flags, 16);
+  return { ok: true, value: { traceId, spanId, traceFlags: version === '00' ? traceFlags : traceFlags & SAMPLED_FLAG } };
+}
+
+// key = simple-key / multi-tenant-key (W3C Trace Context §3.3.1.3.1)
+const TS_KEY = /^(?:[a-z][_0-9a-z\-*/]{0,255}|[a-z0-9][_0-9a-z\-*/]{0,240}@[a-z][_0-9a-z\-*/]{0,13})$/;
+// value = 0*255(chr) nblk-chr; chr = %x20 / nblk-chr; nblk-chr = %x21-2B / %x2D-3C / %x3E-7E
+const TS_VALUE = /^[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]$/;
+
+/**
+ * Validates a `tracestate` value. Returns it unchanged when every list member is well formed,
+ * keys are unique and there are at most 32 members; otherwise undefined (the whole header is
+ * dropped, as the spec allows). An empty or whitespace-only value is treated as absent.
+ */
+export function validateTracestate(raw: string): string | undefined {
+  if (raw.length > MAX_TRACESTATE_LENGTH) return undefined;
+  const members = raw.split(',');
+  const seen = new Set<string>();
+  for (const m of members) {
+    const member = m.trim();
+    if (member.length === 0) continue; // empty list members are allowed and ignored
+    const eq = member.indexOf('=');
+    if (eq <= 0) return undefined;
+    const key = member.slice(0, eq);
+    const value = member.slice(eq + 1);
+    if (!TS_KEY.test(key) || !TS_VALUE.test(value)) return undefined;
+    if (seen.has(key)) return undefined;
+    seen.add(key);
+    if (seen.size > MAX_TRACESTATE_MEMBERS) return undefined;
+  }
+  return seen.size === 0 ? undefined : raw.trim();
+}
+
+/** Left-pads a 64-bit B3 trace id to 128 bits; lowercases. Undefined when not valid B3 hex. */
+function b3TraceId(raw: string): string | undefined {
+  if ((raw.length !== 16 && raw.length !== 32) || !HEX_ANY.test(raw)) return undefined;
+  const id = (raw.length === 16 ? ZERO_SPAN_ID + raw : raw).toLowerCase();
+  return id === ZERO_TRACE_ID ? undefined : id;
+}
+
+function b3SpanId(raw: string): string | undefined {
+  if (raw.length !== 16 || !HEX_ANY.test(raw)) return undefined;
+  const id = raw.toLowerCase();
+  return id === ZERO_SPAN_ID ? undefined : id;
+}
+
+/** B3 sampling state: `1`/`d` (debug) sample, `0` does not; `true`/`false` are legacy spellings. */
+function b3Sampled(raw: string | undefined): number | 'invalid' {
+  if (raw === undefined || raw === '') return 0;
+  switch (raw.toLowerCase()) {
+    case '1':
+    case 'd':
+    case 'true':
+      return SAMPLED_FLAG;
+    case '0':
+    case 'false':
+      return 0;
+    default:
+      return 'invalid';
+  }
+}
+
+/**
+ * Parses a B3 single header: `{traceid}-{spanid}[-{sampled}[-{parentspanid}]]`.
+ * A bare sampling decision (`0`, `1`, `d`) carries no ids and yields `null` (no parent).
+ */
+export function parseB3Single(raw: string): Parsed<{ traceId: string; spanId: string; traceFlags: number } | null> {
+  const v = raw.trim();
+  if (v.length > 68) return fail('b3 header is longer than 68 characters'); // 32+1+16+1+1+1+16
+  const parts = v.split('-');
+  if (parts.length === 1) {
+    return b3Sampled(parts[0]) === 'invalid' || parts[0] === '' ? fail('b3 sampling state must be 0, 1 or d') : { ok: true, value: null };
+  }
+  if (parts.length > 4) return fail('b3 header has more than 4 fields');
+  const traceId = b3TraceId(parts[0] ?? '');
+  if (traceId === undefined) return fail('b3 trace id must be 16 or 32 hex digits, not all zeros');
+  const spanId = b3SpanId(parts[1] ?? '');
+  if (spanId === undefined) return fail('b3 span id must be 16 hex digits, not all zeros');
+  const sampledRaw = parts[2];
+  // In the single header only 0, 1 and d are defined.
+  if (sampledRaw !== undefined && !['0', '1', 'd'].includes(sampledRaw)) return fail('b3 sampling state must be 0, 1 or d');
+  const parent = parts[3];
+  if (parent !== undefined && b3SpanId(parent) === undefined) return fail('b3 parent span id must be 16 hex digits');
+  const flags = b3Sampled(sampledRaw);
+  return { ok: true, value: { traceId, spanId, traceFlags: flags === 'invalid' ? 0 : flags } };
+}
+
+/**
+ * Reads the trace context of an incoming request. Precedence: `traceparent`, then the B3
+ * single header, then the B3 multi headers; the first family that is present decides, so
+ * an invalid `traceparent` is reported as invalid even when B3 headers are also present.
+ * `tracestate` is attached only to a W3C parent, and only when valid.
+ */
+export function extractTraceContext(headers: HeaderBag): TraceContextResult {
+  const tp = headerValue(headers, TRACEPARENT);
+  if (tp !== undefined) {
+    const parsed = parseTraceparent(tp);
+    if (!parsed.ok) return { kind: 'invalid', format: 'w3c', header: TRACEPARENT, value: tp, reason: parsed.reason };
+    const ts = headerValue(headers, TRACESTATE);
+    return {
+      kind: 'found',
+      format: 'w3c',
+      context: { ...parsed.value, traceState: ts === undefined ? undefined : validateTracestate(ts) },
+    };
+  }
+
+  const single = headerValue(headers, B3);
+  if (single !== undefined) {
+    const parsed = parseB3Single(single);
+    if (!parsed.ok) return { kind: 'invalid', format: 'b3-single', header: B3, value: single, reason: parsed.reason };
+    if (parsed.value === null) return { kind: 'absent' };
+    return { kind: 'found', format: 'b3-single', context: { ...parsed.value, traceState: undefined } };
+  }
+
+  const multiTrace = headerValue(headers, B3_TRACE_ID);
+  const multiSpan = headerValue(headers, B3_SPAN_ID);
+  if (multiTrace !== undefined || multiSpan !== undefined) {
+    const shown = `${B3_TRACE_ID}=${multiTrace ?? ''} ${B3_SPAN_ID}=${multiSpan ?? ''}`;
+    const invalid = (reason: string): TraceContextResult => ({ kind: 'invalid', format: 'b3-multi', header: B3_TRACE_ID, value: shown, reason });
+    const traceId = b3TraceId((multiTrace ?? '').trim());
+    if (traceId === undefined) return invalid('x-b3-traceid must be 16 or 32 hex digits, not all zeros');
+    const spanId = b3SpanId((multiSpan ?? '').trim());
+    if (spanId === undefined) return invalid('x-b3-spanid must be 16 hex digits, not all zeros');
+    // Debug (x-b3-flags: 1) implies sampled.
+    const debug = headerValue(headers, B3_FLAGS)?.trim() === '1';
+    const sampled = b3Sampled(headerValue(headers, B3_SAMPLED)?.trim());
+    if (sampled === 'invalid' && !debug) return invalid('x-b3-sampled must be 0 or 1');
+    return {
+      kind: 'found',
+      format: 'b3-multi',
+      context: { traceId, spanId, traceFlags: debug ? SAMPLED_FLAG : sampled === 'invalid' ? 0 : sampled, traceState: undefined },
+    };
+  }
+  return { kind: 'absent' };
+}
+
+const HEX2 = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** Formats a version-00 `traceparent`. The caller guarantees well-formed ids. */
+export function formatTraceparent(traceId: string, spanId: string, traceFlags: number): string {
+  return `00-${traceId}-${spanId}-${HEX2[traceFlags & 0xff] ?? '00'}`;
+}
+
+/** The `baggage` header, passed through untouched; undefined when absent. */
+export function extractBaggage(headers: HeaderBag): string | undefined {
+  return headerValue(headers, BAGGAGE);
+}

@@ -1,0 +1,54 @@
+// Admin listener (default :15000), for probes, Prometheus and people:
+//   GET /ready            200 "ready" while serving; 503 once shutdown began (readiness probe)
+//   GET /live             200 while the process runs (liveness probe)
+//   GET /metrics          Prometheus text exposition of this sidecar's registry
+//   GET /debug/endpoints  JSON: the endpoint snapshot the balancer currently uses
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Registry } from 'prom-client';
+import type { EndpointSnapshot } from '../endpoints/endpoints.ts';
+
+export interface AdminDeps {
+  readonly registry: Registry;
+  /** False once shutdown has begun. */
+  ready(): boolean;
+  endpoints(): EndpointSnapshot;
+}
+
+function send(res: ServerResponse, status: number, type: string, body: string): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+export function createAdminServer(deps: AdminDeps): Server {
+  return createServer((req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      send(res, 405, 'text/plain', 'only GET\n');
+      return;
+    }
+    switch (path) {
+      case '/ready':
+        if (deps.ready()) send(res, 200, 'text/plain', 'ready\n');
+        else send(res, 503, 'text/plain', 'shutting down\n');
+        return;
+      case '/live':
+        send(res, 200, 'text/plain', 'live\n');
+        return;
+      case '/metrics':
+        deps.registry.metrics().then(
+          (text) => send(res, 200, deps.registry.contentType, text),
+          (err: unknown) => send(res, 500, 'text/plain', `metrics failed: ${(err as Error).message}\n`),
+        );
+        return;
+      case '/debug/endpoints': {
+        const services: Record<string, unknown> = {};
+        for (const [name, eps] of deps.endpoints()) services[name] = eps;
+        send(res, 200, 'application/json', JSON.stringify({ services }, null, 2) + '\n');
+        return;
+      }
+      default:
+        send(res, 404, 'text/plain', 'not found; try /ready, /live, /metrics or /debug/endpoints\n');
+    }
+  });
+}

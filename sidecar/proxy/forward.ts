@@ -1,0 +1,250 @@
+// The forwarding engine shared by both listeners: streams a request to one upstream and its
+// response back, with backpressure, a timeout, one safe retry, and every failure turned into
+// a ProxyError. Event handlers are module-level functions that find their exchange through a
+// symbol on the emitter, so a request costs no closures.
+
+import { request, type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import { MESH_ERROR } from '../../common/semconv.ts';
+import { ProxyError, synthesizeResponse, upstreamError } from '../errors.ts';
+import type { Exchange } from './exchange.ts';
+import { downstreamResponseHeaders } from './headers.ts';
+
+const kExchange = Symbol('tracemesh.exchange');
+interface Carrier {
+  [kExchange]?: Exchange;
+}
+
+function exchangeOf(emitter: object): Exchange {
+  return (emitter as Carrier)[kExchange] as Exchange;
+}
+
+function attach(emitter: object, ex: Exchange): void {
+  (emitter as Carrier)[kExchange] = ex;
+}
+
+function ignore(): void {}
+
+/** Methods that may be sent twice (RFC 9110 §9.2.2). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/**
+ * Starts tracking an exchange. From here on the observers run exactly once, when the
+ * downstream response closes (finished, synthesized, or abandoned by the client).
+ */
+export function beginExchange(ex: Exchange): void {
+  ex.ctx.inFlight.add();
+  attach(ex.req, ex);
+  attach(ex.res, ex);
+  ex.req.on('error', ignore);
+  ex.res.on('error', ignore);
+  ex.res.on('close', onDownstreamClose);
+}
+
+/**
+ * Sends the exchange's request to `host:port` with `headers` and relays the response.
+ *
+ * Timeout: the upstream must start answering (send response headers) within
+ * `upstreamTimeoutMs`; the clock restarts on every request-body chunk and when the request
+ * body ends, so a slow upload is not counted against the upstream. A stalled response body
+ * is not timed out.
+ *
+ * Retry: when a reused keep-alive connection turns out to be dead before any response, a
+ * body-less idempotent request is sent once more on a fresh connection (`mesh.retry.attempt` 1).
+ */
+export function forward(ex: Exchange, host: string, port: number, headers: OutgoingHttpHeaders): void {
+  ex.upstreamHost = host;
+  ex.upstreamPort = port;
+  ex.upstreamHeaders = headers;
+  ex.timer = setTimeout(onUpstreamTimeout, ex.ctx.upstreamTimeoutMs, ex);
+  sendUpstream(ex);
+  if (ex.hasBody && ex.error === undefined) {
+    ex.req.on('data', onRequestData);
+    ex.req.on('end', onRequestEnd);
+  }
+}
+
+/**
+ * Ends the exchange with a mesh failure: tears down the upstream, discards the rest of the
+ * request body, and synthesizes the error response, or, if the response has already started,
+ * cuts the downstream connection so the client sees the truncation. The first failure wins.
+ */
+export function failExchange(ex: Exchange, err: ProxyError): void {
+  ex.error ??= err;
+  clearTimeout(ex.timer);
+  ex.timer = undefined;
+  const up = ex.upstream;
+  if (up !== undefined && !up.destroyed) up.destroy();
+  const upRes = ex.upstreamRes;
+  if (upRes !== undefined && !upRes.destroyed) upRes.destroy();
+  const req = ex.req;
+  req.removeListener('data', onRequestData);
+  req.removeListener('end', onRequestEnd);
+  if (!req.complete) req.resume();
+  const res = ex.res;
+  if (res.destroyed || res.writableEnded) return;
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  ex.status = ex.error.status;
+  // Keep the connection only if no unread request body is left on it.
+  ex.bytesOut += synthesizeResponse(res, ex.error, ex.ctx.hop, ex.span.spanContext().traceId, ex.hasBody && !req.complete);
+}
+
+/** Names the upstream in error messages; only called on failure paths. */
+function upstreamName(ex: Exchange): string {
+  const at = `${ex.upstreamHost}:${ex.upstreamPort}`;
+  if (ex.ctx.direction === 'inbound') return `local app at ${at}`;
+  const pod = ex.endpoint?.pod;
+  return `endpoint ${at}${pod === undefined ? '' : ` (pod ${pod})`} of service "${ex.service}"`;
+}
+
+function sendUpstream(ex: Exchange): void {
+  let up: ClientRequest;
+  try {
+    up = request({
+      host: ex.upstreamHost,
+      port: ex.upstreamPort,
+      method: ex.method,
+      path: ex.target,
+      headers: ex.upstreamHeaders,
+      agent: ex.ctx.agent,
+    });
+  } catch (err) {
+    failExchange(ex, upstreamError(err, upstreamName(ex)));
+    return;
+  }
+  attach(up, ex);
+  ex.upstream = up;
+  up.on('response', onUpstreamResponse);
+  up.on('error', onUpstreamError);
+  if (ex.hasBody) up.on('drain', onUpstreamDrain);
+  else up.end();
+}
+
+function onRequestData(this: IncomingMessage, chunk: Buffer): void {
+  const ex = exchangeOf(this);
+  ex.bytesIn += chunk.length;
+  ex.timer?.refresh();
+  const up = ex.upstream;
+  if (up !== undefined && !up.write(chunk)) this.pause();
+}
+
+function onUpstreamDrain(this: ClientRequest): void {
+  const ex = exchangeOf(this);
+  if (this === ex.upstream) ex.req.resume();
+}
+
+function onRequestEnd(this: IncomingMessage): void {
+  const ex = exchangeOf(this);
+  ex.timer?.refresh();
+  ex.upstream?.end();
+}
+
+function onUpstreamResponse(this: ClientRequest, upRes: IncomingMessage): void {
+  const ex = exchangeOf(this);
+  if (this !== ex.upstream || ex.error !== undefined || ex.downstreamAborted) {
+    upRes.resume();
+    return;
+  }
+  clearTimeout(ex.timer);
+  ex.timer = undefined;
+  attach(upRes, ex);
+  ex.upstreamRes = upRes;
+  upRes.on('error', ignore);
+  upRes.on('close', onUpstreamResponseClose);
+  const status = upRes.statusCode ?? 502;
+  try {
+    ex.res.writeHead(status, upRes.statusMessage, downstreamResponseHeaders(upRes.headers));
+  } catch (err) {
+    failExchange(ex, new ProxyError(MESH_ERROR.upstreamReset, `${upstreamName(ex)} sent a response head that cannot be relayed: ${(err as Error).message}`, { cause: err }));
+    return;
+  }
+  ex.status = status;
+  upRes.on('data', onResponseData);
+  upRes.on('end', onResponseEnd);
+  ex.res.on('drain', onDownstreamDrain);
+}
+
+function onResponseData(this: IncomingMessage, chunk: Buffer): void {
+  const ex = exchangeOf(this);
+  ex.bytesOut += chunk.length;
+  if (!ex.res.write(chunk)) this.pause();
+}
+
+function onDownstreamDrain(this: ServerResponse): void {
+  exchangeOf(this).upstreamRes?.resume();
+}
+
+function onResponseEnd(this: IncomingMessage): void {
+  const ex = exchangeOf(this);
+  const req = ex.req;
+  if (!req.complete) {
+    // The upstream answered before reading the whole body (e.g. 413): it needs no more.
+    req.removeListener('data', onRequestData);
+    req.removeListener('end', onRequestEnd);
+    req.resume();
+    ex.upstream?.destroy();
+  }
+  ex.res.end();
+}
+
+function onUpstreamResponseClose(this: IncomingMessage): void {
+  const ex = exchangeOf(this);
+  if (this.complete || ex.downstreamAborted || ex.error !== undefined) return;
+  failExchange(ex, new ProxyError(MESH_ERROR.upstreamReset, `${upstreamName(ex)} closed the connection in the middle of the response`));
+}
+
+function onUpstreamError(this: ClientRequest, err: Error): void {
+  const ex = exchangeOf(this);
+  if (this !== ex.upstream || ex.error !== undefined || ex.downstreamAborted || ex.upstreamRes !== undefined) return;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (
+    this.reusedSocket &&
+    ex.attempt === 0 &&
+    !ex.hasBody &&
+    (code === 'ECONNRESET' || code === 'EPIPE') &&
+    IDEMPOTENT.has(ex.method) &&
+    !ex.res.headersSent
+  ) {
+    ex.attempt++;
+    sendUpstream(ex);
+    return;
+  }
+  failExchange(ex, upstreamError(err, upstreamName(ex)));
+}
+
+function onUpstreamTimeout(ex: Exchange): void {
+  ex.timer = undefined;
+  if (ex.ended || ex.error !== undefined || ex.upstreamRes !== undefined) return;
+  failExchange(
+    ex,
+    new ProxyError(MESH_ERROR.timeout, `${upstreamName(ex)} did not answer within ${ex.ctx.upstreamTimeoutMs} ms (--upstream-timeout)`),
+  );
+}
+
+function onDownstreamClose(this: ServerResponse): void {
+  const ex = exchangeOf(this);
+  if (!this.writableFinished && ex.error === undefined) {
+    ex.downstreamAborted = true;
+    ex.upstream?.destroy();
+    ex.upstreamRes?.destroy();
+  }
+  endExchange(ex);
+}
+
+function endExchange(ex: Exchange): void {
+  if (ex.ended) return;
+  ex.ended = true;
+  clearTimeout(ex.timer);
+  ex.timer = undefined;
+  const observers = ex.ctx.observers;
+  for (let i = 0; i < observers.length; i++) {
+    try {
+      observers[i]?.onExchangeEnd(ex);
+    } catch {
+      // Observers promise not to throw; one that does must not take the request path down.
+    }
+  }
+  ex.ctx.inFlight.done();
+}

@@ -1,0 +1,93 @@
+// Header rules of the proxy: hop-by-hop headers stay on their hop (RFC 9110 §7.6.1), trace
+// headers are rewritten as W3C, and the request's authority is parsed into service and port.
+
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { TRACE_HEADERS } from '../../common/trace-context.ts';
+
+/** Set by the outbound sidecar so that the inbound one can label metrics by source workload. */
+export const SOURCE_WORKLOAD_HEADER = 'x-tracemesh-source-workload';
+export const REQUEST_ID_HEADER = 'x-request-id';
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'http2-settings',
+  // Node already answered `100-continue` to the client; the upstream must not be asked again.
+  'expect',
+]);
+
+/** Headers the proxy writes itself on the upstream request. */
+const REWRITTEN = new Set([...TRACE_HEADERS, SOURCE_WORKLOAD_HEADER, REQUEST_ID_HEADER]);
+
+/** Extra hop-by-hop names listed in a `Connection` header (`Connection: close, x-foo`). */
+function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  const raw = typeof value === 'string' ? value : value.join(',');
+  // The common cases carry no extra names; skip the Set.
+  if (raw === 'keep-alive' || raw === 'close' || raw === 'Keep-Alive' || raw === 'Close') return undefined;
+  const out = new Set<string>();
+  for (const t of raw.split(',')) {
+    const name = t.trim().toLowerCase();
+    if (name !== '') out.add(name);
+  }
+  return out;
+}
+
+/**
+ * The request headers to send upstream: everything except hop-by-hop and trace headers
+ * (the caller adds `traceparent`, `tracestate`, `x-request-id`). `baggage` passes through.
+ */
+export function upstreamRequestHeaders(src: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const extra = connectionTokens(src.connection);
+  const out: OutgoingHttpHeaders = {};
+  for (const name in src) {
+    if (HOP_BY_HOP.has(name) || REWRITTEN.has(name) || extra?.has(name) === true) continue;
+    out[name] = src[name];
+  }
+  return out;
+}
+
+/** The response headers to send downstream: everything except hop-by-hop headers. */
+export function downstreamResponseHeaders(src: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const extra = connectionTokens(src.connection);
+  const out: OutgoingHttpHeaders = {};
+  for (const name in src) {
+    if (HOP_BY_HOP.has(name) || extra?.has(name) === true) continue;
+    out[name] = src[name];
+  }
+  return out;
+}
+
+/** A request authority split into lowercase host and port (undefined when not given). */
+export function splitAuthority(authority: string): { host: string; port: number | undefined } {
+  let host = authority;
+  let port: number | undefined;
+  const colon = authority.lastIndexOf(':');
+  // `[::1]:80` has its port after the bracket; a bare IPv6 literal has no port.
+  if (colon !== -1 && colon > authority.lastIndexOf(']')) {
+    const p = authority.slice(colon + 1);
+    if (/^\d{1,5}$/.test(p)) port = Number(p);
+    host = authority.slice(0, colon);
+  }
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  return { host: host.toLowerCase(), port };
+}
+
+const K8S_SERVICE_HOST = /^([a-z0-9]([a-z0-9-]*[a-z0-9])?)\.[a-z0-9-]+\.svc(?:\.cluster\.local)?\.?$/;
+
+/**
+ * The logical service named by a host: `b`, `b:80`, and the Kubernetes forms
+ * `b.<ns>.svc` and `b.<ns>.svc.cluster.local` all name `b`.
+ */
+export function serviceOfHost(host: string): string {
+  if (host.indexOf('.') === -1) return host;
+  const m = K8S_SERVICE_HOST.exec(host);
+  return m?.[1] ?? (host.endsWith('.') ? host.slice(0, -1) : host);
+}

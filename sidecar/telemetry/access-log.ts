@@ -1,0 +1,191 @@
+// The access log: one JSON line per exchange to a local sink (stdout by default), and the same
+// facts as an OTLP log record tied to the hop's span, so a trace view can show its logs.
+
+import { write as fsWrite } from 'node:fs';
+import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { SeverityNumber, type Logger as OtelLogger } from '@opentelemetry/api-logs';
+import { ATTR } from '../../common/semconv.ts';
+import type { Exchange, ExchangeObserver } from '../proxy/exchange.ts';
+
+/** Receives one access-log line (no trailing newline). Must not block or throw. */
+export type AccessLogSink = (line: string) => void;
+
+/** The fields of one access-log line, in the order written. */
+export interface AccessLogEntry {
+  readonly ts: string;
+  readonly trace_id: string;
+  readonly span_id: string;
+  readonly request_id: string;
+  readonly direction: string;
+  readonly source_workload: string;
+  readonly service: string;
+  readonly method: string;
+  readonly path: string;
+  readonly status: number;
+  readonly duration_ms: number;
+  /** `host:port` the request went to: the chosen endpoint, or the local app. '' if none. */
+  readonly upstream: string;
+  readonly upstream_pod: string | null;
+  readonly bytes_received: number;
+  readonly bytes_sent: number;
+  readonly retry_attempt: number;
+  /** MESH_ERROR code when the mesh produced the failure, else null. */
+  readonly mesh_error: string | null;
+  /** True when the client went away before the response completed. */
+  readonly aborted: boolean;
+}
+
+export interface AccessLogOptions {
+  /** Local line sink; undefined disables the line. */
+  readonly sink: AccessLogSink | undefined;
+  /** OTLP logger; undefined disables the log record. */
+  readonly logger: OtelLogger | undefined;
+}
+
+export class AccessLog implements ExchangeObserver {
+  private readonly sink: AccessLogSink | undefined;
+  private readonly logger: OtelLogger | undefined;
+
+  constructor(o: AccessLogOptions) {
+    this.sink = o.sink;
+    this.logger = o.logger;
+  }
+
+  onExchangeEnd(ex: Exchange): void {
+    const sink = this.sink;
+    const logger = this.logger;
+    if (sink === undefined && logger === undefined) return;
+    const sc = ex.span.spanContext();
+    const durationMs = Math.round((performance.now() - ex.startMs) * 1000) / 1000;
+    const upstream = ex.upstreamPort === 0 ? '' : `${ex.upstreamHost}:${ex.upstreamPort}`;
+    const meshError = ex.error?.code ?? null;
+    const path = ex.path;
+    if (sink !== undefined) {
+      const entry: AccessLogEntry = {
+        ts: new Date().toISOString(),
+        trace_id: sc.traceId,
+        span_id: sc.spanId,
+        request_id: ex.requestId,
+        direction: ex.ctx.direction,
+        source_workload: ex.sourceWorkload,
+        service: ex.service,
+        method: ex.method,
+        path,
+        status: ex.status,
+        duration_ms: durationMs,
+        upstream,
+        upstream_pod: ex.endpoint?.pod ?? null,
+        bytes_received: ex.bytesIn,
+        bytes_sent: ex.bytesOut,
+        retry_attempt: ex.attempt,
+        mesh_error: meshError,
+        aborted: ex.downstreamAborted,
+      };
+      sink(JSON.stringify(entry));
+    }
+    if (logger !== undefined) {
+      const failed = meshError !== null || ex.status >= 500 || ex.downstreamAborted;
+      logger.emit({
+        eventName: 'tracemesh.access',
+        severityNumber: failed ? SeverityNumber.ERROR : ex.status >= 400 ? SeverityNumber.WARN : SeverityNumber.INFO,
+        severityText: failed ? 'ERROR' : ex.status >= 400 ? 'WARN' : 'INFO',
+        body: `${ex.method} ${ex.service}${path} ${ex.status}${meshError === null ? '' : ' ' + meshError}`,
+        attributes: {
+          [ATTR.meshDirection]: ex.ctx.direction,
+          [ATTR.httpRequestMethod]: ex.method,
+          [ATTR.urlPath]: path,
+          [ATTR.httpResponseStatusCode]: ex.status,
+          [ATTR.meshDestinationService]: ex.service,
+          [ATTR.meshEndpoint]: upstream,
+          [ATTR.requestId]: ex.requestId,
+          [ATTR.meshRetryAttempt]: ex.attempt,
+          'mesh.source.workload': ex.sourceWorkload,
+          'mesh.duration_ms': durationMs,
+          'http.request.body.size': ex.bytesIn,
+          'http.response.body.size': ex.bytesOut,
+          ...(meshError === null ? {} : { [ATTR.meshErrorCode]: meshError }),
+          ...(ex.endpoint?.pod === undefined ? {} : { [ATTR.meshEndpointPod]: ex.endpoint.pod }),
+        },
+        context: trace.setSpanContext(ROOT_CONTEXT, sc),
+      });
+    }
+  }
+}
+
+/**
+ * Writes lines to a file descriptor (stdout by default) without blocking the event loop:
+ * lines are coalesced per tick and written by the thread pool. When the reader falls behind
+ * by more than `maxBufferedBytes`, new lines are dropped and counted in `dropped`.
+ */
+export class FdLineSink {
+  dropped = 0;
+  private readonly fd: number;
+  private readonly maxBufferedBytes: number;
+  private lines: string[] = [];
+  private bufferedBytes = 0;
+  private writing = false;
+  private scheduled = false;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(fd = 1, maxBufferedBytes = 4 * 1024 * 1024) {
+    this.fd = fd;
+    this.maxBufferedBytes = maxBufferedBytes;
+  }
+
+  /** The AccessLogSink bound to this writer. */
+  readonly write: AccessLogSink = (line) => {
+    if (this.bufferedBytes + line.length > this.maxBufferedBytes) {
+      this.dropped++;
+      return;
+    }
+    this.lines.push(line);
+    this.bufferedBytes += line.length + 1;
+    if (!this.writing && !this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  };
+
+  /** Resolves when everything accepted so far has been written (or failed to be). */
+  drain(): Promise<void> {
+    if (!this.writing && !this.scheduled && this.lines.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    if (this.lines.length === 0) {
+      this.idle();
+      return;
+    }
+    const data = Buffer.from(this.lines.join('\n') + '\n');
+    this.lines = [];
+    this.bufferedBytes = 0;
+    this.writing = true;
+    this.writeFrom(data, 0);
+  }
+
+  private writeFrom(data: Buffer, offset: number): void {
+    fsWrite(this.fd, data, offset, data.length - offset, null, (err, written) => {
+      if (err !== null) {
+        // A non-blocking pipe that is full: try again shortly. Anything else: drop this batch.
+        if (err.code === 'EAGAIN') {
+          setTimeout(() => this.writeFrom(data, offset), 10).unref();
+          return;
+        }
+        this.dropped++;
+      } else if (offset + written < data.length) {
+        this.writeFrom(data, offset + written);
+        return;
+      }
+      this.writing = false;
+      this.flush();
+    });
+  }
+
+  private idle(): void {
+    const w = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of w) resolve();
+  }
+}

@@ -1,0 +1,93 @@
+// OpenTelemetry SDK setup for one sidecar: its own tracer and logger providers (never the
+// global ones, so several sidecars can share a process), batching, and OTLP/gRPC export.
+
+import { randomUUID } from 'node:crypto';
+import type { Tracer } from '@opentelemetry/api';
+import type { Logger as OtelLogger } from '@opentelemetry/api-logs';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+  type SpanExporter,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
+import { BatchLogRecordProcessor, LoggerProvider, type LogRecordExporter, type LogRecordProcessor } from '@opentelemetry/sdk-logs';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
+import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-grpc';
+import { ATTR } from '../../common/semconv.ts';
+
+export const SCOPE_NAME = 'tracemesh-sidecar';
+
+export interface TelemetryOptions {
+  readonly service: string;
+  readonly pod: string;
+  readonly namespace: string;
+  /** Omitted from the resource when empty. */
+  readonly node: string;
+  /** `service.instance.id`; a random UUID when not given. */
+  readonly instanceId?: string;
+  /** Root sampling probability in [0, 1]; a remote parent's decision is always followed. */
+  readonly samplingRatio: number;
+  /** OTLP/gRPC endpoint, e.g. `http://127.0.0.1:4317`. Empty disables export. */
+  readonly collectorEndpoint: string;
+  /** Overrides the OTLP span exporter (tests pass an InMemorySpanExporter). */
+  readonly spanExporter?: SpanExporter | undefined;
+  /** Overrides the OTLP log exporter (tests pass an InMemoryLogRecordExporter). */
+  readonly logExporter?: LogRecordExporter | undefined;
+  /** Batch processors' delay between exports. Default 1000 ms. */
+  readonly exportDelayMs?: number | undefined;
+  /** Per-export timeout. Default 10 s. */
+  readonly exportTimeoutMs?: number | undefined;
+}
+
+export interface SidecarTelemetry {
+  readonly tracer: Tracer;
+  /** Undefined when log export is off; the access log then only writes its local line. */
+  readonly logger: OtelLogger | undefined;
+  /** Exports everything buffered so far. */
+  forceFlush(): Promise<void>;
+  /** Flushes and shuts down providers and exporters. Safe to call twice. */
+  shutdown(): Promise<void>;
+}
+
+export function createTelemetry(o: TelemetryOptions): SidecarTelemetry {
+  const resource = resourceFromAttributes({
+    [ATTR.serviceName]: o.service,
+    [ATTR.serviceInstanceId]: o.instanceId ?? randomUUID(),
+    [ATTR.k8sPodName]: o.pod,
+    [ATTR.k8sNamespaceName]: o.namespace,
+    ...(o.node === '' ? {} : { [ATTR.k8sNodeName]: o.node }),
+  });
+  const exporting = o.collectorEndpoint !== '';
+  const delay = o.exportDelayMs ?? 1000;
+  const timeout = o.exportTimeoutMs ?? 10_000;
+
+  const spanExporter = o.spanExporter ?? (exporting ? new OTLPTraceExporter({ url: o.collectorEndpoint, timeoutMillis: timeout }) : undefined);
+  const spanProcessors: SpanProcessor[] =
+    spanExporter === undefined ? [] : [new BatchSpanProcessor(spanExporter, { scheduledDelayMillis: delay, exportTimeoutMillis: timeout })];
+  const tracerProvider = new BasicTracerProvider({
+    resource,
+    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(o.samplingRatio) }),
+    spanProcessors,
+  });
+
+  const logExporter = o.logExporter ?? (exporting ? new OTLPLogExporter({ url: o.collectorEndpoint, timeoutMillis: timeout }) : undefined);
+  const logProcessors: LogRecordProcessor[] =
+    logExporter === undefined ? [] : [new BatchLogRecordProcessor({ exporter: logExporter, scheduledDelayMillis: delay, exportTimeoutMillis: timeout })];
+  const loggerProvider = logProcessors.length === 0 ? undefined : new LoggerProvider({ resource, processors: logProcessors });
+
+  let shutdown: Promise<void> | undefined;
+  return {
+    tracer: tracerProvider.getTracer(SCOPE_NAME),
+    logger: loggerProvider?.getLogger(SCOPE_NAME),
+    async forceFlush() {
+      await Promise.all([tracerProvider.forceFlush(), loggerProvider?.forceFlush()]);
+    },
+    shutdown() {
+      shutdown ??= Promise.all([tracerProvider.shutdown(), loggerProvider?.shutdown()]).then(() => undefined);
+      return shutdown;
+    },
+  };
+}
