@@ -148,7 +148,9 @@ class ClickHouseStorageClient implements StorageClient {
     }
     if (status !== undefined && status >= 400) {
       const clickhouseCode = clickhouseCodeOf(responseText);
-      const transient = isTransientFailure({ clickhouseCode, httpStatus: status });
+      // TOO_MANY_PARTS (252) is overload, except when one INSERT spans more day partitions
+      // than max_partitions_per_insert_block allows: that fails the same way every time.
+      const transient = isTransientFailure({ clickhouseCode, httpStatus: status }) && !responseText.includes('Too many partitions for single INSERT block');
       throw new StorageError(code, `ClickHouse refused the statement (HTTP ${status}): ${summarize(responseText)} — statement: ${statementHead(statement)}`, { clickhouseCode, transient });
     }
     return responseText;

@@ -5,8 +5,8 @@
 // - string → '…' with \\, \', \0, \b, \f, \r, \n, \t escaped and every other C0 control
 //   character and DEL as \xHH. Lone UTF-16 surrogates cannot be encoded as UTF-8, so they
 //   become U+FFFD (what `TextEncoder` does too): `SELECT ${s}` returns `s.toWellFormed()`.
-// - number → finite only; negative values in parentheses, so `1 -${-5}` cannot become the
-//   comment `1 --5`.
+// - number → finite and not subnormal (18.16 cannot parse those); negative values in
+//   parentheses, so `1 -${-5}` cannot become the comment `1 --5`.
 // - bigint → decimal digits, negative in parentheses.
 // - boolean → 1 / 0 (18.16 has no Bool type).
 // - null → NULL.
@@ -82,10 +82,16 @@ export function quoteIdentifier(name: string): string {
   return '`' + name.replace(/[\\`]/g, (c) => '\\' + c) + '`';
 }
 
-/** A finite number as a literal; negative numbers in parentheses. */
+const MIN_NORMAL = 2.2250738585072014e-308;
+
+/**
+ * A finite number as a literal; negative numbers in parentheses. Subnormal numbers
+ * (0 < |n| < 2.2250738585072014e-308) are refused: 18.16 cannot parse them as literals.
+ */
 export function quoteNumber(n: number): string {
   if (!Number.isFinite(n)) throw invalid(`number must be finite, got ${String(n)}`);
   if (n === 0) return '0'; // also turns -0 into 0
+  if (Math.abs(n) < MIN_NORMAL) throw invalid(`subnormal number ${String(n)} cannot be written as a ClickHouse literal`);
   const text = String(n); // e.g. 12, 0.5, 1e+21, 5e-7: all valid ClickHouse literals
   return n < 0 ? `(${text})` : text;
 }

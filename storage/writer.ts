@@ -102,7 +102,7 @@ export class ClickHouseTraceWriter implements TraceWriter {
       } catch (err) {
         const transient = err instanceof StorageError ? err.transient : false;
         if (!transient || attempt >= this.#attempts || this.#closing.signal.aborted) {
-          const why = !transient ? 'a permanent error' : attempt >= this.#attempts ? `${attempt} attempts` : 'the writer closing';
+          const why = !transient ? 'a permanent error' : attempt >= this.#attempts ? `${attempt} attempts` : 'the writer was closed';
           throw new StorageError(
             'STORAGE_WRITE_FAILED',
             `writing ${rows} ${what} to ClickHouse failed after ${why}: ${(err as Error).message}`,

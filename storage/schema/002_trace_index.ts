@@ -37,7 +37,8 @@ export const migration: Migration = {
   service_name,
   toDate(timestamp) AS date,
   minState(start_time_unix_nano) AS start_min,
-  maxState(start_time_unix_nano + duration_nano) AS end_max
+  -- greatest(): an end past the UInt64 range wraps around; the start is still a bound.
+  maxState(greatest(start_time_unix_nano, start_time_unix_nano + duration_nano)) AS end_max
 FROM ${spans}
 WHERE trace_id != ''
 GROUP BY trace_id, service_name, date`,
