@@ -2,6 +2,9 @@
 // shutdown (data still queued when the stop comes is written before runCollector returns).
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import type { Collector } from '../collector/collector.ts';
 import { runCollector } from '../collector/main.ts';
@@ -62,5 +65,43 @@ void describe('runCollector', () => {
       spans.map((s) => s.name),
       ['queued'],
     );
+  });
+});
+
+void describe('tracemesh collector (the CLI process)', () => {
+  void it('serves until SIGTERM, then writes what is queued and exits 0', async () => {
+    const cli = fileURLToPath(new URL('../cli/tracemesh.ts', import.meta.url));
+    const child = spawn(process.execPath, [cli, 'collector', '--grpc-port', '0', '--http-port', '0', '--admin-port', '0', '--batch-timeout', '1h'], {
+      env: { ...process.env, TRACEMESH_CLICKHOUSE_URL: db.url, TRACEMESH_CLICKHOUSE_DATABASE: db.database, TRACEMESH_LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    try {
+      const listening = await eventually(
+        async () => stderr.split('\n').map((l) => (l.startsWith('{') ? (JSON.parse(l) as { msg: string; httpPort?: number }) : undefined)).find((l) => l?.msg === 'collector listening'),
+        (l) => l !== undefined,
+        60_000,
+        'the "collector listening" log line',
+      );
+      const traceId = newTraceId();
+      const res = await fetch(`http://127.0.0.1:${listening!.httpPort}/v1/traces`, {
+        method: 'POST',
+        body: encodeTraces(traceRequest('cli-test', [span({ traceId, name: 'queued-in-cli' })])),
+        headers: { 'content-type': 'application/x-protobuf' },
+      });
+      assert.equal(res.status, 200);
+      child.kill('SIGTERM');
+      const [code] = (await once(child, 'exit')) as [number | null];
+      assert.equal(code, 0, stderr);
+      const spans = await new ClickHouseTraceReader(client).getTrace(traceId);
+      assert.deepEqual(
+        spans.map((s) => s.name),
+        ['queued-in-cli'],
+      );
+      assert.match(stderr, /"msg":"collector stopped"/);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
   });
 });

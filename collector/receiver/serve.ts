@@ -14,9 +14,10 @@ export interface HttpListener {
   close(graceMs: number): Promise<void>;
 }
 
-export async function listen(app: Hono, host: string, port: number, options: { maxHeadersCount?: number } = {}): Promise<HttpListener> {
+/** Listens on `host:port` (0 picks a free port). */
+export async function listen(app: Hono, host: string, port: number): Promise<HttpListener> {
+  // Exporters keep connections open between exports; outlive their usual idle timeouts.
   const server: Server = createServer({ keepAliveTimeout: 65_000 }, getRequestListener(app.fetch));
-  if (options.maxHeadersCount !== undefined) server.maxHeadersCount = options.maxHeadersCount;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
