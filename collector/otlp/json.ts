@@ -223,9 +223,10 @@ function spansOf(group: JsonObject, path: string): SpanMsg[] {
 /** Parses JSON text; integers too large for a double keep every digit (as bigint). */
 export function parseJsonText(text: string): Json {
   try {
-    // The reviver costs time, so it runs only when the text has an integer literal that a
-    // double cannot hold exactly (16 or more digits).
-    if (!/[\d]{16}/.test(text)) return JSON.parse(text) as Json;
+    // The reviver costs time, so it runs only when the text may have a number literal (not a
+    // string: SDKs send 64-bit values as strings) of 16 or more digits, which a double cannot
+    // always hold exactly.
+    if (!/[:[,]\s*-?\d{16}/.test(text)) return JSON.parse(text) as Json;
     return JSON.parse(text, (_key, value: Json, context?: { source?: string }) => {
       if (typeof value === 'number' && !Number.isSafeInteger(value) && context?.source !== undefined && INT_TEXT.test(context.source)) {
         return BigInt(context.source);
