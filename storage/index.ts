@@ -6,6 +6,7 @@ export { migrate, planMigration, MIGRATIONS, SCHEMA_VERSION, type MigrateOptions
 export { resolveSchema, tableRefs, type SchemaOptions, type ResolvedSchema, type TableRefs } from './schema/options.ts';
 export { ClickHouseTraceWriter, type WriterOptions, type RetryOptions } from './writer.ts';
 export { ClickHouseTraceReader, normalizeTraceId, MAX_TRACE_LIMIT, type ReaderOptions } from './reader.ts';
+export { InMemoryTraceStore } from './memory.ts';
 export { dropPartitionsOlderThan, type DroppedPartition, type RetentionOptions } from './retention.ts';
 export { sql, ident, raw, list, join, quoteString, quoteIdentifier, Sql } from './sql.ts';
 export type * from './model.ts';

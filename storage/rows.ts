@@ -68,7 +68,7 @@ function statusCodeFrom(value: string): number {
 }
 
 /** The attribute values copied into promoted columns; span attributes win over resource ones. */
-interface Promoted {
+export interface Promoted {
   pod: string;
   namespace: string;
   node: string;
@@ -103,11 +103,17 @@ function promote(attrs: readonly Attribute[], p: Promoted): void {
   }
 }
 
-/** One JSONEachRow line (with trailing newline) for the spans table. */
-export function encodeSpan(span: SpanRecord): string {
+/** The promoted column values of a span (`http_status_code` is `httpStatus || legacyHttpStatus`). */
+export function promotedColumns(span: SpanRecord): Promoted {
   const p: Promoted = { pod: '', namespace: '', node: '', meshError: '', httpStatus: 0, legacyHttpStatus: 0 };
   promote(span.resourceAttributes, p);
   promote(span.attributes, p);
+  return p;
+}
+
+/** One JSONEachRow line (with trailing newline) for the spans table. */
+export function encodeSpan(span: SpanRecord): string {
+  const p = promotedColumns(span);
 
   let eventTimes = '';
   let eventNames = '';

@@ -4,6 +4,7 @@
 import { createClickHouseClient } from '../storage/clickhouse.ts';
 import { ClickHouseTraceReader } from '../storage/reader.ts';
 import { migrate } from '../storage/schema/migrate.ts';
+import { InMemoryTraceStore } from '../storage/memory.ts';
 import { conformanceSuite } from '../storage/testing/conformance.ts';
 import { ClickHouseTraceWriter } from '../storage/writer.ts';
 import { createTestDatabase } from './support/clickhouse.ts';
@@ -20,4 +21,10 @@ conformanceSuite('ClickHouse storage conformance', async () => {
       await db.drop();
     },
   };
+});
+
+// The in-memory store that other components' tests use must behave the same.
+conformanceSuite('in-memory storage conformance', async () => {
+  const store = new InMemoryTraceStore();
+  return { reader: store, writer: store, close: async () => {} };
 });
