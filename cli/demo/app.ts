@@ -5,6 +5,8 @@
 
 import { createServer, request, Agent, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Tracer } from '@opentelemetry/api';
+import { failSpan, SpanKind, startSpanFromHeaders } from './tracing.ts';
 
 /** Headers an application copies from its inbound request to every outbound call. */
 const PROPAGATED = ['traceparent', 'tracestate', 'baggage', 'x-request-id', 'b3', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-sampled'];
@@ -20,6 +22,10 @@ export interface DemoAppOptions {
   readonly failRate: number;
   /** Simulated work per request, in ms. */
   readonly workMs: number;
+  /** When set, the app records its own span (an instrumented app) for each request. */
+  readonly tracer?: Tracer;
+  /** Name of that span, e.g. `charge card`. */
+  readonly operation?: string;
 }
 
 export interface DemoApp {
@@ -53,12 +59,19 @@ export async function startDemoApp(options: DemoAppOptions): Promise<DemoApp> {
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
   const handler = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     req.resume();
+    const span = options.tracer ? startSpanFromHeaders(options.tracer, options.operation ?? 'handle', req.headers, SpanKind.INTERNAL) : undefined;
     if (options.workMs > 0) await new Promise((r) => setTimeout(r, options.workMs * (0.5 + Math.random())));
     if (Math.random() < options.failRate) {
+      const message = 'database connection pool exhausted (simulated)';
+      if (span) {
+        failSpan(span, new Error(message));
+        span.end();
+      }
       res.writeHead(500, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: `${options.pod}: simulated internal error (database connection pool exhausted)` }));
+      res.end(JSON.stringify({ error: `${options.pod}: ${message}` }));
       return;
     }
+    span?.end();
     const statuses: number[] = [];
     for (const service of options.calls) {
       const status = await callDownstream(agent, options.outboundPort, service, req);

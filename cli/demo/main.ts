@@ -1,0 +1,304 @@
+// `tracemesh demo`: a whole local mesh in one process. ClickHouse (embedded by default), the
+// collector and the query API, then 4 services × 2 pods, each pod an app behind its own
+// sidecar on one of 3 simulated nodes, and steady traffic of which a known fraction fails
+// deep in the call graph. It reports the root causes it sees until Ctrl-C.
+
+import { resolve } from 'node:path';
+import { ConfigError } from '../../common/errors.ts';
+import { helpText, parseFlags, type FlagSpec } from '../../common/flags.ts';
+import { createLogger, type Logger } from '../../common/logger.ts';
+import { snapshotOf, StaticEndpointSource, type EndpointSpec } from '../../sidecar/endpoints/endpoints.ts';
+import { startSidecar, type Sidecar } from '../../sidecar/sidecar.ts';
+import { startBackend, type Backend } from '../stack.ts';
+import { startDemoApp, type DemoApp } from './app.ts';
+import { startLoad, type LoadGenerator, type LoadResult } from './loadgen.ts';
+import { createAppTracing, type AppTracing } from './tracing.ts';
+import { CALLS, expectedFailureFraction, NAMESPACE, PODS, type PodSpec } from './topology.ts';
+
+export const DEMO_FLAGS = [
+  { name: 'query-host', kind: 'string', default: '127.0.0.1', description: 'Address the query API listens on' },
+  { name: 'query-port', kind: 'int', default: '16686', description: 'Query API port (Jaeger query API, /api/v1/traces/{id}/path); 0 picks a free port' },
+  { name: 'otlp-grpc-port', kind: 'int', default: '4317', description: 'Collector OTLP/gRPC port; 0 picks a free port' },
+  { name: 'otlp-http-port', kind: 'int', default: '4318', description: 'Collector OTLP/HTTP port; 0 picks a free port' },
+  { name: 'collector-admin-port', kind: 'int', default: '13133', description: 'Collector /metrics and /ready port; 0 picks a free port' },
+  {
+    name: 'clickhouse-url',
+    kind: 'string',
+    default: '',
+    env: 'TRACEMESH_CLICKHOUSE_URL',
+    description: 'Use this ClickHouse (HTTP interface) instead of starting an embedded one',
+  },
+  { name: 'clickhouse-data-dir', kind: 'string', default: '.tracemesh/clickhouse', description: 'Data directory of the embedded ClickHouse (kept between runs)' },
+  { name: 'clickhouse-database', kind: 'string', default: 'tracemesh', description: 'Database that holds the tracemesh tables' },
+  { name: 'rps', kind: 'int', default: '20', description: 'Requests per second sent to the frontend pods' },
+  { name: 'duration', kind: 'duration', default: '0', description: 'Stop after this long (e.g. 60s); 0 runs until Ctrl-C' },
+  { name: 'report-interval', kind: 'duration', default: '10s', description: 'How often to print traffic and root-cause figures' },
+  { name: 'access-log', kind: 'string', default: 'off', description: 'Sidecar access-log lines on stdout (stdout) or not (off)' },
+] as const satisfies readonly FlagSpec[];
+
+export interface DemoOptions {
+  readonly queryHost: string;
+  readonly queryPort: number;
+  readonly otlpGrpcPort: number;
+  readonly otlpHttpPort: number;
+  readonly collectorAdminPort: number;
+  readonly clickhouseUrl: string;
+  /** undefined = a temp directory (tests). */
+  readonly clickhouseDataDir: string | undefined;
+  readonly database: string;
+  readonly rps: number;
+  readonly accessLog: 'stdout' | 'off';
+  readonly logger: Logger;
+}
+
+export interface RootCauseTally {
+  readonly pod: string;
+  readonly node: string;
+  readonly reason: string;
+  count: number;
+}
+
+export interface DemoStats {
+  sent: number;
+  failed: number;
+  /** Failed requests whose path was looked up, and what it named as the root cause. */
+  readonly rootCauses: Map<string, RootCauseTally>;
+  /** A failed trace whose root cause the query API has already named. */
+  exampleTraceId: string | undefined;
+}
+
+export interface Demo {
+  readonly backend: Backend;
+  readonly queryUrl: string;
+  readonly stats: DemoStats;
+  /** Looks up the root cause of failed requests that have had time to reach storage. */
+  sampleRootCauses(max: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+interface Pod {
+  readonly spec: PodSpec;
+  readonly app: DemoApp;
+  readonly sidecar: Sidecar;
+  crashTimer?: NodeJS.Timeout;
+}
+
+/** How long after a request its spans are expected to be queryable (export + batch delays). */
+const SETTLE_MS = 4_000;
+
+export async function startDemo(options: DemoOptions): Promise<Demo> {
+  const logger = options.logger;
+  const backend = await startBackend({
+    clickhouseUrl: options.clickhouseUrl,
+    ...(options.clickhouseDataDir !== undefined ? { clickhouseDataDir: options.clickhouseDataDir } : {}),
+    database: options.database,
+    collector: {
+      grpcPort: options.otlpGrpcPort,
+      httpPort: options.otlpHttpPort,
+      adminPort: options.collectorAdminPort,
+      batchTimeoutMs: 500,
+      servicegraph: { waitMs: 5_000, flushIntervalMs: 5_000 },
+    },
+    queryHost: options.queryHost,
+    queryPort: options.queryPort,
+    logger: logger.child({ component: 'backend' }),
+  });
+  const pods: Pod[] = [];
+  let load: LoadGenerator | undefined;
+  const tracings: AppTracing[] = [];
+  const close = async (): Promise<void> => {
+    await load?.stop();
+    await Promise.all(tracings.map((t) => t.shutdown()));
+    for (const p of pods) clearTimeout(p.crashTimer);
+    await Promise.all(pods.map((p) => p.sidecar.close()));
+    await Promise.all(pods.map((p) => p.app.close()));
+    await backend.close();
+  };
+  try {
+    // All sidecars share one endpoint source: the demo's stand-in for the control plane.
+    const endpoints = new StaticEndpointSource();
+    for (const spec of PODS) {
+      // The payments app is instrumented with the OpenTelemetry SDK; its spans join the trace.
+      let tracing: AppTracing | undefined;
+      if (spec.service === 'payments') {
+        tracing = createAppTracing(backend.otlpGrpcEndpoint, { 'service.name': spec.service, 'k8s.pod.name': spec.pod, 'k8s.namespace.name': NAMESPACE, 'k8s.node.name': spec.node });
+        tracings.push(tracing);
+      }
+      const app = await startDemoApp({
+        service: spec.service,
+        pod: spec.pod,
+        calls: CALLS[spec.service] ?? [],
+        outboundPort: 0,
+        failRate: spec.failRate,
+        workMs: 2,
+        ...(tracing ? { tracer: tracing.tracer, operation: 'charge card' } : {}),
+      });
+      const sidecar = await startSidecar(
+        {
+          service: spec.service,
+          pod: spec.pod,
+          namespace: NAMESPACE,
+          node: spec.node,
+          appPort: app.port(),
+          outboundPort: 0,
+          inboundPort: 0,
+          adminPort: 0,
+          bindAddress: '127.0.0.1',
+          collectorEndpoint: backend.otlpGrpcEndpoint,
+          accessLog: options.accessLog,
+          upstreamTimeoutMs: 5_000,
+        },
+        { endpoints, logger: logger.child({ component: 'sidecar', pod: spec.pod }), exportDelayMs: 500 },
+      );
+      app.options.outboundPort = sidecar.outboundPort;
+      pods.push({ spec, app, sidecar });
+    }
+    const services: Record<string, EndpointSpec[]> = {};
+    for (const p of pods) {
+      (services[p.spec.service] ??= []).push({ address: `127.0.0.1:${p.sidecar.inboundPort}`, pod: p.spec.pod, node: p.spec.node, namespace: NAMESPACE });
+    }
+    endpoints.set(snapshotOf(services));
+
+    // Crash loops: the app stops listening for a while, then comes back on the same port.
+    for (const p of pods) {
+      const loop = p.spec.crashLoop;
+      if (!loop) continue;
+      const cycle = (): void => {
+        p.crashTimer = setTimeout(() => {
+          void p.app.crash().then(() => {
+            p.crashTimer = setTimeout(() => {
+              void p.app.recover().then(cycle, (err: unknown) => logger.error('demo app did not restart', { pod: p.spec.pod, err }));
+            }, loop.downMs);
+          });
+        }, loop.periodMs - loop.downMs);
+      };
+      cycle();
+    }
+
+    const stats: DemoStats = { sent: 0, failed: 0, rootCauses: new Map(), exampleTraceId: undefined };
+    const pending: { traceId: string; at: number }[] = [];
+    const frontends = pods.filter((p) => p.spec.service === 'frontend').map((p) => p.sidecar.inboundPort);
+    const loadTracing = createAppTracing(backend.otlpGrpcEndpoint, { 'service.name': 'loadgen' });
+    tracings.push(loadTracing);
+    load = startLoad(loadTracing.tracer, frontends, options.rps, (r: LoadResult) => {
+      stats.sent++;
+      if (r.status >= 500 || r.status === 0) {
+        stats.failed++;
+        if (pending.length < 1000) pending.push({ traceId: r.traceId, at: Date.now() });
+      }
+    });
+
+    const queryUrl = backend.queryApi.url;
+    const sampleRootCauses = async (max: number): Promise<void> => {
+      let looked = 0;
+      while (looked < max && pending.length > 0 && Date.now() - (pending[0]?.at ?? 0) > SETTLE_MS) {
+        const item = pending.shift();
+        if (!item) break;
+        looked++;
+        try {
+          const res = await fetch(`${queryUrl}/api/v1/traces/${item.traceId}/path`);
+          if (!res.ok) continue;
+          const body = (await res.json()) as { rootCause: { pod?: string; node?: string; reason?: string; meshErrorCode?: string | null } | null };
+          const rc = body.rootCause;
+          if (!rc) continue;
+          const pod = rc.pod ?? '?';
+          const key = `${pod}|${rc.meshErrorCode ?? rc.reason ?? ''}`;
+          const tally = stats.rootCauses.get(key) ?? { pod, node: rc.node ?? '?', reason: rc.meshErrorCode ?? rc.reason ?? 'error', count: 0 };
+          tally.count++;
+          stats.rootCauses.set(key, tally);
+          stats.exampleTraceId ??= item.traceId;
+        } catch (err) {
+          logger.debug('root-cause lookup failed', { traceId: item.traceId, err });
+        }
+      }
+    };
+    return { backend, queryUrl, stats, sampleRootCauses, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+function pct(n: number, d: number): string {
+  return d === 0 ? '0.0%' : `${((100 * n) / d).toFixed(1)}%`;
+}
+
+/** The `tracemesh demo` command. */
+export async function runDemo(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(
+      helpText(
+        'tracemesh demo [flags]',
+        'Runs a local demo mesh: an embedded ClickHouse, the collector, the query API and 4 services × 2 pods (each behind its own sidecar, on 3 simulated nodes) with steady traffic, part of which fails deep in the call graph. Ctrl-C stops everything.',
+        DEMO_FLAGS,
+      ),
+    );
+    return 0;
+  }
+  const flags = parseFlags(DEMO_FLAGS, argv);
+  if (flags._.length > 0) throw new ConfigError(`unexpected argument "${flags._[0]}"; run with --help to list the flags`);
+  if (flags.rps < 1 || flags.rps > 2000) throw new ConfigError(`--rps must be from 1 to 2000, got ${flags.rps}`);
+  const accessLog = flags['access-log'];
+  if (accessLog !== 'stdout' && accessLog !== 'off') throw new ConfigError(`--access-log must be stdout or off, got "${accessLog}"`);
+  const logger = createLogger({ component: 'demo' }, (process.env['TRACEMESH_LOG_LEVEL'] as 'info' | undefined) ?? 'warn');
+  const out = (s: string): void => void process.stdout.write(s + '\n');
+
+  out('tracemesh demo: starting ClickHouse, collector, query API and 8 pods ...');
+  const demo = await startDemo({
+    queryHost: flags['query-host'],
+    queryPort: flags['query-port'],
+    otlpGrpcPort: flags['otlp-grpc-port'],
+    otlpHttpPort: flags['otlp-http-port'],
+    collectorAdminPort: flags['collector-admin-port'],
+    clickhouseUrl: flags['clickhouse-url'],
+    clickhouseDataDir: resolve(flags['clickhouse-data-dir']),
+    database: flags['clickhouse-database'],
+    rps: flags.rps,
+    accessLog,
+    logger,
+  });
+  const { backend, queryUrl, stats } = demo;
+  const expected = expectedFailureFraction();
+  out('');
+  out(`  ClickHouse      ${backend.clickhouse.url}${backend.clickhouse.embedded ? ` (embedded, data in ${backend.clickhouse.dataDir})` : ''}`);
+  out(`  OTLP gRPC       http://127.0.0.1:${backend.collector.grpcPort}     OTLP HTTP  http://127.0.0.1:${backend.collector.httpPort}`);
+  out(`  Query API       ${queryUrl}   (Jaeger API: ${queryUrl}/api/services, OpenAPI: ${queryUrl}/openapi.json)`);
+  out(`  Collector       http://127.0.0.1:${backend.collector.adminPort}/metrics`);
+  out('');
+  out('  frontend ─▶ checkout ─┬─▶ inventory   inventory-2 (node-2) crashes 4 s in every 20 s: connection refused');
+  out('                        └─▶ payments    payments-2 (node-3) answers 500 to 30% of its requests');
+  out(`  ${flags.rps} req/s; expected failures ≈ ${pct(expected.total, 1)} (inventory-2 ${pct(expected.inventory, 1)}, payments-2 ${pct(expected.payments, 1)})`);
+  out('');
+
+  let printedExample = false;
+  const report = async (): Promise<void> => {
+    await demo.sampleRootCauses(20);
+    const causes = [...stats.rootCauses.values()].sort((a, b) => b.count - a.count).map((t) => `${t.pod}@${t.node} ${t.reason} ×${t.count}`);
+    out(`[${new Date().toISOString().slice(11, 19)}] sent ${stats.sent}, failed ${stats.failed} (${pct(stats.failed, stats.sent)}); root causes named by the path API: ${causes.join(', ') || '(waiting for spans)'}`);
+    if (!printedExample && stats.exampleTraceId) {
+      printedExample = true;
+      out('');
+      out('  A failed request, and where its failure began:');
+      out(`    curl -s ${queryUrl}/api/v1/traces/${stats.exampleTraceId}/path`);
+      out(`    npm run tracemesh -- path ${stats.exampleTraceId} --query-url ${queryUrl}`);
+      out('');
+    }
+  };
+  const timer = setInterval(() => void report(), flags['report-interval']);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    if (flags.duration > 0) setTimeout(stop, flags.duration).unref();
+  });
+  clearInterval(timer);
+  out('tracemesh demo: stopping (flushing spans) ...');
+  await report();
+  await demo.close();
+  out('tracemesh demo: stopped.');
+  return 0;
+}
