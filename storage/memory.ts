@@ -139,7 +139,7 @@ export class InMemoryTraceStore implements TraceReader, TraceWriter {
   }
 
   async getOperations(serviceName: string, spanKind?: SpanKind): Promise<Operation[]> {
-    if (spanKind !== undefined && !(spanKind in KIND_ORDER)) {
+    if (spanKind !== undefined && !Object.hasOwn(KIND_ORDER, spanKind)) {
       throw new StorageError('INVALID_QUERY', `span kind "${String(spanKind)}" is not one of ${Object.keys(KIND_ORDER).join(', ')}`);
     }
     const wanted = serviceName.toWellFormed();

@@ -43,6 +43,13 @@ function seconds(unixNano: bigint, round: 'floor' | 'ceil' = 'floor'): number {
   return Number(s > MAX_DATETIME ? MAX_DATETIME : s);
 }
 
+const MAX_U64 = 2n ** 64n - 1n;
+
+/** A bound for a UInt64 column: out-of-range values would otherwise be compared as Float64. */
+function u64(n: bigint): bigint {
+  return n < 0n ? 0n : n > MAX_U64 ? MAX_U64 : n;
+}
+
 interface IndexRow {
   readonly service_name: string;
   readonly first_start: string;
@@ -105,15 +112,15 @@ export class ClickHouseTraceReader implements TraceReader {
     const conds: Sql[] = [
       sql`timestamp >= toDateTime(${seconds(min)})`,
       sql`timestamp <= toDateTime(${seconds(max)})`,
-      sql`start_time_unix_nano >= ${min < 0n ? 0n : min}`,
-      sql`start_time_unix_nano <= ${max < 0n ? 0n : max}`,
+      sql`start_time_unix_nano >= ${u64(min)}`,
+      sql`start_time_unix_nano <= ${u64(max)}`,
     ];
     if (query.serviceName !== undefined && query.serviceName !== '') conds.push(sql`service_name = ${query.serviceName}`);
     if (query.operationName !== undefined && query.operationName !== '') conds.push(sql`span_name = ${query.operationName}`);
-    if (query.durationMinNano !== undefined) conds.push(sql`duration_nano >= ${query.durationMinNano < 0n ? 0n : query.durationMinNano}`);
+    if (query.durationMinNano !== undefined) conds.push(sql`duration_nano >= ${u64(query.durationMinNano)}`);
     if (query.durationMaxNano !== undefined) {
       if (query.durationMaxNano < 0n) return [];
-      conds.push(sql`duration_nano <= ${query.durationMaxNano}`);
+      conds.push(sql`duration_nano <= ${u64(query.durationMaxNano)}`);
     }
     for (const [key, value] of Object.entries(query.tags ?? {})) conds.push(tagCondition(key, value));
     const rows = await this.#client.query<{ trace_id: string }>(sql`
