@@ -33,4 +33,5 @@ export const BENCH_FLAGS = [
   { name: 'query-spans', kind: 'int', default: '10000000', env: 'TRACEMESH_BENCH_QUERY_SPANS', description: 'Spans loaded into ClickHouse for the query suite (use e.g. 200000 for a quick run).' },
   { name: 'spans', kind: 'string', default: '', env: 'TRACEMESH_BENCH_SPANS', description: 'Alias of --query-spans.' },
   { name: 'query-requests', kind: 'int', default: '300', env: 'TRACEMESH_BENCH_QUERY_REQUESTS', description: 'Sequential requests per query kind (trace by id, search, path).' },
+  { name: 'query-time-budget', kind: 'duration', default: '60s', env: 'TRACEMESH_BENCH_QUERY_TIME_BUDGET', description: 'Longest time spent on each query kind; the series stops early (and says so) when it runs out.' },
 ] as const satisfies readonly FlagSpec[];

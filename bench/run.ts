@@ -46,7 +46,9 @@ async function main(argv: string[]): Promise<number> {
     if (!/^\d+$/.test(f.spans)) throw new ConfigError(`--spans must be a whole number, got "${f.spans}"`);
     querySpans = Number(f.spans);
   }
-  if (f.rate <= 0 || f.connections <= 0 || f.duration <= 0) throw new ConfigError('--rate, --connections and --duration must be positive');
+  const positive = ['rate', 'connections', 'duration', 'wrk-threads', 'open-loop-connections', 'h2-connections', 'h2-streams', 'grpc-concurrency', 'haproxy-threads', 'ingest-spans', 'ingest-processes', 'ingest-batch', 'ingest-timeout', 'query-requests', 'query-time-budget'] as const;
+  for (const name of positive) if (!(f[name] > 0)) throw new ConfigError(`--${name} must be positive, got ${f[name]}`);
+  if (!(querySpans > 0)) throw new ConfigError(`--query-spans must be positive, got ${querySpans}`);
   const outDir = resolve(REPO_ROOT, f.out);
   mkdirSync(outDir, { recursive: true });
   const runDir = mkdtempSync(join(tmpdir(), 'tracemesh-bench-'));
@@ -134,14 +136,21 @@ async function main(argv: string[]): Promise<number> {
         Object.assign(result.parameters, { spans: f['ingest-spans'], processes: f['ingest-processes'], batch: f['ingest-batch'], timeoutMs: f['ingest-timeout'] });
         await runIngest(result, { dir: join(runDir, 'ingest'), spans: f['ingest-spans'], processes: f['ingest-processes'], batch: f['ingest-batch'], timeoutMs: f['ingest-timeout'], install: f.install, say });
       } else {
-        Object.assign(result.parameters, { spans: querySpans, requests: f['query-requests'] });
-        await runQuery(result, { dir: join(runDir, 'query'), spans: querySpans, requests: f['query-requests'], install: f.install, say });
+        Object.assign(result.parameters, { spans: querySpans, requests: f['query-requests'], timeBudgetMs: f['query-time-budget'] });
+        await runQuery(result, { dir: join(runDir, 'query'), spans: querySpans, requests: f['query-requests'], budgetMs: f['query-time-budget'], install: f.install, say });
       }
     } catch (err) {
-      failed = true;
-      result.status = 'failed';
-      result.skipped.push(`failed: ${err instanceof Error ? err.message : String(err)}`);
-      say(`${suite} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      if (err instanceof TracemeshError && err.code === 'CLICKHOUSE_UNAVAILABLE') {
+        // A missing ClickHouse is an environment gap like a missing tool, not a failed run.
+        result.status = 'skipped';
+        result.skipped.push(`ClickHouse unavailable: ${err.message}`);
+        say(`${suite} skipped: ${err.message}`);
+      } else {
+        failed = true;
+        result.status = 'failed';
+        result.skipped.push(`failed: ${err instanceof Error ? err.message : String(err)}`);
+        say(`${suite} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      }
     }
     result.finishedAt = new Date().toISOString();
     const path = writeResult(outDir, result);
@@ -163,5 +172,5 @@ try {
 } catch (err) {
   if (err instanceof TracemeshError) process.stderr.write(`bench: ${err.message} [${err.code}]\n`);
   else process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exitCode = 1;
+  process.exitCode = err instanceof ConfigError ? 2 : 1;
 }

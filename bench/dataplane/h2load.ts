@@ -59,7 +59,8 @@ export function runH2load(o: H2loadOptions): Promise<H2loadResult> {
     '-D', String(Math.max(1, Math.round(o.durationMs / 1000))),
     '--warm-up-time', String(Math.max(1, Math.round(o.warmupMs / 1000))),
   ];
-  for (const [k, v] of Object.entries(o.headers ?? {})) args.push('-H', `${k}: ${v}`);
+  // In HTTP/2 the Host header is the :authority pseudo-header.
+  for (const [k, v] of Object.entries(o.headers ?? {})) args.push('-H', `${k.toLowerCase() === 'host' ? ':authority' : k}: ${v}`);
   args.push(o.url);
   return new Promise((resolve, reject) => {
     const p = spawn(o.h2load, args, { stdio: ['ignore', 'pipe', 'pipe'] });

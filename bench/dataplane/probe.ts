@@ -15,7 +15,7 @@ export function probeH2(url: string, headers: Readonly<Record<string, string>>, 
       resolve(reason);
     };
     const timer = setTimeout(() => done(`no HTTP/2 answer within ${timeoutMs} ms`), timeoutMs);
-    session.on('error', (e) => done(`HTTP/2 (h2c prior knowledge) failed: ${e.message}`));
+    session.on('error', (e) => done(`the route's entry listener does not answer HTTP/2 cleartext (h2c prior knowledge): ${e.message}`));
     const extra: Record<string, string> = {};
     for (const [k, v] of Object.entries(headers)) extra[k.toLowerCase() === 'host' ? ':authority' : k] = v;
     const req = session.request({ ':path': '/', ...extra });
@@ -24,7 +24,7 @@ export function probeH2(url: string, headers: Readonly<Record<string, string>>, 
       req.resume();
       req.on('end', () => done(status === 200 ? undefined : `HTTP/2 request answered ${status}`));
     });
-    req.on('error', (e) => done(`HTTP/2 (h2c prior knowledge) failed: ${e.message}`));
+    req.on('error', (e) => done(`the route's entry listener does not answer HTTP/2 cleartext (h2c prior knowledge): ${e.message}`));
     req.end();
   });
 }
@@ -36,7 +36,9 @@ export function probeGrpc(target: string, authority: string | undefined, timeout
     const id = (b: Buffer): Buffer => b;
     client.makeUnaryRequest(GRPC_METHOD, id, id, Buffer.alloc(0), { deadline: Date.now() + timeoutMs }, (err) => {
       client.close();
-      resolve(err ? `gRPC unary call failed: ${err.code} ${grpc.status[err.code] ?? ''} ${err.details}`.replace(/\s+/g, ' ') : undefined);
+      // grpc-js details carry a timestamp and an empty "Resolution note"; keep the message.
+      const details = err?.details.replace(/\s*\(\d{4}-\d\d-\d\dT[^)]*\)/g, '').replace(/\.?\s*Resolution note:\s*$/, '');
+      resolve(err ? `gRPC unary call failed: ${err.code} ${grpc.status[err.code] ?? ''} ${details}`.replace(/\s+/g, ' ').trim() : undefined);
     });
   });
 }

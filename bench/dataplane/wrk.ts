@@ -89,7 +89,8 @@ export async function runWrk(o: WrkOptions): Promise<WrkResult> {
 
 function spawnWrk(o: WrkOptions, extra: readonly string[]): Promise<string> {
   const args = [...extra,'-t', String(o.threads), '-c', String(o.connections), '-d', `${Math.max(1, Math.round(o.durationMs / 1000))}s`, '--latency', '--timeout', '10s'];
-  for (const [k, v] of Object.entries(o.headers ?? {})) args.push('-H', `${k}: ${v}`);
+  // wrk adds its own "Host" unless one is spelled exactly so; a lowercase "host" would make two.
+  for (const [k, v] of Object.entries(o.headers ?? {})) args.push('-H', `${k.toLowerCase() === 'host' ? 'Host' : k}: ${v}`);
   args.push(o.url);
   return new Promise<string>((resolve, reject) => {
     const p = spawn(o.wrk, args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -2,7 +2,7 @@
 // numbers(): ClickHouse makes the rows itself (no client round trip), and the materialized
 // views that storage's migrations created (trace index, operations) are fed as by any insert.
 //
-// The shape: traces of 3–30 spans (≈10 on average) spread evenly over a time window; span 0
+// The shape: traces of 3–30 spans (≈9.3 on average) spread evenly over a time window; span 0
 // is a SERVER root in `frontend`; each odd span is a CLIENT call made by an earlier SERVER
 // span, and the following even span is the SERVER span of the service it called, so traces
 // are trees across 12 services. About 3 % of traces fail: their last span answers 500 with
@@ -42,11 +42,16 @@ function spanIdExpr(t: string, i: string, seed: number): string {
   return hex16(`cityHash64(${t}, ${i}, ${seed}, 3)`);
 }
 
-/** Spans in trace t: 3 + a product of two uniform 0..27 draws / 27, so 3–30, mean ≈ 9.75. */
+/** Spans in trace t: 3 + ⌊a·b/27⌋ for two uniform draws a, b in 0..27, so 3–30, mean ≈ 9.34. */
 export function traceSizeExpr(t: string, seed: number): string {
   return `toUInt32(3 + intDiv((cityHash64(${t}, ${seed}, 4) % 28) * (cityHash64(${t}, ${seed}, 5) % 28), 27))`;
 }
-export const MEAN_TRACE_SIZE = 3 + (13.5 * 13.5) / 27;
+/** Exact mean of traceSizeExpr: 3 + Σ⌊a·b/27⌋ / 28² over a, b in 0..27. */
+export const MEAN_TRACE_SIZE = ((): number => {
+  let sum = 0;
+  for (let a = 0; a < 28; a++) for (let b = 0; b < 28; b++) sum += Math.floor((a * b) / 27);
+  return 3 + sum / (28 * 28);
+})();
 
 /** Service index of the SERVER span j of trace t (0 = frontend for the root). */
 function serverServiceExpr(t: string, j: string, seed: number): string {
