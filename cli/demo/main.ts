@@ -49,6 +49,8 @@ export interface DemoOptions {
   readonly rps: number;
   readonly accessLog: 'stdout' | 'off';
   readonly logger: Logger;
+  /** The pods to run; default PODS (tests shorten the crash loop). */
+  readonly pods?: readonly PodSpec[];
 }
 
 export interface RootCauseTally {
@@ -117,7 +119,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
   try {
     // All sidecars share one endpoint source: the demo's stand-in for the control plane.
     const endpoints = new StaticEndpointSource();
-    for (const spec of PODS) {
+    for (const spec of options.pods ?? PODS) {
       // The payments app is instrumented with the OpenTelemetry SDK; its spans join the trace.
       let tracing: AppTracing | undefined;
       if (spec.service === 'payments') {

@@ -11,6 +11,7 @@ const propagator = new W3CTraceContextPropagator();
 
 export interface AppTracing {
   readonly tracer: Tracer;
+  forceFlush(): Promise<void>;
   shutdown(): Promise<void>;
 }
 
@@ -19,7 +20,7 @@ export function createAppTracing(endpoint: string, resource: Record<string, stri
     resource: resourceFromAttributes(resource),
     spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: endpoint }), { scheduledDelayMillis: 500 })],
   });
-  return { tracer: provider.getTracer('tracemesh-demo'), shutdown: () => provider.shutdown() };
+  return { tracer: provider.getTracer('tracemesh-demo'), forceFlush: () => provider.forceFlush(), shutdown: () => provider.shutdown() };
 }
 
 /** Starts a span whose parent is the trace context in `headers` (W3C), if any. */

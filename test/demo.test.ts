@@ -1,0 +1,78 @@
+// The demo mesh, started as `tracemesh demo` starts it (with a faster crash loop): traffic
+// flows, part of it fails, and the path API names exactly the two pods that were set up to fail.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { silentLogger } from '../common/logger.ts';
+import { startDemo, type Demo } from '../cli/demo/main.ts';
+import { PODS } from '../cli/demo/topology.ts';
+import { createTestDatabase, eventually, type TestDatabase } from './support/clickhouse.ts';
+
+describe('tracemesh demo', () => {
+  let db: TestDatabase;
+  let demo: Demo;
+
+  before(async () => {
+    db = await createTestDatabase();
+    demo = await startDemo({
+      queryHost: '127.0.0.1',
+      queryPort: 0,
+      otlpGrpcPort: 0,
+      otlpHttpPort: 0,
+      collectorAdminPort: 0,
+      clickhouseUrl: db.url,
+      clickhouseDataDir: undefined,
+      database: db.database,
+      rps: 50,
+      accessLog: 'off',
+      logger: silentLogger,
+      pods: PODS.map((p) => (p.crashLoop ? { ...p, crashLoop: { periodMs: 3_000, downMs: 1_000 } } : p)),
+    });
+  });
+
+  after(async () => {
+    await demo?.close();
+    await db?.drop();
+  });
+
+  it('has 4 services with 2 pods each on 3 nodes and a call graph 3 levels deep', () => {
+    const services = new Set(PODS.map((p) => p.service));
+    assert.equal(services.size, 4);
+    for (const s of services) assert.ok(PODS.filter((p) => p.service === s).length >= 2);
+    assert.equal(new Set(PODS.map((p) => p.node)).size, 3);
+  });
+
+  it('names payments-2 (HTTP 500) and inventory-2 (connection refused) as the root causes', async () => {
+    await eventually(
+      async () => {
+        await demo.sampleRootCauses(50);
+        return [...demo.stats.rootCauses.values()];
+      },
+      (causes) => causes.some((c) => c.pod === 'payments-2') && causes.some((c) => c.pod === 'inventory-2'),
+      60_000,
+      'both failing pods named as root causes',
+    );
+    const causes = [...demo.stats.rootCauses.values()];
+    for (const c of causes) {
+      assert.ok(
+        (c.pod === 'payments-2' && c.node === 'node-3' && c.reason === 'HTTP_500') ||
+          (c.pod === 'inventory-2' && c.node === 'node-2' && c.reason === 'CONNECTION_REFUSED'),
+        `unexpected root cause ${JSON.stringify(c)}`,
+      );
+    }
+    assert.ok(demo.stats.failed > 0 && demo.stats.failed < demo.stats.sent);
+  });
+
+  it('serves the service graph the traffic produced through the Jaeger dependencies API', async () => {
+    const deps = await eventually(
+      async () => {
+        const res = await fetch(`${demo.queryUrl}/api/dependencies?endTs=${Date.now() + 60_000}&lookback=3600000`);
+        return ((await res.json()) as { data: { parent: string; child: string; callCount: number }[] }).data;
+      },
+      (d) => ['frontend>checkout', 'checkout>inventory', 'checkout>payments'].every((e) => d.some((x) => `${x.parent}>${x.child}` === e)),
+      30_000,
+      'service graph edges',
+    );
+    for (const d of deps) assert.ok(d.callCount > 0);
+  });
+});
