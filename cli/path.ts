@@ -7,7 +7,7 @@ import type { PathHop, TracePath } from '../query-api/path/model.ts';
 
 export const PATH_FLAGS = [
   { name: 'query-url', kind: 'string', default: 'http://127.0.0.1:16686', description: 'Base URL of the tracemesh query API' },
-  { name: 'json', kind: 'bool', default: 'false', description: 'Print the raw JSON response instead of the tree' },
+  { name: 'json', env: 'TRACEMESH_PATH_JSON', kind: 'bool', default: 'false', description: 'Print the raw JSON response instead of the tree' },
 ] as const satisfies readonly FlagSpec[];
 
 function where(h: { service: string; pod: string | null; node: string | null }): string {

@@ -8,7 +8,7 @@ import { startDemo, type Demo } from '../cli/demo/main.ts';
 import { PODS } from '../cli/demo/topology.ts';
 import { createTestDatabase, eventually, type TestDatabase } from './support/clickhouse.ts';
 
-describe('tracemesh demo', () => {
+void describe('tracemesh demo', () => {
   let db: TestDatabase;
   let demo: Demo;
 
@@ -35,14 +35,14 @@ describe('tracemesh demo', () => {
     await db?.drop();
   });
 
-  it('has 4 services with 2 pods each on 3 nodes and a call graph 3 levels deep', () => {
+  void it('has 4 services with 2 pods each on 3 nodes and a call graph 3 levels deep', () => {
     const services = new Set(PODS.map((p) => p.service));
     assert.equal(services.size, 4);
     for (const s of services) assert.ok(PODS.filter((p) => p.service === s).length >= 2);
     assert.equal(new Set(PODS.map((p) => p.node)).size, 3);
   });
 
-  it('names payments-2 (HTTP 500) and inventory-2 (connection refused) as the root causes', async () => {
+  void it('names payments-2 (HTTP 500) and inventory-2 (connection refused) as the root causes', async () => {
     await eventually(
       async () => {
         await demo.sampleRootCauses(50);
@@ -63,7 +63,7 @@ describe('tracemesh demo', () => {
     assert.ok(demo.stats.failed > 0 && demo.stats.failed < demo.stats.sent);
   });
 
-  it('serves the service graph the traffic produced through the Jaeger dependencies API', async () => {
+  void it('serves the service graph the traffic produced through the Jaeger dependencies API', async () => {
     const deps = await eventually(
       async () => {
         const res = await fetch(`${demo.queryUrl}/api/dependencies?endTs=${Date.now() + 60_000}&lookback=3600000`);

@@ -32,7 +32,7 @@ function get(port: number, headers: Record<string, string>): Promise<number> {
   });
 }
 
-describe('failing path across three pods', () => {
+void describe('failing path across three pods', () => {
   let db: TestDatabase;
   let backend: Backend;
   let tracing: AppTracing;
@@ -119,7 +119,7 @@ describe('failing path across three pods', () => {
     ) as Promise<TracePath>;
   }
 
-  it('names the deepest pod and its node as the root cause of a 500', async () => {
+  void it('names the deepest pod and its node as the root cause of a 500', async () => {
     const { traceId, status } = await send();
     assert.equal(status, 502, 'a-1 relays the failure from below');
     // client span + (outbound CLIENT + inbound SERVER) for a→b and b→c + inbound SERVER of a = 6
@@ -150,7 +150,7 @@ describe('failing path across three pods', () => {
     assert.equal(byPod.get('c-1')?.peer?.pod ?? byPod.get('c-1')?.call?.caller?.pod, 'b-1');
   });
 
-  it('returns every hop of the trace in one Jaeger trace', async () => {
+  void it('returns every hop of the trace in one Jaeger trace', async () => {
     const { traceId } = await send();
     await pathOf(traceId, 6);
     const res = await fetch(`${backend.queryApi.url}/api/traces/${traceId}`);
@@ -171,7 +171,7 @@ describe('failing path across three pods', () => {
     assert.deepEqual([...pods].sort(), ['a-1', 'b-1', 'c-1']);
   });
 
-  it('names an unreachable pod when its process is down (connection refused)', async () => {
+  void it('names an unreachable pod when its process is down (connection refused)', async () => {
     const c = apps.get('c-1')!;
     await c.crash();
     try {

@@ -18,9 +18,9 @@ import { CALLS, expectedFailureFraction, NAMESPACE, PODS, type PodSpec } from '.
 export const DEMO_FLAGS = [
   { name: 'query-host', kind: 'string', default: '127.0.0.1', description: 'Address the query API listens on' },
   { name: 'query-port', kind: 'int', default: '16686', description: 'Query API port (Jaeger query API, /api/v1/traces/{id}/path); 0 picks a free port' },
-  { name: 'otlp-grpc-port', kind: 'int', default: '4317', description: 'Collector OTLP/gRPC port; 0 picks a free port' },
-  { name: 'otlp-http-port', kind: 'int', default: '4318', description: 'Collector OTLP/HTTP port; 0 picks a free port' },
-  { name: 'collector-admin-port', kind: 'int', default: '13133', description: 'Collector /metrics and /ready port; 0 picks a free port' },
+  { name: 'otlp-grpc-port', env: 'TRACEMESH_DEMO_OTLP_GRPC_PORT', kind: 'int', default: '4317', description: 'Collector OTLP/gRPC port; 0 picks a free port' },
+  { name: 'otlp-http-port', env: 'TRACEMESH_DEMO_OTLP_HTTP_PORT', kind: 'int', default: '4318', description: 'Collector OTLP/HTTP port; 0 picks a free port' },
+  { name: 'collector-admin-port', env: 'TRACEMESH_DEMO_COLLECTOR_ADMIN_PORT', kind: 'int', default: '13133', description: 'Collector /metrics and /ready port; 0 picks a free port' },
   {
     name: 'clickhouse-url',
     kind: 'string',
@@ -30,10 +30,10 @@ export const DEMO_FLAGS = [
   },
   { name: 'clickhouse-data-dir', kind: 'string', default: '.tracemesh/clickhouse', description: 'Data directory of the embedded ClickHouse (kept between runs)' },
   { name: 'clickhouse-database', kind: 'string', default: 'tracemesh', description: 'Database that holds the tracemesh tables' },
-  { name: 'rps', kind: 'int', default: '20', description: 'Requests per second sent to the frontend pods' },
-  { name: 'duration', kind: 'duration', default: '0', description: 'Stop after this long (e.g. 60s); 0 runs until Ctrl-C' },
-  { name: 'report-interval', kind: 'duration', default: '10s', description: 'How often to print traffic and root-cause figures' },
-  { name: 'access-log', kind: 'string', default: 'off', description: 'Sidecar access-log lines on stdout (stdout) or not (off)' },
+  { name: 'rps', env: 'TRACEMESH_DEMO_RPS', kind: 'int', default: '20', description: 'Requests per second sent to the frontend pods' },
+  { name: 'duration', env: 'TRACEMESH_DEMO_DURATION', kind: 'duration', default: '0', description: 'Stop after this long (e.g. 60s); 0 runs until Ctrl-C' },
+  { name: 'report-interval', env: 'TRACEMESH_DEMO_REPORT_INTERVAL', kind: 'duration', default: '10s', description: 'How often to print traffic and root-cause figures' },
+  { name: 'access-log', env: 'TRACEMESH_DEMO_ACCESS_LOG', kind: 'string', default: 'off', description: 'Sidecar access-log lines on stdout (stdout) or not (off)' },
 ] as const satisfies readonly FlagSpec[];
 
 export interface DemoOptions {
