@@ -48,9 +48,10 @@ interface Check {
   readonly direction: 'le' | 'ge';
   readonly goalValue: number;
   readonly unit: string;
-  readonly anchors: ReadonlyArray<{ readonly name: string; readonly value: number }>;
+  /** Published figures of reference systems; `compare` names another measured figure to divide (default the target's). */
+  readonly anchors: ReadonlyArray<{ readonly name: string; readonly value: number; readonly compare?: string }>;
   /** The figure (with a caveat when it is only indicative), or the reason there is none. */
-  measure(r: SuiteResult): { value: number; note?: string; caveat?: string } | { na: string };
+  measure(r: SuiteResult): { value: number; note?: string; caveat?: string; other?: Record<string, number> } | { na: string };
 }
 
 const fmt = (x: number, unit: string): string => {
@@ -165,12 +166,16 @@ const CHECKS: readonly Check[] = [
     unit: 'spans/s',
     anchors: [
       { name: 'OTel collector', value: 137_000 },
-      { name: 'Jaeger v2 on ClickHouse (end to end)', value: 52_000 },
+      { name: 'Jaeger v2 on ClickHouse, end to end', value: 52_000, compare: 'endToEnd' },
     ],
     measure: (r) => {
       const f = r.figures as unknown as Partial<IngestFigures>;
       if (!f.collector || !f.endToEnd) return { na: r.skipped.join('; ') || 'not measured' };
-      return { value: f.collector.spansPerCpuSecond, note: `end to end ${Math.round(f.endToEnd.spansPerSecond)} spans/s; collector ${f.collector.cpuSecondsPer100kSpans} CPU-s per 100k spans` };
+      return {
+        value: f.collector.spansPerCpuSecond,
+        note: `end to end ${Math.round(f.endToEnd.spansPerSecond)} spans/s (compared with Jaeger's end-to-end figure); collector ${f.collector.cpuSecondsPer100kSpans} CPU-s per 100k spans`,
+        other: { endToEnd: f.endToEnd.spansPerSecond },
+      };
     },
   },
   {
@@ -218,8 +223,13 @@ function evaluate(results: Results): TargetRow[] {
   return CHECKS.map((c) => {
     const r = results[c.suite];
     const base = { target: c.target, goal: c.goal };
-    const anchorsText = (v?: number): string =>
-      c.anchors.map((a) => `${a.name} ${fmt(a.value, c.unit === '×' ? '' : c.unit)}${v !== undefined ? ` (×${(v / a.value).toFixed(2)})` : ''}`).join('; ') || '—';
+    const anchorsText = (v?: number, other: Record<string, number> = {}): string =>
+      c.anchors
+        .map((a) => {
+          const mine = a.compare !== undefined ? other[a.compare] : v;
+          return `${a.name} ${fmt(a.value, c.unit === '×' ? '' : c.unit)}${mine !== undefined ? ` (×${(mine / a.value).toFixed(2)})` : ''}`;
+        })
+        .join('; ') || '—';
     if (!r) return { ...base, measured: '—', verdict: 'n/a', ratioToGoal: '—', anchor: anchorsText(), note: `${c.suite} suite not run yet` };
     const m = c.measure(r);
     if ('na' in m) return { ...base, measured: '—', verdict: 'n/a', ratioToGoal: '—', anchor: anchorsText(), note: `skipped: ${m.na}` };
@@ -232,7 +242,7 @@ function evaluate(results: Results): TargetRow[] {
       measured,
       verdict,
       ratioToGoal: `×${(m.value / c.goalValue).toFixed(2)}`,
-      anchor: anchorsText(m.value),
+      anchor: anchorsText(m.value, m.other),
       note: [...caveats.map((x) => `* ${x}`), m.note, `${c.suite} ${r.finishedAt ?? r.startedAt}`].filter(Boolean).join('; '),
     };
   });
@@ -241,7 +251,7 @@ function evaluate(results: Results): TargetRow[] {
 function table(head: readonly string[], rawRows: readonly (readonly string[])[]): { md: string; text: string } {
   // Cells are one line each; an error's first line is enough here (the JSON has all of it).
   const rows = rawRows.map((r) => r.map((c) => (c.split('\n')[0] ?? '').trim()));
-  const md = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`)].join('\n');
+  const md = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.map((c) => c.replace(/([|*])/g, '\\$1')).join(' | ')} |`)].join('\n');
   const widths = head.map((h, i) => Math.min(60, Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length))));
   const line = (r: readonly string[]): string => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   const text = [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
@@ -355,7 +365,7 @@ export function renderSummary(results: Results, thisRun: readonly SuiteName[]): 
     }
     const extra = [...r.skipped.map((x) => `skipped: ${x}`), ...(s === 'dataplane' ? routeNotes(r) : []), ...r.notes].map((x) => x.split('\n')[0] ?? '');
     for (const x of extra) {
-      md.push(`- ${x}`);
+      md.push(`- ${x.replace(/\*/g, '\\*')}`);
       text.push(`  - ${x}`);
     }
     md.push('');

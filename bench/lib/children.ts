@@ -21,6 +21,7 @@ export interface Child {
 }
 
 const live = new Set<Child>();
+const cleanups = new Set<() => Promise<void>>();
 let hooked = false;
 
 function hookExit(): void {
@@ -33,9 +34,20 @@ function hookExit(): void {
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
       for (const c of live) c.process.kill('SIGKILL');
-      process.exit(130);
+      const all = Promise.allSettled([...cleanups].map((f) => f()));
+      void Promise.race([all, new Promise((r) => setTimeout(r, 5000))]).then(() => process.exit(130));
     });
   }
+}
+
+/**
+ * Registers a stop function for something this module did not spawn (an embedded ClickHouse)
+ * so an interrupted run stops it too. Returns the function that unregisters it.
+ */
+export function registerCleanup(fn: () => Promise<void>): () => void {
+  hookExit();
+  cleanups.add(fn);
+  return () => cleanups.delete(fn);
 }
 
 /** Starts a child with its stdout and stderr appended to `<logDir>/<name>.log`. */

@@ -5,6 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { provideClickHouse, type ClickHouseHandle } from '../../storage/clickhouse-server.ts';
 import { createLogger } from '../../common/logger.ts';
+import { registerCleanup } from './children.ts';
 
 export interface BenchClickHouse {
   readonly url: string;
@@ -46,5 +47,15 @@ export async function startClickHouse(install: boolean, say: (l: string) => void
   const pid = handle.embedded && handle.dataDir ? findServerPid(handle.dataDir) : undefined;
   const version = (await chQuery(handle.url, 'SELECT version()')).trim();
   if (handle.embedded) say(`embedded ClickHouse ${version} (pid ${pid ?? '?'}) at ${handle.url}`);
-  return { url: handle.url, version, pid, embedded: handle.embedded, stop: () => handle.stop() };
+  const unregister = registerCleanup(() => handle.stop());
+  return {
+    url: handle.url,
+    version,
+    pid,
+    embedded: handle.embedded,
+    stop: async () => {
+      unregister();
+      await handle.stop();
+    },
+  };
 }
