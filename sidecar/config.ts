@@ -2,8 +2,14 @@
 
 import { hostname } from 'node:os';
 import { ConfigError } from '../common/errors.ts';
+import { isValidTrustDomain } from '../controlplane/ca/pki/spiffe.ts';
+import { parseAddress } from './endpoints/endpoints.ts';
 
 export type AccessLogMode = 'stdout' | 'off';
+
+/** PeerAuthentication mTLS mode: mTLS only, mTLS or plaintext, plaintext only. */
+export type MtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
+export const MTLS_MODES: readonly MtlsMode[] = ['STRICT', 'PERMISSIVE', 'DISABLE'];
 
 /** Input to startSidecar. Only `service` and `appPort` are required. */
 export interface SidecarOptions {
@@ -37,6 +43,36 @@ export interface SidecarOptions {
   readonly accessLog?: AccessLogMode;
   /** How long close() lets in-flight requests, then telemetry export, finish; default 5 000 ms. */
   readonly drainTimeoutMs?: number;
+
+  // Workload identity and mTLS. With none of caAddress, tlsCertFile or an injected identity
+  // source, the sidecar runs a plaintext mesh (as before mTLS existed).
+  /** Mesh CA `host:port` (the control plane, :15012); '' = no CA. */
+  readonly caAddress?: string;
+  /** PEM file with the root(s) that verify the CA server (its SPIFFE ID is checked too). */
+  readonly caRootCertFile?: string;
+  /** Talk to the CA without TLS (local development only). */
+  readonly caPlaintext?: boolean;
+  /** Bootstrap token sent to the CA. Prefer caTokenFile: it is re-read on every renewal. */
+  readonly caToken?: string;
+  readonly caTokenFile?: string;
+  /** Trust domain of peers' SPIFFE IDs; '' = this workload's own (or `cluster.local` for the CA's identity). */
+  readonly trustDomain?: string;
+  /** Lifetime to ask the CA for; renewal at about half of it. Default 24 h. */
+  readonly certTtlMs?: number;
+  /** Identity from PEM files instead of a CA (all three or none); reloaded when they change. */
+  readonly tlsCertFile?: string;
+  readonly tlsKeyFile?: string;
+  readonly trustBundleFile?: string;
+  /** Inbound mTLS mode when no PeerAuthentication sets one. Default STRICT. */
+  readonly mtlsMode?: MtlsMode;
+  /** AuthorizationPolicy / PeerAuthentication YAML files or directories (local mode); watched. */
+  readonly policyFiles?: readonly string[];
+  /** Namespace whose policies apply mesh-wide. Default `tracemesh-system`. */
+  readonly policyRootNamespace?: string;
+  /** Labels policies select this workload by. Default `{ app: <service> }`. */
+  readonly workloadLabels?: Readonly<Record<string, string>>;
+  /** How long startup waits for the first workload certificate. Default 30 s. */
+  readonly identityTimeoutMs?: number;
 }
 
 export type SidecarConfig = Required<SidecarOptions>;
@@ -67,6 +103,40 @@ export function resolveConfig(o: SidecarOptions): SidecarConfig {
   if (accessLog !== 'stdout' && accessLog !== 'off') {
     throw new ConfigError(`access log must be "stdout" or "off", got "${String(accessLog)}"; set --access-log`);
   }
+  const caAddress = o.caAddress ?? '';
+  const caRootCertFile = o.caRootCertFile ?? '';
+  const caPlaintext = o.caPlaintext ?? false;
+  const caToken = o.caToken ?? '';
+  const caTokenFile = o.caTokenFile ?? '';
+  const tlsCertFile = o.tlsCertFile ?? '';
+  const tlsKeyFile = o.tlsKeyFile ?? '';
+  const trustBundleFile = o.trustBundleFile ?? '';
+  const files = [tlsCertFile, tlsKeyFile, trustBundleFile].filter((f) => f !== '').length;
+  if (files !== 0 && files !== 3) {
+    throw new ConfigError('an identity from files needs all three of --tls-cert-file, --tls-key-file and --trust-bundle-file');
+  }
+  if (caAddress !== '') {
+    if (parseAddress(caAddress) === undefined) throw new ConfigError(`CA address "${caAddress}" must be host:port, e.g. tracemesh-controlplane.tracemesh-system.svc:15012; set --ca-address`);
+    if (files !== 0) throw new ConfigError('choose one identity source: --ca-address or --tls-cert-file/--tls-key-file/--trust-bundle-file, not both');
+    if (caRootCertFile === '' && !caPlaintext) {
+      throw new ConfigError('talking to the CA needs its root certificate: set --ca-root-cert (or --ca-plaintext for local development)');
+    }
+    if (caToken === '' && caTokenFile === '') {
+      throw new ConfigError('the CA needs a credential: set --ca-token-file (e.g. a projected service-account token) or --ca-token');
+    }
+  }
+  const trustDomain = o.trustDomain ?? '';
+  if (trustDomain !== '' && !isValidTrustDomain(trustDomain)) {
+    throw new ConfigError(`trust domain "${trustDomain}" is not valid (lowercase letters, digits, '.', '-', '_'); set --trust-domain`);
+  }
+  const certTtlMs = o.certTtlMs ?? 24 * 3_600_000;
+  if (!(certTtlMs >= 1000)) throw new ConfigError(`certificate lifetime must be at least 1s; set --cert-ttl`);
+  const mtlsMode = o.mtlsMode ?? 'STRICT';
+  if (!MTLS_MODES.includes(mtlsMode)) {
+    throw new ConfigError(`mTLS mode must be one of ${MTLS_MODES.join(', ')}, got "${String(mtlsMode)}"; set --mtls-mode`);
+  }
+  const identityTimeoutMs = o.identityTimeoutMs ?? 30_000;
+  if (!(identityTimeoutMs > 0)) throw new ConfigError('identity timeout must be positive');
   const collectorEndpoint = o.collectorEndpoint ?? 'http://127.0.0.1:4317';
   if (collectorEndpoint !== '' && !/^https?:\/\/[^/\s]+\/?$/.test(collectorEndpoint)) {
     throw new ConfigError(`collector endpoint "${collectorEndpoint}" must look like http://host:4317; set --collector-endpoint`);
@@ -87,5 +157,20 @@ export function resolveConfig(o: SidecarOptions): SidecarConfig {
     samplingRatio,
     accessLog,
     drainTimeoutMs,
+    caAddress,
+    caRootCertFile,
+    caPlaintext,
+    caToken,
+    caTokenFile,
+    trustDomain,
+    certTtlMs,
+    tlsCertFile,
+    tlsKeyFile,
+    trustBundleFile,
+    mtlsMode,
+    policyFiles: o.policyFiles ?? [],
+    policyRootNamespace: o.policyRootNamespace === undefined || o.policyRootNamespace === '' ? 'tracemesh-system' : o.policyRootNamespace,
+    workloadLabels: o.workloadLabels ?? { app: o.service },
+    identityTimeoutMs,
   };
 }

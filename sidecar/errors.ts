@@ -2,6 +2,7 @@
 // ("synthesized responses", as linkerd2-proxy calls them).
 
 import type { ServerResponse } from 'node:http';
+import type { Http2ServerResponse } from 'node:http2';
 import { TracemeshError } from '../common/errors.ts';
 import { MESH_ERROR, MESH_ERROR_HEADER, type MeshErrorCode } from '../common/semconv.ts';
 
@@ -16,16 +17,22 @@ export const MESH_ERROR_STATUS: Readonly<Record<MeshErrorCode, number>> = {
   POLICY_DENIED: 403,
 };
 
+/** Extra fields of a synthesized error body (`policy`, `principal`, …); null is written as null. */
+export type ErrorDetails = Readonly<Record<string, string | null>>;
+
 /** A request the mesh could not carry. `code` is recorded as `mesh.error.code` on the span. */
 export class ProxyError extends TracemeshError {
   declare readonly code: MeshErrorCode;
   /** Status of the response synthesized for this failure. */
   readonly status: number;
+  /** Written into the error body next to `code` and `message`. */
+  readonly details: ErrorDetails | undefined;
 
-  constructor(code: MeshErrorCode, message: string, options?: { cause?: unknown }) {
-    super(code, message, options);
+  constructor(code: MeshErrorCode, message: string, options?: { cause?: unknown; status?: number; details?: ErrorDetails }) {
+    super(code, message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ProxyError';
-    this.status = MESH_ERROR_STATUS[code];
+    this.status = options?.status ?? MESH_ERROR_STATUS[code];
+    this.details = options?.details;
   }
 }
 
@@ -60,22 +67,33 @@ export function upstreamError(err: unknown, target: string): ProxyError {
   return new ProxyError(MESH_ERROR.upstreamReset, `${target} sent no usable response: ${detail}`, { cause: err });
 }
 
+/** The JSON body of a synthesized response. */
+export function errorBody(err: ProxyError, hop: Hop, traceId: string): string {
+  return JSON.stringify({ error: { code: err.code, message: err.message, ...err.details, hop: { service: hop.service, pod: hop.pod }, trace_id: traceId } });
+}
+
 /**
  * Writes the response for a proxy failure: status from the code, `x-tracemesh-error: <CODE>`,
- * and a JSON body `{ error: { code, message, hop: { service, pod }, trace_id } }`.
+ * and a JSON body `{ error: { code, message, ...details, hop: { service, pod }, trace_id } }`.
  * The caller guarantees that no response headers were sent yet. When `closeConnection` is
- * set (the request body was not fully read) the connection is closed after the response.
+ * set (the request body was not fully read) an HTTP/1.1 connection is closed after the
+ * response; HTTP/2 has no such header (the stream ends on its own).
  * Returns the number of body bytes written.
  */
-export function synthesizeResponse(res: ServerResponse, err: ProxyError, hop: Hop, traceId: string, closeConnection: boolean): number {
-  const body = JSON.stringify({ error: { code: err.code, message: err.message, hop: { service: hop.service, pod: hop.pod }, trace_id: traceId } });
+export function synthesizeResponse(res: ServerResponse | Http2ServerResponse, err: ProxyError, hop: Hop, traceId: string, closeConnection: boolean): number {
+  const body = errorBody(err, hop, traceId);
   const length = Buffer.byteLength(body);
-  res.writeHead(err.status, {
+  const headers: Record<string, string | number> = {
     'content-type': 'application/json',
     'content-length': length,
     [MESH_ERROR_HEADER]: err.code,
-    ...(closeConnection ? { connection: 'close' } : {}),
-  });
+  };
+  if (res.req.httpVersionMajor === 2) {
+    (res as Http2ServerResponse).writeHead(err.status, headers);
+  } else {
+    if (closeConnection) headers['connection'] = 'close';
+    (res as ServerResponse).writeHead(err.status, headers);
+  }
   res.end(body);
   return length;
 }

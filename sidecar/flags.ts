@@ -2,7 +2,7 @@
 
 import { ConfigError } from '../common/errors.ts';
 import type { FlagSpec, FlagValues } from '../common/flags.ts';
-import type { AccessLogMode, SidecarOptions } from './config.ts';
+import { MTLS_MODES, type AccessLogMode, type MtlsMode, type SidecarOptions } from './config.ts';
 
 export const sidecarFlags = [
   { name: 'service', kind: 'string', default: undefined, description: 'Service this workload belongs to: service.name on spans, and the Host other apps use to call it.' },
@@ -20,6 +20,20 @@ export const sidecarFlags = [
   { name: 'sampling-ratio', kind: 'string', default: '1.0', description: 'Fraction of new traces to sample, 0 to 1; an incoming sampling decision is always followed.' },
   { name: 'access-log', kind: 'string', default: 'stdout', description: 'Where the JSON access-log line goes: stdout or off. OTLP log records follow --collector-endpoint.' },
   { name: 'drain-timeout', kind: 'duration', default: '5s', description: 'On shutdown, how long in-flight requests (then telemetry export) may take to finish.' },
+  { name: 'ca-address', kind: 'string', default: '', description: 'Mesh CA host:port (the control plane, e.g. tracemesh-controlplane.tracemesh-system.svc:15012). Turns on mTLS between sidecars. Empty: no CA; without --tls-cert-file too, the mesh is plaintext.' },
+  { name: 'ca-root-cert', kind: 'string', default: '', description: 'PEM file with the mesh root that verifies the CA server (which must present spiffe://<trust-domain>/ns/tracemesh-system/sa/tracemesh-controlplane).' },
+  { name: 'ca-plaintext', kind: 'bool', default: 'false', description: 'Talk to the CA without TLS (local development only; the token then travels in clear).' },
+  { name: 'ca-token', kind: 'string', default: '', description: 'Bootstrap token the CA authenticates this workload by. Prefer --ca-token-file.' },
+  { name: 'ca-token-file', kind: 'string', default: '', description: 'File holding the CA token (e.g. a projected Kubernetes service-account token); re-read on every renewal.' },
+  { name: 'trust-domain', kind: 'string', default: '', description: 'Trust domain peers must belong to (spiffe://<trust-domain>/...). Empty: the one in this workload\'s own certificate (cluster.local for the CA server\'s identity).' },
+  { name: 'cert-ttl', kind: 'duration', default: '24h', description: 'Lifetime of the workload certificate to ask the CA for; it is renewed at about half of it.' },
+  { name: 'tls-cert-file', kind: 'string', default: '', description: 'Workload identity from files instead of a CA: PEM certificate chain (leaf first, SPIFFE ID as URI SAN). Watched; needs --tls-key-file and --trust-bundle-file.' },
+  { name: 'tls-key-file', kind: 'string', default: '', description: 'PEM private key of --tls-cert-file.' },
+  { name: 'trust-bundle-file', kind: 'string', default: '', description: 'PEM roots that peers\' certificates must chain to (identity from files).' },
+  { name: 'mtls-mode', kind: 'string', default: 'STRICT', description: 'Inbound mTLS mode when no PeerAuthentication sets one: STRICT (mTLS only), PERMISSIVE (mTLS or plaintext) or DISABLE (plaintext only).' },
+  { name: 'policy-files', kind: 'list', default: '', description: 'Comma-separated AuthorizationPolicy/PeerAuthentication YAML files or directories (local mode); reloaded when they change.' },
+  { name: 'policy-root-namespace', kind: 'string', default: 'tracemesh-system', description: 'Namespace whose policies apply to every workload (Istio\'s root namespace).' },
+  { name: 'workload-labels', kind: 'list', default: '', description: 'Pod labels that policy selectors match, as key=value pairs separated by commas. Empty: app=<service>.' },
 ] as const satisfies readonly FlagSpec[];
 
 export type SidecarFlagValues = FlagValues<typeof sidecarFlags>;
@@ -35,6 +49,16 @@ export function optionsFromFlags(v: SidecarFlagValues): SidecarOptions {
     throw new ConfigError(`--access-log (or TRACEMESH_ACCESS_LOG) must be stdout or off, got "${accessLog}"`);
   }
   const collector = v['collector-endpoint'];
+  const mode = v['mtls-mode'].toUpperCase();
+  if (!MTLS_MODES.includes(mode as MtlsMode)) {
+    throw new ConfigError(`--mtls-mode (or TRACEMESH_MTLS_MODE) must be STRICT, PERMISSIVE or DISABLE, got "${v['mtls-mode']}"`);
+  }
+  const labels: Record<string, string> = {};
+  for (const pair of v['workload-labels']) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new ConfigError(`--workload-labels (or TRACEMESH_WORKLOAD_LABELS) must be key=value pairs, got "${pair}"`);
+    labels[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+  }
   return {
     service: v.service,
     appPort: v['app-port'],
@@ -51,5 +75,19 @@ export function optionsFromFlags(v: SidecarFlagValues): SidecarOptions {
     samplingRatio: ratio,
     accessLog: accessLog satisfies AccessLogMode,
     drainTimeoutMs: v['drain-timeout'],
+    caAddress: v['ca-address'],
+    caRootCertFile: v['ca-root-cert'],
+    caPlaintext: v['ca-plaintext'],
+    caToken: v['ca-token'],
+    caTokenFile: v['ca-token-file'],
+    trustDomain: v['trust-domain'],
+    certTtlMs: v['cert-ttl'],
+    tlsCertFile: v['tls-cert-file'],
+    tlsKeyFile: v['tls-key-file'],
+    trustBundleFile: v['trust-bundle-file'],
+    mtlsMode: mode as MtlsMode,
+    policyFiles: v['policy-files'],
+    policyRootNamespace: v['policy-root-namespace'],
+    ...(Object.keys(labels).length > 0 ? { workloadLabels: labels } : {}),
   };
 }

@@ -1,8 +1,11 @@
-// Assembles one sidecar: endpoints → balancer → outbound listener; inbound listener → local
-// app; span, access log and metrics observers on both; admin listener; orderly shutdown.
+// Assembles one sidecar: endpoints → balancer → outbound listener (→ HTTP/2 over mTLS to peer
+// sidecars when the workload has an identity); inbound listener (TLS/plaintext by mode,
+// peer verification, authorization) → local app; span, access log and metrics observers on
+// both; admin listener; orderly shutdown.
 
-import { Agent, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { Agent, type Server as HttpServer } from 'node:http';
+import type { Http2SecureServer } from 'node:http2';
+import type { AddressInfo, Server } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { LogRecordExporter } from '@opentelemetry/sdk-logs';
@@ -13,13 +16,23 @@ import { resolveConfig, type SidecarConfig, type SidecarOptions } from './config
 import { StaticEndpointSource, type EndpointSource } from './endpoints/endpoints.ts';
 import { FileEndpointSource } from './endpoints/file-source.ts';
 import { ListenError, type Hop } from './errors.ts';
-import { createInboundServer } from './inbound/inbound.ts';
+import { caClientFromFlags, CaIdentitySource } from './identity/ca-source.ts';
+import { FileIdentitySource } from './identity/file-source.ts';
+import type { IdentitySource } from './identity/identity.ts';
+import { InboundPolicy, type PolicySetSource } from './inbound/authorization.ts';
+import { createInboundHandler, createInboundServer } from './inbound/inbound.ts';
 import { createOutboundServer } from './outbound/outbound.ts';
+import { PolicyWatcher } from './policy/load.ts';
 import { InFlight, type ExchangeObserver, type ProxyContext } from './proxy/exchange.ts';
 import { AccessLog, FdLineSink, type AccessLogSink } from './telemetry/access-log.ts';
 import { SidecarMetrics } from './telemetry/metrics.ts';
 import { SpanRecorder } from './telemetry/spans.ts';
 import { createTelemetry } from './telemetry/telemetry.ts';
+import { HandshakeFailureRecorder } from './telemetry/tls-failures.ts';
+import { MeshTls } from './transport/credentials.ts';
+import { H2Pool } from './transport/h2-pool.ts';
+import { MeshInboundListener } from './transport/inbound-listener.ts';
+import { ConfigError } from '../common/errors.ts';
 
 export type { SidecarOptions, SidecarConfig } from './config.ts';
 
@@ -37,6 +50,13 @@ export interface SidecarDeps {
   readonly exportDelayMs?: number;
   /** Access-log line sink; overrides `accessLog`. */
   readonly accessLogSink?: AccessLogSink;
+  /**
+   * Workload identity instead of the CA or files the options name (turns mTLS on): e.g. a
+   * CaIdentitySource over a test CA, or a StaticIdentitySource. The caller keeps ownership.
+   */
+  readonly identity?: IdentitySource;
+  /** Policy sets instead of `policyFiles` (turns authorization on). The caller keeps ownership. */
+  readonly policies?: PolicySetSource;
 }
 
 export interface Sidecar {
@@ -47,6 +67,17 @@ export interface Sidecar {
   readonly config: SidecarConfig;
   /** This sidecar's Prometheus registry. */
   readonly registry: Registry;
+  /** mTLS state; undefined for a plaintext mesh. */
+  readonly tls: MeshTls | undefined;
+  /**
+   * The inbound TLS server when mTLS is on (for diagnostics and tests: one `secureConnection`
+   * per peer connection). Never call listen() on it: the inbound port hands sockets to it.
+   */
+  readonly inboundTlsServer: Http2SecureServer | undefined;
+  /** Outbound HTTP/2 connection pool when mTLS is on. */
+  readonly outboundPool: H2Pool | undefined;
+  /** The inbound policy state (authorizer, mTLS mode). */
+  readonly policy: InboundPolicy;
   /** Exports all finished spans and log records now. */
   flush(): Promise<void>;
   /**
@@ -91,25 +122,72 @@ function withDeadline(p: Promise<unknown>, ms: number): Promise<boolean> {
   ]).finally(() => clearTimeout(timer));
 }
 
-/** Starts a sidecar. Rejects with ConfigError or ListenError, leaving nothing running. */
+/** Starts a sidecar. Rejects with ConfigError, ListenError or IdentityError, leaving nothing running. */
 export async function startSidecar(options: SidecarOptions, deps: SidecarDeps = {}): Promise<Sidecar> {
   const config = resolveConfig(options);
   const logger = (deps.logger ?? createLogger({ component: 'sidecar' })).child({ service: config.service, pod: config.pod });
   const hop: Hop = { service: config.service, pod: config.pod };
   const metrics = new SidecarMetrics();
+  // Undone in reverse order by teardown, also when startup fails half way.
+  const cleanups: Array<() => void | Promise<void>> = [];
+  const cleanup = async (): Promise<void> => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  };
 
+  try {
+    return await assemble(config, deps, logger, hop, metrics, cleanups, cleanup);
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
+
+async function assemble(
+  config: SidecarConfig,
+  deps: SidecarDeps,
+  logger: Logger,
+  hop: Hop,
+  metrics: SidecarMetrics,
+  cleanups: Array<() => void | Promise<void>>,
+  cleanup: () => Promise<void>,
+): Promise<Sidecar> {
   let endpoints: EndpointSource;
-  let ownsEndpoints = false;
   if (deps.endpoints !== undefined) {
     endpoints = deps.endpoints;
   } else if (config.endpointsFile !== '') {
     endpoints = await FileEndpointSource.open(config.endpointsFile, { logger, onReload: (result) => metrics.reloads.inc({ result }) });
-    ownsEndpoints = true;
+    const owned = endpoints;
+    cleanups.push(() => owned.close());
   } else {
     endpoints = new StaticEndpointSource();
-    ownsEndpoints = true;
   }
   const balancer = new Balancer(endpoints);
+  cleanups.push(() => balancer.close());
+
+  // Security policies (local mode: YAML files, watched).
+  let policies: PolicySetSource | undefined = deps.policies;
+  if (policies === undefined && config.policyFiles.length > 0) {
+    let watcher: PolicyWatcher;
+    try {
+      watcher = await PolicyWatcher.open(config.policyFiles, {
+        logger,
+        onChange: () => metrics.policyReloads.inc({ result: 'ok' }),
+        onError: () => metrics.policyReloads.inc({ result: 'invalid' }),
+      });
+    } catch (err) {
+      throw err instanceof ConfigError ? new ConfigError(`${err.message}; check --policy-files`, { cause: err }) : err;
+    }
+    cleanups.push(() => watcher.close());
+    policies = watcher;
+  }
+  const policy = new InboundPolicy(policies, {
+    workload: { namespace: config.namespace, labels: config.workloadLabels },
+    rootNamespace: config.policyRootNamespace,
+    defaultMode: config.mtlsMode,
+    appPort: config.appPort,
+    logger,
+  });
+  cleanups.push(() => policy.close());
 
   const telemetry = createTelemetry({
     service: config.service,
@@ -122,7 +200,52 @@ export async function startSidecar(options: SidecarOptions, deps: SidecarDeps = 
     logExporter: deps.logExporter,
     exportDelayMs: deps.exportDelayMs,
   });
+  cleanups.push(async () => {
+    if (!(await withDeadline(telemetry.shutdown(), config.drainTimeoutMs))) {
+      logger.warn('telemetry export did not finish before the deadline; some spans may be lost', { collector: config.collectorEndpoint });
+    }
+  });
+  const failures = new HandshakeFailureRecorder(telemetry.tracer, metrics, config.service, logger);
+
+  // Workload identity: injected, from the CA, or from files. None: plaintext mesh.
+  let identity: IdentitySource | undefined = deps.identity;
+  let hint = 'check the identity source passed to startSidecar';
+  if (identity === undefined && config.caAddress !== '') {
+    const client = await caClientFromFlags({
+      address: config.caAddress,
+      rootCertFile: config.caRootCertFile,
+      plaintext: config.caPlaintext,
+      token: config.caToken,
+      tokenFile: config.caTokenFile,
+      trustDomain: config.trustDomain === '' ? 'cluster.local' : config.trustDomain,
+    });
+    const source = new CaIdentitySource({ client, ownsClient: true, ttlMs: config.certTtlMs, logger });
+    cleanups.push(() => source.close());
+    identity = source;
+    hint = `check that the CA at --ca-address ${config.caAddress} is reachable, --ca-root-cert verifies it, and the token is accepted`;
+  } else if (identity === undefined && config.tlsCertFile !== '') {
+    const source = await FileIdentitySource.open({ certFile: config.tlsCertFile, keyFile: config.tlsKeyFile, trustBundleFile: config.trustBundleFile }, logger);
+    cleanups.push(() => source.close());
+    identity = source;
+  }
+  let tls: MeshTls | undefined;
+  if (identity !== undefined) {
+    tls = await MeshTls.start(identity, {
+      trustDomain: config.trustDomain,
+      timeoutMs: config.identityTimeoutMs,
+      hint,
+      logger,
+      onIdentity: (id) => {
+        metrics.certificates.inc();
+        metrics.certificateExpiry.set(id.notAfter.getTime() / 1000);
+      },
+    });
+    const t = tls;
+    cleanups.push(() => t.close());
+  }
+
   const stdoutSink = deps.accessLogSink === undefined && config.accessLog === 'stdout' ? new FdLineSink(1) : undefined;
+  if (stdoutSink !== undefined) cleanups.push(() => withDeadline(stdoutSink.drain(), config.drainTimeoutMs).then(() => undefined));
   const observers: readonly ExchangeObserver[] = [
     new SpanRecorder(),
     new AccessLog({ sink: deps.accessLogSink ?? stdoutSink?.write, logger: telemetry.logger }),
@@ -133,49 +256,61 @@ export async function startSidecar(options: SidecarOptions, deps: SidecarDeps = 
   const agentOptions = { keepAlive: true, scheduling: 'lifo' as const, maxFreeSockets: 256 };
   const outboundAgent = new Agent(agentOptions);
   const inboundAgent = new Agent(agentOptions);
+  cleanups.push(() => {
+    outboundAgent.destroy();
+    inboundAgent.destroy();
+  });
+  const pool = tls === undefined ? undefined : new H2Pool({ tls, logger, onHandshakeFailure: (kind) => failures.outbound(kind) });
   const base = { hop, tracer: telemetry.tracer, upstreamTimeoutMs: config.upstreamTimeoutMs, observers, inFlight };
-  const outboundCtx: ProxyContext = { ...base, direction: 'outbound', agent: outboundAgent };
+  const outboundCtx: ProxyContext = { ...base, direction: 'outbound', agent: outboundAgent, h2: pool };
   const inboundCtx: ProxyContext = { ...base, direction: 'inbound', agent: inboundAgent };
 
   const outbound = createOutboundServer(outboundCtx, balancer);
-  const inbound = createInboundServer(inboundCtx, config.appPort);
+  const security = { mtls: tls !== undefined, policy };
+  let inbound: Server;
+  let meshInbound: MeshInboundListener | undefined;
+  if (tls === undefined) {
+    inbound = createInboundServer(inboundCtx, config.appPort, security);
+  } else {
+    meshInbound = new MeshInboundListener({
+      tls,
+      handler: createInboundHandler(inboundCtx, config.appPort, security),
+      mode: () => policy.mode,
+      onHandshakeFailure: (f) => failures.inbound(f),
+      logger,
+    });
+    inbound = meshInbound.server;
+  }
   let closing = false;
   const admin = createAdminServer({ registry: metrics.registry, ready: () => !closing, endpoints: () => endpoints.current() });
 
-  async function teardown(): Promise<void> {
+  // Listeners go down first (cleanups run in reverse): stop accepting, drain, cut the rest.
+  cleanups.push(async () => {
     closing = true;
-    const stopped = Promise.all([closeServer(outbound), closeServer(inbound)]);
+    const stopped = Promise.all([closeServer(outbound), meshInbound === undefined ? closeServer(inbound) : meshInbound.stopAccepting()]);
     if (!(await inFlight.drained(config.drainTimeoutMs))) {
       logger.warn('shutdown deadline passed; cutting in-flight requests', { inFlight: inFlight.count });
     }
     outbound.closeAllConnections();
-    inbound.closeAllConnections();
+    if (meshInbound === undefined) (inbound as HttpServer).closeAllConnections();
+    else meshInbound.closeAllConnections();
+    await pool?.close(0);
     await stopped;
     // Cut exchanges finish their span and access log on the close events just triggered.
     await inFlight.drained(100);
-    outboundAgent.destroy();
-    inboundAgent.destroy();
-    balancer.close();
-    if (ownsEndpoints) endpoints.close();
-    if (!(await withDeadline(telemetry.shutdown(), config.drainTimeoutMs))) {
-      logger.warn('telemetry export did not finish before the deadline; some spans may be lost', { collector: config.collectorEndpoint });
-    }
-    if (stdoutSink !== undefined) await withDeadline(stdoutSink.drain(), config.drainTimeoutMs);
+  });
+  // …and the admin listener last of all, so /ready says 503 throughout shutdown.
+  cleanups.unshift(async () => {
     const adminClosed = closeServer(admin);
     admin.closeAllConnections();
     await adminClosed;
-  }
+  });
 
-  let outboundPort: number;
-  let inboundPort: number;
-  let adminPort: number;
-  try {
-    outboundPort = await listen(outbound, config.outboundPort, '127.0.0.1', 'outbound-port');
-    inboundPort = await listen(inbound, config.inboundPort, config.bindAddress, 'inbound-port');
-    adminPort = await listen(admin, config.adminPort, config.bindAddress, 'admin-port');
-  } catch (err) {
-    await teardown();
-    throw err;
+  const outboundPort = await listen(outbound, config.outboundPort, '127.0.0.1', 'outbound-port');
+  const inboundPort = await listen(inbound, config.inboundPort, config.bindAddress, 'inbound-port');
+  const adminPort = await listen(admin, config.adminPort, config.bindAddress, 'admin-port');
+  if (tls !== undefined) {
+    logger.info('mTLS on', { spiffeId: tls.identity.spiffeId, trustDomain: tls.trustDomain, notAfter: tls.identity.notAfter.toISOString(), mtlsMode: policy.mode });
   }
 
   let closed: Promise<void> | undefined;
@@ -185,9 +320,13 @@ export async function startSidecar(options: SidecarOptions, deps: SidecarDeps = 
     adminPort,
     config,
     registry: metrics.registry,
+    tls,
+    inboundTlsServer: meshInbound?.tlsServer,
+    outboundPool: pool,
+    policy,
     flush: () => telemetry.forceFlush(),
     close() {
-      closed ??= teardown();
+      closed ??= cleanup();
       return closed;
     },
   };

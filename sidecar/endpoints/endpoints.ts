@@ -10,6 +10,11 @@ export interface Endpoint {
   readonly pod: string | undefined;
   readonly node: string | undefined;
   readonly namespace: string | undefined;
+  /**
+   * SPIFFE ID the endpoint's sidecar must present over mTLS; undefined accepts any identity
+   * in the trust domain. Ignored when mTLS is off.
+   */
+  readonly identity: string | undefined;
 }
 
 /** Service name → its endpoints. Never mutated; a change produces a new snapshot. */
@@ -43,6 +48,7 @@ export interface EndpointSpec {
   readonly pod?: string | undefined;
   readonly node?: string | undefined;
   readonly namespace?: string | undefined;
+  readonly identity?: string | undefined;
 }
 
 /** Turns plain service → endpoint specs into a snapshot; throws on a malformed address. */
@@ -54,7 +60,7 @@ export function snapshotOf(services: Readonly<Record<string, readonly EndpointSp
       specs.map((s) => {
         const hp = parseAddress(s.address);
         if (hp === undefined) throw new TypeError(`endpoint address "${s.address}" of service "${name}" is not host:port`);
-        return Object.freeze({ address: s.address, host: hp.host, port: hp.port, pod: s.pod, node: s.node, namespace: s.namespace });
+        return Object.freeze({ address: s.address, host: hp.host, port: hp.port, pod: s.pod, node: s.node, namespace: s.namespace, identity: s.identity });
       }),
     );
   }

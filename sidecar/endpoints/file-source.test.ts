@@ -34,8 +34,13 @@ void describe('parseAddress', () => {
 
 void describe('parseEndpointsFile', () => {
   void it('builds a snapshot with endpoint metadata', () => {
-    const s = parseEndpointsFile(doc({ b: [{ address: '127.0.0.1:15006', pod: 'b-1', node: 'node-2', namespace: 'default' }], c: [] }), 'e.json');
-    assert.deepEqual(s.get('b'), [{ address: '127.0.0.1:15006', host: '127.0.0.1', port: 15006, pod: 'b-1', node: 'node-2', namespace: 'default' }]);
+    const s = parseEndpointsFile(
+      doc({ b: [{ address: '127.0.0.1:15006', pod: 'b-1', node: 'node-2', namespace: 'default', identity: 'spiffe://cluster.local/ns/default/sa/b' }], c: [] }),
+      'e.json',
+    );
+    assert.deepEqual(s.get('b'), [
+      { address: '127.0.0.1:15006', host: '127.0.0.1', port: 15006, pod: 'b-1', node: 'node-2', namespace: 'default', identity: 'spiffe://cluster.local/ns/default/sa/b' },
+    ]);
     assert.deepEqual(s.get('c'), []);
   });
 
@@ -48,6 +53,7 @@ void describe('parseEndpointsFile', () => {
     ['empty pod', doc({ b: [{ address: '127.0.0.1:1', pod: '' }] }), /services\.b\[0\]\.pod/],
     ['bad service name', doc({ 'Bad Name': [] }), /services\.Bad Name/],
     ['list is not an array', doc({ b: { address: '127.0.0.1:1' } }), /services\.b/],
+    ['identity not a SPIFFE ID', doc({ b: [{ address: '127.0.0.1:1', identity: 'b' }] }), /services\.b\[0\]\.identity: must be a SPIFFE ID/],
   ];
   for (const [name, text, message] of cases) {
     void it(`names the file and field for ${name}`, () => {

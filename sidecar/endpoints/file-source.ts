@@ -1,7 +1,8 @@
 // Endpoints from a JSON file, validated with zod and watched for changes. A broken edit
 // keeps the last good snapshot, so a typo in the file never empties the mesh.
 //
-// Format: { "services": { "<service>": [ { "address": "host:port", "pod"?, "node"?, "namespace"? } ] } }
+// Format: { "services": { "<service>": [ { "address": "host:port", "pod"?, "node"?, "namespace"?, "identity"? } ] } }
+// `identity` is the SPIFFE ID the endpoint's sidecar must prove over mTLS.
 
 import { readFile } from 'node:fs/promises';
 import { watch, type FSWatcher } from 'node:fs';
@@ -9,6 +10,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
+import { tryParseSpiffeId } from '../../controlplane/ca/pki/spiffe.ts';
 import { parseAddress, snapshotOf, type EndpointSnapshot, type EndpointSource, type SnapshotListener } from './endpoints.ts';
 
 const endpointSchema = z.strictObject({
@@ -18,6 +20,10 @@ const endpointSchema = z.strictObject({
   pod: z.string().min(1).optional(),
   node: z.string().min(1).optional(),
   namespace: z.string().min(1).optional(),
+  identity: z
+    .string()
+    .refine((id) => tryParseSpiffeId(id) !== undefined, { message: 'must be a SPIFFE ID such as "spiffe://cluster.local/ns/default/sa/b"' })
+    .optional(),
 });
 
 const fileSchema = z.strictObject({

@@ -2,13 +2,28 @@
 // observers (span, access log, metrics) that record it when it ends.
 
 import type { Agent, ClientRequest, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { ClientHttp2Stream, Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Span, Tracer } from '@opentelemetry/api';
 import type { TraceContextResult } from '../../common/trace-context.ts';
 import type { Endpoint } from '../endpoints/endpoints.ts';
 import type { Hop, ProxyError } from '../errors.ts';
+import type { H2Pool, PeerConnection } from '../transport/h2-pool.ts';
 
 /** `outbound`: app → mesh (CLIENT span). `inbound`: mesh → local app (SERVER span). */
 export type Direction = 'inbound' | 'outbound';
+
+/** A request as a listener receives it: HTTP/1.1 (node:http) or HTTP/2 (node:http2 compat). */
+export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
+export type DownstreamResponse = ServerResponse | Http2ServerResponse;
+
+/**
+ * `mesh.tls.mode` of a hop: `mtls` (verified peer), `plaintext` (no TLS on a sidecar that has
+ * mTLS on: PERMISSIVE or DISABLE, or refused in STRICT), `none` (this sidecar has no mTLS).
+ */
+export type TlsMode = 'mtls' | 'plaintext' | 'none';
+
+/** `mesh.policy.decision`. */
+export type PolicyDecision = 'allow' | 'deny';
 
 export interface ExchangeObserver {
   /**
@@ -55,8 +70,10 @@ export interface ProxyContext {
   /** This sidecar, as named in synthesized error bodies. */
   readonly hop: Hop;
   readonly tracer: Tracer;
-  /** Keep-alive agent for upstream connections. */
+  /** Keep-alive agent for HTTP/1.1 upstream connections (the local app, or peers without mTLS). */
   readonly agent: Agent;
+  /** Outbound only, when mTLS is on: HTTP/2 sessions to peer sidecars. */
+  readonly h2?: H2Pool | undefined;
   /** See `forward()` for what the timeout covers. */
   readonly upstreamTimeoutMs: number;
   readonly observers: readonly ExchangeObserver[];
@@ -65,14 +82,16 @@ export interface ProxyContext {
 
 export class Exchange {
   readonly ctx: ProxyContext;
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
+  readonly req: DownstreamRequest;
+  readonly res: DownstreamResponse;
+  /** The downstream speaks HTTP/2 (a peer sidecar over mTLS). */
+  readonly downstreamH2: boolean;
   /** `performance.now()` at arrival. */
   readonly startMs: number;
   /** Method as received. */
   readonly method: string;
-  /** Path and query as forwarded upstream (origin-form). */
-  readonly target: string;
+  /** Path and query as forwarded upstream (origin-form); the inbound route may normalize it. */
+  target: string;
   /** Logical destination service (outbound: from Host; inbound: this sidecar's service). */
   readonly service: string;
   /** Host and port the client addressed (`server.address`, `server.port`). */
@@ -90,8 +109,20 @@ export class Exchange {
   upstreamHost = '';
   upstreamPort = 0;
   upstreamHeaders: OutgoingHttpHeaders | undefined = undefined;
-  upstream: ClientRequest | undefined = undefined;
-  upstreamRes: IncomingMessage | undefined = undefined;
+  /** HTTP/1.1 request, or the HTTP/2 stream (which is also `upstreamRes` once it answered). */
+  upstream: ClientRequest | ClientHttp2Stream | undefined = undefined;
+  upstreamRes: IncomingMessage | ClientHttp2Stream | undefined = undefined;
+  /** Outbound over mTLS: the pooled connection the request went on. */
+  peer: PeerConnection | undefined = undefined;
+  /** The request went on a connection that was already up (decides retry safety). */
+  reused = false;
+  /** Inbound: how the peer connected; outbound: how this sidecar reached the endpoint. */
+  tlsMode: TlsMode | undefined = undefined;
+  /** Inbound: the SPIFFE ID the client proved. (Outbound: read from `peer`.) */
+  peerIdentity: string | undefined = undefined;
+  policyDecision: PolicyDecision | undefined = undefined;
+  /** `ns/name` of the AuthorizationPolicy that decided, if one did. */
+  policyName: string | undefined = undefined;
   /** 0 for the first try; incremented by each retry. */
   attempt = 0;
   bytesIn = 0;
@@ -107,8 +138,8 @@ export class Exchange {
 
   constructor(
     ctx: ProxyContext,
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: DownstreamRequest,
+    res: DownstreamResponse,
     init: {
       readonly startMs: number;
       readonly method: string;
@@ -126,6 +157,7 @@ export class Exchange {
     this.ctx = ctx;
     this.req = req;
     this.res = res;
+    this.downstreamH2 = req.httpVersionMajor === 2;
     this.startMs = init.startMs;
     this.method = init.method;
     this.target = init.target;

@@ -1,12 +1,16 @@
 // The forwarding engine shared by both listeners: streams a request to one upstream and its
 // response back, with backpressure, a timeout, one safe retry, and every failure turned into
-// a ProxyError. Event handlers are module-level functions that find their exchange through a
-// symbol on the emitter, so a request costs no closures.
+// a ProxyError. The upstream is HTTP/1.1 (the local app, or peers when mTLS is off) or an
+// HTTP/2 stream on a pooled mTLS connection to a peer sidecar. Event handlers are module-level
+// functions that find their exchange through a symbol on the emitter, so a request costs no
+// closures.
 
-import { request, type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import { request, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import { constants as h2constants, type ClientHttp2Stream, type Http2ServerResponse, type IncomingHttpHeaders as H2IncomingHeaders, type IncomingHttpStatusHeader } from 'node:http2';
 import { MESH_ERROR } from '../../common/semconv.ts';
 import { ProxyError, synthesizeResponse, upstreamError } from '../errors.ts';
-import type { Exchange } from './exchange.ts';
+import type { H2Pool } from '../transport/h2-pool.ts';
+import type { DownstreamRequest, DownstreamResponse, Exchange } from './exchange.ts';
 import { downstreamResponseHeaders } from './headers.ts';
 
 const kExchange = Symbol('tracemesh.exchange');
@@ -76,7 +80,7 @@ export function failExchange(ex: Exchange, err: ProxyError): void {
   if (up !== undefined && !up.destroyed) up.destroy();
   const upRes = ex.upstreamRes;
   if (upRes !== undefined && !upRes.destroyed) upRes.destroy();
-  const req = ex.req;
+  const req: DownstreamRequest = ex.req;
   req.removeListener('data', onRequestData);
   req.removeListener('end', onRequestEnd);
   if (!req.complete) req.resume();
@@ -100,6 +104,12 @@ function upstreamName(ex: Exchange): string {
 }
 
 function sendUpstream(ex: Exchange): void {
+  const pool = ex.ctx.h2;
+  if (pool !== undefined) sendUpstreamH2(ex, pool);
+  else sendUpstreamH1(ex);
+}
+
+function sendUpstreamH1(ex: Exchange): void {
   let up: ClientRequest;
   try {
     up = request({
@@ -122,7 +132,27 @@ function sendUpstream(ex: Exchange): void {
   else up.end();
 }
 
-function onRequestData(this: IncomingMessage, chunk: Buffer): void {
+/** Opens a stream to the chosen peer on a pooled mTLS HTTP/2 connection. */
+function sendUpstreamH2(ex: Exchange, pool: H2Pool): void {
+  const conn = pool.acquire(ex.endpoint as NonNullable<Exchange['endpoint']>);
+  ex.peer = conn;
+  ex.reused = conn.secure;
+  let up: ClientHttp2Stream;
+  try {
+    up = pool.request(conn, ex.upstreamHeaders as OutgoingHttpHeaders, !ex.hasBody);
+  } catch (err) {
+    failExchange(ex, conn.failureFor(err) ?? upstreamError(err, upstreamName(ex)));
+    return;
+  }
+  attach(up, ex);
+  ex.upstream = up;
+  up.on('response', onH2Response);
+  up.on('error', onH2Error);
+  up.on('close', onH2Close);
+  if (ex.hasBody) up.on('drain', onUpstreamDrain);
+}
+
+function onRequestData(this: DownstreamRequest, chunk: Buffer): void {
   const ex = exchangeOf(this);
   ex.bytesIn += chunk.length;
   ex.timer?.refresh();
@@ -130,12 +160,12 @@ function onRequestData(this: IncomingMessage, chunk: Buffer): void {
   if (up !== undefined && !up.write(chunk)) this.pause();
 }
 
-function onUpstreamDrain(this: ClientRequest): void {
+function onUpstreamDrain(this: ClientRequest | ClientHttp2Stream): void {
   const ex = exchangeOf(this);
   if (this === ex.upstream) ex.req.resume();
 }
 
-function onRequestEnd(this: IncomingMessage): void {
+function onRequestEnd(this: DownstreamRequest): void {
   const ex = exchangeOf(this);
   ex.timer?.refresh();
   ex.upstream?.end();
@@ -153,30 +183,38 @@ function onUpstreamResponse(this: ClientRequest, upRes: IncomingMessage): void {
   ex.upstreamRes = upRes;
   upRes.on('error', ignore);
   upRes.on('close', onUpstreamResponseClose);
-  const status = upRes.statusCode ?? 502;
-  try {
-    ex.res.writeHead(status, upRes.statusMessage, downstreamResponseHeaders(upRes.headers));
-  } catch (err) {
-    failExchange(ex, new ProxyError(MESH_ERROR.upstreamReset, `${upstreamName(ex)} sent a response head that cannot be relayed: ${(err as Error).message}`, { cause: err }));
-    return;
-  }
-  ex.status = status;
+  if (!relayHead(ex, upRes.statusCode ?? 502, upRes.statusMessage, upRes.headers)) return;
   upRes.on('data', onResponseData);
   upRes.on('end', onResponseEnd);
-  ex.res.on('drain', onDownstreamDrain);
 }
 
-function onResponseData(this: IncomingMessage, chunk: Buffer): void {
+/** Writes the upstream's response head downstream; false (and the exchange failed) if it cannot be relayed. */
+function relayHead(ex: Exchange, status: number, message: string | undefined, headers: IncomingHttpHeaders): boolean {
+  try {
+    const out = downstreamResponseHeaders(headers);
+    // HTTP/2 has no reason phrase (RFC 9113 §8.3.2).
+    if (ex.downstreamH2) (ex.res as Http2ServerResponse).writeHead(status, out);
+    else (ex.res as ServerResponse).writeHead(status, message, out);
+  } catch (err) {
+    failExchange(ex, new ProxyError(MESH_ERROR.upstreamReset, `${upstreamName(ex)} sent a response head that cannot be relayed: ${(err as Error).message}`, { cause: err }));
+    return false;
+  }
+  ex.status = status;
+  ex.res.on('drain', onDownstreamDrain);
+  return true;
+}
+
+function onResponseData(this: IncomingMessage | ClientHttp2Stream, chunk: Buffer): void {
   const ex = exchangeOf(this);
   ex.bytesOut += chunk.length;
-  if (!ex.res.write(chunk)) this.pause();
+  if (!(ex.res as NodeJS.WritableStream).write(chunk)) this.pause();
 }
 
-function onDownstreamDrain(this: ServerResponse): void {
+function onDownstreamDrain(this: DownstreamResponse): void {
   exchangeOf(this).upstreamRes?.resume();
 }
 
-function onResponseEnd(this: IncomingMessage): void {
+function onResponseEnd(this: IncomingMessage | ClientHttp2Stream): void {
   const ex = exchangeOf(this);
   const req = ex.req;
   if (!req.complete) {
@@ -214,6 +252,64 @@ function onUpstreamError(this: ClientRequest, err: Error): void {
   failExchange(ex, upstreamError(err, upstreamName(ex)));
 }
 
+function onH2Response(this: ClientHttp2Stream, headers: H2IncomingHeaders & IncomingHttpStatusHeader): void {
+  const ex = exchangeOf(this);
+  if (this !== ex.upstream || ex.error !== undefined || ex.downstreamAborted) {
+    this.resume();
+    return;
+  }
+  clearTimeout(ex.timer);
+  ex.timer = undefined;
+  ex.upstreamRes = this;
+  if (!relayHead(ex, headers[':status'] ?? 502, undefined, headers)) return;
+  this.on('data', onResponseData);
+  this.on('end', onResponseEnd);
+}
+
+/** Node reports streams refused by the peer (RST_STREAM REFUSED_STREAM, or beyond a GOAWAY) with these. */
+function refusedByPeer(stream: ClientHttp2Stream, code: unknown): boolean {
+  return stream.rstCode === h2constants.NGHTTP2_REFUSED_STREAM || code === 'ERR_HTTP2_GOAWAY_SESSION';
+}
+
+function onH2Error(this: ClientHttp2Stream, err: Error): void {
+  const ex = exchangeOf(this);
+  if (this !== ex.upstream || ex.error !== undefined || ex.downstreamAborted) return;
+  h2Failed(ex, this, err);
+}
+
+function onH2Close(this: ClientHttp2Stream): void {
+  const ex = exchangeOf(this);
+  if (this !== ex.upstream || ex.error !== undefined || ex.downstreamAborted || ex.ended) return;
+  if (ex.upstreamRes === undefined) {
+    h2Failed(ex, this, Object.assign(new Error(`stream closed before a response (RST_STREAM code ${this.rstCode ?? 0})`), { code: 'ERR_HTTP2_STREAM_ERROR' }));
+  } else if (!this.readableEnded) {
+    failExchange(ex, new ProxyError(MESH_ERROR.upstreamReset, `${upstreamName(ex)} reset the stream in the middle of the response`));
+  }
+}
+
+function h2Failed(ex: Exchange, stream: ClientHttp2Stream, err: Error): void {
+  if (ex.upstreamRes !== undefined) {
+    failExchange(ex, new ProxyError(MESH_ERROR.upstreamReset, `${upstreamName(ex)} reset the stream in the middle of the response (${err.message})`, { cause: err }));
+    return;
+  }
+  const conn = ex.peer;
+  const connFailure = conn?.failureFor(err);
+  if (connFailure !== undefined) {
+    failExchange(ex, connFailure);
+    return;
+  }
+  const code = (err as NodeJS.ErrnoException).code;
+  // Safe to send again: the peer said it did not process the stream, or a body-less idempotent
+  // request died with a connection that had been up (like a dead keep-alive socket on HTTP/1.1).
+  const safe = refusedByPeer(stream, code) || (ex.reused && IDEMPOTENT.has(ex.method) && (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_HTTP2_SESSION_ERROR'));
+  if (safe && ex.attempt === 0 && !ex.hasBody && !ex.res.headersSent) {
+    ex.attempt++;
+    sendUpstream(ex);
+    return;
+  }
+  failExchange(ex, upstreamError(err, upstreamName(ex)));
+}
+
 function onUpstreamTimeout(ex: Exchange): void {
   ex.timer = undefined;
   if (ex.ended || ex.error !== undefined || ex.upstreamRes !== undefined) return;
@@ -223,7 +319,7 @@ function onUpstreamTimeout(ex: Exchange): void {
   );
 }
 
-function onDownstreamClose(this: ServerResponse): void {
+function onDownstreamClose(this: DownstreamResponse): void {
   const ex = exchangeOf(this);
   if (!this.writableFinished && ex.error === undefined) {
     ex.downstreamAborted = true;

@@ -2,16 +2,22 @@
 // the hop's span, route, rewrite headers, forward. Direction-specific parts come in as a route.
 
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
 import { extractTraceContext, formatTraceparent } from '../../common/trace-context.ts';
 import type { PickResult } from '../balancer/picker.ts';
 import { startExchangeSpan } from '../telemetry/spans.ts';
-import { Exchange, type ProxyContext } from './exchange.ts';
+import { Exchange, type DownstreamRequest, type DownstreamResponse, type ProxyContext } from './exchange.ts';
 import { beginExchange, failExchange, forward } from './forward.ts';
 import { REQUEST_ID_HEADER, SOURCE_WORKLOAD_HEADER, serviceOfHost, splitAuthority, upstreamRequestHeaders } from './headers.ts';
 
-/** Chooses the upstream for a request to `service`. Synchronous; never throws. */
-export type Route = (service: string) => PickResult;
+/**
+ * Chooses the upstream for a request to `service`. Synchronous; never throws. It may record
+ * what it learned on the exchange (peer identity, policy decision) for the span and log.
+ */
+export type Route = (service: string, ex: Exchange) => PickResult;
+
+/** The listener both node:http and node:http2 (compat API) servers call. */
+export type ProxyHandler = (req: DownstreamRequest, res: DownstreamResponse) => void;
 
 const WORKLOAD_NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
 
@@ -31,14 +37,17 @@ function absoluteForm(url: string): { authority: string; target: string } | unde
  * request's host (`Host: b`, `b:80`, `b.ns.svc.cluster.local`, or an absolute-form URL) and
  * `x-request-id` is minted when missing. Inbound: the destination is this sidecar's service.
  */
-export function createProxyHandler(ctx: ProxyContext, route: Route): RequestListener {
+export function createProxyHandler(ctx: ProxyContext, route: Route): ProxyHandler {
   const outbound = ctx.direction === 'outbound';
-  return function handle(req: IncomingMessage, res: ServerResponse): void {
+  const h2Upstream = ctx.h2 !== undefined;
+  return function handle(req: DownstreamRequest, res: DownstreamResponse): void {
     const startMs = performance.now();
     const headers = req.headers;
     const method = req.method ?? 'GET';
+    const h2Downstream = req.httpVersionMajor === 2;
     let target = req.url ?? '/';
-    let authority = headers.host ?? '';
+    let authority = (h2Downstream ? headers[':authority'] : headers.host) ?? '';
+    if (typeof authority !== 'string') authority = '';
     let absolute = false;
     if (target.charCodeAt(0) !== 0x2f /* '/' */ && target !== '*') {
       const abs = absoluteForm(target);
@@ -72,6 +81,7 @@ export function createProxyHandler(ctx: ProxyContext, route: Route): RequestList
     });
     const te = headers['transfer-encoding'];
     const cl = headers['content-length'];
+    const hasBody = h2Downstream ? !(req as Http2ServerRequest).stream.endAfterHeaders : te !== undefined || (cl !== undefined && cl !== '0');
     const ex = new Exchange(ctx, req, res, {
       startMs,
       method,
@@ -83,11 +93,11 @@ export function createProxyHandler(ctx: ProxyContext, route: Route): RequestList
       sourceWorkload,
       trace,
       span,
-      hasBody: te !== undefined || (cl !== undefined && cl !== '0'),
+      hasBody,
     });
     beginExchange(ex);
 
-    const pick = route(service);
+    const pick = route(service, ex);
     if (pick.kind === 'fail') {
       failExchange(ex, pick.error);
       return;
@@ -95,9 +105,16 @@ export function createProxyHandler(ctx: ProxyContext, route: Route): RequestList
     const endpoint = pick.endpoint;
     if (outbound) ex.endpoint = endpoint;
 
-    const out = upstreamRequestHeaders(headers);
-    // RFC 9112 §3.2.2: an absolute-form target overrides Host.
-    if (absolute) out.host = authority;
+    const out = upstreamRequestHeaders(headers, h2Upstream);
+    if (h2Upstream) {
+      out[':method'] = method;
+      out[':path'] = ex.target;
+      out[':scheme'] = 'https';
+      out[':authority'] = authority === '' ? service : authority;
+    } else if (absolute || h2Downstream) {
+      // RFC 9112 §3.2.2: an absolute-form target overrides Host; from HTTP/2, Host is :authority.
+      out.host = authority;
+    }
     const sc = span.spanContext();
     out.traceparent = formatTraceparent(sc.traceId, sc.spanId, sc.traceFlags);
     const ts = trace.kind === 'found' ? trace.context.traceState : undefined;

@@ -40,26 +40,31 @@ function connectionTokens(value: string | string[] | undefined): Set<string> | u
   return out;
 }
 
+const COLON = 0x3a;
+
 /**
  * The request headers to send upstream: everything except hop-by-hop and trace headers
  * (the caller adds `traceparent`, `tracestate`, `x-request-id`). `baggage` passes through.
+ * HTTP/2 pseudo-headers (`:path`, …) never pass; for an HTTP/2 upstream (`h2`) `host` is
+ * left out too, because the caller sends the authority as `:authority` (RFC 9113 §8.3.1).
  */
-export function upstreamRequestHeaders(src: IncomingHttpHeaders): OutgoingHttpHeaders {
+export function upstreamRequestHeaders(src: IncomingHttpHeaders, h2 = false): OutgoingHttpHeaders {
   const extra = connectionTokens(src.connection);
   const out: OutgoingHttpHeaders = {};
   for (const name in src) {
-    if (HOP_BY_HOP.has(name) || REWRITTEN.has(name) || extra?.has(name) === true) continue;
+    if (name.charCodeAt(0) === COLON || HOP_BY_HOP.has(name) || REWRITTEN.has(name) || extra?.has(name) === true) continue;
+    if (h2 && name === 'host') continue;
     out[name] = src[name];
   }
   return out;
 }
 
-/** The response headers to send downstream: everything except hop-by-hop headers. */
+/** The response headers to send downstream: everything except hop-by-hop headers and `:status`. */
 export function downstreamResponseHeaders(src: IncomingHttpHeaders): OutgoingHttpHeaders {
   const extra = connectionTokens(src.connection);
   const out: OutgoingHttpHeaders = {};
   for (const name in src) {
-    if (HOP_BY_HOP.has(name) || extra?.has(name) === true) continue;
+    if (name.charCodeAt(0) === COLON || HOP_BY_HOP.has(name) || extra?.has(name) === true) continue;
     out[name] = src[name];
   }
   return out;

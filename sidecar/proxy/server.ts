@@ -1,6 +1,7 @@
 // The HTTP/1.1 listener both directions use, with the server-level policies in one place.
 
 import { createServer, type RequestListener, type Server } from 'node:http';
+import type { ProxyHandler } from './handler.ts';
 import type { Duplex } from 'node:stream';
 
 const UPGRADE_REFUSED = 'HTTP/1.1 501 Not Implemented\r\nconnection: close\r\ncontent-length: 0\r\nx-tracemesh-error: UPGRADE_UNSUPPORTED\r\n\r\n';
@@ -15,8 +16,8 @@ function refuseUpgrade(_req: unknown, socket: Duplex): void {
  * An HTTP/1.1 server for a proxy listener. There is no whole-request timeout (streams may be
  * long; `--upstream-timeout` bounds the upstream instead), but slow headers still time out.
  */
-export function createProxyServer(handler: RequestListener): Server {
-  const server = createServer({ requestTimeout: 0, headersTimeout: 60_000 }, handler);
+export function createProxyServer(handler: ProxyHandler): Server {
+  const server = createServer({ requestTimeout: 0, headersTimeout: 60_000, noDelay: true }, handler as RequestListener);
   server.on('upgrade', refuseUpgrade);
   return server;
 }

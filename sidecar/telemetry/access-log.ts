@@ -33,6 +33,14 @@ export interface AccessLogEntry {
   readonly mesh_error: string | null;
   /** True when the client went away before the response completed. */
   readonly aborted: boolean;
+  /** `mtls`, `plaintext` or `none` (see `mesh.tls.mode`); null when not known (e.g. no endpoint). */
+  readonly tls_mode: string | null;
+  /** SPIFFE ID of the peer: the client (inbound) or the server sidecar (outbound), over mTLS. */
+  readonly peer_identity: string | null;
+  /** `allow` or `deny` when authorization ran (inbound), else null. */
+  readonly policy_decision: string | null;
+  /** `ns/name` of the AuthorizationPolicy that decided, else null. */
+  readonly policy: string | null;
 }
 
 export interface AccessLogOptions {
@@ -60,6 +68,10 @@ export class AccessLog implements ExchangeObserver {
     const upstream = ex.upstreamPort === 0 ? '' : `${ex.upstreamHost}:${ex.upstreamPort}`;
     const meshError = ex.error?.code ?? null;
     const path = ex.path;
+    const outbound = ex.ctx.direction === 'outbound';
+    const peer = ex.peer;
+    const tlsMode = outbound ? (peer !== undefined ? 'mtls' : ex.ctx.h2 === undefined ? 'none' : null) : (ex.tlsMode ?? null);
+    const peerIdentity = (outbound ? peer?.peerIdentity : ex.peerIdentity) ?? null;
     if (sink !== undefined) {
       const entry: AccessLogEntry = {
         ts: new Date().toISOString(),
@@ -80,6 +92,10 @@ export class AccessLog implements ExchangeObserver {
         retry_attempt: ex.attempt,
         mesh_error: meshError,
         aborted: ex.downstreamAborted,
+        tls_mode: tlsMode,
+        peer_identity: peerIdentity,
+        policy_decision: ex.policyDecision ?? null,
+        policy: ex.policyName ?? null,
       };
       sink(JSON.stringify(entry));
     }
@@ -104,6 +120,10 @@ export class AccessLog implements ExchangeObserver {
           'http.request.body.size': ex.bytesIn,
           'http.response.body.size': ex.bytesOut,
           ...(meshError === null ? {} : { [ATTR.meshErrorCode]: meshError }),
+          ...(tlsMode === null ? {} : { [ATTR.meshTlsMode]: tlsMode }),
+          ...(peerIdentity === null ? {} : { [ATTR.meshPeerIdentity]: peerIdentity }),
+          ...(ex.policyDecision === undefined ? {} : { [ATTR.meshPolicyDecision]: ex.policyDecision }),
+          ...(ex.policyName === undefined ? {} : { [ATTR.meshPolicyName]: ex.policyName }),
           ...(ex.endpoint?.pod === undefined ? {} : { [ATTR.meshEndpointPod]: ex.endpoint.pod }),
         },
         context: trace.setSpanContext(ROOT_CONTEXT, sc),

@@ -1,7 +1,7 @@
 // Prometheus request metrics with the labels Istio users know, in a registry owned by this
 // sidecar (never prom-client's global one, so several sidecars can share a process).
 
-import { Counter, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Exchange, ExchangeObserver } from '../proxy/exchange.ts';
 
 const LABELS = ['direction', 'source_workload', 'destination_service', 'response_code', 'mesh_error'] as const;
@@ -15,6 +15,14 @@ export class SidecarMetrics implements ExchangeObserver {
   readonly duration: Histogram<(typeof LABELS)[number]>;
   /** `tracemesh_endpoint_reloads_total{result}`: endpoint file reloads, `ok` or `invalid`. */
   readonly reloads: Counter<'result'>;
+  /** `tracemesh_tls_handshake_failures_total{direction, reason}`: mTLS connections that failed or were refused. */
+  readonly handshakeFailures: Counter<'direction' | 'reason'>;
+  /** `tracemesh_workload_certificates_total`: workload certificates (or trust bundles) applied. */
+  readonly certificates: Counter;
+  /** `tracemesh_workload_certificate_expiry_timestamp_seconds`: notAfter of the certificate in use. */
+  readonly certificateExpiry: Gauge;
+  /** `tracemesh_policy_reloads_total{result}`: policy file reloads, `ok` or `invalid`. */
+  readonly policyReloads: Counter<'result'>;
 
   constructor() {
     this.registry = new Registry();
@@ -34,6 +42,28 @@ export class SidecarMetrics implements ExchangeObserver {
     this.reloads = new Counter({
       name: 'tracemesh_endpoint_reloads_total',
       help: 'Endpoint snapshot changes accepted by the sidecar.',
+      labelNames: ['result'],
+      registers: [this.registry],
+    });
+    this.handshakeFailures = new Counter({
+      name: 'tracemesh_tls_handshake_failures_total',
+      help: 'mTLS connections between sidecars that failed: inbound (a client this sidecar refused) or outbound (a peer this sidecar could not verify, or that refused it), by reason.',
+      labelNames: ['direction', 'reason'],
+      registers: [this.registry],
+    });
+    this.certificates = new Counter({
+      name: 'tracemesh_workload_certificates_total',
+      help: 'Workload identities applied to the TLS contexts: the first certificate, each renewal, each trust-bundle change.',
+      registers: [this.registry],
+    });
+    this.certificateExpiry = new Gauge({
+      name: 'tracemesh_workload_certificate_expiry_timestamp_seconds',
+      help: 'Expiry (notAfter, Unix seconds) of the workload certificate in use; alert when it comes near.',
+      registers: [this.registry],
+    });
+    this.policyReloads = new Counter({
+      name: 'tracemesh_policy_reloads_total',
+      help: 'AuthorizationPolicy/PeerAuthentication file reloads, by result.',
       labelNames: ['result'],
       registers: [this.registry],
     });

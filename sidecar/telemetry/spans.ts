@@ -1,7 +1,6 @@
 // The span of one hop: started when the request arrives (child of the incoming trace
 // context) and ended by SpanRecorder with the HTTP and mesh attributes of the outcome.
 
-import type { IncomingMessage } from 'node:http';
 import {
   ROOT_CONTEXT,
   SpanKind,
@@ -13,11 +12,18 @@ import {
   type TraceState,
   type Tracer,
 } from '@opentelemetry/api';
-import { ATTR } from '../../common/semconv.ts';
+import { ATTR, MESH_ERROR } from '../../common/semconv.ts';
 import type { TraceContext, TraceContextResult } from '../../common/trace-context.ts';
-import type { Direction, Exchange, ExchangeObserver } from '../proxy/exchange.ts';
+import type { Direction, DownstreamRequest, Exchange, ExchangeObserver } from '../proxy/exchange.ts';
 
 const KNOWN_METHODS = new Set(['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'TRACE', 'QUERY']);
+/**
+ * OpenTelemetry `network.local.*`: on a CLIENT span whose TLS handshake failed, the local end
+ * of the connection, which equals `network.peer.*` on the peer's handshake-failure span.
+ */
+export const NETWORK_LOCAL_ADDRESS = 'network.local.address';
+export const NETWORK_LOCAL_PORT = 'network.local.port';
+
 /** Bad trace headers are attacker-controlled; record enough to debug, not a megabyte. */
 const MAX_INVALID_VALUE = 512;
 
@@ -56,7 +62,7 @@ function remoteParent(ctx: TraceContext) {
 
 export interface SpanStart {
   readonly direction: Direction;
-  readonly req: IncomingMessage;
+  readonly req: DownstreamRequest;
   readonly method: string;
   readonly path: string;
   readonly service: string;
@@ -80,7 +86,8 @@ export function startExchangeSpan(tracer: Tracer, s: SpanStart): Span {
     [ATTR.urlScheme]: 'http',
     [ATTR.serverAddress]: s.serverAddress,
     [ATTR.serverPort]: s.serverPort,
-    [ATTR.networkProtocolVersion]: s.req.httpVersion,
+    // OpenTelemetry writes HTTP/2 as "2", not node's "2.0".
+    [ATTR.networkProtocolVersion]: s.req.httpVersionMajor === 2 ? '2' : s.req.httpVersion,
     [ATTR.meshDirection]: s.direction,
     [ATTR.meshDestinationService]: s.service,
     [ATTR.requestId]: s.requestId,
@@ -119,8 +126,21 @@ export class SpanRecorder implements ExchangeObserver {
     }
     const outbound = ex.ctx.direction === 'outbound';
     if (ex.status > 0) span.setAttribute(ATTR.httpResponseStatusCode, ex.status);
+    const peer = ex.peer;
+    const tlsMode = outbound ? (peer !== undefined ? 'mtls' : ex.ctx.h2 === undefined ? 'none' : undefined) : ex.tlsMode;
+    if (tlsMode !== undefined) span.setAttribute(ATTR.meshTlsMode, tlsMode);
+    const peerIdentity = outbound ? peer?.peerIdentity : ex.peerIdentity;
+    if (peerIdentity !== undefined) span.setAttribute(ATTR.meshPeerIdentity, peerIdentity);
+    if (ex.policyDecision !== undefined) {
+      span.setAttribute(ATTR.meshPolicyDecision, ex.policyDecision);
+      if (ex.policyName !== undefined) span.setAttribute(ATTR.meshPolicyName, ex.policyName);
+    }
     if (outbound) {
       span.setAttribute(ATTR.meshRetryAttempt, ex.attempt);
+      if (peer?.localPort !== undefined && ex.error?.code === MESH_ERROR.tlsHandshake) {
+        if (peer.localAddress !== undefined) span.setAttribute(NETWORK_LOCAL_ADDRESS, peer.localAddress);
+        span.setAttribute(NETWORK_LOCAL_PORT, peer.localPort);
+      }
       const ep = ex.endpoint;
       if (ep !== undefined) {
         span.setAttribute(ATTR.meshEndpoint, ep.address);

@@ -8,7 +8,7 @@ import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trac
 import { InMemoryLogRecordExporter } from '@opentelemetry/sdk-logs';
 import { silentLogger } from '../../common/logger.ts';
 import { snapshotOf, StaticEndpointSource, type EndpointSpec } from '../endpoints/endpoints.ts';
-import { startSidecar, type Sidecar, type SidecarOptions } from '../sidecar.ts';
+import { startSidecar, type Sidecar, type SidecarDeps, type SidecarOptions } from '../sidecar.ts';
 
 export interface TestServer {
   readonly port: number;
@@ -91,6 +91,7 @@ export async function startTestSidecar(
   options: Partial<SidecarOptions> & { service: string; appPort: number },
   services: Readonly<Record<string, readonly EndpointSpec[]>> = {},
   shared?: { spans?: InMemorySpanExporter; logs?: InMemoryLogRecordExporter; accessLines?: string[] },
+  deps: Pick<SidecarDeps, 'identity' | 'policies' | 'logger'> = {},
 ): Promise<TestSidecar> {
   const spans = shared?.spans ?? new InMemorySpanExporter();
   const logs = shared?.logs ?? new InMemoryLogRecordExporter();
@@ -108,7 +109,7 @@ export async function startTestSidecar(
       drainTimeoutMs: 1000,
       ...options,
     },
-    { logger: silentLogger, endpoints, spanExporter: spans, logExporter: logs, exportDelayMs: 10, accessLogSink: (l) => accessLines.push(l) },
+    { logger: silentLogger, endpoints, spanExporter: spans, logExporter: logs, exportDelayMs: 10, accessLogSink: (l) => accessLines.push(l), ...deps },
   );
   return {
     sidecar,
