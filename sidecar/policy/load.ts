@@ -1,0 +1,371 @@
+// Local-mode policy files: AuthorizationPolicy and PeerAuthentication resources read from
+// YAML files or directories of them (multi-document YAML, `kind: List` too), validated, and
+// watched for edits. A broken edit keeps the last good set, so a typo never drops the mesh's
+// policies.
+
+import { watch, type FSWatcher } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { ConfigError } from '../../common/errors.ts';
+import { silentLogger, type Logger } from '../../common/logger.ts';
+import {
+  authorizationPolicySchema,
+  fieldPath,
+  parseWith,
+  peerAuthenticationSchema,
+  POLICY_API_GROUPS,
+  policyId,
+  type AuthorizationPolicy,
+  type PeerAuthentication,
+} from './resources.ts';
+
+/** Everything the policy files hold that the sidecar uses. */
+export interface PolicySet {
+  readonly authorizationPolicies: readonly AuthorizationPolicy[];
+  readonly peerAuthentications: readonly PeerAuthentication[];
+}
+
+export const EMPTY_POLICY_SET: PolicySet = Object.freeze({ authorizationPolicies: [], peerAuthentications: [] });
+
+export interface LoadOptions {
+  /** Told (at debug level) about documents of other kinds that are skipped. */
+  readonly logger?: Logger;
+}
+
+/** One file's name (as the user wrote it) and text. */
+export interface PolicySource {
+  readonly file: string;
+  readonly text: string;
+}
+
+const YAML_FILE = /\.ya?ml$/i;
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+class Collector {
+  readonly authorizationPolicies: AuthorizationPolicy[] = [];
+  readonly peerAuthentications: PeerAuthentication[] = [];
+  /** `<kind> <namespace>/<name>` → where it was defined, to reject duplicates. */
+  private readonly seen = new Map<string, string>();
+  private readonly logger: Logger;
+
+  constructor(logger: Logger) {
+    this.logger = logger;
+  }
+
+  add(doc: unknown, where: string, prefix: readonly PropertyKey[]): void {
+    if (doc === null || doc === undefined) return; // an empty document, e.g. after a trailing `---`
+    const at = prefix.length === 0 ? '' : `${fieldPath(prefix)}: `;
+    if (!isObject(doc) || typeof doc['kind'] !== 'string' || typeof doc['apiVersion'] !== 'string') {
+      throw new ConfigError(`${where}: ${at}expected a Kubernetes object with apiVersion and kind`);
+    }
+    const kind = doc['kind'];
+    const apiVersion = doc['apiVersion'];
+    if (kind === 'List' || (kind.endsWith('List') && 'items' in doc)) {
+      const items = doc['items'];
+      if (!Array.isArray(items)) throw new ConfigError(`${where}: ${fieldPath([...prefix, 'items'])}: expected array`);
+      items.forEach((item, i) => this.add(item, where, [...prefix, 'items', i]));
+      return;
+    }
+    const group = apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.indexOf('/')) : '';
+    const ours = POLICY_API_GROUPS.includes(group);
+    if (ours && kind === 'AuthorizationPolicy') {
+      this.record(parseWith(authorizationPolicySchema, doc, where, prefix), where);
+    } else if (ours && kind === 'PeerAuthentication') {
+      this.record(parseWith(peerAuthenticationSchema, doc, where, prefix), where);
+    } else if (ours) {
+      // RequestAuthentication and friends: related, and a reader may expect them to work.
+      this.logger.warn(`${kind} is not supported by tracemesh; ignoring it`, { where, kind, apiVersion });
+    } else {
+      this.logger.debug('ignoring a resource that is not a policy', { where, kind, apiVersion });
+    }
+  }
+
+  private record(resource: AuthorizationPolicy | PeerAuthentication, where: string): void {
+    const key = `${resource.kind} ${policyId(resource)}`;
+    const earlier = this.seen.get(key);
+    if (earlier !== undefined) {
+      throw new ConfigError(`${where}: ${key} is already defined in ${earlier}; each namespace/name may appear once`);
+    }
+    this.seen.set(key, where);
+    if (resource.kind === 'AuthorizationPolicy') this.authorizationPolicies.push(resource);
+    else this.peerAuthentications.push(resource);
+  }
+}
+
+/**
+ * Parses policy files already read into memory. Documents are numbered from 1 in messages:
+ * `policies/deny.yaml (document 2): spec.rules[0].to[0].operation.methods: expected array, received string`.
+ * Throws a ConfigError on the first invalid document.
+ */
+export function parsePolicySources(sources: readonly PolicySource[], options: LoadOptions = {}): PolicySet {
+  const collector = new Collector(options.logger ?? silentLogger);
+  for (const { file, text } of sources) {
+    const docs = parseAllDocuments(text);
+    docs.forEach((doc, i) => {
+      const where = `${file} (document ${i + 1})`;
+      const error = doc.errors[0];
+      if (error !== undefined) {
+        // The first line has the reason and position; the rest is a source excerpt.
+        const line = (error.message.split('\n')[0] ?? '').replace(/:$/, '');
+        throw new ConfigError(`${where}: invalid YAML: ${line}`);
+      }
+      collector.add(doc.toJS(), where, []);
+    });
+  }
+  return { authorizationPolicies: collector.authorizationPolicies, peerAuthentications: collector.peerAuthentications };
+}
+
+/** Parses the text of one file; see parsePolicySources. */
+export function parsePolicyYaml(text: string, file: string, options: LoadOptions = {}): PolicySet {
+  return parsePolicySources([{ file, text }], options);
+}
+
+function asList(paths: string | readonly string[]): readonly string[] {
+  return typeof paths === 'string' ? [paths] : paths;
+}
+
+function readProblem(path: string, err: unknown): ConfigError {
+  return new ConfigError(`cannot read policy path ${path}: ${(err as Error).message}`, { cause: err });
+}
+
+/**
+ * The files behind `paths`: a file as given, a directory as its `*.yaml` / `*.yml` files
+ * (not recursive, dot-files skipped, so a ConfigMap mount's `..data` is not read twice),
+ * sorted by name. A file named twice is read once.
+ */
+export async function listPolicyFiles(paths: string | readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  const push = (file: string) => {
+    const key = resolve(file);
+    if (!seen.has(key)) {
+      seen.add(key);
+      out.push(file);
+    }
+  };
+  for (const path of asList(paths)) {
+    let isDir: boolean;
+    try {
+      isDir = (await stat(path)).isDirectory();
+    } catch (err) {
+      throw readProblem(path, err);
+    }
+    if (!isDir) {
+      push(path);
+      continue;
+    }
+    let names: string[];
+    try {
+      names = (await readdir(path)).filter((n) => !n.startsWith('.') && YAML_FILE.test(n)).sort();
+    } catch (err) {
+      throw readProblem(path, err);
+    }
+    for (const name of names) {
+      const file = join(path, name);
+      // Directory entries may be symlinks (ConfigMap mounts); follow them, skip sub-directories.
+      const st = await stat(file).catch(() => undefined);
+      if (st?.isFile() === true) push(file);
+    }
+  }
+  return out;
+}
+
+async function readSources(paths: string | readonly string[]): Promise<PolicySource[]> {
+  const files = await listPolicyFiles(paths);
+  return Promise.all(
+    files.map(async (file) => {
+      try {
+        return { file, text: await readFile(file, 'utf8') };
+      } catch (err) {
+        throw readProblem(file, err);
+      }
+    }),
+  );
+}
+
+/** Reads and validates YAML files and directories of them. Throws a ConfigError naming the problem. */
+export async function loadPolicies(paths: string | readonly string[], options: LoadOptions = {}): Promise<PolicySet> {
+  return parsePolicySources(await readSources(paths), options);
+}
+
+export interface PolicyWatcherOptions {
+  readonly logger: Logger;
+  /** Quiet period after the last change event before the files are re-read. Default 50 ms. */
+  readonly debounceMs?: number;
+  /** Called with every new valid set (after open(), never for the initial one). */
+  readonly onChange?: (set: PolicySet) => void;
+  /** Called when an edit makes the files unreadable or invalid; the previous set stays in force. */
+  readonly onError?: (err: ConfigError) => void;
+}
+
+type Listener = (set: PolicySet) => void;
+
+/**
+ * Watches policy files and directories and publishes each new valid set. It watches the
+ * directories (not the files), so editors that save by rename and Kubernetes ConfigMap
+ * symlink swaps are both seen.
+ */
+export class PolicyWatcher {
+  readonly paths: readonly string[];
+  private set: PolicySet;
+  /** Content of the last read, valid or not, so one bad edit is reported once. */
+  private lastSignature: string;
+  private readonly logger: Logger;
+  private readonly debounceMs: number;
+  private readonly onError: ((err: ConfigError) => void) | undefined;
+  private readonly listeners = new Set<Listener>();
+  private readonly watchers: FSWatcher[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private reloading: Promise<void> | undefined;
+  private again = false;
+  private closed = false;
+
+  private constructor(paths: readonly string[], set: PolicySet, signature: string, options: PolicyWatcherOptions) {
+    this.paths = paths;
+    this.set = set;
+    this.lastSignature = signature;
+    this.logger = options.logger;
+    this.debounceMs = options.debounceMs ?? 50;
+    this.onError = options.onError;
+    if (options.onChange) this.listeners.add(options.onChange);
+  }
+
+  /** Loads and validates the policies, then starts watching. Throws ConfigError if they are unusable. */
+  static async open(paths: string | readonly string[], options: PolicyWatcherOptions): Promise<PolicyWatcher> {
+    const list = [...asList(paths)];
+    const sources = await readSources(list);
+    const set = parsePolicySources(sources, { logger: options.logger });
+    const watcher = new PolicyWatcher(list, set, signatureOf(sources), options);
+    await watcher.startWatching();
+    return watcher;
+  }
+
+  /** The last valid set. */
+  current(): PolicySet {
+    return this.set;
+  }
+
+  /** Registers a listener for new valid sets; returns its unsubscribe function. */
+  subscribe(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Stops watching. Safe to call more than once. */
+  close(): void {
+    this.closed = true;
+    for (const w of this.watchers) w.close();
+    this.watchers.length = 0;
+    clearTimeout(this.timer);
+    this.listeners.clear();
+  }
+
+  /** Re-reads now; resolves once this reload (and any it queued) is done. Never rejects. */
+  async reload(): Promise<void> {
+    if (this.reloading !== undefined) {
+      this.again = true;
+      return this.reloading;
+    }
+    this.reloading = this.reloadLoop().finally(() => {
+      this.reloading = undefined;
+    });
+    return this.reloading;
+  }
+
+  private async startWatching(): Promise<void> {
+    // One watcher per directory; `null` names means "watch every YAML file in it".
+    const dirs = new Map<string, Set<string> | null>();
+    for (const path of this.paths) {
+      const isDir = await stat(path).then(
+        (s) => s.isDirectory(),
+        () => false,
+      );
+      const dir = resolve(isDir ? path : dirname(path));
+      if (isDir) dirs.set(dir, null);
+      else {
+        const names = dirs.get(dir);
+        if (names !== null) dirs.set(dir, (names ?? new Set<string>()).add(basename(path)));
+      }
+    }
+    for (const [dir, names] of dirs) {
+      try {
+        const w = watch(dir, { persistent: false }, (_event, changed) => {
+          // Unknown name (some platforms) or a ConfigMap `..data` swap: re-read anyway.
+          if (changed === null || changed.startsWith('..') || (names === null ? YAML_FILE.test(changed) : names.has(changed))) this.schedule();
+        });
+        w.on('error', (err) => this.logger.warn('policy watch failed; edits will not be picked up', { dir, err }));
+        this.watchers.push(w);
+      } catch (err) {
+        this.logger.warn('cannot watch policy directory; edits will not be picked up', { dir, err });
+      }
+    }
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.reload(), this.debounceMs);
+    this.timer.unref();
+  }
+
+  private async reloadLoop(): Promise<void> {
+    do {
+      this.again = false;
+      await this.reloadOnce();
+    } while (this.again && !this.closed);
+  }
+
+  private async reloadOnce(): Promise<void> {
+    let sources: PolicySource[];
+    try {
+      sources = await readSources(this.paths);
+    } catch (err) {
+      if (this.closed) return;
+      // Not remembered as "seen", so the same content coming back is picked up again.
+      this.lastSignature = '';
+      this.reject(err);
+      return;
+    }
+    const signature = signatureOf(sources);
+    if (this.closed || signature === this.lastSignature) return;
+    this.lastSignature = signature;
+    let set: PolicySet;
+    try {
+      set = parsePolicySources(sources, { logger: this.logger });
+    } catch (err) {
+      this.reject(err);
+      return;
+    }
+    this.set = set;
+    this.logger.info('policies reloaded', {
+      authorizationPolicies: set.authorizationPolicies.length,
+      peerAuthentications: set.peerAuthentications.length,
+    });
+    for (const l of this.listeners) {
+      try {
+        l(set);
+      } catch (err) {
+        this.logger.error('policy listener failed', { err });
+      }
+    }
+  }
+
+  /** An edit that cannot be used: the previous set stays in force. */
+  private reject(err: unknown): void {
+    const error = err instanceof ConfigError ? err : new ConfigError(String(err), { cause: err });
+    this.logger.warn('policy files are unusable; keeping the previous policies', { err: error });
+    try {
+      this.onError?.(error);
+    } catch (e) {
+      this.logger.error('policy onError callback failed', { err: e });
+    }
+  }
+}
+
+function signatureOf(sources: readonly PolicySource[]): string {
+  return sources.map((s) => `${s.file}\u0000${s.text}`).join('\u0000\u0000');
+}
