@@ -1,6 +1,7 @@
 // The connection to ClickHouse that the writer, readers, migrations and retention share.
 // It wraps @clickhouse/client and only uses what ClickHouse 18.16 also speaks: plain
-// statements over HTTP (no query parameters), JSONEachRow in both directions, and
+// statements over HTTP (no query parameters), JSONEachRow for reads, JSONEachRow or RowBinary
+// for inserts, and
 // `wait_end_of_query` so that a failing SELECT returns an error status instead of a
 // truncated body.
 
@@ -39,6 +40,12 @@ export interface StorageClient {
    * with `transient` set when a retry may help.
    */
   insertJsonEachRow(table: Sql, body: string): Promise<void>;
+  /**
+   * `INSERT INTO <table> (<columns>) FORMAT RowBinary` with the concatenation of `chunks` as
+   * the data (sent as they are, without copying them into one buffer). One request, no
+   * retries. Throws `STORAGE_WRITE_FAILED` with `transient` set when a retry may help.
+   */
+  insertRowBinary(table: Sql, columns: readonly string[], chunks: readonly Uint8Array[]): Promise<void>;
   /** True when the server answers `/ping`. */
   ping(): Promise<boolean>;
   /** Closes the sockets. Safe to call twice. */
@@ -121,6 +128,12 @@ class ClickHouseStorageClient implements StorageClient {
     await this.#run(`INSERT INTO ${table.text} FORMAT JSONEachRow`, body, 'STORAGE_WRITE_FAILED');
   }
 
+  async insertRowBinary(table: Sql, columns: readonly string[], chunks: readonly Uint8Array[]): Promise<void> {
+    if (chunks.every((c) => c.byteLength === 0)) return;
+    // Column names are ours (rows.ts), never user input.
+    await this.#run(`INSERT INTO ${table.text} (${columns.join(', ')}) FORMAT RowBinary`, chunks, 'STORAGE_WRITE_FAILED');
+  }
+
   async ping(): Promise<boolean> {
     const r = await this.#client.ping();
     return r.success;
@@ -130,7 +143,7 @@ class ClickHouseStorageClient implements StorageClient {
     return (this.#closed ??= this.#client.close());
   }
 
-  async #run(statement: string, body: string | undefined, code: StorageErrorCode): Promise<string> {
+  async #run(statement: string, body: string | readonly Uint8Array[] | undefined, code: StorageErrorCode): Promise<string> {
     let status: number | undefined;
     let responseText: string;
     try {
@@ -138,7 +151,7 @@ class ClickHouseStorageClient implements StorageClient {
         query: statement,
         clickhouse_settings: QUERY_SETTINGS,
         ignore_error_response: true,
-        ...(body !== undefined ? { values: Readable.from([Buffer.from(body, 'utf8')], { objectMode: false }) } : {}),
+        ...(body !== undefined ? { values: Readable.from(typeof body === 'string' ? [Buffer.from(body, 'utf8')] : body, { objectMode: false }) } : {}),
       });
       status = result.http_status_code;
       responseText = await readAll(result.stream);

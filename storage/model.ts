@@ -1,6 +1,8 @@
 // The records that flow from the collector into storage and out to the query API, and the
 // Reader/Writer contracts that every storage backend implements.
 
+import type { EncodedSpans } from './rows.ts';
+
 export type SpanKind = 'UNSPECIFIED' | 'INTERNAL' | 'SERVER' | 'CLIENT' | 'PRODUCER' | 'CONSUMER';
 export type StatusCode = 'UNSET' | 'OK' | 'ERROR';
 export type AttributeType = 'string' | 'bool' | 'int' | 'double' | 'bytes' | 'json';
@@ -105,6 +107,16 @@ export interface TraceWriter {
   writeEdges(edges: readonly EdgeRecord[]): Promise<void>;
   /** Safe to call twice. */
   close(): Promise<void>;
+}
+
+/**
+ * A writer that also takes spans already encoded as rows of the ClickHouse spans table (the
+ * collector's protobuf decoder writes them straight from the wire). Writers without it get
+ * SpanRecords (`decodeSpans` in rows.ts turns rows back into records).
+ */
+export interface EncodedSpanWriter {
+  /** Durable once the promise resolves. */
+  writeEncodedSpans(chunks: readonly EncodedSpans[]): Promise<void>;
 }
 
 export interface TraceReader {

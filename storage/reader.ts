@@ -1,6 +1,7 @@
 // TraceReader for ClickHouse. A trace is read in two steps: the trace index gives the
 // services and time range of the trace, then the search-ordered spans (or logs) table is
-// read only in those (service, time) ranges. Every value reaches SQL through sql.ts.
+// read only in those (service, time) ranges. Every value reaches SQL through sql.ts. Ids are
+// stored as binary FixedStrings: they are compared with `unhex(<hex>)` and read as hex.
 
 import type { StorageClient } from './clickhouse.ts';
 import { StorageError } from './errors.ts';
@@ -17,6 +18,7 @@ export const MAX_TRACE_LIMIT = 10_000;
 
 const TRACE_ID = /^[0-9a-f]{32}$/;
 const SHORT_TRACE_ID = /^[0-9a-f]{16}$/;
+const ZERO_TRACE_ID = '0'.repeat(32);
 const SPAN_KINDS: ReadonlySet<string> = new Set(['UNSPECIFIED', 'INTERNAL', 'SERVER', 'CLIENT', 'PRODUCER', 'CONSUMER']);
 const STATUS_CODES: ReadonlySet<string> = new Set(['UNSET', 'OK', 'ERROR']);
 const NANOS_PER_SECOND = 1_000_000_000n;
@@ -87,13 +89,13 @@ export class ClickHouseTraceReader implements TraceReader {
     const rows = await this.#client.query<SpanRow>(sql`
       SELECT ${SPAN_COLUMNS}
       FROM ${this.#tables.spans}
-      WHERE trace_id = ${id} AND (${ranges})
+      WHERE trace_id = unhex(${id}) AND (${ranges})
       ORDER BY start_time_unix_nano, span_id`);
     // A retried insert whose first attempt did land stores a span twice; show it once.
     const seen = new Set<string>();
     const out: SpanRecord[] = [];
     for (const row of rows) {
-      const key = `${row.span_id}/${row.start_time_unix_nano}/${row.service_name}`;
+      const key = `${row.span_id_hex}/${row.start_time_unix_nano}/${row.service_name}`;
       if (seen.has(key)) continue;
       seen.add(key);
       out.push(decodeSpan(row));
@@ -123,14 +125,14 @@ export class ClickHouseTraceReader implements TraceReader {
       conds.push(sql`duration_nano <= ${u64(query.durationMaxNano)}`);
     }
     for (const [key, value] of Object.entries(query.tags ?? {})) conds.push(tagCondition(key, value));
-    const rows = await this.#client.query<{ trace_id: string }>(sql`
-      SELECT trace_id, max(start_time_unix_nano) AS latest
+    const rows = await this.#client.query<{ trace_id_hex: string }>(sql`
+      SELECT lower(hex(trace_id)) AS trace_id_hex, max(start_time_unix_nano) AS latest
       FROM ${this.#tables.spans}
       WHERE ${join(conds, '\n        AND ')}
       GROUP BY trace_id
       ORDER BY latest DESC, trace_id DESC
       LIMIT ${limit}`);
-    return rows.map((r) => r.trace_id);
+    return rows.map((r) => r.trace_id_hex);
   }
 
   async getServices(): Promise<string[]> {
@@ -181,12 +183,14 @@ export class ClickHouseTraceReader implements TraceReader {
 
   async getTraceLogs(traceId: string): Promise<LogRecord[]> {
     const id = normalizeTraceId(traceId);
+    // Zero bytes are how logs without a trace are stored; no trace has the all-zero id.
+    if (id === ZERO_TRACE_ID) return [];
     const ranges = await this.#traceRanges(id);
     if (ranges === undefined) return [];
     const rows = await this.#client.query<LogRow>(sql`
       SELECT ${LOG_COLUMNS}
       FROM ${this.#tables.logs}
-      WHERE trace_id = ${id} AND (${ranges})
+      WHERE trace_id = unhex(${id}) AND (${ranges})
       ORDER BY time_unix_nano, observed_time_unix_nano, span_id`);
     return rows.map(decodeLog);
   }
@@ -200,7 +204,7 @@ export class ClickHouseTraceReader implements TraceReader {
     const index = await this.#client.query<IndexRow>(sql`
       SELECT service_name, minMerge(start_min) AS first_start, maxMerge(end_max) AS last_end
       FROM ${this.#tables.traceIndex}
-      WHERE trace_id = ${traceId}
+      WHERE trace_id = unhex(${traceId})
       GROUP BY service_name`);
     if (index.length === 0) return undefined;
     const range = (startNano: bigint, endNano: bigint): Sql =>

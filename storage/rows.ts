@@ -1,10 +1,14 @@
-// Conversion between the records of model.ts and table rows: JSONEachRow lines for inserts
-// (built directly as text, the ingest hot path) and parsed JSONEachRow rows for reads.
-// A record written and read back is deep-equal to the original, with one defined exception:
-// lone UTF-16 surrogates in strings are stored as U+FFFD (UTF-8 cannot carry them).
+// Conversion between the records of model.ts and table rows: RowBinary rows for inserts
+// (storage/rowbinary.ts; the ingest hot path) and parsed JSONEachRow rows for reads.
+// A record written and read back is deep-equal to the original, with two defined exceptions:
+// lone UTF-16 surrogates in strings are stored as U+FFFD (UTF-8 cannot carry them), and an
+// all-zero parent span id (or log trace/span id) reads back as '' (ids are stored as binary
+// FixedString, where zero bytes mean "none").
 
 import { ATTR } from '../common/semconv.ts';
+import { StorageError } from './errors.ts';
 import type { Attribute, AttributeType, EdgeRecord, LogRecord, SpanEvent, SpanKind, SpanLink, SpanRecord, StatusCode } from './model.ts';
+import { RowBinaryReader, RowBinaryWriter } from './rowbinary.ts';
 import { raw, type Sql } from './sql.ts';
 
 const NANOS_PER_SECOND = 1_000_000_000n;
@@ -20,25 +24,6 @@ export function dateTimeSeconds(unixNano: bigint): number {
   if (unixNano <= 0n) return 0;
   const s = unixNano / NANOS_PER_SECOND;
   return s >= BigInt(MAX_DATETIME) ? MAX_DATETIME : Number(s);
-}
-
-/** `,"<p>keys":[…],"<p>values":[…],"<p>types":[…]` for one attribute list. */
-function attributeArrays(prefix: string, attrs: readonly Attribute[]): string {
-  let keys = '';
-  let values = '';
-  let types = '';
-  for (let i = 0; i < attrs.length; i++) {
-    const a = attrs[i] as Attribute;
-    if (i > 0) {
-      keys += ',';
-      values += ',';
-      types += ',';
-    }
-    keys += str(a.key);
-    values += str(a.value);
-    types += '"' + a.type + '"';
-  }
-  return `,"${prefix}keys":[${keys}],"${prefix}values":[${values}],"${prefix}types":[${types}]`;
 }
 
 /** Attributes of an event or link as one JSON text: `[["key","type","value"],…]`. */
@@ -111,123 +96,208 @@ export function promotedColumns(span: SpanRecord): Promoted {
   return p;
 }
 
-/** One JSONEachRow line (with trailing newline) for the spans table. */
-export function encodeSpan(span: SpanRecord): string {
+/** The columns of a spans insert, in the order of every encoded row (RowBinary). */
+export const SPAN_INSERT_COLUMNS: readonly string[] = [
+  'timestamp', 'start_time_unix_nano', 'duration_nano', 'trace_id', 'span_id', 'parent_span_id', 'trace_state',
+  'service_name', 'span_name', 'span_kind', 'status_code', 'status_message', 'http_status_code', 'k8s_pod_name',
+  'k8s_namespace_name', 'k8s_node_name', 'mesh_error_code', 'scope_name', 'scope_version',
+  'attr_keys', 'attr_values', 'attr_types', 'resource_attr_keys', 'resource_attr_values', 'resource_attr_types',
+  'event_times', 'event_names', 'event_attributes', 'link_trace_ids', 'link_span_ids', 'link_trace_states', 'link_attributes',
+];
+
+export const LOG_INSERT_COLUMNS: readonly string[] = [
+  'timestamp', 'time_unix_nano', 'observed_time_unix_nano', 'trace_id', 'span_id', 'severity_number', 'severity_text',
+  'service_name', 'body', 'scope_name', 'resource_attr_keys', 'resource_attr_values', 'resource_attr_types', 'attr_keys', 'attr_values', 'attr_types',
+];
+
+export const EDGE_INSERT_COLUMNS: readonly string[] = ['minute', 'client_service', 'server_service', 'calls', 'errors', 'duration_sum_nano'];
+
+/**
+ * Rows of the spans table, already encoded (RowBinary, SPAN_INSERT_COLUMNS): what the
+ * collector's protobuf decoder produces, so the ingest hot path never builds SpanRecords.
+ */
+export interface EncodedSpans {
+  readonly count: number;
+  readonly bytes: Uint8Array;
+}
+
+/** Enum8 values, numbered as in the schema (schema/ddl.ts). */
+export const SPAN_KIND_CODE: Readonly<Record<SpanKind, number>> = { UNSPECIFIED: 0, INTERNAL: 1, SERVER: 2, CLIENT: 3, PRODUCER: 4, CONSUMER: 5 };
+export const STATUS_CODE_CODE: Readonly<Record<StatusCode, number>> = { UNSET: 0, OK: 1, ERROR: 2 };
+export const ATTRIBUTE_TYPE_CODE: Readonly<Record<AttributeType, number>> = { string: 1, bool: 2, int: 3, double: 4, bytes: 5, json: 6 };
+const SPAN_KINDS: readonly SpanKind[] = ['UNSPECIFIED', 'INTERNAL', 'SERVER', 'CLIENT', 'PRODUCER', 'CONSUMER'];
+const STATUS_CODES: readonly StatusCode[] = ['UNSET', 'OK', 'ERROR'];
+const ATTRIBUTE_TYPES: readonly AttributeType[] = ['string', 'string', 'bool', 'int', 'double', 'bytes', 'json'];
+
+function invalidId(what: string, id: string): StorageError {
+  const shown = id.length > 40 ? `${JSON.stringify(id.slice(0, 40))}…` : JSON.stringify(id);
+  return new StorageError('STORAGE_WRITE_FAILED', `${what} ${shown} is not hex of the right length; nothing was written`);
+}
+
+/** A FixedString id from hex; '' is written as zero bytes (no parent, no trace). */
+function writeId(w: RowBinaryWriter, id: string, bytes: number, what: string): void {
+  if (id === '') return w.zeros(bytes);
+  if (!w.hexFixed(id, bytes)) throw invalidId(what, id);
+}
+
+/** The three parallel arrays (keys, values, types) of one attribute list. */
+export function writeAttributeArrays(w: RowBinaryWriter, attrs: readonly Attribute[]): void {
+  const n = attrs.length;
+  w.varuint(n);
+  for (let i = 0; i < n; i++) w.string(attrs[i]!.key);
+  w.varuint(n);
+  for (let i = 0; i < n; i++) w.string(attrs[i]!.value);
+  w.varuint(n);
+  for (let i = 0; i < n; i++) w.u8(ATTRIBUTE_TYPE_CODE[attrs[i]!.type] ?? 1);
+}
+
+/** Appends one spans row. Throws StorageError when an id is not hex of its length. */
+export function writeSpanRow(w: RowBinaryWriter, span: SpanRecord): void {
   const p = promotedColumns(span);
+  w.u32(dateTimeSeconds(span.startTimeUnixNano));
+  w.u64n(span.startTimeUnixNano);
+  w.u64n(span.durationNano);
+  writeId(w, span.traceId, 16, 'trace id');
+  writeId(w, span.spanId, 8, 'span id');
+  writeId(w, span.parentSpanId, 8, 'parent span id');
+  w.string(span.traceState);
+  w.string(span.serviceName);
+  w.string(span.name);
+  w.u8(SPAN_KIND_CODE[span.kind] ?? 0);
+  w.u8(STATUS_CODE_CODE[span.statusCode] ?? 0);
+  w.string(span.statusMessage);
+  w.u16(p.httpStatus || p.legacyHttpStatus);
+  w.string(p.pod);
+  w.string(p.namespace);
+  w.string(p.node);
+  w.string(p.meshError);
+  w.string(span.scopeName);
+  w.string(span.scopeVersion);
+  writeAttributeArrays(w, span.attributes);
+  writeAttributeArrays(w, span.resourceAttributes);
+  const events = span.events;
+  w.varuint(events.length);
+  for (const e of events) w.u64n(e.timeUnixNano);
+  w.varuint(events.length);
+  for (const e of events) w.string(e.name);
+  w.varuint(events.length);
+  for (const e of events) w.string(attributesJson(e.attributes));
+  const links = span.links;
+  w.varuint(links.length);
+  for (const l of links) writeId(w, l.traceId, 16, 'link trace id');
+  w.varuint(links.length);
+  for (const l of links) writeId(w, l.spanId, 8, 'link span id');
+  w.varuint(links.length);
+  for (const l of links) w.string(l.traceState);
+  w.varuint(links.length);
+  for (const l of links) w.string(attributesJson(l.attributes));
+}
 
-  let eventTimes = '';
-  let eventNames = '';
-  let eventAttrs = '';
-  for (let i = 0; i < span.events.length; i++) {
-    const e = span.events[i] as SpanEvent;
-    if (i > 0) {
-      eventTimes += ',';
-      eventNames += ',';
-      eventAttrs += ',';
-    }
-    eventTimes += '"' + e.timeUnixNano + '"';
-    eventNames += str(e.name);
-    eventAttrs += str(attributesJson(e.attributes));
-  }
-  let linkTraces = '';
-  let linkSpans = '';
-  let linkStates = '';
-  let linkAttrs = '';
-  for (let i = 0; i < span.links.length; i++) {
-    const l = span.links[i] as SpanLink;
-    if (i > 0) {
-      linkTraces += ',';
-      linkSpans += ',';
-      linkStates += ',';
-      linkAttrs += ',';
-    }
-    linkTraces += str(l.traceId);
-    linkSpans += str(l.spanId);
-    linkStates += str(l.traceState);
-    linkAttrs += str(attributesJson(l.attributes));
-  }
+function readAttributeArrays(r: RowBinaryReader): Attribute[] {
+  const keys = r.array(() => r.string());
+  const values = r.array(() => r.string());
+  const types = r.array(() => ATTRIBUTE_TYPES[r.u8()] ?? 'string');
+  const out = new Array<Attribute>(keys.length);
+  for (let i = 0; i < keys.length; i++) out[i] = { key: keys[i]!, type: types[i]!, value: values[i]! };
+  return out;
+}
 
-  return (
-    '{"timestamp":' + dateTimeSeconds(span.startTimeUnixNano) +
-    ',"start_time_unix_nano":"' + span.startTimeUnixNano +
-    '","duration_nano":"' + span.durationNano +
-    '","trace_id":' + str(span.traceId) +
-    ',"span_id":' + str(span.spanId) +
-    ',"parent_span_id":' + str(span.parentSpanId) +
-    ',"trace_state":' + str(span.traceState) +
-    ',"service_name":' + str(span.serviceName) +
-    ',"span_name":' + str(span.name) +
-    ',"span_kind":"' + span.kind +
-    '","status_code":"' + span.statusCode +
-    '","status_message":' + str(span.statusMessage) +
-    ',"http_status_code":' + (p.httpStatus || p.legacyHttpStatus) +
-    ',"k8s_pod_name":' + str(p.pod) +
-    ',"k8s_namespace_name":' + str(p.namespace) +
-    ',"k8s_node_name":' + str(p.node) +
-    ',"mesh_error_code":' + str(p.meshError) +
-    ',"scope_name":' + str(span.scopeName) +
-    ',"scope_version":' + str(span.scopeVersion) +
-    attributeArrays('attr_', span.attributes) +
-    attributeArrays('resource_attr_', span.resourceAttributes) +
-    ',"event_times":[' + eventTimes +
-    '],"event_names":[' + eventNames +
-    '],"event_attributes":[' + eventAttrs +
-    '],"link_trace_ids":[' + linkTraces +
-    '],"link_span_ids":[' + linkSpans +
-    '],"link_trace_states":[' + linkStates +
-    '],"link_attributes":[' + linkAttrs +
-    ']}\n'
-  );
+/** Reads one spans row back into the record it stores (the inverse of writeSpanRow). */
+export function readSpanRow(r: RowBinaryReader): SpanRecord {
+  r.u32(); // timestamp: derived from the start time
+  const startTimeUnixNano = r.u64();
+  const durationNano = r.u64();
+  const traceId = r.fixedHex(16);
+  const spanId = r.fixedHex(8);
+  const parentSpanId = r.fixedHexOrEmpty(8);
+  const traceState = r.string();
+  const serviceName = r.string();
+  const name = r.string();
+  const kind = SPAN_KINDS[r.u8()] ?? 'UNSPECIFIED';
+  const statusCode = STATUS_CODES[r.u8()] ?? 'UNSET';
+  const statusMessage = r.string();
+  r.u16();
+  for (let i = 0; i < 4; i++) r.string(); // promoted copies
+  const scopeName = r.string();
+  const scopeVersion = r.string();
+  const attributes = readAttributeArrays(r);
+  const resourceAttributes = readAttributeArrays(r);
+  const eventTimes = r.array(() => r.u64());
+  const eventNames = r.array(() => r.string());
+  const eventAttrs = r.array(() => r.string());
+  const events: SpanEvent[] = eventTimes.map((t, i) => ({ timeUnixNano: t, name: eventNames[i]!, attributes: parseAttributesJson(eventAttrs[i]!) }));
+  const linkTraces = r.array(() => r.fixedHex(16));
+  const linkSpans = r.array(() => r.fixedHex(8));
+  const linkStates = r.array(() => r.string());
+  const linkAttrs = r.array(() => r.string());
+  const links: SpanLink[] = linkTraces.map((t, i) => ({ traceId: t, spanId: linkSpans[i]!, traceState: linkStates[i]!, attributes: parseAttributesJson(linkAttrs[i]!) }));
+  return {
+    traceId, spanId, parentSpanId, traceState, name, kind, startTimeUnixNano, durationNano, statusCode, statusMessage,
+    serviceName, scopeName, scopeVersion, resourceAttributes, attributes, events, links,
+  };
+}
+
+/** Encodes records as rows. Throws StorageError when an id is not hex of its length. */
+export function encodeSpans(spans: readonly SpanRecord[], w: RowBinaryWriter = new RowBinaryWriter()): EncodedSpans {
+  for (let i = 0; i < spans.length; i++) writeSpanRow(w, spans[i]!);
+  return { count: spans.length, bytes: w.take() };
+}
+
+/** The records that encoded rows hold (for writers that take records, and for tests). */
+export function decodeSpans(rows: EncodedSpans): SpanRecord[] {
+  const r = new RowBinaryReader(rows.bytes);
+  const out = new Array<SpanRecord>(rows.count);
+  for (let i = 0; i < rows.count; i++) out[i] = readSpanRow(r);
+  if (r.pos !== r.end) throw new RangeError(`RowBinary: ${r.end - r.pos} bytes left after ${rows.count} spans`);
+  return out;
 }
 
 function severity(n: number): number {
   return Number.isInteger(n) && n >= 0 && n <= 255 ? n : 0;
 }
 
-/** One JSONEachRow line (with trailing newline) for the logs table. */
-export function encodeLog(log: LogRecord): string {
-  return (
-    '{"timestamp":' + dateTimeSeconds(log.timeUnixNano) +
-    ',"time_unix_nano":"' + log.timeUnixNano +
-    '","observed_time_unix_nano":"' + log.observedTimeUnixNano +
-    '","trace_id":' + str(log.traceId) +
-    ',"span_id":' + str(log.spanId) +
-    ',"severity_number":' + severity(log.severityNumber) +
-    ',"severity_text":' + str(log.severityText) +
-    ',"service_name":' + str(log.serviceName) +
-    ',"body":' + str(log.body) +
-    ',"scope_name":' + str(log.scopeName) +
-    attributeArrays('resource_attr_', log.resourceAttributes) +
-    attributeArrays('attr_', log.attributes) +
-    '}\n'
-  );
+/** Appends one logs row; an all-zero or empty trace/span id means "not tied to a trace". */
+export function writeLogRow(w: RowBinaryWriter, log: LogRecord): void {
+  w.u32(dateTimeSeconds(log.timeUnixNano));
+  w.u64n(log.timeUnixNano);
+  w.u64n(log.observedTimeUnixNano);
+  writeId(w, log.traceId, 16, 'trace id');
+  writeId(w, log.spanId, 8, 'span id');
+  w.u8(severity(log.severityNumber));
+  w.string(log.severityText);
+  w.string(log.serviceName);
+  w.string(log.body);
+  w.string(log.scopeName);
+  writeAttributeArrays(w, log.resourceAttributes);
+  writeAttributeArrays(w, log.attributes);
 }
 
 function count(n: number): number {
   return Number.isFinite(n) && n > 0 ? Math.floor(n) : 0;
 }
 
-/** One JSONEachRow line for the edges table; the minute is floored to a whole minute. */
-export function encodeEdge(edge: EdgeRecord): string {
+/** Appends one edges row; the minute is floored to a whole minute. */
+export function writeEdgeRow(w: RowBinaryWriter, edge: EdgeRecord): void {
   const m = Math.max(0, Math.min(MAX_DATETIME, Math.floor(edge.minuteUnixSeconds)));
-  return (
-    '{"minute":' + (m - (m % 60)) +
-    ',"client_service":' + str(edge.clientService) +
-    ',"server_service":' + str(edge.serverService) +
-    ',"calls":' + count(edge.calls) +
-    ',"errors":' + count(edge.errors) +
-    ',"duration_sum_nano":"' + (edge.durationSumNano > 0n ? edge.durationSumNano : 0n) +
-    '"}\n'
-  );
+  w.u32(m - (m % 60));
+  w.string(edge.clientService);
+  w.string(edge.serverService);
+  w.u64n(BigInt(count(edge.calls)));
+  w.u64n(BigInt(count(edge.errors)));
+  w.u64n(edge.durationSumNano);
 }
 
-/** A spans row as ClickHouse returns it in JSONEachRow (64-bit integers as strings). */
+/**
+ * A spans row as ClickHouse returns it in JSONEachRow (64-bit integers as strings, ids as
+ * lowercase hex under `*_hex` aliases: an alias equal to a column name would shadow the
+ * binary column in WHERE).
+ */
 export interface SpanRow {
   readonly start_time_unix_nano: string;
   readonly duration_nano: string;
-  readonly trace_id: string;
-  readonly span_id: string;
-  readonly parent_span_id: string;
+  readonly trace_id_hex: string;
+  readonly span_id_hex: string;
+  readonly parent_span_id_hex: string;
   readonly trace_state: string;
   readonly service_name: string;
   readonly span_name: string;
@@ -245,19 +315,29 @@ export interface SpanRow {
   readonly event_times: string[];
   readonly event_names: string[];
   readonly event_attributes: string[];
-  readonly link_trace_ids: string[];
-  readonly link_span_ids: string[];
+  readonly link_trace_ids_hex: string[];
+  readonly link_span_ids_hex: string[];
   readonly link_trace_states: string[];
   readonly link_attributes: string[];
 }
 
 /** The SELECT list that produces a SpanRow. */
 export const SPAN_COLUMNS: Sql = raw(
-  'start_time_unix_nano, duration_nano, trace_id, span_id, parent_span_id, trace_state, service_name, span_name, ' +
+  'start_time_unix_nano, duration_nano, lower(hex(trace_id)) AS trace_id_hex, lower(hex(span_id)) AS span_id_hex, ' +
+    'lower(hex(parent_span_id)) AS parent_span_id_hex, trace_state, service_name, span_name, ' +
     'span_kind, status_code, status_message, scope_name, scope_version, attr_keys, attr_values, attr_types, ' +
     'resource_attr_keys, resource_attr_values, resource_attr_types, event_times, event_names, event_attributes, ' +
-    'link_trace_ids, link_span_ids, link_trace_states, link_attributes',
+    'arrayMap(x -> lower(hex(x)), link_trace_ids) AS link_trace_ids_hex, arrayMap(x -> lower(hex(x)), link_span_ids) AS link_span_ids_hex, ' +
+    'link_trace_states, link_attributes',
 );
+
+const ZERO_SPAN_ID = '0000000000000000';
+const ZERO_TRACE_ID = ZERO_SPAN_ID + ZERO_SPAN_ID;
+
+/** Zero bytes in an id column mean "none". */
+function idOrEmpty(hex: string, zero: string): string {
+  return hex === zero ? '' : hex;
+}
 
 function attributesFrom(keys: readonly string[], values: readonly string[], types: readonly AttributeType[]): Attribute[] {
   const out: Attribute[] = new Array<Attribute>(keys.length);
@@ -276,19 +356,19 @@ export function decodeSpan(row: SpanRow): SpanRecord {
       attributes: parseAttributesJson(row.event_attributes[i] as string),
     };
   }
-  const links: SpanLink[] = new Array<SpanLink>(row.link_trace_ids.length);
+  const links: SpanLink[] = new Array<SpanLink>(row.link_trace_ids_hex.length);
   for (let i = 0; i < links.length; i++) {
     links[i] = {
-      traceId: row.link_trace_ids[i] as string,
-      spanId: row.link_span_ids[i] as string,
+      traceId: row.link_trace_ids_hex[i] as string,
+      spanId: row.link_span_ids_hex[i] as string,
       traceState: row.link_trace_states[i] as string,
       attributes: parseAttributesJson(row.link_attributes[i] as string),
     };
   }
   return {
-    traceId: row.trace_id,
-    spanId: row.span_id,
-    parentSpanId: row.parent_span_id,
+    traceId: row.trace_id_hex,
+    spanId: row.span_id_hex,
+    parentSpanId: idOrEmpty(row.parent_span_id_hex, ZERO_SPAN_ID),
     traceState: row.trace_state,
     name: row.span_name,
     kind: row.span_kind,
@@ -310,8 +390,8 @@ export function decodeSpan(row: SpanRow): SpanRecord {
 export interface LogRow {
   readonly time_unix_nano: string;
   readonly observed_time_unix_nano: string;
-  readonly trace_id: string;
-  readonly span_id: string;
+  readonly trace_id_hex: string;
+  readonly span_id_hex: string;
   readonly severity_number: number;
   readonly severity_text: string;
   readonly service_name: string;
@@ -326,7 +406,7 @@ export interface LogRow {
 }
 
 export const LOG_COLUMNS: Sql = raw(
-  'time_unix_nano, observed_time_unix_nano, trace_id, span_id, severity_number, severity_text, service_name, body, ' +
+  'time_unix_nano, observed_time_unix_nano, lower(hex(trace_id)) AS trace_id_hex, lower(hex(span_id)) AS span_id_hex, severity_number, severity_text, service_name, body, ' +
     'scope_name, resource_attr_keys, resource_attr_values, resource_attr_types, attr_keys, attr_values, attr_types',
 );
 
@@ -334,8 +414,8 @@ export function decodeLog(row: LogRow): LogRecord {
   return {
     timeUnixNano: BigInt(row.time_unix_nano),
     observedTimeUnixNano: BigInt(row.observed_time_unix_nano),
-    traceId: row.trace_id,
-    spanId: row.span_id,
+    traceId: idOrEmpty(row.trace_id_hex, ZERO_TRACE_ID),
+    spanId: idOrEmpty(row.span_id_hex, ZERO_SPAN_ID),
     severityNumber: Number(row.severity_number),
     severityText: row.severity_text,
     serviceName: row.service_name,

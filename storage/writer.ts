@@ -1,13 +1,15 @@
-// TraceWriter for ClickHouse: each call is one JSONEachRow INSERT per table, retried with
+// TraceWriter for ClickHouse: each call is one RowBinary INSERT per table, retried with
 // jittered exponential backoff while the failure is transient (network, overload, 5xx
 // without a fault in the request). A write resolves once ClickHouse has acknowledged it.
+// writeEncodedSpans() takes rows that the collector encoded straight from OTLP protobuf.
 
 import type { Logger } from '../common/logger.ts';
 import { silentLogger } from '../common/logger.ts';
 import type { StorageClient } from './clickhouse.ts';
 import { StorageError } from './errors.ts';
-import type { EdgeRecord, LogRecord, SpanRecord, TraceWriter } from './model.ts';
-import { encodeEdge, encodeLog, encodeSpan } from './rows.ts';
+import type { EdgeRecord, EncodedSpanWriter, LogRecord, SpanRecord, TraceWriter } from './model.ts';
+import { EDGE_INSERT_COLUMNS, encodeSpans, LOG_INSERT_COLUMNS, SPAN_INSERT_COLUMNS, writeEdgeRow, writeLogRow, type EncodedSpans } from './rows.ts';
+import { RowBinaryWriter } from './rowbinary.ts';
 import { resolveSchema, tableRefs, type SchemaOptions, type TableRefs } from './schema/options.ts';
 import type { Sql } from './sql.ts';
 
@@ -27,7 +29,7 @@ export interface WriterOptions extends SchemaOptions {
   readonly closeClient?: boolean;
 }
 
-export class ClickHouseTraceWriter implements TraceWriter {
+export class ClickHouseTraceWriter implements TraceWriter, EncodedSpanWriter {
   readonly #client: StorageClient;
   readonly #tables: TableRefs;
   readonly #attempts: number;
@@ -37,6 +39,8 @@ export class ClickHouseTraceWriter implements TraceWriter {
   readonly #closeClient: boolean;
   readonly #inFlight = new Set<Promise<void>>();
   readonly #closing = new AbortController();
+  /** Scratch space for encoding; its bytes are copied out per write. */
+  readonly #rows = new RowBinaryWriter();
   #closed: Promise<void> | undefined;
 
   constructor(client: StorageClient, options: WriterOptions = {}) {
@@ -51,23 +55,40 @@ export class ClickHouseTraceWriter implements TraceWriter {
 
   writeSpans(spans: readonly SpanRecord[]): Promise<void> {
     if (spans.length === 0) return Promise.resolve();
-    let body = '';
-    for (let i = 0; i < spans.length; i++) body += encodeSpan(spans[i] as SpanRecord);
-    return this.#track(this.#tables.spans, 'spans', body, spans.length);
+    let rows: EncodedSpans;
+    try {
+      rows = encodeSpans(spans, this.#rows);
+    } catch (err) {
+      this.#rows.pos = 0;
+      return Promise.reject(err as Error);
+    }
+    return this.#track(this.#tables.spans, SPAN_INSERT_COLUMNS, 'spans', [rows.bytes], spans.length);
+  }
+
+  writeEncodedSpans(chunks: readonly EncodedSpans[]): Promise<void> {
+    let count = 0;
+    for (const c of chunks) count += c.count;
+    if (count === 0) return Promise.resolve();
+    return this.#track(this.#tables.spans, SPAN_INSERT_COLUMNS, 'spans', chunks.map((c) => c.bytes), count);
   }
 
   writeLogs(logs: readonly LogRecord[]): Promise<void> {
     if (logs.length === 0) return Promise.resolve();
-    let body = '';
-    for (let i = 0; i < logs.length; i++) body += encodeLog(logs[i] as LogRecord);
-    return this.#track(this.#tables.logs, 'logs', body, logs.length);
+    const w = this.#rows;
+    try {
+      for (let i = 0; i < logs.length; i++) writeLogRow(w, logs[i]!);
+    } catch (err) {
+      w.pos = 0;
+      return Promise.reject(err as Error);
+    }
+    return this.#track(this.#tables.logs, LOG_INSERT_COLUMNS, 'logs', [w.take()], logs.length);
   }
 
   writeEdges(edges: readonly EdgeRecord[]): Promise<void> {
     if (edges.length === 0) return Promise.resolve();
-    let body = '';
-    for (let i = 0; i < edges.length; i++) body += encodeEdge(edges[i] as EdgeRecord);
-    return this.#track(this.#tables.edges, 'edges', body, edges.length);
+    const w = this.#rows;
+    for (let i = 0; i < edges.length; i++) writeEdgeRow(w, edges[i]!);
+    return this.#track(this.#tables.edges, EDGE_INSERT_COLUMNS, 'edges', [w.take()], edges.length);
   }
 
   /**
@@ -82,22 +103,22 @@ export class ClickHouseTraceWriter implements TraceWriter {
     })());
   }
 
-  #track(table: Sql, what: string, body: string, rows: number): Promise<void> {
+  #track(table: Sql, columns: readonly string[], what: string, body: readonly Uint8Array[], rows: number): Promise<void> {
     if (this.#closing.signal.aborted) {
       return Promise.reject(new StorageError('STORAGE_WRITE_FAILED', `cannot write ${rows} ${what}: the writer is closed`));
     }
-    const p = this.#insertWithRetry(table, what, body, rows);
+    const p = this.#insertWithRetry(table, columns, what, body, rows);
     this.#inFlight.add(p);
     const done = (): void => void this.#inFlight.delete(p);
     p.then(done, done);
     return p;
   }
 
-  async #insertWithRetry(table: Sql, what: string, body: string, rows: number): Promise<void> {
+  async #insertWithRetry(table: Sql, columns: readonly string[], what: string, body: readonly Uint8Array[], rows: number): Promise<void> {
     let delay = this.#initialDelayMs;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.#client.insertJsonEachRow(table, body);
+        await this.#client.insertRowBinary(table, columns, body);
         return;
       } catch (err) {
         const transient = err instanceof StorageError ? err.transient : false;

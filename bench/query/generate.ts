@@ -7,7 +7,8 @@
 // span, and the following even span is the SERVER span of the service it called, so traces
 // are trees across 12 services. About 3 % of traces fail: their last span answers 500 with
 // status ERROR (a fifth of those with a mesh error code), and the root reports the 500.
-// Ids are cityHash64-based, 32/16 lowercase hex characters like real W3C ids.
+// Ids are cityHash64-based, 32/16 lowercase hex characters like real W3C ids; the id columns
+// are binary FixedStrings, so the hex is unhex()ed into them.
 
 export const SERVICES = ['frontend', 'checkout', 'cart', 'payments', 'inventory', 'shipping', 'users', 'search', 'recommendations', 'ads', 'currency', 'email'] as const;
 
@@ -91,9 +92,9 @@ export function insertStatement(o: GenerateOptions): string {
     timestamp: 'toDateTime(intDiv(start_ns, 1000000000))',
     start_time_unix_nano: 'start_ns',
     duration_nano: 'dur_ns',
-    trace_id: traceIdExpr('t', s),
-    span_id: spanIdExpr('t', 'i', s),
-    parent_span_id: `if(parent_i < 0, '', ${spanIdExpr('t', 'toUInt64(parent_i)', s)})`,
+    trace_id: `unhex(${traceIdExpr('t', s)})`,
+    span_id: `unhex(${spanIdExpr('t', 'i', s)})`,
+    parent_span_id: `if(parent_i < 0, '', unhex(${spanIdExpr('t', 'toUInt64(parent_i)', s)}))`,
     trace_state: "''",
     service_name: 'service',
     span_name: `if(is_client, concat('call ', ${svcArray}[callee_i + 1]), concat(if(i % 3 = 0, 'POST ', 'GET '), path))`,

@@ -12,7 +12,7 @@ export const migration: Migration = {
     const tables = createTableStatements(ctx.schema, {
       name: 'trace_index',
       columns: [
-        'trace_id String',
+        'trace_id FixedString(16)',
         'service_name String',
         'date Date',
         // Earliest start and latest end (start + duration) of the service's spans in the trace.
@@ -40,7 +40,6 @@ export const migration: Migration = {
   -- greatest(): an end past the UInt64 range wraps around; the start is still a bound.
   maxState(greatest(start_time_unix_nano, start_time_unix_nano + duration_nano)) AS end_max
 FROM ${spans}
-WHERE trace_id != ''
 GROUP BY trace_id, service_name, date`,
       }),
     );

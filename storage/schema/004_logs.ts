@@ -15,8 +15,9 @@ export const migration: Migration = {
         "timestamp DateTime('UTC')",
         'time_unix_nano UInt64',
         'observed_time_unix_nano UInt64',
-        'trace_id String',
-        'span_id String',
+        // Binary like the spans' ids; zero bytes for a record not tied to a trace.
+        'trace_id FixedString(16)',
+        'span_id FixedString(8)',
         'severity_number UInt8',
         'severity_text String',
         'service_name String',
@@ -44,7 +45,7 @@ export const migration: Migration = {
   minState(time_unix_nano) AS start_min,
   maxState(time_unix_nano) AS end_max
 FROM ${logs}
-WHERE trace_id != ''
+WHERE trace_id != toFixedString('', 16)
 GROUP BY trace_id, service_name, date`,
       }),
     );

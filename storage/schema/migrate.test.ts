@@ -69,6 +69,16 @@ void describe('migrate (single node, real ClickHouse)', () => {
     assert.deepStrictEqual(await recorded(client), ALL_VERSIONS, 'each version recorded once');
   });
 
+  void test('refuses a database that holds the pre-release layout (hex String ids), naming what to do', async () => {
+    const client = freshClient();
+    await client.command(sql`CREATE DATABASE ${ident(client.database)}`);
+    await client.command(sql`CREATE TABLE ${ident(client.database, 'tracemesh_spans')} (timestamp DateTime, trace_id String) ENGINE = MergeTree() ORDER BY timestamp`);
+    await assert.rejects(
+      migrate(client),
+      (err) => err instanceof StorageError && err.code === 'STORAGE_MIGRATION_FAILED' && /pre-release/.test(err.message) && err.message.includes(`DROP DATABASE \`${client.database}\``),
+    );
+  });
+
   void test('concurrent migrators: one applies, the others wait and find nothing to do', async () => {
     const database = `${db.database}_concurrent`;
     const racers = [freshClient(database), freshClient(database), freshClient(database), freshClient(database)];
@@ -148,7 +158,7 @@ void describe('generated DDL', () => {
     const schema = resolveSchema({}, 'tm');
     const all = (await Promise.all(MIGRATIONS.map((m) => planMigration(m, schema)))).flat().map((s) => s.text);
     assert.ok(all.every((s) => !s.includes('ON CLUSTER') && !s.includes('Replicated') && !s.includes('Distributed')));
-    assert.ok(all.some((s) => s.includes('CREATE TABLE IF NOT EXISTS `tm`.`tracemesh_spans`') && s.includes('ENGINE = MergeTree()') && s.includes('ORDER BY (service_name, timestamp, span_name)')));
+    assert.ok(all.some((s) => s.includes('CREATE TABLE IF NOT EXISTS `tm`.`tracemesh_spans`') && s.includes('ENGINE = MergeTree()') && s.includes('ORDER BY (service_name, timestamp, trace_id)')));
     assert.ok(all.some((s) => s.includes('CREATE MATERIALIZED VIEW IF NOT EXISTS `tm`.`tracemesh_trace_index_spans_mv` TO `tm`.`tracemesh_trace_index`') && s.includes('FROM `tm`.`tracemesh_spans`')));
     assert.ok(all.some((s) => s.includes('ENGINE = SummingMergeTree()')));
     assert.ok(all.every((s) => /IF NOT EXISTS/.test(s)), 'every statement is idempotent');

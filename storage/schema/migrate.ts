@@ -11,7 +11,7 @@ import { StorageError } from '../errors.ts';
 import { ident, quoteString, raw, sql, type Sql } from '../sql.ts';
 import { createDatabaseStatement } from './ddl.ts';
 import type { Migration, MigrationContext } from './migration.ts';
-import { resolveSchema, tableName, type ResolvedSchema, type SchemaOptions } from './options.ts';
+import { localTableName, resolveSchema, tableName, type ResolvedSchema, type SchemaOptions } from './options.ts';
 import { migration as m001 } from './001_spans.ts';
 import { migration as m002 } from './002_trace_index.ts';
 import { migration as m003 } from './003_operations.ts';
@@ -137,6 +137,23 @@ class MigrationLock {
   }
 }
 
+/**
+ * Pre-release databases (before ids became binary) recorded the same versions with hex String
+ * ids. Nothing could write to them correctly, so they are refused with what to do instead.
+ */
+async function refuseEarlierLayout(client: StorageClient, schema: ResolvedSchema): Promise<void> {
+  const rows = await client.query<{ type: string }>(sql`
+    SELECT type FROM system.columns
+    WHERE database = ${schema.database} AND table = ${localTableName(schema, 'spans')} AND name = 'trace_id'`);
+  const type = rows[0]?.type;
+  if (type === undefined || type === 'FixedString(16)') return;
+  throw new StorageError(
+    'STORAGE_MIGRATION_FAILED',
+    `database "${schema.database}" holds tables of an earlier pre-release tracemesh schema (trace_id ${type}, now FixedString(16)). ` +
+      `Drop that database (DROP DATABASE \`${schema.database}\`) or use another one (--clickhouse-database).`,
+  );
+}
+
 async function appliedVersions(client: StorageClient, schema: ResolvedSchema): Promise<Set<number>> {
   const table = ident(schema.database, tableName(schema, 'schema_migrations'));
   const rows = await client.query<{ version: number }>(sql`SELECT DISTINCT version FROM ${table}`);
@@ -167,6 +184,7 @@ export async function migrate(client: StorageClient, options: MigrateOptions = {
   await exec(createDatabaseStatement(schema));
   await exec(migrationsTableStatement(schema));
 
+  await refuseEarlierLayout(client, schema);
   let applied = await appliedVersions(client, schema);
   const pending = (): Migration[] => migrations.filter((m) => !applied.has(m.version));
   const done: number[] = [];
