@@ -100,7 +100,11 @@ export async function runIngest(result: SuiteResult, run: IngestRun): Promise<vo
     stops.push(() => ch.stop());
     result.machine.clickhouseVersion = ch.version;
     const database = `bench_ingest_${randomBytes(4).toString('hex')}`;
-    const collector: CollectorProcess = await startCollectorProcess({ clickhouseUrl: ch.url, database, logDir });
+    // TRACEMESH_BENCH_INGEST_CPU_PROF=<dir>: the collector writes a V8 CPU profile there when it
+    // stops (read it with bench/ingest/profile-top.ts).
+    const profDir = process.env['TRACEMESH_BENCH_INGEST_CPU_PROF'];
+    const nodeArgs = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+    const collector: CollectorProcess = await startCollectorProcess({ clickhouseUrl: ch.url, database, logDir, nodeArgs });
     stops.push(() => collector.stop());
     run.say(`collector (pid ${collector.child.pid}) on OTLP/gRPC :${collector.grpcPort}, database ${database}`);
     const spansTable = `${database}.${tableName(resolveSchema({}, database), 'spans')}`;

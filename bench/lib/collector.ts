@@ -2,7 +2,7 @@
 // ClickHouse database, so its CPU and memory can be read from /proc.
 
 import { freePort } from '../../storage/clickhouse-server.ts';
-import { startNode, type Child } from './children.ts';
+import { startChild, type Child } from './children.ts';
 import { missing, repoPath } from './components.ts';
 
 export interface CollectorProcess {
@@ -43,6 +43,8 @@ export async function startCollectorProcess(o: {
   readonly logDir: string;
   readonly name?: string;
   readonly extraArgs?: readonly string[];
+  /** Node.js options before the script, e.g. `--cpu-prof` (not allowed in NODE_OPTIONS). */
+  readonly nodeArgs?: readonly string[];
 }): Promise<CollectorProcess> {
   const [grpcPort, httpPort, adminPort] = [await freePort(), await freePort(), await freePort()];
   const args = [
@@ -55,7 +57,9 @@ export async function startCollectorProcess(o: {
     '--clickhouse-database', o.database,
     ...(o.extraArgs ?? []),
   ];
-  const child = startNode(o.name ?? 'collector', repoPath('cli', 'tracemesh.ts'), args, o.logDir, { env: { ...process.env, TRACEMESH_LOG_LEVEL: 'warn' } });
+  const child = startChild(o.name ?? 'collector', process.execPath, ['--no-warnings', ...(o.nodeArgs ?? []), repoPath('cli', 'tracemesh.ts'), ...args], o.logDir, {
+    env: { ...process.env, TRACEMESH_LOG_LEVEL: 'warn' },
+  });
   await waitForHttpOk(`http://127.0.0.1:${adminPort}/ready`, child);
   return { child, grpcPort, httpPort, adminPort, stop: () => child.stop(35_000) };
 }
