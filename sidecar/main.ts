@@ -26,7 +26,7 @@ export interface RunOptions {
 
 const USAGE = 'tracemesh sidecar --service <name> --app-port <port> [flags]';
 const SUMMARY =
-  'Runs the tracemesh sidecar beside one workload: an outbound proxy (app → mesh, balanced over the endpoints file) and an inbound proxy (mesh → app), each recording a span, an access log and metrics per request.';
+  'Runs the tracemesh sidecar beside one workload: an outbound proxy (app → mesh, balanced over the endpoints file) and an inbound proxy (mesh → app), each recording a span, an access log and metrics per request. With a workload identity (--ca-address, or --tls-cert-file and friends) sidecars talk mutual TLS over HTTP/2, and the inbound side enforces PeerAuthentication and AuthorizationPolicy (--policy-files).';
 
 /** Sends the OpenTelemetry SDK's own warnings (failed exports, dropped spans) to our log. */
 function diagTo(logger: Logger): DiagLogger {
@@ -74,6 +74,8 @@ export async function runSidecar(argv: readonly string[], options: RunOptions = 
     adminPort: sidecar.adminPort,
     appPort: sidecar.config.appPort,
     collector: sidecar.config.collectorEndpoint || 'disabled',
+    mtls: sidecar.tls === undefined ? 'off' : sidecar.tls.identity.spiffeId,
+    inboundMtlsMode: sidecar.tls === undefined ? undefined : sidecar.policy.mode,
   });
 
   const reason = await waitForStop(options.signal);

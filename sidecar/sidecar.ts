@@ -3,6 +3,7 @@
 // peer verification, authorization) → local app; span, access log and metrics observers on
 // both; admin listener; orderly shutdown.
 
+import { X509Certificate } from 'node:crypto';
 import { Agent, type Server as HttpServer } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';
 import type { AddressInfo, Server } from 'node:net';
@@ -97,6 +98,30 @@ function listen(server: Server, port: number, host: string, flag: string): Promi
       resolve((server.address() as AddressInfo).port);
     });
   });
+}
+
+/** The body of /debug/identity. */
+function identityReport(tls: MeshTls | undefined, policy: InboundPolicy, pool: H2Pool | undefined): unknown {
+  const policies = policy.authorizer === undefined ? null : policy.authorizer.applicable;
+  if (tls === undefined) return { mtls: false, inboundMtlsMode: null, policies };
+  const id = tls.identity;
+  return {
+    mtls: true,
+    spiffeId: id.spiffeId,
+    trustDomain: tls.trustDomain,
+    serialNumber: id.serialNumber,
+    notBefore: id.notBefore.toISOString(),
+    notAfter: id.notAfter.toISOString(),
+    generation: tls.generation,
+    trustBundle: id.trustBundlePem.map((pem) => {
+      const x = new X509Certificate(pem);
+      return { subject: x.subject, fingerprintSha256: x.fingerprint256, notAfter: x.validToDate.toISOString() };
+    }),
+    inboundMtlsMode: policy.mode,
+    peerAuthentication: policy.modes?.sources ?? null,
+    policies,
+    outboundConnections: pool?.snapshot() ?? [],
+  };
 }
 
 function closeServer(server: Server): Promise<void> {
@@ -282,7 +307,12 @@ async function assemble(
     inbound = meshInbound.server;
   }
   let closing = false;
-  const admin = createAdminServer({ registry: metrics.registry, ready: () => !closing, endpoints: () => endpoints.current() });
+  const admin = createAdminServer({
+    registry: metrics.registry,
+    ready: () => !closing,
+    endpoints: () => endpoints.current(),
+    identity: () => identityReport(tls, policy, pool),
+  });
 
   // Listeners go down first (cleanups run in reverse): stop accepting, drain, cut the rest.
   cleanups.push(async () => {

@@ -3,6 +3,8 @@
 //   GET /live             200 while the process runs (liveness probe)
 //   GET /metrics          Prometheus text exposition of this sidecar's registry
 //   GET /debug/endpoints  JSON: the endpoint snapshot the balancer currently uses
+//   GET /debug/identity   JSON: mTLS state: own SPIFFE ID, certificate serial and expiry, trust
+//                         bundle roots, inbound mTLS mode, applicable policies, outbound connections
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
@@ -13,6 +15,8 @@ export interface AdminDeps {
   /** False once shutdown has begun. */
   ready(): boolean;
   endpoints(): EndpointSnapshot;
+  /** The body of /debug/identity. */
+  identity(): unknown;
 }
 
 function send(res: ServerResponse, status: number, type: string, body: string): void {
@@ -47,8 +51,11 @@ export function createAdminServer(deps: AdminDeps): Server {
         send(res, 200, 'application/json', JSON.stringify({ services }, null, 2) + '\n');
         return;
       }
+      case '/debug/identity':
+        send(res, 200, 'application/json', JSON.stringify(deps.identity(), null, 2) + '\n');
+        return;
       default:
-        send(res, 404, 'text/plain', 'not found; try /ready, /live, /metrics or /debug/endpoints\n');
+        send(res, 404, 'text/plain', 'not found; try /ready, /live, /metrics, /debug/endpoints or /debug/identity\n');
     }
   });
 }

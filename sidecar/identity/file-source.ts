@@ -27,7 +27,7 @@ export class FileIdentitySource implements IdentitySource {
   private readonly listeners = new Set<IdentityListener>();
   private readonly watchers: FSWatcher[] = [];
   private timer: NodeJS.Timeout | undefined;
-  private reloading = false;
+  private reloading: Promise<void> | undefined;
   private again = false;
   private closed = false;
 
@@ -69,21 +69,23 @@ export class FileIdentitySource implements IdentitySource {
     this.listeners.clear();
   }
 
-  /** Re-reads the files now (also called by the watcher). */
-  async reload(): Promise<void> {
-    if (this.reloading) {
+  /** Re-reads the files now (also called by the watcher); resolves once that reload, and any it queued, is done. */
+  reload(): Promise<void> {
+    if (this.reloading !== undefined) {
       this.again = true;
-      return;
+      return this.reloading;
     }
-    this.reloading = true;
-    try {
-      do {
-        this.again = false;
-        await this.reloadOnce();
-      } while (this.again && !this.closed);
-    } finally {
-      this.reloading = false;
-    }
+    this.reloading = this.reloadLoop().finally(() => {
+      this.reloading = undefined;
+    });
+    return this.reloading;
+  }
+
+  private async reloadLoop(): Promise<void> {
+    do {
+      this.again = false;
+      await this.reloadOnce();
+    } while (this.again && !this.closed);
   }
 
   private async reloadOnce(): Promise<void> {

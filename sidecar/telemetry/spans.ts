@@ -83,7 +83,8 @@ export function startExchangeSpan(tracer: Tracer, s: SpanStart): Span {
   const attributes: Attributes = {
     [ATTR.httpRequestMethod]: known ? s.method : '_OTHER',
     [ATTR.urlPath]: s.path,
-    [ATTR.urlScheme]: 'http',
+    // Inbound over mTLS the client spoke https (HTTP/2 here is only ever over TLS).
+    [ATTR.urlScheme]: server && (s.req.httpVersionMajor === 2 || (s.req.socket as { encrypted?: boolean }).encrypted === true) ? 'https' : 'http',
     [ATTR.serverAddress]: s.serverAddress,
     [ATTR.serverPort]: s.serverPort,
     // OpenTelemetry writes HTTP/2 as "2", not node's "2.0".
