@@ -288,7 +288,8 @@ async function assemble(
   const pool = tls === undefined ? undefined : new H2Pool({ tls, logger, onHandshakeFailure: (kind) => failures.outbound(kind) });
   const base = { hop, tracer: telemetry.tracer, upstreamTimeoutMs: config.upstreamTimeoutMs, observers, inFlight };
   const outboundCtx: ProxyContext = { ...base, direction: 'outbound', agent: outboundAgent, h2: pool };
-  const inboundCtx: ProxyContext = { ...base, direction: 'inbound', agent: inboundAgent };
+  const ownTls = tls;
+  const inboundCtx: ProxyContext = { ...base, direction: 'inbound', agent: inboundAgent, localIdentity: ownTls === undefined ? undefined : () => ownTls.identity.spiffeId };
 
   const outbound = createOutboundServer(outboundCtx, balancer);
   const security = { mtls: tls !== undefined, policy };

@@ -139,6 +139,8 @@ void describe('sidecar to sidecar over mTLS', () => {
       assert.equal(span.attributes[ATTR.meshPeerIdentity], API);
       assert.equal(span.attributes[ATTR.meshTlsMode], 'mtls');
       const server7 = await spanWhere(byRequest('mux-7', 'inbound'), 'server span');
+      const seen = JSON.parse((await httpRequest(one.sidecar.outboundPort, { path: '/xfcc', headers: { host: 'b', 'x-forwarded-client-cert': 'By=forged;URI=forged' } })).body) as { headers: Record<string, string> };
+      assert.equal(seen.headers['x-forwarded-client-cert'], `By=${API};URI=${WEB}`, 'the app learns the verified caller; a forged header is dropped');
       assert.equal(server7.attributes[ATTR.meshPeerIdentity], WEB);
       assert.equal(server7.parentSpanContext?.spanId, span.spanContext().spanId, 'one trace across the mTLS hop');
     } finally {

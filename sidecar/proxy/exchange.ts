@@ -74,6 +74,8 @@ export interface ProxyContext {
   readonly agent: Agent;
   /** Outbound only, when mTLS is on: HTTP/2 sessions to peer sidecars. */
   readonly h2?: H2Pool | undefined;
+  /** Inbound, when mTLS is on: this workload's SPIFFE ID now (for `x-forwarded-client-cert`). */
+  readonly localIdentity?: (() => string) | undefined;
   /** See `forward()` for what the timeout covers. */
   readonly upstreamTimeoutMs: number;
   readonly observers: readonly ExchangeObserver[];

@@ -8,7 +8,7 @@ import type { PickResult } from '../balancer/picker.ts';
 import { startExchangeSpan } from '../telemetry/spans.ts';
 import { Exchange, type DownstreamRequest, type DownstreamResponse, type ProxyContext } from './exchange.ts';
 import { beginExchange, failExchange, forward } from './forward.ts';
-import { REQUEST_ID_HEADER, SOURCE_WORKLOAD_HEADER, serviceOfHost, splitAuthority, upstreamRequestHeaders } from './headers.ts';
+import { CLIENT_CERT_HEADER, REQUEST_ID_HEADER, SOURCE_WORKLOAD_HEADER, serviceOfHost, splitAuthority, upstreamRequestHeaders } from './headers.ts';
 
 /**
  * Chooses the upstream for a request to `service`. Synchronous; never throws. It may record
@@ -121,6 +121,10 @@ export function createProxyHandler(ctx: ProxyContext, route: Route): ProxyHandle
     if (ts !== undefined) out.tracestate = ts;
     out[REQUEST_ID_HEADER] = requestId;
     if (outbound) out[SOURCE_WORKLOAD_HEADER] = ctx.hop.service;
+    else if (ex.tlsMode === 'mtls' && ex.peerIdentity !== undefined) {
+      const self = ctx.localIdentity?.();
+      if (self !== undefined) out[CLIENT_CERT_HEADER] = `By=${self};URI=${ex.peerIdentity}`;
+    }
     forward(ex, endpoint.host, endpoint.port, out);
   };
 }

@@ -7,6 +7,11 @@ import { TRACE_HEADERS } from '../../common/trace-context.ts';
 /** Set by the outbound sidecar so that the inbound one can label metrics by source workload. */
 export const SOURCE_WORKLOAD_HEADER = 'x-tracemesh-source-workload';
 export const REQUEST_ID_HEADER = 'x-request-id';
+/**
+ * Envoy's header naming the verified peer for the app (`By=<this workload>;URI=<peer>`). Set by
+ * the inbound sidecar over mTLS, and stripped from anything a client sends so it cannot be forged.
+ */
+export const CLIENT_CERT_HEADER = 'x-forwarded-client-cert';
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -24,7 +29,7 @@ const HOP_BY_HOP = new Set([
 ]);
 
 /** Headers the proxy writes itself on the upstream request. */
-const REWRITTEN = new Set([...TRACE_HEADERS, SOURCE_WORKLOAD_HEADER, REQUEST_ID_HEADER]);
+const REWRITTEN = new Set([...TRACE_HEADERS, SOURCE_WORKLOAD_HEADER, REQUEST_ID_HEADER, CLIENT_CERT_HEADER]);
 
 /** Extra hop-by-hop names listed in a `Connection` header (`Connection: close, x-foo`). */
 function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
