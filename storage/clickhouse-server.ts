@@ -153,6 +153,38 @@ function exited(child: ChildProcess): Promise<void> {
 }
 
 /**
+ * An embedded server left running by a process that died (killed, crashed) still holds the
+ * data directory's lock. If the PID in `data/status` is a clickhouse-server started with this
+ * directory's config, it is ours: stop it so this start can take the directory over.
+ */
+async function stopOrphan(dir: string, logger: Logger): Promise<void> {
+  let pid: number;
+  try {
+    const m = /PID:\s*(\d+)/.exec(readFileSync(join(dir, 'data', 'status'), 'utf8'));
+    if (!m) return;
+    pid = Number(m[1]);
+  } catch {
+    return;
+  }
+  let cmdline: string;
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+  } catch {
+    return; // not running (or no /proc): nothing holds the lock
+  }
+  if (!cmdline.includes('clickhouse') || !cmdline.includes(join(dir, 'config.xml'))) return;
+  logger.warn('stopping an embedded clickhouse-server left running by an earlier process', { pid, dataDir: dir });
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline && existsSync(`/proc/${pid}`)) await new Promise((r) => setTimeout(r, 100));
+  if (existsSync(`/proc/${pid}`)) process.kill(pid, 'SIGKILL');
+}
+
+/**
  * Returns a ready ClickHouse: the external one named by TRACEMESH_CLICKHOUSE_URL, or a private
  * embedded server. Throws ClickHouseUnavailableError with install instructions otherwise.
  */
@@ -178,6 +210,7 @@ export async function provideClickHouse(options: ProvideOptions = {}): Promise<C
   const temporary = options.dataDir === undefined;
   const dir = temporary ? mkdtempSync(join(tmpdir(), 'tracemesh-ch-')) : resolve(options.dataDir!);
   for (const sub of ['data', 'tmp', 'log', 'user_files', 'format_schemas']) mkdirSync(join(dir, sub), { recursive: true });
+  if (!temporary) await stopOrphan(dir, logger);
   const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
 
   // Ports are picked free and then handed to the server; another process can take one in

@@ -26,6 +26,7 @@ void describe('tracemesh demo', () => {
       rps: 50,
       accessLog: 'off',
       logger: silentLogger,
+      stateDir: undefined,
       pods: PODS.map((p) => (p.crashLoop ? { ...p, crashLoop: { periodMs: 3_000, downMs: 1_000 } } : p)),
     });
   });
@@ -42,21 +43,25 @@ void describe('tracemesh demo', () => {
     assert.equal(new Set(PODS.map((p) => p.node)).size, 3);
   });
 
-  void it('names payments-2 (HTTP 500) and inventory-2 (connection refused) as the root causes', async () => {
+  void it('names payments-2 (HTTP 500), inventory-2 (connection refused) and policy denials at payments as the root causes', async () => {
     await eventually(
       async () => {
         await demo.sampleRootCauses(50);
         return [...demo.stats.rootCauses.values()];
       },
-      (causes) => causes.some((c) => c.pod === 'payments-2') && causes.some((c) => c.pod === 'inventory-2'),
+      (causes) =>
+        causes.some((c) => c.pod === 'payments-2' && c.reason === 'HTTP_500') &&
+        causes.some((c) => c.pod === 'inventory-2') &&
+        causes.some((c) => c.reason === 'POLICY_DENIED'),
       60_000,
-      'both failing pods named as root causes',
+      'both failing pods and a policy denial named as root causes',
     );
     const causes = [...demo.stats.rootCauses.values()];
     for (const c of causes) {
       assert.ok(
         (c.pod === 'payments-2' && c.node === 'node-3' && c.reason === 'HTTP_500') ||
-          (c.pod === 'inventory-2' && c.node === 'node-2' && c.reason === 'CONNECTION_REFUSED'),
+          (c.pod === 'inventory-2' && c.node === 'node-2' && c.reason === 'CONNECTION_REFUSED') ||
+          (c.pod.startsWith('payments-') && c.reason === 'POLICY_DENIED'),
         `unexpected root cause ${JSON.stringify(c)}`,
       );
     }

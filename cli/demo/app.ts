@@ -22,6 +22,8 @@ export interface DemoAppOptions {
   readonly failRate: number;
   /** Simulated work per request, in ms. */
   readonly workMs: number;
+  /** With this probability, first call another service's path directly (the demo's policy violation). */
+  readonly sideCall?: { readonly service: string; readonly path: string; readonly probability: number };
   /** When set, the app records its own span (an instrumented app) for each request. */
   readonly tracer?: Tracer;
   /** Name of that span, e.g. `charge card`. */
@@ -38,14 +40,14 @@ export interface DemoApp {
   close(): Promise<void>;
 }
 
-function callDownstream(agent: Agent, port: number, service: string, req: IncomingMessage): Promise<number> {
+function callDownstream(agent: Agent, port: number, service: string, req: IncomingMessage, path = req.url ?? '/'): Promise<number> {
   const headers: Record<string, string> = { host: service };
   for (const h of PROPAGATED) {
     const v = req.headers[h];
     if (typeof v === 'string') headers[h] = v;
   }
   return new Promise((resolve) => {
-    const out = request({ host: '127.0.0.1', port, path: req.url ?? '/', method: 'GET', headers, agent }, (res) => {
+    const out = request({ host: '127.0.0.1', port, path, method: 'GET', headers, agent }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode ?? 502));
       res.on('error', () => resolve(502));
@@ -73,12 +75,14 @@ export async function startDemoApp(options: DemoAppOptions): Promise<DemoApp> {
     }
     span?.end();
     const statuses: number[] = [];
+    const side = options.sideCall;
+    if (side && Math.random() < side.probability) statuses.push(await callDownstream(agent, options.outboundPort, side.service, req, side.path));
+    // Any failed downstream call fails this request too: the app has no fallback.
     for (const service of options.calls) {
-      const status = await callDownstream(agent, options.outboundPort, service, req);
-      statuses.push(status);
-      if (status >= 500) break;
+      if (statuses.some((s) => s >= 400)) break;
+      statuses.push(await callDownstream(agent, options.outboundPort, service, req));
     }
-    const failed = statuses.find((s) => s >= 500);
+    const failed = statuses.find((s) => s >= 400);
     res.writeHead(failed === undefined ? 200 : 502, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ service: options.service, pod: options.pod, downstream: statuses }));
   };

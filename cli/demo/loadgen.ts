@@ -1,4 +1,5 @@
-// Steady demo traffic: requests at a fixed rate to the frontend pods. Each request is the
+// Steady demo traffic: requests at a fixed rate to the frontend service, sent through the
+// ingress sidecar's outbound listener. Each request is the
 // root CLIENT span of its trace (service `loadgen`), so the demo knows the trace of every
 // request that failed.
 

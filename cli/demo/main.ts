@@ -3,7 +3,14 @@
 // sidecar on one of 3 simulated nodes, and steady traffic of which a known fraction fails
 // deep in the call graph. It reports the root causes it sees until Ctrl-C.
 
-import { resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { bootstrapTokenAuthenticator, type BootstrapGrant } from '../../controlplane/ca/authn/bootstrap-token.ts';
+import { clientCertificateAuthenticator } from '../../controlplane/ca/authn/client-cert.ts';
+import { createCertificateAuthority, type CertificateAuthority } from '../../controlplane/ca/pki/authority.ts';
+import { startCaServer, type CaServer } from '../../controlplane/ca/server/server.ts';
 import { ConfigError } from '../../common/errors.ts';
 import { helpText, parseFlags, type FlagSpec } from '../../common/flags.ts';
 import { createLogger, type Logger } from '../../common/logger.ts';
@@ -13,7 +20,7 @@ import { startBackend, type Backend } from '../stack.ts';
 import { startDemoApp, type DemoApp } from './app.ts';
 import { startLoad, type LoadGenerator, type LoadResult } from './loadgen.ts';
 import { createAppTracing, type AppTracing } from './tracing.ts';
-import { CALLS, expectedFailureFraction, NAMESPACE, PODS, type PodSpec } from './topology.ts';
+import { CALLS, expectedFailureFraction, INGRESS, NAMESPACE, PODS, POLICIES_YAML, type PodSpec } from './topology.ts';
 
 export const DEMO_FLAGS = [
   { name: 'query-host', kind: 'string', default: '127.0.0.1', description: 'Address the query API listens on' },
@@ -30,6 +37,7 @@ export const DEMO_FLAGS = [
   },
   { name: 'clickhouse-data-dir', kind: 'string', default: '.tracemesh/clickhouse', description: 'Data directory of the embedded ClickHouse (kept between runs)' },
   { name: 'clickhouse-database', kind: 'string', default: 'tracemesh', description: 'Database that holds the tracemesh tables' },
+  { name: 'state-dir', env: 'TRACEMESH_DEMO_STATE_DIR', kind: 'string', default: '.tracemesh/demo', description: "The demo CA's root (reused between runs) and its policy files" },
   { name: 'rps', env: 'TRACEMESH_DEMO_RPS', kind: 'int', default: '20', description: 'Requests per second sent to the frontend pods' },
   { name: 'duration', env: 'TRACEMESH_DEMO_DURATION', kind: 'duration', default: '0', description: 'Stop after this long (e.g. 60s); 0 runs until Ctrl-C' },
   { name: 'report-interval', env: 'TRACEMESH_DEMO_REPORT_INTERVAL', kind: 'duration', default: '10s', description: 'How often to print traffic and root-cause figures' },
@@ -51,6 +59,11 @@ export interface DemoOptions {
   readonly logger: Logger;
   /** The pods to run; default PODS (tests shorten the crash loop). */
   readonly pods?: readonly PodSpec[];
+  /**
+   * Where the demo keeps its CA (`ca/`, reused between runs) and writes its policy files;
+   * undefined = a temp directory removed on close.
+   */
+  readonly stateDir: string | undefined;
 }
 
 export interface RootCauseTally {
@@ -71,6 +84,8 @@ export interface DemoStats {
 
 export interface Demo {
   readonly backend: Backend;
+  /** `host:port` of the demo's certificate authority. */
+  readonly caAddress: string;
   readonly queryUrl: string;
   readonly stats: DemoStats;
   /** Looks up the root cause of failed requests that have had time to reach storage. */
@@ -108,18 +123,50 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
   const pods: Pod[] = [];
   let load: LoadGenerator | undefined;
   const tracings: AppTracing[] = [];
+  const stateDir = options.stateDir ?? mkdtempSync(join(tmpdir(), 'tracemesh-demo-'));
+  let ca: CertificateAuthority | undefined;
+  let caServer: CaServer | undefined;
   const close = async (): Promise<void> => {
     await load?.stop();
     await Promise.all(tracings.map((t) => t.shutdown()));
     for (const p of pods) clearTimeout(p.crashTimer);
     await Promise.all(pods.map((p) => p.sidecar.close()));
     await Promise.all(pods.map((p) => p.app.close()));
+    await caServer?.close();
+    ca?.close();
     await backend.close();
+    if (options.stateDir === undefined) rmSync(stateDir, { recursive: true, force: true });
   };
   try {
+    // The control plane's CA: every sidecar gets a SPIFFE certificate for the service account
+    // named after its service, proven by a bootstrap token, and all sidecar hops are mTLS.
+    const trustDomain = 'cluster.local';
+    ca = await createCertificateAuthority({ trustDomain, source: { kind: 'self-signed', dir: join(stateDir, 'ca') }, logger });
+    const tokens: Record<string, BootstrapGrant> = {};
+    const tokenOf = new Map<string, string>();
+    for (const service of new Set([...(options.pods ?? PODS).map((p) => p.service), INGRESS.service])) {
+      const token = randomBytes(16).toString('hex');
+      tokens[token] = { namespace: NAMESPACE, serviceAccount: service };
+      tokenOf.set(service, token);
+    }
+    caServer = await startCaServer({
+      ca,
+      authenticators: [clientCertificateAuthenticator(trustDomain), bootstrapTokenAuthenticator(trustDomain, tokens)],
+      host: '127.0.0.1',
+      port: 0,
+      logger,
+    });
+    mkdirSync(join(stateDir, 'policies'), { recursive: true });
+    const caRootCertFile = join(stateDir, 'ca-root.pem');
+    writeFileSync(caRootCertFile, ca.trustBundle().pem);
+    const policyFile = join(stateDir, 'policies', 'payments-callers.yaml');
+    writeFileSync(policyFile, POLICIES_YAML);
+
     // All sidecars share one endpoint source: the demo's stand-in for the control plane.
     const endpoints = new StaticEndpointSource();
-    for (const spec of options.pods ?? PODS) {
+    // The ingress pod: a sidecar with no app behind it that the load generator sends through,
+    // as an ingress gateway would, so that even the first hop is mTLS.
+    for (const spec of [...(options.pods ?? PODS), INGRESS]) {
       // The payments app is instrumented with the OpenTelemetry SDK; its spans join the trace.
       let tracing: AppTracing | undefined;
       if (spec.service === 'payments') {
@@ -133,6 +180,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
         outboundPort: 0,
         failRate: spec.failRate,
         workMs: 2,
+        ...(spec.policyViolation ? { sideCall: { service: 'payments', path: '/refund', probability: spec.policyViolation } } : {}),
         ...(tracing ? { tracer: tracing.tracer, operation: 'charge card' } : {}),
       });
       const sidecar = await startSidecar(
@@ -149,6 +197,11 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
           collectorEndpoint: backend.otlpGrpcEndpoint,
           accessLog: options.accessLog,
           upstreamTimeoutMs: 5_000,
+          caAddress: caServer.address,
+          caRootCertFile,
+          caToken: tokenOf.get(spec.service) ?? '',
+          trustDomain,
+          policyFiles: [policyFile],
         },
         { endpoints, logger: logger.child({ component: 'sidecar', pod: spec.pod }), exportDelayMs: 500 },
       );
@@ -157,6 +210,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
     }
     const services: Record<string, EndpointSpec[]> = {};
     for (const p of pods) {
+      if (p.spec === INGRESS) continue;
       (services[p.spec.service] ??= []).push({ address: `127.0.0.1:${p.sidecar.inboundPort}`, pod: p.spec.pod, node: p.spec.node, namespace: NAMESPACE });
     }
     endpoints.set(snapshotOf(services));
@@ -179,10 +233,10 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
 
     const stats: DemoStats = { sent: 0, failed: 0, rootCauses: new Map(), exampleTraceId: undefined };
     const pending: { traceId: string; at: number }[] = [];
-    const frontends = pods.filter((p) => p.spec.service === 'frontend').map((p) => p.sidecar.inboundPort);
+    const ingress = pods.filter((p) => p.spec === INGRESS).map((p) => p.sidecar.outboundPort);
     const loadTracing = createAppTracing(backend.otlpGrpcEndpoint, { 'service.name': 'loadgen' });
     tracings.push(loadTracing);
-    load = startLoad(loadTracing.tracer, frontends, options.rps, (r: LoadResult) => {
+    load = startLoad(loadTracing.tracer, ingress, options.rps, (r: LoadResult) => {
       stats.sent++;
       if (r.status >= 500 || r.status === 0) {
         stats.failed++;
@@ -214,7 +268,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
         }
       }
     };
-    return { backend, queryUrl, stats, sampleRootCauses, close };
+    return { backend, caAddress: caServer.address, queryUrl, stats, sampleRootCauses, close };
   } catch (err) {
     await close();
     throw err;
@@ -254,6 +308,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     collectorAdminPort: flags['collector-admin-port'],
     clickhouseUrl: flags['clickhouse-url'],
     clickhouseDataDir: resolve(flags['clickhouse-data-dir']),
+    stateDir: resolve(flags['state-dir']),
     database: flags['clickhouse-database'],
     rps: flags.rps,
     accessLog,
@@ -268,13 +323,15 @@ export async function runDemo(argv: string[]): Promise<number> {
   out(`  Collector       http://127.0.0.1:${backend.collector.adminPort}/metrics`);
   out('');
   out('  frontend ─▶ checkout ─┬─▶ inventory   inventory-2 (node-2) crashes 4 s in every 20 s: connection refused');
-  out('                        └─▶ payments    payments-2 (node-3) answers 500 to 30% of its requests');
-  out(`  ${flags.rps} req/s; expected failures ≈ ${pct(expected.total, 1)} (inventory-2 ${pct(expected.inventory, 1)}, payments-2 ${pct(expected.payments, 1)})`);
+  out('     │                  └─▶ payments    payments-2 (node-3) answers 500 to 30% of its requests');
+  out('     └╌╌ 5%: payments /refund          denied by AuthorizationPolicy demo/payments-callers (only checkout may call)');
+  out(`  mTLS between all sidecars (SPIFFE certificates from the demo CA at ${demo.caAddress}); policies in ${resolve(flags['state-dir'], 'policies')}`);
+  out(`  ${flags.rps} req/s; expected failures ≈ ${pct(expected.total, 1)} (policy ${pct(expected.policy, 1)}, inventory-2 ${pct(expected.inventory, 1)}, payments-2 ${pct(expected.payments, 1)})`);
   out('');
 
   let printedExample = false;
   const report = async (): Promise<void> => {
-    await demo.sampleRootCauses(20);
+    await demo.sampleRootCauses(60);
     const causes = [...stats.rootCauses.values()].sort((a, b) => b.count - a.count).map((t) => `${t.pod}@${t.node} ${t.reason} ×${t.count}`);
     out(`[${new Date().toISOString().slice(11, 19)}] sent ${stats.sent}, failed ${stats.failed} (${pct(stats.failed, stats.sent)}); root causes named by the path API: ${causes.join(', ') || '(waiting for spans)'}`);
     if (!printedExample && stats.exampleTraceId) {
