@@ -176,6 +176,23 @@ void describe('sidecar to sidecar over mTLS', () => {
     assert.equal(echoed.headers['x-hop'], undefined, 'Connection-listed headers stay on their hop');
   });
 
+  void it('a peer shutting down lets in-flight streams finish (GOAWAY); later requests fail cleanly', async () => {
+    // Its own span exporter: closing a sidecar shuts its exporter down, and the others share one.
+    const leaving = await startTestSidecar({ service: 'leaving', appPort: app.port, tlsCertFile: f('server.crt'), tlsKeyFile: f('server.key'), trustBundleFile: f('root-a.crt'), drainTimeoutMs: 5000 });
+    const caller = await sidecar('to-leaving', 'client', { b: [endpoint(leaving, 'leaving-1')] });
+    held = [];
+    const inflight = Array.from({ length: 5 }, (_, i) => call(caller.sidecar.outboundPort, `leaving-${i}`, '/hold'));
+    await waitFor(() => (held.length === 5 ? true : undefined), 'requests held by the app');
+    const closing = leaving.close();
+    await waitFor(() => (caller.sidecar.outboundPool?.snapshot().length === 0 ? true : undefined), 'the GOAWAY to take the connection out of the pool');
+    for (const release of held.splice(0)) release();
+    for (const r of await Promise.all(inflight)) assert.equal(r.status, 200, r.body);
+    await closing;
+    const after = await call(caller.sidecar.outboundPort, 'leaving-after');
+    assert.equal(after.status, 502);
+    assert.equal(after.headers[MESH_ERROR_HEADER], MESH_ERROR.connectionRefused);
+  });
+
   void it('server certificate expired: TLS_HANDSHAKE_FAILED on the CLIENT span, 502', async () => {
     const r = await call(a.sidecar.outboundPort, 'tls-expired', '/x', 'expired');
     assertTlsFailure(r, await spanWhere(byRequest('tls-expired', 'outbound'), 'client span'), /certificate has expired/, 'a');
@@ -192,6 +209,13 @@ void describe('sidecar to sidecar over mTLS', () => {
     assertTlsFailure(r, span, new RegExp(`wrong identity: peer identity ${API}, expected spiffe://cluster.local/ns/default/sa/other`), 'a');
     const ok = await call(a.sidecar.outboundPort, 'tls-any', '/x', 'b-any');
     assert.equal(ok.status, 200, 'without a declared identity any identity of the trust domain passes');
+  });
+
+  void it('a peer that does not speak TLS (a sidecar with mTLS off): TLS_HANDSHAKE_FAILED saying so', async () => {
+    const plainPeer = await sidecar('plain-peer', undefined);
+    const caller = await sidecar('to-plain', 'client', { b: [endpoint(plainPeer, 'plain-peer-1')] });
+    const r = await call(caller.sidecar.outboundPort, 'tls-plain-peer');
+    assertTlsFailure(r, await spanWhere(byRequest('tls-plain-peer', 'outbound'), 'client span'), /the peer does not speak TLS/, 'to-plain');
   });
 
   void it('the server refuses the client\'s expired certificate: both hops record it, correlated by port', async () => {

@@ -100,12 +100,14 @@ function requestSpan(path: string): Promise<ReadableSpan> {
   return waitFor(async () => (await spans()).find((s) => s.attributes[ATTR.urlPath] === path && s.kind === SpanKind.SERVER), `SERVER span of ${path}`);
 }
 
-function assertHandshakeSpan(span: ReadableSpan, reason: RegExp): void {
+function assertHandshakeSpan(span: ReadableSpan, reason: RegExp, o: { peerKnown?: boolean } = {}): void {
   assert.equal(span.kind, SpanKind.SERVER);
   assert.equal(span.parentSpanContext, undefined, 'the request never arrived: a span of its own trace');
   assert.equal(span.attributes[ATTR.meshErrorCode], MESH_ERROR.tlsHandshake);
-  assert.equal(span.attributes[ATTR.networkPeerAddress], '127.0.0.1');
-  assert.equal(typeof span.attributes[ATTR.networkPeerPort], 'number');
+  if (o.peerKnown !== false) {
+    assert.equal(span.attributes[ATTR.networkPeerAddress], '127.0.0.1');
+    assert.equal(typeof span.attributes[ATTR.networkPeerPort], 'number');
+  }
   assert.equal(span.status.code, SpanStatusCode.ERROR);
   assert.match(span.status.message ?? '', reason);
   assert.match(String(span.events.find((e) => e.name === 'exception')?.attributes?.['exception.message']), reason);
@@ -257,6 +259,22 @@ void describe('mTLS rejection matrix (STRICT), real curl and openssl', () => {
     assertHandshakeSpan(await newHandshakeSpan(since, 'untrusted'), /unable to verify the certificate/);
     const still = await curl('/valid-after-retire', { cert: 'client' });
     assert.equal(still.status, 200, 'certificates of the current root still pass');
+  });
+
+  void it('a client that does not trust this sidecar\'s certificate aborts the handshake; the sidecar records why', async () => {
+    const since = await handshakeSpanCount();
+    const port = b.sidecar.inboundPort;
+    const r = await new Promise<{ code: number; stderr: string }>((resolve) => {
+      // No --cacert: curl checks the sidecar against the system roots and sends an alert.
+      execFile('curl', ['-sS', '--max-time', '10', '--cert', f('client.crt'), '--key', f('client.key'), `https://127.0.0.1:${port}/untrusting`], (err, _out, stderr) =>
+        resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stderr }),
+      );
+    });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /certificate/i);
+    const span = await newHandshakeSpan(since, 'handshake_error');
+    // The peer address is recorded when the socket still has it (OpenSSL may have closed it already).
+    assertHandshakeSpan(span, /the client aborted the handshake with alert "[a-z ]+": it does not trust this sidecar's certificate/, { peerKnown: false });
   });
 
   void it('an identity denied by an AuthorizationPolicy: 403 POLICY_DENIED naming the policy and the principal', async () => {

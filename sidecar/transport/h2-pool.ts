@@ -164,7 +164,14 @@ export class PeerConnection {
       reason = `server certificate rejected: ${r.reason}`;
     } else {
       kind = 'handshake_error';
-      reason = cause instanceof Error ? cause.message : String(cause);
+      // OpenSSL errors carry a short `reason` ("wrong version number") next to a long message.
+      const short = (cause as { reason?: unknown } | null)?.reason;
+      reason = typeof short === 'string' && short !== '' ? `${short} (${String(code)})` : cause instanceof Error ? cause.message : String(cause);
+      if (typeof code === 'string' && /WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|HTTP_REQUEST/.test(code)) {
+        reason += ' (the peer does not speak TLS: a sidecar with mTLS off, or not a sidecar)';
+      } else if (code === 'ECONNRESET') {
+        reason += ' (the peer closed the connection during the handshake: is mTLS DISABLEd on it?)';
+      }
     }
     this.failure = new ProxyError(MESH_ERROR.tlsHandshake, `TLS handshake with ${this.describe()} failed: ${reason}`, { cause });
     this.pool.handshakeFailed(kind);

@@ -234,11 +234,14 @@ export class MeshInboundListener {
     const code = (err as NodeJS.ErrnoException).code;
     // A client that connects and leaves without a handshake (a port probe) is not a failure.
     if (code === 'ECONNRESET' && socket.bytesRead <= 1) return;
-    const alert = /alert (.+)$/.exec(err.message)?.[1];
+    // OpenSSL errors carry a short `reason` ("tlsv1 alert unknown ca") next to a long message.
+    const short = (err as { reason?: unknown }).reason;
+    const text = typeof short === 'string' && short !== '' ? short : err.message;
+    const alert = /alert ([a-z ]+)/.exec(text)?.[1]?.trim();
     const reason =
       alert !== undefined
         ? `the client aborted the handshake with alert "${alert}"${/unknown ca|bad certificate|certificate/.test(alert) ? ': it does not trust this sidecar\'s certificate' : ''}`
-        : `TLS handshake failed: ${err.message}`;
+        : `TLS handshake failed: ${text}`;
     this.o.onHandshakeFailure({ kind: 'handshake_error', reason, peerAddress: socket.remoteAddress, peerPort: socket.remotePort, peerIdentity: undefined });
   }
 }
