@@ -4,7 +4,8 @@
 
 import type { Logger } from '../common/logger.ts';
 import { silentLogger } from '../common/logger.ts';
-import type { EdgeRecord, LogRecord, SpanRecord, TraceWriter } from '../storage/model.ts';
+import type { EdgeRecord, EncodedSpanWriter, LogRecord, TraceWriter } from '../storage/model.ts';
+import { decodeSpans, type EncodedSpans } from '../storage/rows.ts';
 import { createAdminApp } from './admin.ts';
 import { createCollectorMetrics, type CollectorMetrics } from './metrics.ts';
 import { BatchPipeline, type PipelineObserver } from './pipeline/batch-pipeline.ts';
@@ -140,7 +141,15 @@ export async function startCollector(options: CollectorOptions, deps: CollectorD
     concurrency: config.writeConcurrency,
     backoff: { initialMs: config.retryInitialMs, maxMs: config.retryMaxMs },
   };
-  const spans = new BatchPipeline<SpanRecord>({ ...common, export: (b) => writer.writeSpans(b), observer: observer('spans', metrics, logger) });
+  // Spans travel as rows encoded by the protobuf decoder, one item per request. A writer that
+  // cannot take rows (the in-memory one of the tests) gets the records back.
+  const encodedWriter = typeof (writer as Partial<EncodedSpanWriter>).writeEncodedSpans === 'function' ? (writer as TraceWriter & EncodedSpanWriter) : undefined;
+  const spans = new BatchPipeline<EncodedSpans>({
+    ...common,
+    weight: (chunk) => chunk.count,
+    export: encodedWriter ? (b) => encodedWriter.writeEncodedSpans(b) : (b) => writer.writeSpans(b.flatMap(decodeSpans)),
+    observer: observer('spans', metrics, logger),
+  });
   const logs = new BatchPipeline<LogRecord>({ ...common, export: (b) => writer.writeLogs(b), observer: observer('logs', metrics, logger) });
   const edges = new BatchPipeline<EdgeRecord>({
     ...common,
@@ -166,7 +175,8 @@ export async function startCollector(options: CollectorOptions, deps: CollectorD
   const ingest = createIngest({
     spans,
     logs,
-    onSpansAccepted: graph ? (s) => graph.observe(s) : () => {},
+    onSpansAccepted: graph ? (halves) => graph.observeHalves(halves) : () => {},
+    ...(graph ? { virtualNodeAttributes: graph.virtualNodeAttributes } : {}),
     metrics,
     shutdownRetryAfterMs: 5_000,
   });

@@ -27,7 +27,7 @@ export function dateTimeSeconds(unixNano: bigint): number {
 }
 
 /** Attributes of an event or link as one JSON text: `[["key","type","value"],…]`. */
-function attributesJson(attrs: readonly Attribute[]): string {
+export function attributesJson(attrs: readonly Attribute[]): string {
   let out = '[';
   for (let i = 0; i < attrs.length; i++) {
     const a = attrs[i] as Attribute;
@@ -47,7 +47,8 @@ function parseAttributesJson(text: string): Attribute[] {
   return out;
 }
 
-function statusCodeFrom(value: string): number {
+/** An HTTP status code attribute's value as the UInt16 column holds it: 0 unless 1..65535. */
+export function statusCodeFrom(value: string): number {
   const n = Number(value);
   return Number.isInteger(n) && n > 0 && n <= 65_535 ? n : 0;
 }
@@ -89,7 +90,7 @@ function promote(attrs: readonly Attribute[], p: Promoted): void {
 }
 
 /** The promoted column values of a span (`http_status_code` is `httpStatus || legacyHttpStatus`). */
-export function promotedColumns(span: SpanRecord): Promoted {
+export function promotedColumns(span: Pick<SpanRecord, 'resourceAttributes' | 'attributes'>): Promoted {
   const p: Promoted = { pod: '', namespace: '', node: '', meshError: '', httpStatus: 0, legacyHttpStatus: 0 };
   promote(span.resourceAttributes, p);
   promote(span.attributes, p);

@@ -23,7 +23,7 @@ const NO_EVENTS: readonly SpanEvent[] = Object.freeze([]);
 const NO_LINKS: readonly SpanLink[] = Object.freeze([]);
 
 /** Collects rejection reasons; keeps the first few for the response message. */
-class Rejections {
+export class Rejections {
   count = 0;
   private readonly reasons: string[] = [];
   private readonly noun: string;

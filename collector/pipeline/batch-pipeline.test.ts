@@ -77,7 +77,44 @@ void describe('backoffDelay', () => {
   });
 });
 
+void describe('ChunkQueue with weights', () => {
+  void it('sizes in weight, never splits an item, and takes at least one', () => {
+    const q = new ChunkQueue<{ n: number }>((x) => x.n);
+    q.push([{ n: 4 }, { n: 4 }]);
+    q.push([{ n: 10 }]);
+    q.push([{ n: 1 }]);
+    assert.equal(q.size, 19);
+    assert.deepEqual(q.take(9).map((x) => x.n), [4, 4]);
+    assert.deepEqual(q.take(5).map((x) => x.n), [10], 'an item heavier than the batch goes alone');
+    assert.deepEqual(q.take(5).map((x) => x.n), [1]);
+    assert.equal(q.size, 0);
+    assert.deepEqual(q.take(5), []);
+  });
+});
+
 void describe('BatchPipeline', () => {
+  void it('with a weight, counts capacity, batches and writes in weight', async () => {
+    const written: number[][] = [];
+    const observer = new RecordingObserver();
+    const p = new BatchPipeline<number>({
+      weight: (n) => n,
+      capacity: 10,
+      batchSize: 6,
+      batchTimeoutMs: 10_000,
+      concurrency: 1,
+      backoff: { initialMs: 5, maxMs: 20 },
+      export: async (b) => void written.push([...b]),
+      observer,
+    });
+    assert.equal(p.offer([3, 2]), 'accepted');
+    assert.equal(p.offer([6]), 'full', 'weight 5 + 6 exceeds the capacity of 10');
+    assert.equal(p.offer([1]), 'accepted');
+    await eventually(async () => observer.written_, (n) => n === 6);
+    assert.deepEqual(written, [[3, 2, 1]]);
+    assert.equal(p.pending, 0);
+    await p.shutdown(1000);
+  });
+
   void it('sends full batches at once and the rest when the batch timeout passes', async () => {
     const { p, batches } = pipeline({ batchTimeoutMs: 400 });
     const offered = Date.now();

@@ -4,7 +4,7 @@
 // shutdown whose deadline passes gives items up, and those are counted.
 
 import { backoffDelay, sleep, type BackoffOptions } from './backoff.ts';
-import { ChunkQueue } from './queue.ts';
+import { ChunkQueue, weightOf } from './queue.ts';
 
 export type OfferResult = 'accepted' | 'full' | 'closed';
 
@@ -19,9 +19,15 @@ export interface PipelineObserver {
 }
 
 export interface BatchPipelineOptions<T> {
+  /**
+   * What an item counts for in the capacity and batch size; default 1. The span pipeline's
+   * items are requests' worth of encoded spans, weighing their span count. Counts reported to
+   * the observer are weights too.
+   */
+  readonly weight?: (item: T) => number;
   /** Upper bound of items queued plus items being written. */
   readonly capacity: number;
-  /** A batch is sent as soon as this many items are queued. */
+  /** A batch is sent as soon as this many items are queued (a batch never splits an item). */
   readonly batchSize: number;
   /** A smaller batch is sent when its oldest item has waited this long. */
   readonly batchTimeoutMs: number;
@@ -46,7 +52,7 @@ interface FlushWaiter {
 
 export class BatchPipeline<T> {
   readonly #options: BatchPipelineOptions<T>;
-  readonly #queue = new ChunkQueue<T>();
+  readonly #queue: ChunkQueue<T>;
   readonly #inFlight = new Set<InFlight>();
   /** The running #write() calls; they settle promptly once #abandon aborts. */
   readonly #writes = new Set<Promise<void>>();
@@ -70,6 +76,7 @@ export class BatchPipeline<T> {
       throw new RangeError('batchSize, capacity and concurrency must be at least 1');
     }
     this.#options = options;
+    this.#queue = new ChunkQueue<T>(options.weight);
   }
 
   /** Items queued plus items being written. */
@@ -96,11 +103,12 @@ export class BatchPipeline<T> {
    */
   offer(items: readonly T[]): OfferResult {
     if (this.#closed) return 'closed';
-    if (items.length === 0) return 'accepted';
+    const weight = weightOf(items, this.#options.weight);
+    if (weight === 0) return 'accepted';
     const pending = this.pending;
-    if (pending > 0 && pending + items.length > this.#options.capacity) return 'full';
+    if (pending > 0 && pending + weight > this.#options.capacity) return 'full';
     this.#queue.push(items);
-    this.#enqueuedSeq += items.length;
+    this.#enqueuedSeq += weight;
     this.#pump();
     return 'accepted';
   }
@@ -177,10 +185,11 @@ export class BatchPipeline<T> {
     while (this.#inFlight.size < concurrency && this.#queue.size > 0) {
       if (!(this.#queue.size >= batchSize || this.#due || flushing)) break;
       const batch = this.#queue.take(batchSize);
-      const flight: InFlight = { startSeq: this.#dequeuedSeq, count: batch.length };
-      this.#dequeuedSeq += batch.length;
+      const weight = weightOf(batch, this.#options.weight);
+      const flight: InFlight = { startSeq: this.#dequeuedSeq, count: weight };
+      this.#dequeuedSeq += weight;
       this.#inFlight.add(flight);
-      this.#inFlightItems += batch.length;
+      this.#inFlightItems += weight;
       const write = this.#write(batch, flight);
       this.#writes.add(write);
       void write.finally(() => this.#writes.delete(write));
@@ -214,14 +223,14 @@ export class BatchPipeline<T> {
         try {
           const result = await Promise.race([this.#options.export(batch).then(() => 'written' as const), abandoned]);
           if (result === 'abandoned') return;
-          observer.written(batch.length, (performance.now() - started) / 1000);
+          observer.written(flight.count, (performance.now() - started) / 1000);
           this.#currentBackoffMs = 0;
           return;
         } catch (err) {
           if (signal.aborted) return;
           const retryInMs = backoffDelay(attempt, backoff);
           this.#currentBackoffMs = retryInMs;
-          observer.writeFailed(err, { count: batch.length, attempt, seconds: (performance.now() - started) / 1000, retryInMs });
+          observer.writeFailed(err, { count: flight.count, attempt, seconds: (performance.now() - started) / 1000, retryInMs });
           await sleep(retryInMs, signal);
         }
       }

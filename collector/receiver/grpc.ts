@@ -8,7 +8,7 @@ import type { Logger } from '../../common/logger.ts';
 import { OtlpError } from '../errors.ts';
 import type { RejectReason } from '../metrics.ts';
 import type { Signal } from '../otlp/model.ts';
-import { decodeLogsRequest, decodeTraceRequest, encodeLogsResponse, encodeRpcStatus, encodeTraceResponse } from '../otlp/proto.ts';
+import { encodeLogsResponse, encodeRpcStatus, encodeTraceResponse } from '../otlp/proto.ts';
 import type { Ingest } from './ingest.ts';
 
 export const TRACE_EXPORT_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
@@ -91,10 +91,10 @@ export async function startGrpcReceiver(options: GrpcReceiverOptions): Promise<G
       try {
         let response: Uint8Array;
         if (signal === 'traces') {
-          const r = ingest.traces(decodeTraceRequest(call.request), 'grpc');
+          const r = ingest.tracesProtobuf(call.request, 'grpc');
           response = encodeTraceResponse(r.rejected, r.errorMessage);
         } else {
-          const r = ingest.logs(decodeLogsRequest(call.request), 'grpc');
+          const r = ingest.logsProtobuf(call.request, 'grpc');
           response = encodeLogsResponse(r.rejected, r.errorMessage);
         }
         callback(null, Buffer.from(response.buffer, response.byteOffset, response.byteLength));

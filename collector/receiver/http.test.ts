@@ -12,7 +12,7 @@ import { createOtlpHttpApp, formatOf } from './http.ts';
 
 function app(result: () => IngestResult) {
   const refused: RejectReason[] = [];
-  const ingest: Ingest = { traces: result, logs: result, refused: (_t, _s, reason) => void refused.push(reason) };
+  const ingest: Ingest = { traces: result, tracesProtobuf: result, logs: result, logsProtobuf: result, refused: (_t, _s, reason) => void refused.push(reason) };
   return { app: createOtlpHttpApp({ ingest, maxBodyBytes: 1024 * 1024, logger: silentLogger }), refused };
 }
 

@@ -12,7 +12,7 @@ import { malformed, OtlpError, tooLarge, unsupportedMedia } from '../errors.ts';
 import type { RejectReason } from '../metrics.ts';
 import { decodeLogsRequestJson, decodeTraceRequestJson, encodeResponseJson } from '../otlp/json.ts';
 import type { Signal } from '../otlp/model.ts';
-import { decodeLogsRequest, decodeTraceRequest, encodeLogsResponse, encodeRpcStatus, encodeTraceResponse } from '../otlp/proto.ts';
+import { encodeLogsResponse, encodeRpcStatus, encodeTraceResponse } from '../otlp/proto.ts';
 import type { Ingest } from './ingest.ts';
 
 export interface OtlpHttpAppDeps {
@@ -153,12 +153,12 @@ export function createOtlpHttpApp(deps: OtlpHttpAppDeps): Hono {
     const wire = await readBody(c.req.raw, maxBodyBytes);
     const body = await decompress(wire, c.req.header('content-encoding'), maxBodyBytes);
     if (signal === 'traces') {
-      const r = ingest.traces(format === 'json' ? decodeTraceRequestJson(jsonText(body)) : decodeTraceRequest(body), 'http');
+      const r = format === 'json' ? ingest.traces(decodeTraceRequestJson(jsonText(body)), 'http') : ingest.tracesProtobuf(body, 'http');
       return format === 'json'
         ? c.body(encodeResponseJson('traces', r.rejected, r.errorMessage), 200, { 'content-type': JSON_TYPE })
         : c.body(new Uint8Array(encodeTraceResponse(r.rejected, r.errorMessage)), 200, { 'content-type': PROTOBUF_TYPE });
     }
-    const r = ingest.logs(format === 'json' ? decodeLogsRequestJson(jsonText(body)) : decodeLogsRequest(body), 'http');
+    const r = format === 'json' ? ingest.logs(decodeLogsRequestJson(jsonText(body)), 'http') : ingest.logsProtobuf(body, 'http');
     return format === 'json'
       ? c.body(encodeResponseJson('logs', r.rejected, r.errorMessage), 200, { 'content-type': JSON_TYPE })
       : c.body(new Uint8Array(encodeLogsResponse(r.rejected, r.errorMessage)), 200, { 'content-type': PROTOBUF_TYPE });

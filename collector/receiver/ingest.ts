@@ -1,13 +1,18 @@
-// What both receivers do with a decoded export request: convert and validate it, offer the
-// valid items to the pipeline (all or nothing), let the service graph see accepted spans and
-// count everything. Transport-independent; receivers only decode and map errors to statuses.
+// What both receivers do with an export request: decode (protobuf, with the hand-written
+// decoders) or convert (OTLP/JSON, already parsed), validate, offer the valid items to the
+// pipeline (all or nothing), let the service graph see accepted spans and count everything.
+// Transport-independent; receivers only read bodies and map errors to statuses.
 
-import type { LogRecord, SpanRecord } from '../../storage/model.ts';
+import type { LogRecord } from '../../storage/model.ts';
+import { encodeSpans, type EncodedSpans } from '../../storage/rows.ts';
 import { queueFull, shuttingDown, type OtlpError } from '../errors.ts';
 import type { CollectorMetrics, RejectReason, Transport } from '../metrics.ts';
 import { convertLogs, convertTraces, nowUnixNano } from '../otlp/convert.ts';
+import { decodeLogsRequestRecords } from '../otlp/decode-logs.ts';
+import { TraceDecoder, type DecodedTraces } from '../otlp/decode-traces.ts';
 import type { ExportLogsRequestMsg, ExportTraceRequestMsg, Signal } from '../otlp/model.ts';
 import type { OfferResult } from '../pipeline/batch-pipeline.ts';
+import { DEFAULT_VIRTUAL_NODE_ATTRIBUTES, halvesOf, type SpanHalf } from '../servicegraph/processor.ts';
 
 export interface IngestResult {
   /** Items rejected as invalid, for `partial_success`. */
@@ -23,25 +28,37 @@ export interface IngestSink<T> {
 }
 
 export interface IngestDeps {
-  readonly spans: IngestSink<SpanRecord>;
+  /** Encoded spans: one item per request, weighing its span count. */
+  readonly spans: IngestSink<EncodedSpans>;
   readonly logs: IngestSink<LogRecord>;
-  /** Sees spans once they are accepted. */
-  readonly onSpansAccepted: (spans: readonly SpanRecord[]) => void;
+  /** Sees the service-graph halves of spans once they are accepted. */
+  readonly onSpansAccepted: (halves: readonly SpanHalf[]) => void;
+  /** Attributes that name a CLIENT span's virtual server node (the service graph's option). */
+  readonly virtualNodeAttributes?: readonly string[];
   readonly metrics: CollectorMetrics;
   /** Retry hint given to clients while the collector shuts down. */
   readonly shutdownRetryAfterMs: number;
 }
 
 export interface Ingest {
-  /** Throws OtlpError (`throttled` or `unavailable`) when the request cannot be taken now. */
+  /**
+   * An ExportTraceServiceRequest in protobuf. Throws OtlpError `invalid` when the body is not
+   * one, `throttled` or `unavailable` when it cannot be taken now.
+   */
+  tracesProtobuf(body: Uint8Array, transport: Transport): IngestResult;
+  /** A decoded request (OTLP/JSON). Throws OtlpError (`throttled` or `unavailable`). */
   traces(req: ExportTraceRequestMsg, transport: Transport): IngestResult;
+  /** An ExportLogsServiceRequest in protobuf; throws like tracesProtobuf. */
+  logsProtobuf(body: Uint8Array, transport: Transport): IngestResult;
   logs(req: ExportLogsRequestMsg, transport: Transport): IngestResult;
-  /** Counts a request refused as a whole before it reached traces() or logs(). */
+  /** Counts a request refused as a whole before it reached the methods above. */
   refused(transport: Transport, signal: Signal, reason: RejectReason): void;
 }
 
 export function createIngest(deps: IngestDeps): Ingest {
   const { metrics } = deps;
+  const virtualNodeAttributes = deps.virtualNodeAttributes ?? DEFAULT_VIRTUAL_NODE_ATTRIBUTES;
+  const decoder = new TraceDecoder({ virtualNodeAttributes });
 
   function admit<T>(sink: IngestSink<T>, items: readonly T[], noun: string): OtlpError | undefined {
     const result = sink.offer(items);
@@ -54,33 +71,49 @@ export function createIngest(deps: IngestDeps): Ingest {
     );
   }
 
+  function acceptSpans(d: DecodedTraces, transport: Transport): IngestResult {
+    const { rows, rejected, errorMessage } = d;
+    metrics.receivedSpans.inc({ transport }, rows.count + rejected);
+    if (rejected > 0) metrics.rejectedSpans.inc({ reason: 'invalid' }, rejected);
+    const refusal = admit(deps.spans, rows.count > 0 ? [rows] : [], 'spans');
+    if (refusal !== undefined) {
+      const reason = refusal.kind === 'throttled' ? 'queue_full' : 'shutting_down';
+      metrics.rejectedSpans.inc({ reason }, rows.count);
+      metrics.rejectedRequests.inc({ transport, signal: 'traces', reason });
+      throw refusal;
+    }
+    if (d.halves.length > 0) deps.onSpansAccepted(d.halves);
+    return { rejected, errorMessage };
+  }
+
+  function acceptLogs(converted: { records: LogRecord[]; rejected: number; errorMessage: string }, transport: Transport): IngestResult {
+    const { records, rejected, errorMessage } = converted;
+    metrics.receivedLogRecords.inc({ transport }, records.length + rejected);
+    if (rejected > 0) metrics.rejectedLogRecords.inc({ reason: 'invalid' }, rejected);
+    const refusal = admit(deps.logs, records, 'log records');
+    if (refusal !== undefined) {
+      const reason = refusal.kind === 'throttled' ? 'queue_full' : 'shutting_down';
+      metrics.rejectedLogRecords.inc({ reason }, records.length);
+      metrics.rejectedRequests.inc({ transport, signal: 'logs', reason });
+      throw refusal;
+    }
+    return { rejected, errorMessage };
+  }
+
   return {
+    tracesProtobuf(body, transport) {
+      return acceptSpans(decoder.decode(body), transport);
+    },
     traces(req, transport) {
       const { records, rejected, errorMessage } = convertTraces(req);
-      metrics.receivedSpans.inc({ transport }, records.length + rejected);
-      if (rejected > 0) metrics.rejectedSpans.inc({ reason: 'invalid' }, rejected);
-      const refusal = admit(deps.spans, records, 'spans');
-      if (refusal !== undefined) {
-        const reason = refusal.kind === 'throttled' ? 'queue_full' : 'shutting_down';
-        metrics.rejectedSpans.inc({ reason }, records.length);
-        metrics.rejectedRequests.inc({ transport, signal: 'traces', reason });
-        throw refusal;
-      }
-      if (records.length > 0) deps.onSpansAccepted(records);
-      return { rejected, errorMessage };
+      const rows = encodeSpans(records);
+      return acceptSpans({ rows, halves: halvesOf(records, virtualNodeAttributes), rejected, errorMessage }, transport);
+    },
+    logsProtobuf(body, transport) {
+      return acceptLogs(decodeLogsRequestRecords(body, nowUnixNano()), transport);
     },
     logs(req, transport) {
-      const { records, rejected, errorMessage } = convertLogs(req, nowUnixNano());
-      metrics.receivedLogRecords.inc({ transport }, records.length + rejected);
-      if (rejected > 0) metrics.rejectedLogRecords.inc({ reason: 'invalid' }, rejected);
-      const refusal = admit(deps.logs, records, 'log records');
-      if (refusal !== undefined) {
-        const reason = refusal.kind === 'throttled' ? 'queue_full' : 'shutting_down';
-        metrics.rejectedLogRecords.inc({ reason }, records.length);
-        metrics.rejectedRequests.inc({ transport, signal: 'logs', reason });
-        throw refusal;
-      }
-      return { rejected, errorMessage };
+      return acceptLogs(convertLogs(req, nowUnixNano()), transport);
     },
     refused(transport, signal, reason) {
       metrics.rejectedRequests.inc({ transport, signal, reason });

@@ -5,9 +5,9 @@ import type { EdgeRecord } from '../../storage/model.ts';
 export interface Call {
   readonly clientService: string;
   readonly serverService: string;
-  /** When the call started (the client span's start), in Unix nanoseconds. */
-  readonly startUnixNano: bigint;
-  readonly durationNano: bigint;
+  /** When the call started (the client span's start), in whole Unix seconds. */
+  readonly startSeconds: number;
+  readonly durationNano: number;
   readonly error: boolean;
 }
 
@@ -17,10 +17,9 @@ interface MutableEdge {
   serverService: string;
   calls: number;
   errors: number;
-  durationSumNano: bigint;
+  /** A number while aggregating (exact below 2^53 ns, 104 days per minute and pair). */
+  durationSumNano: number;
 }
-
-const NANOS_PER_MINUTE = 60_000_000_000n;
 
 export class EdgeAggregator {
   #edges = new Map<string, MutableEdge>();
@@ -30,7 +29,7 @@ export class EdgeAggregator {
   }
 
   add(call: Call): void {
-    const minuteUnixSeconds = Number((call.startUnixNano / NANOS_PER_MINUTE) * 60n);
+    const minuteUnixSeconds = call.startSeconds - (call.startSeconds % 60);
     this.#merge({
       minuteUnixSeconds,
       clientService: call.clientService,
@@ -43,12 +42,13 @@ export class EdgeAggregator {
 
   /** Adds records back (for example after the edge queue refused them). */
   restore(records: readonly EdgeRecord[]): void {
-    for (const r of records) this.#merge({ ...r });
+    for (const r of records) this.#merge({ ...r, durationSumNano: Number(r.durationSumNano) });
   }
 
   /** Returns everything aggregated so far and starts afresh. */
   drain(): EdgeRecord[] {
-    const out = [...this.#edges.values()];
+    const out: EdgeRecord[] = [];
+    for (const e of this.#edges.values()) out.push({ ...e, durationSumNano: BigInt(Math.max(0, Math.round(e.durationSumNano))) });
     this.#edges = new Map();
     return out;
   }

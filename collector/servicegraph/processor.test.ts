@@ -237,6 +237,19 @@ void describe('ServiceGraphProcessor', () => {
     );
   });
 
+  void it('a CLIENT span whose parent came in the same batch leaves no marker; a CLIENT parent there is nested', () => {
+    const { g, edges, advance } = setup();
+    // A SERVER span, its CLIENT child, and that CLIENT's own CLIENT child (an app span and
+    // its sidecar's), all in one batch: only the sidecar's CLIENT span waits, no markers.
+    const dest = [{ key: 'mesh.destination.service', type: 'string' as const, value: 'payments' }];
+    g.observe([rec({ span: 'root', service: 'a', kind: 'SERVER' }), client('app1', 'a', { parent: 'root', attributes: dest }), client('sc1', 'a', { parent: 'app1', attributes: dest })]);
+    assert.equal(g.pendingCount, 2, 'the two CLIENT halves wait; no marker for `root` or `app1`');
+    advance(10_000);
+    g.sweep();
+    g.flush();
+    assert.deepEqual(edges.map((e) => [e.clientService, e.serverService, e.calls]), [['a', 'payments', 1]]);
+  });
+
   void it('on shutdown turns waiting clients into virtual-node calls and flushes; safe twice', () => {
     const { g, edges, observer } = setup();
     g.observe([client('c1', 'a', { attributes: [{ key: 'mesh.destination.service', type: 'string', value: 'b' }] })]);
