@@ -109,14 +109,19 @@ export async function runIngest(result: SuiteResult, run: IngestRun): Promise<vo
     run.say(`collector (pid ${collector.child.pid}) on OTLP/gRPC :${collector.grpcPort}, database ${database}`);
     const spansTable = `${database}.${tableName(resolveSchema({}, database), 'spans')}`;
 
-    // Generators: started, then all told to go at once (SDK start-up is not measured).
+    // Generators: started, then all told to go at once (SDK start-up is not measured). The
+    // default encodes OTLP itself (wire-generator.ts, the SDK generator's workload at a
+    // fraction of its CPU); TRACEMESH_BENCH_INGEST_GENERATOR=sdk runs the OpenTelemetry SDK.
+    const generatorKind = process.env['TRACEMESH_BENCH_INGEST_GENERATOR'] === 'sdk' ? 'sdk' : 'wire';
+    const generatorScript = generatorKind === 'sdk' ? 'span-generator.ts' : 'wire-generator.ts';
+    result.notes.push(`generators: ${generatorKind === 'sdk' ? 'OpenTelemetry SDK (span-generator.ts)' : 'hand-encoded OTLP/gRPC (wire-generator.ts; TRACEMESH_BENCH_INGEST_GENERATOR=sdk for the SDK)'}`);
     const per = Math.floor(run.spans / run.processes);
     const counts = Array.from({ length: run.processes }, (_, i) => per + (i < run.spans - per * run.processes ? 1 : 0));
     const gens: Child[] = [];
     for (let i = 0; i < run.processes; i++) {
       const g = startNode(
         `generator-${i}`,
-        repoPath('bench', 'ingest', 'span-generator.ts'),
+        repoPath('bench', 'ingest', generatorScript),
         [JSON.stringify({ endpoint: `http://127.0.0.1:${collector.grpcPort}`, spans: counts[i], batch: run.batch, index: i })],
         logDir,
         { stdio: ['pipe', 'pipe', 'pipe'] },
