@@ -96,13 +96,15 @@ export class PeerConnection {
       },
     });
     this.socket = socket;
-    socket.setNoDelay(true);
     socket.setTimeout(connectTimeoutMs, () => {
       if (this.secure) return;
       const stage = this.tcpConnected ? 'TLS handshake' : 'TCP connect';
       socket.destroy(Object.assign(new Error(`${stage} did not finish within ${connectTimeoutMs} ms`), { code: 'ETIMEDOUT' }));
     });
     socket.once('connect', () => {
+      // Small HTTP/2 frames must not wait for Nagle (and the peer's delayed ACK, 40 ms on
+      // Linux). Set once connected: before that the flag does not reach the kernel socket.
+      socket.setNoDelay(true);
       this.tcpConnected = true;
       this.localAddress = socket.localAddress;
       this.localPort = socket.localPort;
