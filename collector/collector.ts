@@ -4,8 +4,8 @@
 
 import type { Logger } from '../common/logger.ts';
 import { silentLogger } from '../common/logger.ts';
-import type { EdgeRecord, EncodedSpanWriter, LogRecord, TraceWriter } from '../storage/model.ts';
-import { decodeSpans, type EncodedSpans } from '../storage/rows.ts';
+import type { EdgeRecord, EncodedRowWriter, TraceWriter } from '../storage/model.ts';
+import { decodeLogs, decodeSpans, type EncodedLogs, type EncodedSpans } from '../storage/rows.ts';
 import { createAdminApp } from './admin.ts';
 import { createCollectorMetrics, type CollectorMetrics } from './metrics.ts';
 import { BatchPipeline, type PipelineObserver } from './pipeline/batch-pipeline.ts';
@@ -59,9 +59,9 @@ export const DEFAULT_COLLECTOR_CONFIG: CollectorConfig = {
   httpPort: 0,
   adminPort: 0,
   maxBodyBytes: 16 * 1024 * 1024,
-  batchSize: 10_000,
+  batchSize: 50_000,
   batchTimeoutMs: 1_000,
-  queueSize: 100_000,
+  queueSize: 200_000,
   writeConcurrency: 2,
   retryInitialMs: 100,
   retryMaxMs: 5_000,
@@ -141,16 +141,25 @@ export async function startCollector(options: CollectorOptions, deps: CollectorD
     concurrency: config.writeConcurrency,
     backoff: { initialMs: config.retryInitialMs, maxMs: config.retryMaxMs },
   };
-  // Spans travel as rows encoded by the protobuf decoder, one item per request. A writer that
-  // cannot take rows (the in-memory one of the tests) gets the records back.
-  const encodedWriter = typeof (writer as Partial<EncodedSpanWriter>).writeEncodedSpans === 'function' ? (writer as TraceWriter & EncodedSpanWriter) : undefined;
+  // Spans and logs travel as encoded rows, one item per request (spans straight from the
+  // protobuf decoder): a few bytes per item in the queue instead of object graphs. A writer
+  // that cannot take rows (the in-memory one of the tests) gets the records back.
+  const rowWriter =
+    typeof (writer as Partial<EncodedRowWriter>).writeEncodedSpans === 'function' && typeof (writer as Partial<EncodedRowWriter>).writeEncodedLogs === 'function'
+      ? (writer as TraceWriter & EncodedRowWriter)
+      : undefined;
   const spans = new BatchPipeline<EncodedSpans>({
     ...common,
     weight: (chunk) => chunk.count,
-    export: encodedWriter ? (b) => encodedWriter.writeEncodedSpans(b) : (b) => writer.writeSpans(b.flatMap(decodeSpans)),
+    export: rowWriter ? (b) => rowWriter.writeEncodedSpans(b) : (b) => writer.writeSpans(b.flatMap(decodeSpans)),
     observer: observer('spans', metrics, logger),
   });
-  const logs = new BatchPipeline<LogRecord>({ ...common, export: (b) => writer.writeLogs(b), observer: observer('logs', metrics, logger) });
+  const logs = new BatchPipeline<EncodedLogs>({
+    ...common,
+    weight: (chunk) => chunk.count,
+    export: rowWriter ? (b) => rowWriter.writeEncodedLogs(b) : (b) => writer.writeLogs(b.flatMap(decodeLogs)),
+    observer: observer('logs', metrics, logger),
+  });
   const edges = new BatchPipeline<EdgeRecord>({
     ...common,
     // Edges are few (per minute and service pair), so a small queue is plenty.

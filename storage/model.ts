@@ -1,7 +1,7 @@
 // The records that flow from the collector into storage and out to the query API, and the
 // Reader/Writer contracts that every storage backend implements.
 
-import type { EncodedSpans } from './rows.ts';
+import type { EncodedLogs, EncodedSpans } from './rows.ts';
 
 export type SpanKind = 'UNSPECIFIED' | 'INTERNAL' | 'SERVER' | 'CLIENT' | 'PRODUCER' | 'CONSUMER';
 export type StatusCode = 'UNSET' | 'OK' | 'ERROR';
@@ -110,13 +110,14 @@ export interface TraceWriter {
 }
 
 /**
- * A writer that also takes spans already encoded as rows of the ClickHouse spans table (the
- * collector's protobuf decoder writes them straight from the wire). Writers without it get
- * SpanRecords (`decodeSpans` in rows.ts turns rows back into records).
+ * A writer that also takes spans and logs already encoded as rows of the ClickHouse tables
+ * (the collector's protobuf decoder writes spans straight from the wire, and queues logs as
+ * rows). Writers without it get records (`decodeSpans`/`decodeLogs` in rows.ts).
  */
-export interface EncodedSpanWriter {
-  /** Durable once the promise resolves. */
+export interface EncodedRowWriter {
+  /** Durable once the promise resolves. The chunks' bytes are not kept after that. */
   writeEncodedSpans(chunks: readonly EncodedSpans[]): Promise<void>;
+  writeEncodedLogs(chunks: readonly EncodedLogs[]): Promise<void>;
 }
 
 export interface TraceReader {

@@ -119,6 +119,16 @@ export class RowBinaryWriter {
   /** A String column value copied from UTF-8 bytes `src[start, end)`. */
   bytesAsString(src: Uint8Array, start: number, end: number): void {
     const n = end - start;
+    if (n < 128) {
+      // One length byte and a short copy, without the general helpers (the hot path).
+      if (this.pos + n + 1 > this.buf.length) this.ensure(n + 1);
+      const b = this.buf;
+      let p = this.pos;
+      b[p++] = n;
+      for (let i = 0; i < n; i++) b[p + i] = src[start + i]!;
+      this.pos = p + n;
+      return;
+    }
     this.varuint(n);
     this.raw(src, start, end);
   }

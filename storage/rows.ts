@@ -113,14 +113,20 @@ export const LOG_INSERT_COLUMNS: readonly string[] = [
 
 export const EDGE_INSERT_COLUMNS: readonly string[] = ['minute', 'client_service', 'server_service', 'calls', 'errors', 'duration_sum_nano'];
 
-/**
- * Rows of the spans table, already encoded (RowBinary, SPAN_INSERT_COLUMNS): what the
- * collector's protobuf decoder produces, so the ingest hot path never builds SpanRecords.
- */
-export interface EncodedSpans {
+/** Rows already encoded for an insert (RowBinary), `count` of them back to back. */
+export interface EncodedRows {
   readonly count: number;
   readonly bytes: Uint8Array;
 }
+
+/**
+ * Rows of the spans table (SPAN_INSERT_COLUMNS): what the collector's protobuf decoder
+ * produces, so the ingest hot path never builds SpanRecords.
+ */
+export type EncodedSpans = EncodedRows;
+
+/** Rows of the logs table (LOG_INSERT_COLUMNS); the collector queues logs in this form. */
+export type EncodedLogs = EncodedRows;
 
 /** Enum8 values, numbered as in the schema (schema/ddl.ts). */
 export const SPAN_KIND_CODE: Readonly<Record<SpanKind, number>> = { UNSPECIFIED: 0, INTERNAL: 1, SERVER: 2, CLIENT: 3, PRODUCER: 4, CONSUMER: 5 };
@@ -240,7 +246,12 @@ export function readSpanRow(r: RowBinaryReader): SpanRecord {
 
 /** Encodes records as rows. Throws StorageError when an id is not hex of its length. */
 export function encodeSpans(spans: readonly SpanRecord[], w: RowBinaryWriter = new RowBinaryWriter()): EncodedSpans {
-  for (let i = 0; i < spans.length; i++) writeSpanRow(w, spans[i]!);
+  try {
+    for (let i = 0; i < spans.length; i++) writeSpanRow(w, spans[i]!);
+  } catch (err) {
+    w.pos = 0;
+    throw err;
+  }
   return { count: spans.length, bytes: w.take() };
 }
 
@@ -271,6 +282,43 @@ export function writeLogRow(w: RowBinaryWriter, log: LogRecord): void {
   w.string(log.scopeName);
   writeAttributeArrays(w, log.resourceAttributes);
   writeAttributeArrays(w, log.attributes);
+}
+
+/** Reads one logs row back into the record it stores (the inverse of writeLogRow). */
+export function readLogRow(r: RowBinaryReader): LogRecord {
+  r.u32(); // timestamp: derived from the time
+  const timeUnixNano = r.u64();
+  const observedTimeUnixNano = r.u64();
+  const traceId = r.fixedHexOrEmpty(16);
+  const spanId = r.fixedHexOrEmpty(8);
+  const severityNumber = r.u8();
+  const severityText = r.string();
+  const serviceName = r.string();
+  const body = r.string();
+  const scopeName = r.string();
+  const resourceAttributes = readAttributeArrays(r);
+  const attributes = readAttributeArrays(r);
+  return { timeUnixNano, observedTimeUnixNano, traceId, spanId, severityNumber, severityText, serviceName, body, scopeName, resourceAttributes, attributes };
+}
+
+/** Encodes log records as rows. Throws StorageError when an id is not hex of its length. */
+export function encodeLogs(logs: readonly LogRecord[], w: RowBinaryWriter = new RowBinaryWriter()): EncodedLogs {
+  try {
+    for (let i = 0; i < logs.length; i++) writeLogRow(w, logs[i]!);
+  } catch (err) {
+    w.pos = 0;
+    throw err;
+  }
+  return { count: logs.length, bytes: w.take() };
+}
+
+/** The records that encoded log rows hold. */
+export function decodeLogs(rows: EncodedLogs): LogRecord[] {
+  const r = new RowBinaryReader(rows.bytes);
+  const out = new Array<LogRecord>(rows.count);
+  for (let i = 0; i < rows.count; i++) out[i] = readLogRow(r);
+  if (r.pos !== r.end) throw new RangeError(`RowBinary: ${r.end - r.pos} bytes left after ${rows.count} log records`);
+  return out;
 }
 
 function count(n: number): number {

@@ -7,8 +7,8 @@ import type { Logger } from '../common/logger.ts';
 import { silentLogger } from '../common/logger.ts';
 import type { StorageClient } from './clickhouse.ts';
 import { StorageError } from './errors.ts';
-import type { EdgeRecord, EncodedSpanWriter, LogRecord, SpanRecord, TraceWriter } from './model.ts';
-import { EDGE_INSERT_COLUMNS, encodeSpans, LOG_INSERT_COLUMNS, SPAN_INSERT_COLUMNS, writeEdgeRow, writeLogRow, type EncodedSpans } from './rows.ts';
+import type { EdgeRecord, EncodedRowWriter, LogRecord, SpanRecord, TraceWriter } from './model.ts';
+import { EDGE_INSERT_COLUMNS, encodeLogs, encodeSpans, LOG_INSERT_COLUMNS, SPAN_INSERT_COLUMNS, writeEdgeRow, type EncodedLogs, type EncodedRows, type EncodedSpans } from './rows.ts';
 import { RowBinaryWriter } from './rowbinary.ts';
 import { resolveSchema, tableRefs, type SchemaOptions, type TableRefs } from './schema/options.ts';
 import type { Sql } from './sql.ts';
@@ -29,7 +29,7 @@ export interface WriterOptions extends SchemaOptions {
   readonly closeClient?: boolean;
 }
 
-export class ClickHouseTraceWriter implements TraceWriter, EncodedSpanWriter {
+export class ClickHouseTraceWriter implements TraceWriter, EncodedRowWriter {
   readonly #client: StorageClient;
   readonly #tables: TableRefs;
   readonly #attempts: number;
@@ -59,29 +59,35 @@ export class ClickHouseTraceWriter implements TraceWriter, EncodedSpanWriter {
     try {
       rows = encodeSpans(spans, this.#rows);
     } catch (err) {
-      this.#rows.pos = 0;
       return Promise.reject(err as Error);
     }
     return this.#track(this.#tables.spans, SPAN_INSERT_COLUMNS, 'spans', [rows.bytes], spans.length);
   }
 
   writeEncodedSpans(chunks: readonly EncodedSpans[]): Promise<void> {
-    let count = 0;
-    for (const c of chunks) count += c.count;
-    if (count === 0) return Promise.resolve();
-    return this.#track(this.#tables.spans, SPAN_INSERT_COLUMNS, 'spans', chunks.map((c) => c.bytes), count);
+    return this.#trackRows(this.#tables.spans, SPAN_INSERT_COLUMNS, 'spans', chunks);
   }
 
   writeLogs(logs: readonly LogRecord[]): Promise<void> {
     if (logs.length === 0) return Promise.resolve();
-    const w = this.#rows;
+    let rows: EncodedLogs;
     try {
-      for (let i = 0; i < logs.length; i++) writeLogRow(w, logs[i]!);
+      rows = encodeLogs(logs, this.#rows);
     } catch (err) {
-      w.pos = 0;
       return Promise.reject(err as Error);
     }
-    return this.#track(this.#tables.logs, LOG_INSERT_COLUMNS, 'logs', [w.take()], logs.length);
+    return this.#track(this.#tables.logs, LOG_INSERT_COLUMNS, 'logs', [rows.bytes], logs.length);
+  }
+
+  writeEncodedLogs(chunks: readonly EncodedLogs[]): Promise<void> {
+    return this.#trackRows(this.#tables.logs, LOG_INSERT_COLUMNS, 'logs', chunks);
+  }
+
+  #trackRows(table: Sql, columns: readonly string[], what: string, chunks: readonly EncodedRows[]): Promise<void> {
+    let count = 0;
+    for (const c of chunks) count += c.count;
+    if (count === 0) return Promise.resolve();
+    return this.#track(table, columns, what, chunks.map((c) => c.bytes), count);
   }
 
   writeEdges(edges: readonly EdgeRecord[]): Promise<void> {

@@ -101,10 +101,14 @@ export async function runIngest(result: SuiteResult, run: IngestRun): Promise<vo
     result.machine.clickhouseVersion = ch.version;
     const database = `bench_ingest_${randomBytes(4).toString('hex')}`;
     // TRACEMESH_BENCH_INGEST_CPU_PROF=<dir>: the collector writes a V8 CPU profile there when it
-    // stops (read it with bench/ingest/profile-top.ts).
+    // stops (read it with bench/ingest/profile-top.ts). TRACEMESH_BENCH_INGEST_NODE_ARGS: more
+    // Node.js options for the collector (e.g. --trace-gc; its output is in the run's logs).
     const profDir = process.env['TRACEMESH_BENCH_INGEST_CPU_PROF'];
-    const nodeArgs = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
-    const collector: CollectorProcess = await startCollectorProcess({ clickhouseUrl: ch.url, database, logDir, nodeArgs });
+    const nodeArgs = [...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), ...(process.env['TRACEMESH_BENCH_INGEST_NODE_ARGS'] ?? '').split(' ').filter(Boolean)];
+    // TRACEMESH_BENCH_INGEST_COLLECTOR_ARGS: extra collector flags (e.g. --batch-size 50000).
+    const extraArgs = (process.env['TRACEMESH_BENCH_INGEST_COLLECTOR_ARGS'] ?? '').split(' ').filter(Boolean);
+    if (extraArgs.length > 0) result.notes.push(`collector flags: ${extraArgs.join(' ')}`);
+    const collector: CollectorProcess = await startCollectorProcess({ clickhouseUrl: ch.url, database, logDir, nodeArgs, extraArgs });
     stops.push(() => collector.stop());
     run.say(`collector (pid ${collector.child.pid}) on OTLP/gRPC :${collector.grpcPort}, database ${database}`);
     const spansTable = `${database}.${tableName(resolveSchema({}, database), 'spans')}`;

@@ -160,6 +160,18 @@ const span = withUnknowns(
 const goodSpan = fc.tuple(span, bytesOf(16), bytesOf(8), fc.bigInt({ min: 1_700_000_000_000_000_000n, max: 1_800_000_000_000_000_000n }), fc.bigInt({ min: 0n, max: 10n ** 12n }), fc.integer({ min: 1, max: 3 })).map(
   ([s, t, sp, start, dur, kind]) => ({ ...s, traceId: t, spanId: sp, startTimeUnixNano: String(start), endTimeUnixNano: String(start + dur), kind, name: 'op' }),
 );
+/** Traces whose spans name each other as parents (and sometimes share an id), for the in-request links of the service-graph halves. */
+const linkedSpans = fc
+  .tuple(bytesOf(16), fc.array(fc.tuple(fc.integer({ min: 1, max: 3 }), fc.nat(), fc.boolean(), fc.nat(4)), { minLength: 1, maxLength: 12 }))
+  .map(([trace, specs]) => {
+    const ids: Uint8Array[] = [];
+    return specs.map(([kind, parentPick, hasParent, dup], i) => {
+      const own = dup === 0 && ids.length > 0 ? ids[parentPick % ids.length]! : Uint8Array.from([1 + i, 7, 7, 7, 7, 7, 7, dup]);
+      const parent = hasParent && ids.length > 0 ? ids[parentPick % ids.length] : undefined;
+      ids.push(own);
+      return { traceId: trace, spanId: own, ...(parent ? { parentSpanId: parent } : {}), name: 'n', kind, startTimeUnixNano: '1700000000000000000', endTimeUnixNano: '1700000000000000100' };
+    });
+  });
 const scope = withUnknowns(fc.record({ name: text, version: text, attributes: attrs, droppedAttributesCount: fc.nat(3) }, { requiredKeys: [] }));
 const spans = fc.array(fc.oneof({ weight: 3, arbitrary: goodSpan }, { weight: 1, arbitrary: span }), { maxLength: 5 });
 const resourceSpans = withUnknowns(
@@ -237,6 +249,13 @@ void describe('TraceDecoder (differential against protobufjs + convert.ts)', () 
   void it('random requests with unknown fields decode to the same rows, rejections and halves', () => {
     fc.assert(
       fc.property(request, (req) => assertSame(encode(req))),
+      { numRuns: 1500 },
+    );
+  });
+
+  void it('spans of one trace that name each other: the same in-request pairs, markers and nesting', () => {
+    fc.assert(
+      fc.property(fc.array(linkedSpans, { minLength: 1, maxLength: 3 }), (traces) => assertSame(encode({ resourceSpans: [{ scopeSpans: [{ spans: traces.flat() }] }] }))),
       { numRuns: 1500 },
     );
   });

@@ -25,6 +25,7 @@ import {
   attributeText,
   I32,
   I64,
+  int64Text,
   kvKey,
   LEN,
   MAX_DEPTH,
@@ -165,6 +166,7 @@ export class TraceDecoder {
     }
     const rows: EncodedSpans = this.#count === 0 ? EMPTY_ROWS : { count: this.#count, bytes: this.#out.take() };
     if (this.#halves.length > 0) this.#linkParents();
+    // (Halves without a parent and paired in the request carry no keys at all.)
     const halves = this.#halves;
     this.#halves = [];
     return { rows, halves, rejected: this.#rejections.count, errorMessage: this.#rejections.message(this.#total) };
@@ -561,19 +563,11 @@ export class TraceDecoder {
 
     if (kindCode === CLIENT || (kindCode === SERVER && hasParent)) {
       this.#spanHalf[spanIndex] = this.#halves.length;
-      const key = this.#key;
-      for (let i = 0; i < 16; i++) key[i] = buf[traceStart + i]!;
-      for (let i = 0; i < 8; i++) key[16 + i] = buf[spanStart + i]!;
-      const spanKey = key.toString('hex');
-      let parentKey = '';
-      if (hasParent) {
-        for (let i = 0; i < 8; i++) key[16 + i] = buf[parentStart + i]!;
-        parentKey = key.toString('hex');
-      }
+      // The keys are made in #linkParents, only for halves that need the store.
       this.#halves.push({
         client: kindCode === CLIENT,
-        key: spanKey,
-        parentKey,
+        key: '',
+        parentKey: '',
         service: ctx.serviceName,
         startSeconds: seconds,
         durationNano: durHi * TWO_32 + durLo,
@@ -581,6 +575,8 @@ export class TraceDecoder {
         virtualPeer: kindCode === CLIENT ? this.#virtualPeer() : '',
         parentHere: false,
         hasClientChild: false,
+        pairedHere: false,
+        partner: undefined,
       });
     }
     return '';
@@ -594,9 +590,11 @@ export class TraceDecoder {
   }
 
   /**
-   * For each CLIENT half whose parent is in this request: `parentHere`, and `hasClientChild`
-   * on the parent when it is a CLIENT span too. An open-addressing table of span ids, over
-   * the request's own bytes.
+   * Links the halves to spans of the same request (as halvesOf in servicegraph/processor.ts):
+   * a CLIENT half's `parentHere`, a CLIENT parent's `hasClientChild`, and a SERVER half's
+   * CLIENT `partner`, so the service graph needs its store only for halves whose partner is
+   * elsewhere. An open-addressing table of span ids over the request's own bytes; equal ids
+   * sit along one probe chain in arrival order.
    */
   #linkParents(): void {
     const buf = this.#r.buf;
@@ -612,24 +610,55 @@ export class TraceDecoder {
       while (table[h] !== 0) h = (h + 1) & mask;
       table[h] = i + 1;
     }
+    const halves = this.#halves;
     for (let i = 0; i < n; i++) {
       const half = this.#spanHalf[i]!;
       const parent = this.#spanParent[i]!;
-      if (half < 0 || parent < 0 || !this.#halves[half]!.client) continue;
+      if (half < 0 || parent < 0) continue;
+      const self = halves[half]!;
       const trace = this.#spanTrace[i]!;
       for (let h = idHash(buf, parent) & mask; table[h] !== 0; h = (h + 1) & mask) {
         const j = table[h]! - 1;
         if (!sameBytes(buf, this.#spanId[j]!, parent, 8) || !sameBytes(buf, this.#spanTrace[j]!, trace, 16)) continue;
-        this.#halves[half]!.parentHere = true;
-        const parentHalf = this.#spanHalf[j]!;
-        if (parentHalf >= 0 && this.#halves[parentHalf]!.client) this.#halves[parentHalf]!.hasClientChild = true;
+        const other = this.#spanHalf[j]! >= 0 ? halves[this.#spanHalf[j]!]! : undefined;
+        if (self.client) {
+          self.parentHere = true;
+          // Every CLIENT span with that key has a CLIENT child: keep probing.
+          if (other !== undefined && other.client) other.hasClientChild = true;
+          continue;
+        }
+        // A SERVER half: the first CLIENT span with its parent's key, if not taken.
+        if (other === undefined || !other.client) continue;
+        if (!other.pairedHere) {
+          other.pairedHere = true;
+          self.partner = other;
+        }
         break;
       }
     }
+    // Keys only where the store will need them (keysNeeded in servicegraph/processor.ts).
+    for (let i = 0; i < n; i++) {
+      const half = this.#spanHalf[i]!;
+      if (half < 0) continue;
+      const h = halves[half]!;
+      const parent = this.#spanParent[i]!;
+      if (h.client ? !h.pairedHere : false) h.key = this.#hexKey(this.#spanTrace[i]!, this.#spanId[i]!);
+      if (parent >= 0 && (h.client ? !h.parentHere : h.partner === undefined)) h.parentKey = this.#hexKey(this.#spanTrace[i]!, parent);
+    }
+  }
+
+  /** Trace id and span id as one hex string (the service graph's key). */
+  #hexKey(traceAt: number, spanAt: number): string {
+    const buf = this.#r.buf;
+    const key = this.#key;
+    for (let i = 0; i < 16; i++) key[i] = buf[traceAt + i]!;
+    for (let i = 0; i < 8; i++) key[16 + i] = buf[spanAt + i]!;
+    return key.toString('hex');
   }
 
   /** Appends a span attribute (KeyValue at [start, end)) to the scratch table. */
   #attribute(start: number, end: number, depth: number): void {
+    if (this.#simpleAttribute(start, end)) return;
     const r = this.#r;
     const st = this.#st;
     st.reset();
@@ -647,6 +676,58 @@ export class TraceDecoder {
     }
     this.#nAttrs = i + 1;
     st.reset();
+  }
+
+  /**
+   * The common shape, read without the general machinery: `key` (1) then `value` (2) holding
+   * exactly one string_value (1) or int_value (3), each field once, short lengths. Anything
+   * else returns false and is read by readKeyValue, with the same result.
+   */
+  #simpleAttribute(start: number, end: number): boolean {
+    const r = this.#r;
+    const buf = r.buf;
+    if (buf[start] !== 0x0a) return false;
+    const keyLen = buf[start + 1]!;
+    if (keyLen >= 0x80) return false;
+    const keyStart = start + 2;
+    const keyEnd = keyStart + keyLen;
+    if (keyEnd + 3 > end || buf[keyEnd] !== 0x12) return false;
+    const valueLen = buf[keyEnd + 1]!;
+    const valueStart = keyEnd + 2;
+    if (valueLen >= 0x80 || valueStart + valueLen !== end || valueLen < 2) return false;
+    const tag = buf[valueStart];
+    let kind: number;
+    let text = '';
+    let strStart = 0;
+    if (tag === 0x0a) {
+      const n = buf[valueStart + 1]!;
+      strStart = valueStart + 2;
+      if (n >= 0x80 || strStart + n !== end) return false;
+      r.checkUtf8(strStart, end);
+      kind = 1;
+    } else if (tag === 0x18) {
+      r.pos = valueStart + 1;
+      r.varint(end);
+      if (r.pos !== end) return false;
+      text = int64Text(r.lo, r.hi);
+      kind = 3;
+    } else {
+      return false;
+    }
+    r.checkUtf8(keyStart, keyEnd);
+    const i = this.#nAttrs;
+    if (i === this.#attrKeyStart.length) this.#growAttrs();
+    this.#attrKeyStart[i] = keyStart;
+    this.#attrKeyEnd[i] = keyEnd;
+    this.#attrKind[i] = kind;
+    if (kind === 1) {
+      this.#attrValStart[i] = strStart;
+      this.#attrValEnd[i] = end;
+    } else {
+      this.#attrText[i] = text;
+    }
+    this.#nAttrs = i + 1;
+    return true;
   }
 
   #growAttrs(): void {

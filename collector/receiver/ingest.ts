@@ -4,7 +4,7 @@
 // Transport-independent; receivers only read bodies and map errors to statuses.
 
 import type { LogRecord } from '../../storage/model.ts';
-import { encodeSpans, type EncodedSpans } from '../../storage/rows.ts';
+import { encodeLogs, encodeSpans, type EncodedLogs, type EncodedSpans } from '../../storage/rows.ts';
 import { queueFull, shuttingDown, type OtlpError } from '../errors.ts';
 import type { CollectorMetrics, RejectReason, Transport } from '../metrics.ts';
 import { convertLogs, convertTraces, nowUnixNano } from '../otlp/convert.ts';
@@ -30,7 +30,8 @@ export interface IngestSink<T> {
 export interface IngestDeps {
   /** Encoded spans: one item per request, weighing its span count. */
   readonly spans: IngestSink<EncodedSpans>;
-  readonly logs: IngestSink<LogRecord>;
+  /** Encoded log records: one item per request, weighing its record count. */
+  readonly logs: IngestSink<EncodedLogs>;
   /** Sees the service-graph halves of spans once they are accepted. */
   readonly onSpansAccepted: (halves: readonly SpanHalf[]) => void;
   /** Attributes that name a CLIENT span's virtual server node (the service graph's option). */
@@ -90,7 +91,7 @@ export function createIngest(deps: IngestDeps): Ingest {
     const { records, rejected, errorMessage } = converted;
     metrics.receivedLogRecords.inc({ transport }, records.length + rejected);
     if (rejected > 0) metrics.rejectedLogRecords.inc({ reason: 'invalid' }, rejected);
-    const refusal = admit(deps.logs, records, 'log records');
+    const refusal = admit(deps.logs, records.length > 0 ? [encodeLogs(records)] : [], 'log records');
     if (refusal !== undefined) {
       const reason = refusal.kind === 'throttled' ? 'queue_full' : 'shutting_down';
       metrics.rejectedLogRecords.inc({ reason }, records.length);

@@ -72,9 +72,15 @@ export type EdgeSink = (edges: EdgeRecord[]) => boolean;
 export interface SpanHalf {
   /** CLIENT (true) or SERVER (false). */
   readonly client: boolean;
-  /** Trace id and span id, lowercase hex, concatenated: the key its partner finds it by. */
+  /**
+   * Trace id and span id, lowercase hex, concatenated: the key its partner finds it by. Only
+   * for a CLIENT half that waits in the store (not `pairedHere`); '' otherwise.
+   */
   readonly key: string;
-  /** Trace id and parent span id the same way; '' for a span without a parent. */
+  /**
+   * Trace id and parent span id the same way, where the store needs it: a SERVER half without
+   * a `partner`, a CLIENT half whose parent is not `parentHere`; '' otherwise (or no parent).
+   */
   readonly parentKey: string;
   readonly service: string;
   /** Start in whole Unix seconds (the edge's minute comes from it). */
@@ -90,6 +96,10 @@ export interface SpanHalf {
   readonly parentHere: boolean;
   /** CLIENT only: a CLIENT span in the same batch names this one as parent. */
   readonly hasClientChild: boolean;
+  /** CLIENT only: a SERVER span in the same batch is its partner (and makes the call). */
+  readonly pairedHere: boolean;
+  /** SERVER only: its CLIENT partner when that came in the same batch. */
+  readonly partner: SpanHalf | undefined;
 }
 
 interface Pending {
@@ -113,21 +123,20 @@ const NANOS_PER_SECOND = 1_000_000_000n;
 
 /** The halves of SpanRecords (the OTLP/JSON path and tests), with the given virtual-node attributes. */
 export function halvesOf(spans: readonly SpanRecord[], virtualNodeAttributes: readonly string[] = DEFAULT_VIRTUAL_NODE_ATTRIBUTES): SpanHalf[] {
-  const out: SpanHalf[] = [];
-  // Kinds of the batch's spans by key; the first of a duplicated span wins.
-  const kinds = new Map<string, string>();
+  const keys = new Set<string>();
   const parentsOfClients = new Set<string>();
   for (const s of spans) {
-    const key = s.traceId + s.spanId;
-    if (!kinds.has(key)) kinds.set(key, s.kind);
+    keys.add(s.traceId + s.spanId);
     if (s.kind === 'CLIENT' && s.parentSpanId !== '') parentsOfClients.add(s.traceId + s.parentSpanId);
   }
+  const out: { -readonly [K in keyof SpanHalf]: SpanHalf[K] }[] = [];
   for (const s of spans) {
     const client = s.kind === 'CLIENT';
     if (!client && !(s.kind === 'SERVER' && s.parentSpanId !== '')) continue;
     const seconds = s.startTimeUnixNano / NANOS_PER_SECOND;
     const key = s.traceId + s.spanId;
     const parentKey = s.parentSpanId === '' ? '' : s.traceId + s.parentSpanId;
+    const hasParent = s.parentSpanId !== '';
     out.push({
       client,
       key,
@@ -137,11 +146,47 @@ export function halvesOf(spans: readonly SpanRecord[], virtualNodeAttributes: re
       durationNano: Number(s.durationNano),
       error: s.statusCode === 'ERROR',
       virtualPeer: client ? virtualPeerOf(s, virtualNodeAttributes) : '',
-      parentHere: client && parentKey !== '' && kinds.has(parentKey),
+      parentHere: client && hasParent && keys.has(parentKey),
       hasClientChild: client && parentsOfClients.has(key),
+      pairedHere: false,
+      partner: undefined,
     });
   }
+  linkPartners(out);
+  for (const h of out) keepNeededKeys(h);
   return out;
+}
+
+/**
+ * Clears the keys that the store will not look up: a CLIENT half paired in its batch needs no
+ * key, and no parent key when its parent is in the batch; a SERVER half with a partner needs
+ * no parent key. (The decoder does not even make them.)
+ */
+function keepNeededKeys(h: { -readonly [K in keyof SpanHalf]: SpanHalf[K] }): void {
+  if (h.client) {
+    if (h.pairedHere) h.key = '';
+    if (h.parentHere) h.parentKey = '';
+  } else {
+    h.key = '';
+    if (h.partner !== undefined) h.parentKey = '';
+  }
+}
+
+/**
+ * Pairs within a batch: each SERVER half, in order, with the first CLIENT half that has its
+ * parent's key, unless an earlier SERVER half took that one. (decode-traces.ts does the same
+ * over the request's bytes.)
+ */
+function linkPartners(halves: { -readonly [K in keyof SpanHalf]: SpanHalf[K] }[]): void {
+  const firstClient = new Map<string, (typeof halves)[number]>();
+  for (const h of halves) if (h.client && !firstClient.has(h.key)) firstClient.set(h.key, h);
+  for (const h of halves) {
+    if (h.client) continue;
+    const c = firstClient.get(h.parentKey);
+    if (c === undefined || c.pairedHere) continue;
+    c.pairedHere = true;
+    h.partner = c;
+  }
 }
 
 function virtualPeerOf(s: SpanRecord, names: readonly string[]): string {
@@ -164,6 +209,8 @@ class PendingStore {
   #entries: Pending[] = [];
   #expires: number[] = [];
   #head = 0;
+  /** FIFO entries past the head whose map entry is gone; rebuilt away once they dominate. */
+  #dead = 0;
 
   get size(): number {
     return this.#map.size;
@@ -174,14 +221,16 @@ class PendingStore {
   }
 
   delete(key: string): void {
-    this.#map.delete(key);
+    if (this.#map.delete(key)) this.#dead++;
   }
 
   set(key: string, p: Pending, expiresAt: number): void {
+    if (this.#map.has(key)) this.#dead++;
     this.#map.set(key, p);
     this.#keys.push(key);
     this.#entries.push(p);
     this.#expires.push(expiresAt);
+    if (this.#dead > 4096) this.#compact();
   }
 
   /** Removes and returns the oldest live entry whose expiry is at or before `before` (or any, with Infinity). */
@@ -196,6 +245,7 @@ class PendingStore {
         this.#compact();
         return p;
       }
+      this.#dead--;
     }
     this.#compact();
     return undefined;
@@ -211,10 +261,32 @@ class PendingStore {
     this.#entries = [];
     this.#expires = [];
     this.#head = 0;
+    this.#dead = 0;
   }
 
-  /** Drops the spent head of the FIFO once it is most of the arrays. */
+  /**
+   * Drops the spent head of the FIFO once it is most of the arrays, and the entries of halves
+   * that paired (left the map) once they outnumber the live ones: the FIFO must not keep the
+   * keys and objects of paired halves alive for the whole wait (old-generation garbage).
+   */
   #compact(): void {
+    if (this.#dead > 4096 && this.#dead > this.#map.size) {
+      const keys: string[] = [];
+      const entries: Pending[] = [];
+      const expires: number[] = [];
+      for (let i = this.#head; i < this.#keys.length; i++) {
+        if (this.#map.get(this.#keys[i]!) !== this.#entries[i]) continue;
+        keys.push(this.#keys[i]!);
+        entries.push(this.#entries[i]!);
+        expires.push(this.#expires[i]!);
+      }
+      this.#keys = keys;
+      this.#entries = entries;
+      this.#expires = expires;
+      this.#head = 0;
+      this.#dead = 0;
+      return;
+    }
     if (this.#head < 4096 || this.#head * 2 < this.#keys.length) return;
     this.#keys = this.#keys.slice(this.#head);
     this.#entries = this.#entries.slice(this.#head);
@@ -277,13 +349,20 @@ export class ServiceGraphProcessor {
     const expiresAt = this.#now() + this.#waitMs;
     for (let i = 0; i < halves.length; i++) {
       const h = halves[i]!;
-      if (h.client) this.#onClient(h, expiresAt);
-      else this.#onServer(h, expiresAt);
+      if (h.client) {
+        if (h.parentKey !== '' && !h.parentHere) this.#markParentNested(h.parentKey, expiresAt);
+        // Paired in the batch: its SERVER partner makes the call, without the store.
+        if (!h.pairedHere) this.#onClient(h, expiresAt);
+      } else if (h.partner !== undefined) {
+        const c = h.partner;
+        this.#emit(c.service, h.service, c.startSeconds, h.durationNano, c.error || h.error);
+      } else {
+        this.#onServer(h, expiresAt);
+      }
     }
   }
 
   #onClient(s: SpanHalf, expiresAt: number): void {
-    if (s.parentKey !== '' && !s.parentHere) this.#markParentNested(s.parentKey, expiresAt);
     const key = s.key;
     const waiting = this.#pending.get(key);
     if (waiting !== undefined && waiting.side === 'server') {
