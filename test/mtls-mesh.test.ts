@@ -90,6 +90,12 @@ before(async () => {
       held.push(() => res.end('held'));
       return;
     }
+    if (url === '/reset-mid-body') {
+      res.writeHead(200, { 'content-length': '100' });
+      res.write('partial');
+      setImmediate(() => req.socket.destroy());
+      return;
+    }
     if (url === '/echo') {
       res.writeHead(200, { 'content-type': 'application/octet-stream' });
       req.pipe(res);
@@ -174,6 +180,17 @@ void describe('sidecar to sidecar over mTLS', () => {
     assert.equal(echoed.headers['host'], 'b:8080', ':authority becomes Host again for the app');
     assert.equal(echoed.headers['x-keep'], 'yes');
     assert.equal(echoed.headers['x-hop'], undefined, 'Connection-listed headers stay on their hop');
+  });
+
+  void it('an app reset in the middle of a body truncates the response across the HTTP/2 hop', async () => {
+    await assert.rejects(call(a.sidecar.outboundPort, 'mid-body', '/reset-mid-body'));
+    const server = await spanWhere(byRequest('mid-body', 'inbound'), 'server span');
+    assert.equal(server.attributes[ATTR.meshErrorCode], MESH_ERROR.upstreamReset);
+    const client = await spanWhere(byRequest('mid-body', 'outbound'), 'client span');
+    assert.equal(client.status.code, SpanStatusCode.ERROR);
+    assert.equal(client.attributes[ATTR.httpResponseStatusCode], 200, 'the status already relayed');
+    const next = await call(a.sidecar.outboundPort, 'after-mid-body');
+    assert.equal(next.status, 200, 'the shared connection survives one reset stream');
   });
 
   void it('a peer shutting down lets in-flight streams finish (GOAWAY); later requests fail cleanly', async () => {

@@ -129,6 +129,8 @@ export class Exchange {
   attempt = 0;
   bytesIn = 0;
   bytesOut = 0;
+  /** The upstream response's content-length, when it gave one; -1 otherwise. */
+  responseLength = -1;
   /** Status sent downstream; 0 when no response was sent. */
   status = 0;
   /** Set when the mesh produced the failure. */

@@ -85,9 +85,12 @@ export function failExchange(ex: Exchange, err: ProxyError): void {
   req.removeListener('end', onRequestEnd);
   if (!req.complete) req.resume();
   const res = ex.res;
-  if (res.destroyed || res.writableEnded) return;
+  if (res.destroyed || downstreamEnded(ex)) return;
   if (res.headersSent) {
-    res.destroy();
+    // Cut the response so the client sees the truncation; towards an HTTP/2 peer with an
+    // error code (a reset without one could read as a complete, short response).
+    if (ex.downstreamH2) (res as Http2ServerResponse).stream.close(h2constants.NGHTTP2_INTERNAL_ERROR);
+    else res.destroy();
     return;
   }
   ex.status = ex.error.status;
@@ -188,26 +191,50 @@ function onUpstreamResponse(this: ClientRequest, upRes: IncomingMessage): void {
   upRes.on('end', onResponseEnd);
 }
 
-/** Writes the upstream's response head downstream; false (and the exchange failed) if it cannot be relayed. */
+/**
+ * Writes the upstream's response head downstream; false (and the exchange failed) if it cannot
+ * be relayed. Towards an HTTP/2 peer the head goes straight on the stream, not through the
+ * compatibility API: that one always waits for trailers, which costs every response a second
+ * TLS record and write for its END_STREAM.
+ */
 function relayHead(ex: Exchange, status: number, message: string | undefined, headers: IncomingHttpHeaders): boolean {
   try {
     const out = downstreamResponseHeaders(headers);
-    // HTTP/2 has no reason phrase (RFC 9113 §8.3.2).
-    if (ex.downstreamH2) (ex.res as Http2ServerResponse).writeHead(status, out);
-    else (ex.res as ServerResponse).writeHead(status, message, out);
+    if (ex.downstreamH2) {
+      // HTTP/2 has no reason phrase (RFC 9113 §8.3.2).
+      out[':status'] = status;
+      (ex.res as Http2ServerResponse).stream.respond(out);
+    } else {
+      (ex.res as ServerResponse).writeHead(status, message, out);
+    }
   } catch (err) {
     failExchange(ex, new ProxyError(MESH_ERROR.upstreamReset, `${upstreamName(ex)} sent a response head that cannot be relayed: ${(err as Error).message}`, { cause: err }));
     return false;
   }
   ex.status = status;
+  const cl = headers['content-length'];
+  if (cl !== undefined) ex.responseLength = Number(cl);
   ex.res.on('drain', onDownstreamDrain);
   return true;
+}
+
+/** The downstream response was ended (HTTP/2: on the stream itself, see relayHead). */
+function downstreamEnded(ex: Exchange): boolean {
+  return ex.downstreamH2 ? (ex.res as Http2ServerResponse).stream.writableEnded : ex.res.writableEnded;
 }
 
 function onResponseData(this: IncomingMessage | ClientHttp2Stream, chunk: Buffer): void {
   const ex = exchangeOf(this);
   ex.bytesOut += chunk.length;
-  if (!(ex.res as NodeJS.WritableStream).write(chunk)) this.pause();
+  if (ex.downstreamH2) {
+    const stream = (ex.res as Http2ServerResponse).stream;
+    // The last chunk of a body of known length ends the stream with it: DATA and END_STREAM
+    // then leave in one flush.
+    if (ex.bytesOut === ex.responseLength) stream.end(chunk);
+    else if (!stream.write(chunk)) this.pause();
+    return;
+  }
+  if (!(ex.res as ServerResponse).write(chunk)) this.pause();
 }
 
 function onDownstreamDrain(this: DownstreamResponse): void {
@@ -216,6 +243,12 @@ function onDownstreamDrain(this: DownstreamResponse): void {
 
 function onResponseEnd(this: IncomingMessage | ClientHttp2Stream): void {
   const ex = exchangeOf(this);
+  if (this === ex.upstream && ex.bytesOut < ex.responseLength && ex.method !== 'HEAD' && ex.status !== 204 && ex.status !== 304) {
+    // An HTTP/2 stream that ends short of its content-length was cut (HTTP/1.1's parser
+    // reports that itself, as an error).
+    failExchange(ex, new ProxyError(MESH_ERROR.upstreamReset, `${upstreamName(ex)} ended the response after ${ex.bytesOut} of ${ex.responseLength} bytes`));
+    return;
+  }
   const req = ex.req;
   if (!req.complete) {
     // The upstream answered before reading the whole body (e.g. 413): it needs no more.
@@ -224,7 +257,12 @@ function onResponseEnd(this: IncomingMessage | ClientHttp2Stream): void {
     req.resume();
     ex.upstream?.destroy();
   }
-  ex.res.end();
+  if (ex.downstreamH2) {
+    const stream = (ex.res as Http2ServerResponse).stream;
+    if (!stream.writableEnded) stream.end();
+  } else {
+    ex.res.end();
+  }
 }
 
 function onUpstreamResponseClose(this: IncomingMessage): void {
