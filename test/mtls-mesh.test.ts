@@ -149,6 +149,8 @@ void describe('sidecar to sidecar over mTLS', () => {
       assert.equal(seen.headers['x-forwarded-client-cert'], `By=${API};URI=${WEB}`, 'the app learns the verified caller; a forged header is dropped');
       assert.equal(server7.attributes[ATTR.meshPeerIdentity], WEB);
       assert.equal(server7.parentSpanContext?.spanId, span.spanContext().spanId, 'one trace across the mTLS hop');
+      assert.equal(server7.status.code, SpanStatusCode.UNSET, 'a completed HTTP/2 response is not mistaken for an abort');
+      assert.equal(server7.attributes[ATTR.errorType], undefined);
     } finally {
       server.removeListener('secureConnection', count);
     }
@@ -180,6 +182,20 @@ void describe('sidecar to sidecar over mTLS', () => {
     assert.equal(echoed.headers['host'], 'b:8080', ':authority becomes Host again for the app');
     assert.equal(echoed.headers['x-keep'], 'yes');
     assert.equal(echoed.headers['x-hop'], undefined, 'Connection-listed headers stay on their hop');
+  });
+
+  void it('a client that goes away cancels its stream; the peer records DOWNSTREAM_ABORTED and cuts the app request', async () => {
+    held = [];
+    const req = request({ host: '127.0.0.1', port: a.sidecar.outboundPort, path: '/hold', headers: { host: 'b', 'x-request-id': 'abort-h2' } });
+    req.on('error', () => {});
+    req.end();
+    await waitFor(() => (held.length === 1 ? true : undefined), 'the app to hold the request');
+    req.destroy();
+    const server = await spanWhere(byRequest('abort-h2', 'inbound'), 'server span');
+    assert.equal(server.attributes[ATTR.errorType], 'DOWNSTREAM_ABORTED');
+    const client = await spanWhere(byRequest('abort-h2', 'outbound'), 'client span');
+    assert.equal(client.attributes[ATTR.errorType], 'DOWNSTREAM_ABORTED');
+    held = [];
   });
 
   void it('an app reset in the middle of a body truncates the response across the HTTP/2 hop', async () => {

@@ -76,10 +76,7 @@ export function failExchange(ex: Exchange, err: ProxyError): void {
   ex.error ??= err;
   clearTimeout(ex.timer);
   ex.timer = undefined;
-  const up = ex.upstream;
-  if (up !== undefined && !up.destroyed) up.destroy();
-  const upRes = ex.upstreamRes;
-  if (upRes !== undefined && !upRes.destroyed) upRes.destroy();
+  cancelUpstream(ex);
   const req: DownstreamRequest = ex.req;
   req.removeListener('data', onRequestData);
   req.removeListener('end', onRequestEnd);
@@ -220,7 +217,7 @@ function relayHead(ex: Exchange, status: number, message: string | undefined, he
 
 /** The downstream response was ended (HTTP/2: on the stream itself, see relayHead). */
 function downstreamEnded(ex: Exchange): boolean {
-  return ex.downstreamH2 ? (ex.res as Http2ServerResponse).stream.writableEnded : ex.res.writableEnded;
+  return ex.downstreamH2 ? ex.responseEnded || (ex.res as Http2ServerResponse).stream.destroyed : ex.res.writableEnded;
 }
 
 function onResponseData(this: IncomingMessage | ClientHttp2Stream, chunk: Buffer): void {
@@ -230,8 +227,10 @@ function onResponseData(this: IncomingMessage | ClientHttp2Stream, chunk: Buffer
     const stream = (ex.res as Http2ServerResponse).stream;
     // The last chunk of a body of known length ends the stream with it: DATA and END_STREAM
     // then leave in one flush.
-    if (ex.bytesOut === ex.responseLength) stream.end(chunk);
-    else if (!stream.write(chunk)) this.pause();
+    if (ex.bytesOut === ex.responseLength) {
+      ex.responseEnded = true;
+      stream.end(chunk);
+    } else if (!stream.write(chunk)) this.pause();
     return;
   }
   if (!(ex.res as ServerResponse).write(chunk)) this.pause();
@@ -258,8 +257,10 @@ function onResponseEnd(this: IncomingMessage | ClientHttp2Stream): void {
     ex.upstream?.destroy();
   }
   if (ex.downstreamH2) {
-    const stream = (ex.res as Http2ServerResponse).stream;
-    if (!stream.writableEnded) stream.end();
+    if (!ex.responseEnded) {
+      ex.responseEnded = true;
+      (ex.res as Http2ServerResponse).stream.end();
+    }
   } else {
     ex.res.end();
   }
@@ -357,12 +358,36 @@ function onUpstreamTimeout(ex: Exchange): void {
   );
 }
 
+/**
+ * Whether the downstream response was delivered whole. An HTTP/2 stream may close (nghttp2 sent
+ * the last frame) before its writable side reports `finish`, so there the test is: ended by us
+ * and closed without a reset.
+ */
+function downstreamCompleted(ex: Exchange, res: DownstreamResponse): boolean {
+  if (!ex.downstreamH2) return res.writableFinished;
+  // Not `writableEnded`: node marks a stream's writable side ended when the peer resets it.
+  const rst = (res as Http2ServerResponse).stream.rstCode;
+  return ex.responseEnded && (rst === undefined || rst === h2constants.NGHTTP2_NO_ERROR);
+}
+
+/** Tears down the upstream request; an HTTP/2 stream is reset with CANCEL, so the peer knows it was not completed. */
+function cancelUpstream(ex: Exchange): void {
+  const up = ex.upstream;
+  if (ex.peer !== undefined) {
+    const stream = up as ClientHttp2Stream | undefined;
+    if (stream !== undefined && !stream.destroyed && !stream.closed) stream.close(h2constants.NGHTTP2_CANCEL);
+    return;
+  }
+  if (up !== undefined && !up.destroyed) up.destroy();
+  const upRes = ex.upstreamRes;
+  if (upRes !== undefined && !upRes.destroyed) upRes.destroy();
+}
+
 function onDownstreamClose(this: DownstreamResponse): void {
   const ex = exchangeOf(this);
-  if (!this.writableFinished && ex.error === undefined) {
+  if (!downstreamCompleted(ex, this) && ex.error === undefined) {
     ex.downstreamAborted = true;
-    ex.upstream?.destroy();
-    ex.upstreamRes?.destroy();
+    cancelUpstream(ex);
   }
   endExchange(ex);
 }
