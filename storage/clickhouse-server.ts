@@ -131,6 +131,8 @@ function configXml(dir: string, httpPort: number, tcpPort: number, usersXml: str
   <default_profile>default</default_profile>
   <default_database>default</default_database>
   <mark_cache_size>268435456</mark_cache_size>
+  <!-- ZSTD for every part (SCHEMA.md, "Compression"): 63 -> 48 B per span in the ingest bench. -->
+  <compression><case><min_part_size>0</min_part_size><min_part_size_ratio>0</min_part_size_ratio><method>zstd</method></case></compression>
   <max_concurrent_queries>100</max_concurrent_queries>
 </yandex>
 `;

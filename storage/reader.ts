@@ -47,6 +47,19 @@ function seconds(unixNano: bigint, round: 'floor' | 'ceil' = 'floor'): number {
 
 const MAX_U64 = 2n ** 64n - 1n;
 
+/** findTraceIds looks at the last minute of the range first. */
+const SEARCH_FIRST_WINDOW_NANO = 60n * NANOS_PER_SECOND;
+
+/** Spans starting in [from, to]: the DateTime sort-key column, then the exact start. */
+function timeConditions(from: bigint, to: bigint): Sql[] {
+  return [
+    sql`timestamp >= toDateTime(${seconds(from)})`,
+    sql`timestamp <= toDateTime(${seconds(to)})`,
+    sql`start_time_unix_nano >= ${u64(from)}`,
+    sql`start_time_unix_nano <= ${u64(to)}`,
+  ];
+}
+
 /** A bound for a UInt64 column: out-of-range values would otherwise be compared as Float64. */
 function u64(n: bigint): bigint {
   return n < 0n ? 0n : n > MAX_U64 ? MAX_U64 : n;
@@ -111,12 +124,7 @@ export class ClickHouseTraceReader implements TraceReader {
     const min = query.startTimeMinUnixNano;
     const max = query.startTimeMaxUnixNano;
     if (min > max) return [];
-    const conds: Sql[] = [
-      sql`timestamp >= toDateTime(${seconds(min)})`,
-      sql`timestamp <= toDateTime(${seconds(max)})`,
-      sql`start_time_unix_nano >= ${u64(min)}`,
-      sql`start_time_unix_nano <= ${u64(max)}`,
-    ];
+    const conds: Sql[] = [];
     if (query.serviceName !== undefined && query.serviceName !== '') conds.push(sql`service_name = ${query.serviceName}`);
     if (query.operationName !== undefined && query.operationName !== '') conds.push(sql`span_name = ${query.operationName}`);
     if (query.durationMinNano !== undefined) conds.push(sql`duration_nano >= ${u64(query.durationMinNano)}`);
@@ -125,14 +133,22 @@ export class ClickHouseTraceReader implements TraceReader {
       conds.push(sql`duration_nano <= ${u64(query.durationMaxNano)}`);
     }
     for (const [key, value] of Object.entries(query.tags ?? {})) conds.push(tagCondition(key, value));
-    const rows = await this.#client.query<{ trace_id_hex: string }>(sql`
-      SELECT lower(hex(trace_id)) AS trace_id_hex, max(start_time_unix_nano) AS latest
-      FROM ${this.#tables.spans}
-      WHERE ${join(conds, '\n        AND ')}
-      GROUP BY trace_id
-      ORDER BY latest DESC, trace_id DESC
-      LIMIT ${limit}`);
-    return rows.map((r) => r.trace_id_hex);
+    // The newest traces first: look at the end of the range, in windows that grow 8-fold, and
+    // stop as soon as a window holds `limit` traces. A trace with a matching span in
+    // [from, max] has its latest match there too, and every trace without one is older, so
+    // that window's top `limit` is the whole range's. A search then reads minutes of a busy
+    // service instead of the hour it asks for (the sort key cannot be read backwards on 18.16).
+    for (let window = SEARCH_FIRST_WINDOW_NANO; ; window *= 8n) {
+      const from = max - min <= window ? min : max - window;
+      const rows = await this.#client.query<{ trace_id_hex: string }>(sql`
+        SELECT lower(hex(trace_id)) AS trace_id_hex, max(start_time_unix_nano) AS latest
+        FROM ${this.#tables.spans}
+        WHERE ${join([...timeConditions(from, max), ...conds], '\n          AND ')}
+        GROUP BY trace_id
+        ORDER BY latest DESC, trace_id DESC
+        LIMIT ${limit}`);
+      if (rows.length >= limit || from === min) return rows.map((r) => r.trace_id_hex);
+    }
   }
 
   async getServices(): Promise<string[]> {

@@ -50,7 +50,10 @@ export const migration: Migration = {
       engine: 'MergeTree',
       partitionBy: 'toDate(timestamp)',
       orderBy: '(service_name, timestamp, trace_id)',
-      settings: 'index_granularity = 8192',
+      // Small granules: a trace read touches one or two per service, and each granule read
+      // is decompressed whole (ZSTD, see SCHEMA.md): 8192 → 2048 took trace-by-id p99 from
+      // 86 to 39 ms at 1M spans in the query bench.
+      settings: 'index_granularity = 2048',
       // A whole trace on one shard, so per-trace work can stay shard-local.
       shardingKey: 'cityHash64(trace_id)',
     });
