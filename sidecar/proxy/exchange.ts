@@ -131,8 +131,6 @@ export class Exchange {
   bytesOut = 0;
   /** The upstream response's content-length, when it gave one; -1 otherwise. */
   responseLength = -1;
-  /** HTTP/2 downstream: this side ended the response stream (as opposed to a reset by the peer). */
-  responseEnded = false;
   /** Status sent downstream; 0 when no response was sent. */
   status = 0;
   /** Set when the mesh produced the failure. */

@@ -82,7 +82,7 @@ export function failExchange(ex: Exchange, err: ProxyError): void {
   req.removeListener('end', onRequestEnd);
   if (!req.complete) req.resume();
   const res = ex.res;
-  if (res.destroyed || downstreamEnded(ex)) return;
+  if (res.destroyed || res.writableEnded) return;
   if (res.headersSent) {
     // Cut the response so the client sees the truncation; towards an HTTP/2 peer with an
     // error code (a reset without one could read as a complete, short response).
@@ -188,22 +188,16 @@ function onUpstreamResponse(this: ClientRequest, upRes: IncomingMessage): void {
   upRes.on('end', onResponseEnd);
 }
 
-/**
- * Writes the upstream's response head downstream; false (and the exchange failed) if it cannot
- * be relayed. Towards an HTTP/2 peer the head goes straight on the stream, not through the
- * compatibility API: that one always waits for trailers, which costs every response a second
- * TLS record and write for its END_STREAM.
- */
+/** Writes the upstream's response head downstream; false (and the exchange failed) if it cannot be relayed. */
 function relayHead(ex: Exchange, status: number, message: string | undefined, headers: IncomingHttpHeaders): boolean {
   try {
     const out = downstreamResponseHeaders(headers);
-    if (ex.downstreamH2) {
-      // HTTP/2 has no reason phrase (RFC 9113 §8.3.2).
-      out[':status'] = status;
-      (ex.res as Http2ServerResponse).stream.respond(out);
-    } else {
-      (ex.res as ServerResponse).writeHead(status, message, out);
-    }
+    // HTTP/2 has no reason phrase (RFC 9113 §8.3.2). The compatibility API is kept for HTTP/2
+    // responses on purpose: it holds the stream open until the last write has completed (it
+    // waits for trailers), whereas a bare stream that ends with its last DATA frame can close
+    // before that write's callback, and node then builds an error object per response.
+    if (ex.downstreamH2) (ex.res as Http2ServerResponse).writeHead(status, out);
+    else (ex.res as ServerResponse).writeHead(status, message, out);
   } catch (err) {
     failExchange(ex, new ProxyError(MESH_ERROR.upstreamReset, `${upstreamName(ex)} sent a response head that cannot be relayed: ${(err as Error).message}`, { cause: err }));
     return false;
@@ -215,25 +209,10 @@ function relayHead(ex: Exchange, status: number, message: string | undefined, he
   return true;
 }
 
-/** The downstream response was ended (HTTP/2: on the stream itself, see relayHead). */
-function downstreamEnded(ex: Exchange): boolean {
-  return ex.downstreamH2 ? ex.responseEnded || (ex.res as Http2ServerResponse).stream.destroyed : ex.res.writableEnded;
-}
-
 function onResponseData(this: IncomingMessage | ClientHttp2Stream, chunk: Buffer): void {
   const ex = exchangeOf(this);
   ex.bytesOut += chunk.length;
-  if (ex.downstreamH2) {
-    const stream = (ex.res as Http2ServerResponse).stream;
-    // The last chunk of a body of known length ends the stream with it: DATA and END_STREAM
-    // then leave in one flush.
-    if (ex.bytesOut === ex.responseLength) {
-      ex.responseEnded = true;
-      stream.end(chunk);
-    } else if (!stream.write(chunk)) this.pause();
-    return;
-  }
-  if (!(ex.res as ServerResponse).write(chunk)) this.pause();
+  if (!(ex.res as NodeJS.WritableStream).write(chunk)) this.pause();
 }
 
 function onDownstreamDrain(this: DownstreamResponse): void {
@@ -256,14 +235,7 @@ function onResponseEnd(this: IncomingMessage | ClientHttp2Stream): void {
     req.resume();
     ex.upstream?.destroy();
   }
-  if (ex.downstreamH2) {
-    if (!ex.responseEnded) {
-      ex.responseEnded = true;
-      (ex.res as Http2ServerResponse).stream.end();
-    }
-  } else {
-    ex.res.end();
-  }
+  ex.res.end();
 }
 
 function onUpstreamResponseClose(this: IncomingMessage): void {
@@ -358,18 +330,6 @@ function onUpstreamTimeout(ex: Exchange): void {
   );
 }
 
-/**
- * Whether the downstream response was delivered whole. An HTTP/2 stream may close (nghttp2 sent
- * the last frame) before its writable side reports `finish`, so there the test is: ended by us
- * and closed without a reset.
- */
-function downstreamCompleted(ex: Exchange, res: DownstreamResponse): boolean {
-  if (!ex.downstreamH2) return res.writableFinished;
-  // Not `writableEnded`: node marks a stream's writable side ended when the peer resets it.
-  const rst = (res as Http2ServerResponse).stream.rstCode;
-  return ex.responseEnded && (rst === undefined || rst === h2constants.NGHTTP2_NO_ERROR);
-}
-
 /** Tears down the upstream request; an HTTP/2 stream is reset with CANCEL, so the peer knows it was not completed. */
 function cancelUpstream(ex: Exchange): void {
   const up = ex.upstream;
@@ -381,6 +341,17 @@ function cancelUpstream(ex: Exchange): void {
   if (up !== undefined && !up.destroyed) up.destroy();
   const upRes = ex.upstreamRes;
   if (upRes !== undefined && !upRes.destroyed) upRes.destroy();
+}
+
+/**
+ * Whether the downstream response was delivered whole. An HTTP/2 stream that the peer reset
+ * counts as finished for node's writable side; its reset code tells the truth.
+ */
+function downstreamCompleted(ex: Exchange, res: DownstreamResponse): boolean {
+  if (!res.writableFinished) return false;
+  if (!ex.downstreamH2) return true;
+  const rst = (res as Http2ServerResponse).stream.rstCode;
+  return rst === undefined || rst === h2constants.NGHTTP2_NO_ERROR;
 }
 
 function onDownstreamClose(this: DownstreamResponse): void {
