@@ -18,7 +18,7 @@ export const BENCH_FLAGS = [
   { name: 'h2-connections', kind: 'int', default: '4', env: 'TRACEMESH_BENCH_H2_CONNECTIONS', description: 'h2load connections.' },
   { name: 'h2-streams', kind: 'int', default: '16', env: 'TRACEMESH_BENCH_H2_STREAMS', description: 'h2load concurrent streams per connection.' },
   { name: 'grpc-concurrency', kind: 'int', default: '16', env: 'TRACEMESH_BENCH_GRPC_CONCURRENCY', description: 'gRPC unary calls kept in flight.' },
-  { name: 'routes', kind: 'list', default: 'direct,tracemesh,tracemesh-notrace,haproxy', env: 'TRACEMESH_BENCH_ROUTES', description: 'Data plane routes to measure.' },
+  { name: 'routes', kind: 'list', default: 'direct,tracemesh,tracemesh-plaintext,tracemesh-notrace,haproxy', env: 'TRACEMESH_BENCH_ROUTES', description: 'Data plane routes to measure: direct, tracemesh (mTLS, traced), tracemesh-plaintext (traced, no mTLS), tracemesh-notrace (mTLS, sampling 0), haproxy.' },
   { name: 'tls', kind: 'string', default: 'auto', env: 'TRACEMESH_BENCH_TLS', description: 'mTLS between the tracemesh sidecars: auto (on when the sidecar supports it), on (fail if it does not), off.' },
   { name: 'haproxy-threads', kind: 'int', default: '1', env: 'TRACEMESH_BENCH_HAPROXY_THREADS', description: 'nbthread of each haproxy process (1 = one core, like one Node event loop).' },
   { name: 'haproxy-hop', kind: 'string', default: 'h2', env: 'TRACEMESH_BENCH_HAPROXY_HOP', description: 'Protocol between the two haproxies for HTTP/1.1 traffic: h2 (multiplexed, like the mesh) or h1.' },

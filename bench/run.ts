@@ -100,6 +100,8 @@ async function main(argv: string[]): Promise<number> {
           haproxy: haproxyRoute({ haproxy: tools.found.haproxy, certs, threads: f['haproxy-threads'], hop: f['haproxy-hop'] }),
           tracemesh: tracemeshRoute({ ...sidecarRoute, name: 'tracemesh', sampling: 1 }),
           'tracemesh-notrace': tracemeshRoute({ ...sidecarRoute, name: 'tracemesh-notrace', sampling: 0 }),
+          // The same traced pair with mTLS off between the sidecars: the cost of mTLS, side by side.
+          'tracemesh-plaintext': tracemeshRoute({ ...sidecarRoute, name: 'tracemesh-plaintext', sampling: 1, tls: 'off' }),
         };
         const routes: RouteDefinition[] = [];
         for (const r of f.routes) {
