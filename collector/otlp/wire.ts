@@ -464,7 +464,7 @@ export function anyValueJson(r: WireReader, st: AnyValueState, depth: number): s
 }
 
 /** The attribute type and value text of an AnyValue state (toAttribute in values.ts). */
-export function attributeOf(r: WireReader, key: string, st: AnyValueState, depth: number): Attribute {
+function attributeOf(r: WireReader, key: string, st: AnyValueState, depth: number): Attribute {
   return { key, type: ATTR_TYPES[st.kind]!, value: attributeText(r, st, depth) };
 }
 
@@ -501,8 +501,6 @@ export function bodyText(r: WireReader, st: AnyValueState, depth: number): strin
   return anyValueJson(r, st, depth);
 }
 
-const NO_ATTRIBUTES: readonly Attribute[] = Object.freeze([]);
-
 /**
  * Appends the KeyValue at [start, end) to `out` as an Attribute. `depth` is the KeyValue's own
  * message depth.
@@ -519,7 +517,3 @@ export function readAttribute(r: WireReader, start: number, end: number, depth: 
 }
 
 const scratchState = new AnyValueState();
-
-export function noAttributes(): readonly Attribute[] {
-  return NO_ATTRIBUTES;
-}
