@@ -1,5 +1,5 @@
 // Kubernetes service-account tokens, checked by the API server's TokenReview API
-// (authentication.k8s.io/v1). Plain node:https until @kubernetes/client-node is a dependency.
+// (authentication.k8s.io/v1), over plain node:https. @kubernetes/client-node is a dependency now; moving this call onto it is open work.
 
 import { readFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
