@@ -24,6 +24,7 @@ export const BENCH_FLAGS = [
   { name: 'haproxy-hop', kind: 'string', default: 'h2', env: 'TRACEMESH_BENCH_HAPROXY_HOP', description: 'Protocol between the two haproxies for HTTP/1.1 traffic: h2 (multiplexed, like the mesh) or h1.' },
   { name: 'span-sink', kind: 'string', default: 'auto', env: 'TRACEMESH_BENCH_SPAN_SINK', description: 'Where the traced sidecars export spans: auto (collector → ClickHouse when collector/main.ts exists, else the bench OTLP sink), collector, or sink.' },
   { name: 'sidecar-access-log', kind: 'string', default: 'off', env: 'TRACEMESH_BENCH_SIDECAR_ACCESS_LOG', description: 'The sidecars\' JSON access-log line on stdout: off or stdout. OTLP access-log records are exported either way (with the spans).' },
+  { name: 'profile', kind: 'bool', default: 'false', env: 'TRACEMESH_BENCH_PROFILE', description: 'Run every tracemesh sidecar under node --cpu-prof; after each route, print where its CPU time went (by area and top functions) and write <out>/profiles/<route>-<role>.txt next to the .cpuprofile files (open those in Chrome DevTools or speedscope). Profiling slows the sidecars: figures of a profiled run are not comparable.' },
   // ingest
   { name: 'ingest-spans', kind: 'int', default: '1000000', env: 'TRACEMESH_BENCH_INGEST_SPANS', description: 'Spans the ingest suite sends in total (split across the generator processes).' },
   { name: 'ingest-processes', kind: 'int', default: '2', env: 'TRACEMESH_BENCH_INGEST_PROCESSES', description: 'Generator processes (each an OpenTelemetry SDK with the OTLP gRPC exporter).' },

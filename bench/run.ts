@@ -94,6 +94,7 @@ async function main(argv: string[]): Promise<number> {
           accessLog: f['sidecar-access-log'] as 'off' | 'stdout',
           installClickHouse: f.install,
           say,
+          profileDir: f.profile ? join(outDir, 'profiles') : undefined,
         };
         const defs: Record<string, RouteDefinition> = {
           direct: directRoute(),

@@ -3,12 +3,13 @@
 // (both their own processes) or, without a collector, to the bench's OTLP/gRPC sink. mTLS
 // between the sidecars is switched on when the sidecar offers TLS options (see tlsArgs).
 
-import { writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { freePort } from '../../storage/clickhouse-server.ts';
 import { resolveSchema, tableName } from '../../storage/schema/options.ts';
 import { startNode, waitForReadyLine, type Child } from '../lib/children.ts';
+import { renderProfile, summarizeProfileFile } from '../lib/cpuprofile.ts';
 import { chNumber, startClickHouse, type BenchClickHouse } from '../lib/clickhouse.ts';
 import { collectorUnavailable, startCollectorProcess, waitForHttpOk, type CollectorProcess } from '../lib/collector.ts';
 import { missing, repoPath } from '../lib/components.ts';
@@ -29,6 +30,8 @@ export interface TracemeshRouteOptions {
   readonly accessLog: 'off' | 'stdout';
   readonly installClickHouse: boolean;
   readonly say: (line: string) => void;
+  /** `--profile`: run each sidecar under `--cpu-prof`, writing `<profileDir>/<route>-<role>/`. */
+  readonly profileDir?: string | undefined;
 }
 
 interface SidecarFlagSpec {
@@ -100,7 +103,8 @@ async function launchSidecar(s: SidecarSpec, o: TracemeshRouteOptions, ctx: Rout
       '--access-log', o.accessLog,
       ...s.extraArgs,
     ];
-    const child = startNode(s.name, repoPath('cli', 'tracemesh.ts'), args, ctx.logDir, { env });
+    const nodeArgs = o.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${join(o.profileDir, s.name)}`];
+    const child = startNode(s.name, repoPath('cli', 'tracemesh.ts'), args, ctx.logDir, { env, nodeArgs });
     await waitForHttpOk(`http://127.0.0.1:${adminPort}/ready`, child, 30_000);
     return { child, outboundPort, inboundPort, adminPort };
   }
@@ -137,6 +141,20 @@ async function settle(read: () => Promise<number>, timeoutMs = 15_000): Promise<
     } else if (Date.now() - stableSince >= 2500 || Date.now() > deadline) return v;
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+/** After a profiled sidecar exited: summarize its `.cpuprofile` next to it and print the summary. */
+function reportProfile(o: TracemeshRouteOptions, name: string): void {
+  if (o.profileDir === undefined) return;
+  const dir = join(o.profileDir, name);
+  const file = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).sort().pop() : undefined;
+  if (file === undefined) {
+    o.say(`  ${name}: no .cpuprofile in ${dir} (did the sidecar exit cleanly?)`);
+    return;
+  }
+  const text = renderProfile(`${name} CPU profile (${join(dir, file)})`, summarizeProfileFile(join(dir, file)));
+  writeFileSync(join(o.profileDir, `${name}.txt`), `${text}\n`);
+  o.say(text.split('\n').map((l) => `  ${l}`).join('\n'));
 }
 
 export function tracemeshRoute(o: TracemeshRouteOptions): RouteDefinition {
@@ -208,7 +226,7 @@ export function tracemeshRoute(o: TracemeshRouteOptions): RouteDefinition {
           o,
           ctx,
         );
-        stops.push(() => server.child.stop(8000));
+        stops.push(() => server.child.stop(8000).then(() => reportProfile(o, `${o.name}-server-sidecar`)));
         const endpointsFile = join(ctx.dir, 'endpoints.json');
         writeFileSync(endpointsFile, JSON.stringify({ services: { [UPSTREAM_SERVICE]: [{ address: `127.0.0.1:${server.inboundPort}`, pod: 'upstream-1', namespace: 'bench' }] } }, null, 2));
         const client = await launchSidecar(
@@ -225,7 +243,7 @@ export function tracemeshRoute(o: TracemeshRouteOptions): RouteDefinition {
           o,
           ctx,
         );
-        stops.push(() => client.child.stop(8000));
+        stops.push(() => client.child.stop(8000).then(() => reportProfile(o, `${o.name}-client-sidecar`)));
         notes.push(`sampling ${o.sampling}; sidecar stdout access log ${o.accessLog}`);
 
         const processes = new Map<string, number>([

@@ -96,8 +96,9 @@ export function startChild(name: string, cmd: string, args: readonly string[], l
 }
 
 /** Starts a TypeScript entry point under this same Node binary. */
-export function startNode(name: string, script: string, args: readonly string[], logDir: string, options: SpawnOptions = {}): Child {
-  return startChild(name, process.execPath, ['--no-warnings', script, ...args], logDir, options);
+export function startNode(name: string, script: string, args: readonly string[], logDir: string, options: SpawnOptions & { readonly nodeArgs?: readonly string[] } = {}): Child {
+  const { nodeArgs = [], ...spawnOptions } = options;
+  return startChild(name, process.execPath, ['--no-warnings', ...nodeArgs, script, ...args], logDir, spawnOptions);
 }
 
 export function canConnect(port: number, host = '127.0.0.1'): Promise<boolean> {
