@@ -89,6 +89,17 @@ export class MemoryTraceStore implements TraceReader, TraceWriter {
     return spans.sort((a, b) => (a.startTimeUnixNano < b.startTimeUnixNano ? -1 : a.startTimeUnixNano > b.startTimeUnixNano ? 1 : compare(a.spanId, b.spanId)));
   }
 
+  async getTraces(traceIds: readonly string[]): Promise<Map<string, SpanRecord[]>> {
+    const ids = traceIds.map(normalizeTraceId);
+    const out = new Map<string, SpanRecord[]>();
+    for (const id of ids) {
+      if (out.has(id)) continue;
+      const spans = await this.getTrace(id);
+      if (spans.length > 0) out.set(id, spans);
+    }
+    return out;
+  }
+
   findTraceIds(query: TraceQuery): Promise<string[]> {
     if (!Number.isInteger(query.limit) || query.limit < 1 || query.limit > MAX_TRACE_LIMIT) {
       return Promise.reject(new StorageError('INVALID_QUERY', `limit must be a whole number from 1 to ${MAX_TRACE_LIMIT}, got ${query.limit}`));

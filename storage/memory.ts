@@ -110,6 +110,17 @@ export class InMemoryTraceStore implements TraceReader, TraceWriter {
       .map((s) => structuredClone(s));
   }
 
+  async getTraces(traceIds: readonly string[]): Promise<Map<string, SpanRecord[]>> {
+    const ids = traceIds.map(normalizeTraceId);
+    const out = new Map<string, SpanRecord[]>();
+    for (const id of ids) {
+      if (out.has(id)) continue;
+      const spans = await this.getTrace(id);
+      if (spans.length > 0) out.set(id, spans);
+    }
+    return out;
+  }
+
   async findTraceIds(query: TraceQuery): Promise<string[]> {
     if (!Number.isInteger(query.limit) || query.limit < 1 || query.limit > MAX_TRACE_LIMIT) {
       throw new StorageError('INVALID_QUERY', `limit must be a whole number from 1 to ${MAX_TRACE_LIMIT}, got ${query.limit}`);

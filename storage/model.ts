@@ -123,6 +123,13 @@ export interface EncodedRowWriter {
 export interface TraceReader {
   /** All spans of the trace, or [] when the id is unknown. */
   getTrace(traceId: string): Promise<SpanRecord[]>;
+  /**
+   * Several traces read together (a search's results, Jaeger's `traceID=` list). For each id
+   * with spans, the array that `getTrace(id)` returns, keyed by the normalized id, in the
+   * order the ids were given (repeats once). Ids without spans have no entry. Any malformed
+   * id rejects the whole call with `INVALID_TRACE_ID`.
+   */
+  getTraces(traceIds: readonly string[]): Promise<Map<string, SpanRecord[]>>;
   /** Trace ids matching the query, most recent first, at most `limit`. */
   findTraceIds(query: TraceQuery): Promise<string[]>;
   getServices(): Promise<string[]>;

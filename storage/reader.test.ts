@@ -9,6 +9,7 @@ import { StorageError } from './errors.ts';
 import type { SpanKind, SpanRecord } from './model.ts';
 import { ClickHouseTraceReader, MAX_TRACE_LIMIT, normalizeTraceId, tagCondition } from './reader.ts';
 import { migrate } from './schema/migrate.ts';
+import { ident, sql, type Sql } from './sql.ts';
 import { makeSpan } from './testing/fixtures.ts';
 import { ClickHouseTraceWriter } from './writer.ts';
 
@@ -105,6 +106,97 @@ void describe('ClickHouseTraceReader', () => {
     assert.deepStrictEqual(await reader.getTrace(traceId), [span]);
   });
 
+  void test('a batch read across several statements returns exactly the per-trace reads', async () => {
+    // 600 traces, more than one trace-index statement holds (500 ids) and ≈1 200 (trace,
+    // service) ranges, more than one spans statement holds (256): each chunk boundary is crossed.
+    const day = 86_400_000;
+    const spans: SpanRecord[] = [];
+    const ids: string[] = [];
+    for (let t = 0; t < 600; t++) {
+      const traceId = `8${t.toString(16).padStart(31, '0')}`;
+      ids.push(traceId);
+      const services = 1 + (t % 3);
+      for (let s = 0; s < services; s++) {
+        spans.push(
+          makeSpan(BASE, {
+            traceId,
+            spanId: `${(t * 4 + s + 1).toString(16).padStart(16, '0')}`,
+            ...(s > 0 ? { parentSpanId: (t * 4 + 1).toString(16).padStart(16, '0') } : {}),
+            service: `batch-${(t + s) % 7}`,
+            name: `op-${s}`,
+            kind: s === 0 ? 'SERVER' : 'CLIENT',
+            // Some traces run over a day boundary, so their ranges touch two partitions.
+            startMs: t * 250 + s * (t % 50 === 0 ? day : 7),
+            durationMs: 1 + (t % 5),
+          }),
+        );
+      }
+    }
+    // Two inserts, split inside traces, and one trace's first span stored twice.
+    await writer.writeSpans(spans.slice(0, 700));
+    await writer.writeSpans(spans.slice(700));
+    await writer.writeSpans([spans[0]!]);
+    const counting = countingClient(client);
+    const batchReader = new ClickHouseTraceReader(counting);
+    const asked = [...ids, '0123456789abcdef0123456789abcdef', ids[3]!.toUpperCase()];
+    const batch = await batchReader.getTraces(asked);
+    assert.deepStrictEqual([...batch.keys()], ids);
+    // 2 trace-index statements (500 + 100 ids) and spans statements of ≤ 256 ranges: 1 000
+    // ranges in the first chunk of ids (4 or 5 statements), 200 in the second (1).
+    assert.ok(counting.statements >= 2 + 5 && counting.statements <= 2 + 6, `${counting.statements} statements`);
+    const byStart = (a: SpanRecord, b: SpanRecord): number => (a.startTimeUnixNano < b.startTimeUnixNano ? -1 : a.startTimeUnixNano > b.startTimeUnixNano ? 1 : a.spanId < b.spanId ? -1 : 1);
+    for (let i = 0; i < ids.length; i += 20) {
+      const chunk = ids.slice(i, i + 20);
+      const alone = await Promise.all(chunk.map((id) => reader.getTrace(id)));
+      chunk.forEach((id, j) => {
+        assert.deepStrictEqual(batch.get(id), alone[j], `trace ${id}`);
+        assert.deepStrictEqual(alone[j], spans.filter((s) => s.traceId === id).sort(byStart), `trace ${id}`);
+      });
+    }
+  });
+
+  void test('a batch read drops rows that only a merged range of other traces covers', async () => {
+    // The index can disagree with the spans table: retention that stopped after dropping a
+    // day of the trace index but not of the spans. Trace A then has a span in `shared` on
+    // day 1 that its own index rows no longer cover; B's range in `shared` runs from day 1
+    // to day 2, so the batch's merged range covers A's orphan. A read of A alone does not
+    // return it, and neither may the batch.
+    const dayNano = 86_400_000_000_000n;
+    const midnight = (BASE / dayNano + 20n) * dayNano;
+    const a = '9000000000000000000000000000000a';
+    const b = '9000000000000000000000000000000b';
+    const orphan = makeSpan(midnight, { traceId: a, spanId: '00000000000000a1', service: 'shared', name: 'old', kind: 'SERVER', startMs: -5_000, durationMs: 1 });
+    const aKept = makeSpan(midnight, { traceId: a, spanId: '00000000000000a2', service: 'shared', name: 'new', kind: 'SERVER', startMs: 1_000, durationMs: 1 });
+    const bEarly = makeSpan(midnight, { traceId: b, spanId: '00000000000000b1', service: 'shared', name: 'early', kind: 'SERVER', startMs: -10_000, durationMs: 1 });
+    const bLate = makeSpan(midnight, { traceId: b, spanId: '00000000000000b2', service: 'shared', name: 'late', kind: 'SERVER', startMs: 2_000, durationMs: 1 });
+    await writer.writeSpans([orphan]);
+    await writer.writeSpans([aKept, bEarly, bLate]);
+    // Drop day 1 of the trace index only, then give B back its day-1 start by a direct insert.
+    const day1 = new Date(Number((midnight - dayNano) / 1_000_000n)).toISOString().slice(0, 10);
+    const index = ident(client.database, 'tracemesh_trace_index');
+    await client.command(sql`ALTER TABLE ${index} DROP PARTITION ID ${day1.replaceAll('-', '')}`);
+    await client.command(sql`
+      INSERT INTO ${index} (trace_id, service_name, date, start_min, end_max)
+      SELECT unhex(${b}), 'shared', toDate(${day1}), minState(toUInt64(${bEarly.startTimeUnixNano})), maxState(toUInt64(${bEarly.startTimeUnixNano + bEarly.durationNano}))`);
+    assert.deepStrictEqual(await reader.getTrace(a), [aKept]);
+    assert.deepStrictEqual(await reader.getTrace(b), [bEarly, bLate]);
+    const batch = await reader.getTraces([a, b]);
+    assert.deepStrictEqual(batch.get(a), [aKept]);
+    assert.deepStrictEqual(batch.get(b), [bEarly, bLate]);
+  });
+
+  void test('a search-sized batch is two statements', async () => {
+    const counting = countingClient(client);
+    const batchReader = new ClickHouseTraceReader(counting);
+    const ids = Array.from({ length: 20 }, (_, t) => `8${t.toString(16).padStart(31, '0')}`);
+    const got = await batchReader.getTraces(ids);
+    assert.equal(got.size, 20);
+    assert.equal(counting.statements, 2);
+    assert.deepStrictEqual(await batchReader.getTraces(['0123456789abcdef0123456789abcdef']), new Map());
+    // An unknown id costs the index lookup only.
+    assert.equal(counting.statements, 3);
+  });
+
   void test('a 16-hex id finds the trace stored under its zero-padded 32-hex form', async () => {
     const traceId = '0000000000000000d00000000000000d';
     const span = makeSpan(BASE, { traceId, spanId: '00000000000000d1', service: 'b3', name: 'op', kind: 'SERVER', startMs: 0, durationMs: 1 });
@@ -112,3 +204,26 @@ void describe('ClickHouseTraceReader', () => {
     assert.deepStrictEqual(await reader.getTrace('d00000000000000d'), [span]);
   });
 });
+
+/** A StorageClient that counts the statements it runs, then runs them on `inner`. */
+function countingClient(inner: StorageClient): StorageClient & { readonly statements: number } {
+  let statements = 0;
+  return {
+    database: inner.database,
+    get statements() {
+      return statements;
+    },
+    query: <T,>(statement: Sql): Promise<T[]> => {
+      statements++;
+      return inner.query<T>(statement);
+    },
+    command: (statement: Sql) => {
+      statements++;
+      return inner.command(statement);
+    },
+    insertJsonEachRow: (table, body) => inner.insertJsonEachRow(table, body),
+    insertRowBinary: (table, columns, chunks) => inner.insertRowBinary(table, columns, chunks),
+    ping: () => inner.ping(),
+    close: () => Promise.resolve(),
+  };
+}

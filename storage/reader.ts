@@ -1,6 +1,7 @@
 // TraceReader for ClickHouse. A trace is read in two steps: the trace index gives the
 // services and time range of the trace, then the search-ordered spans (or logs) table is
-// read only in those (service, time) ranges. Every value reaches SQL through sql.ts. Ids are
+// read only in those (service, time) ranges (trace-ranges.ts). Several traces are read with
+// the same two statements. Every value reaches SQL through sql.ts. Ids are
 // stored as binary FixedStrings: they are compared with `unhex(<hex>)` and read as hex.
 
 import type { StorageClient } from './clickhouse.ts';
@@ -8,7 +9,8 @@ import { StorageError } from './errors.ts';
 import type { EdgeRecord, LogRecord, Operation, SpanKind, SpanRecord, TraceQuery, TraceReader } from './model.ts';
 import { decodeLog, decodeSpan, LOG_COLUMNS, SPAN_COLUMNS, type LogRow, type SpanRow } from './rows.ts';
 import { resolveSchema, tableRefs, type SchemaOptions, type TableRefs } from './schema/options.ts';
-import { join, list, raw, sql, type Sql } from './sql.ts';
+import { join, raw, sql, type Sql } from './sql.ts';
+import { extentCovers, rangesCondition, traceExtents, traceIdCondition, type IndexRow, type TraceExtent } from './trace-ranges.ts';
 import { ATTR } from '../common/semconv.ts';
 
 export type ReaderOptions = SchemaOptions;
@@ -65,12 +67,6 @@ function u64(n: bigint): bigint {
   return n < 0n ? 0n : n > MAX_U64 ? MAX_U64 : n;
 }
 
-interface IndexRow {
-  readonly service_name: string;
-  readonly first_start: string;
-  readonly last_end: string;
-}
-
 // Aggregates are aliased apart from column names: ClickHouse resolves an alias that equals a
 // column name to the alias, which would put an aggregate inside WHERE or another aggregate.
 interface EdgeRow {
@@ -82,9 +78,16 @@ interface EdgeRow {
   readonly total_duration_nano: string;
 }
 
-// Past this many services in one trace the per-service ranges are merged into one
-// `service_name IN (…)` and one time range, to keep the statement short.
-const MAX_SERVICE_RANGES = 64;
+// getTraces reads this many ids from the trace index per statement, and puts at most this
+// many (trace, service) ranges in one spans statement: both keep statements in the tens of
+// kilobytes, far below ClickHouse's max_query_size (256 KiB), and the key analysis cheap.
+const IDS_PER_INDEX_QUERY = 500;
+const RANGES_PER_SPANS_QUERY = 256;
+
+/** A spans row with the second its span starts in (the `timestamp` sort-key column). */
+interface SpanRowAt extends SpanRow {
+  readonly start_second: number;
+}
 
 export class ClickHouseTraceReader implements TraceReader {
   readonly #client: StorageClient;
@@ -97,22 +100,75 @@ export class ClickHouseTraceReader implements TraceReader {
 
   async getTrace(traceId: string): Promise<SpanRecord[]> {
     const id = normalizeTraceId(traceId);
-    const ranges = await this.#traceRanges(id);
-    if (ranges === undefined) return [];
-    const rows = await this.#client.query<SpanRow>(sql`
-      SELECT ${SPAN_COLUMNS}
-      FROM ${this.#tables.spans}
-      WHERE trace_id = unhex(${id}) AND (${ranges})
-      ORDER BY start_time_unix_nano, span_id`);
-    // A retried insert whose first attempt did land stores a span twice; show it once.
-    const seen = new Set<string>();
-    const out: SpanRecord[] = [];
-    for (const row of rows) {
-      const key = `${row.span_id_hex}/${row.start_time_unix_nano}/${row.service_name}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      out.push(decodeSpan(row));
+    return (await this.#readTraces([id])).get(id) ?? [];
+  }
+
+  async getTraces(traceIds: readonly string[]): Promise<Map<string, SpanRecord[]>> {
+    const ids = [...new Set(traceIds.map(normalizeTraceId))];
+    const found = new Map<string, SpanRecord[]>();
+    for (let i = 0; i < ids.length; i += IDS_PER_INDEX_QUERY) {
+      for (const [id, spans] of await this.#readTraces(ids.slice(i, i + IDS_PER_INDEX_QUERY))) found.set(id, spans);
     }
+    const out = new Map<string, SpanRecord[]>();
+    for (const id of ids) {
+      const spans = found.get(id);
+      if (spans !== undefined) out.set(id, spans);
+    }
+    return out;
+  }
+
+  /**
+   * The spans of `ids` (normalized, distinct), keyed by id; ids the index does not know are
+   * absent. One trace-index statement, then spans statements of at most
+   * RANGES_PER_SPANS_QUERY (trace, service) ranges each. The trace ids go in PREWHERE: the
+   * ranges hold other traces' rows too, and PREWHERE reads only the id column of a granule
+   * that has none of ours (ClickHouse does not move a sort-key condition there by itself).
+   */
+  async #readTraces(ids: readonly string[]): Promise<Map<string, SpanRecord[]>> {
+    const out = new Map<string, SpanRecord[]>();
+    const extents = await this.#traceExtents(ids);
+    let batch: TraceExtent[] = [];
+    let batchRanges = 0;
+    const flush = async (): Promise<void> => {
+      if (batch.length === 0) return;
+      const rows = await this.#client.query<SpanRowAt>(sql`
+      SELECT ${SPAN_COLUMNS}, toUInt32(timestamp) AS start_second
+      FROM ${this.#tables.spans}
+      PREWHERE ${traceIdCondition(batch.map((e) => e.traceId))}
+      WHERE ${rangesCondition(batch)}
+      ORDER BY trace_id, start_time_unix_nano, span_id`);
+      // A retried insert whose first attempt did land stores a span twice; show it once.
+      let current: SpanRecord[] | undefined;
+      let extent: TraceExtent | undefined;
+      const seen = new Set<string>();
+      for (const row of rows) {
+        if (row.trace_id_hex !== extent?.traceId || current === undefined) {
+          extent = extents.get(row.trace_id_hex);
+          if (extent === undefined) continue;
+          current = [];
+          out.set(extent.traceId, current);
+          seen.clear();
+        }
+        // Merged ranges of a batch can hold rows outside this trace's own ranges.
+        if (!extentCovers(extent, row.service_name, row.start_second)) continue;
+        const key = `${row.span_id_hex}/${row.start_time_unix_nano}/${row.service_name}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        current.push(decodeSpan(row));
+      }
+      batch = [];
+      batchRanges = 0;
+    };
+    for (const id of ids) {
+      const extent = extents.get(id);
+      if (extent === undefined) continue;
+      if (batch.length > 0 && batchRanges + extent.ranges.length > RANGES_PER_SPANS_QUERY) await flush();
+      batch.push(extent);
+      batchRanges += extent.ranges.length;
+    }
+    await flush();
+    // A trace whose rows all fell outside its ranges (an index that disagrees with the table).
+    for (const [id, spans] of out) if (spans.length === 0) out.delete(id);
     return out;
   }
 
@@ -201,45 +257,30 @@ export class ClickHouseTraceReader implements TraceReader {
     const id = normalizeTraceId(traceId);
     // Zero bytes are how logs without a trace are stored; no trace has the all-zero id.
     if (id === ZERO_TRACE_ID) return [];
-    const ranges = await this.#traceRanges(id);
-    if (ranges === undefined) return [];
+    const extent = (await this.#traceExtents([id])).get(id);
+    if (extent === undefined) return [];
     const rows = await this.#client.query<LogRow>(sql`
       SELECT ${LOG_COLUMNS}
       FROM ${this.#tables.logs}
-      WHERE trace_id = unhex(${id}) AND (${ranges})
+      PREWHERE trace_id = unhex(${id})
+      WHERE ${rangesCondition([extent])}
       ORDER BY time_unix_nano, observed_time_unix_nano, span_id`);
     return rows.map(decodeLog);
   }
 
   /**
-   * `(service_name = 'a' AND timestamp BETWEEN …) OR …` for the services that have spans or
-   * logs in the trace, or undefined when the index does not know the trace. The conditions are
-   * on the sort key prefix, so ClickHouse reads only the granules in those ranges.
+   * Where the rows of each trace the index knows are (services and seconds); unknown traces
+   * have no entry. PREWHERE on the id: the lookup reads one granule per part, and most parts
+   * do not hold the trace, so their other columns are not read.
    */
-  async #traceRanges(traceId: string): Promise<Sql | undefined> {
+  async #traceExtents(ids: readonly string[]): Promise<Map<string, TraceExtent>> {
+    if (ids.length === 0) return new Map();
     const index = await this.#client.query<IndexRow>(sql`
-      SELECT service_name, minMerge(start_min) AS first_start, maxMerge(end_max) AS last_end
+      SELECT lower(hex(trace_id)) AS trace_id_hex, service_name, minMerge(start_min) AS first_start, maxMerge(end_max) AS last_end
       FROM ${this.#tables.traceIndex}
-      WHERE trace_id = unhex(${traceId})
-      GROUP BY service_name`);
-    if (index.length === 0) return undefined;
-    const range = (startNano: bigint, endNano: bigint): Sql =>
-      sql`timestamp >= toDateTime(${seconds(startNano)}) AND timestamp <= toDateTime(${seconds(endNano)})`;
-    if (index.length > MAX_SERVICE_RANGES) {
-      let lo = BigInt(index[0]?.first_start ?? '0');
-      let hi = 0n;
-      for (const r of index) {
-        const s = BigInt(r.first_start);
-        const e = BigInt(r.last_end);
-        if (s < lo) lo = s;
-        if (e > hi) hi = e;
-      }
-      return sql`service_name IN ${list(index.map((r) => r.service_name))} AND ${range(lo, hi)}`;
-    }
-    return join(
-      index.map((r) => sql`(service_name = ${r.service_name} AND ${range(BigInt(r.first_start), BigInt(r.last_end))})`),
-      ' OR ',
-    );
+      PREWHERE ${traceIdCondition(ids)}
+      GROUP BY trace_id, service_name`);
+    return traceExtents(index);
   }
 }
 

@@ -298,6 +298,7 @@ void describe('GET /api/dependencies', () => {
 void describe('storage failures', () => {
   const failing = (err: () => Error): TraceReader => ({
     getTrace: () => Promise.reject(err()),
+    getTraces: () => Promise.reject(err()),
     findTraceIds: () => Promise.reject(err()),
     getServices: () => Promise.reject(err()),
     getOperations: () => Promise.reject(err()),

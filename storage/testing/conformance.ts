@@ -69,6 +69,34 @@ export function conformanceSuite(name: string, open: () => Promise<Backend>): vo
       assert.deepStrictEqual(await reader.getTrace('0123456789abcdef'), []);
     });
 
+    void test('getTraces returns, per id, exactly what getTrace returns', async () => {
+      const ids = [...fx.traces.keys()];
+      const asked = [
+        ...ids,
+        FIXTURE_TRACE_IDS.logsOnly,
+        '0123456789abcdef0123456789abcdef',
+        FIXTURE_TRACE_IDS.checkoutOk.toUpperCase(),
+        FIXTURE_TRACE_IDS.checkoutFailed,
+      ];
+      const got = await reader.getTraces(asked);
+      // Keyed by normalized id, in the order asked, repeats once, unknown ids absent.
+      assert.deepStrictEqual([...got.keys()], ids);
+      for (const id of ids) {
+        assert.deepStrictEqual(got.get(id), await reader.getTrace(id), `trace ${id}`);
+        assert.deepStrictEqual(got.get(id), fx.traces.get(id), `trace ${id}`);
+      }
+      const reversed = await reader.getTraces([...ids].reverse());
+      assert.deepStrictEqual([...reversed.keys()], [...ids].reverse());
+      assert.deepStrictEqual(await reader.getTraces([]), new Map());
+      assert.deepStrictEqual(await reader.getTraces([FIXTURE_TRACE_IDS.logsOnly, '0123456789abcdef']), new Map());
+      const one = await reader.getTraces([FIXTURE_TRACE_IDS.hostile]);
+      assert.deepStrictEqual([...one], [[FIXTURE_TRACE_IDS.hostile, fx.traces.get(FIXTURE_TRACE_IDS.hostile)]]);
+    });
+
+    void test('getTraces rejects the whole call when one id is malformed', async () => {
+      await assert.rejects(reader.getTraces([FIXTURE_TRACE_IDS.checkoutOk, "' OR 1=1 --"]), (err) => errorCode(err) === 'INVALID_TRACE_ID');
+    });
+
     void test('a trace id that has only logs has no spans', async () => {
       assert.deepStrictEqual(await reader.getTrace(FIXTURE_TRACE_IDS.logsOnly), []);
     });
