@@ -28,8 +28,6 @@ export interface QueryApiDeps {
   readonly now?: () => bigint;
   /** Spans per trace used for path reconstruction (default 10 000). */
   readonly maxPathSpans?: number;
-  /** Traces fetched from storage at once for a search (default 8). */
-  readonly searchConcurrency?: number;
 }
 
 export interface QueryApp {
@@ -50,7 +48,7 @@ export function createQueryApp(deps: QueryApiDeps): QueryApp {
   app.onError((err, c) => errorResponse(c, err, logger));
   app.notFound((c) => errorResponse(c, new ApiError(404, 'ROUTE_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}; see /openapi.json`), logger));
 
-  app.route('/', jaegerRoutes({ reader: deps.reader, now, concurrency: deps.searchConcurrency ?? 8 }));
+  app.route('/', jaegerRoutes({ reader: deps.reader, now }));
   app.route('/', pathRoutes({ reader: deps.reader, now, maxPathSpans: deps.maxPathSpans ?? DEFAULT_MAX_PATH_SPANS }));
 
   const document = openApiDocument();

@@ -99,6 +99,18 @@ void describe('query API on ClickHouse', () => {
     assert.deepEqual(services.data, ['checkout', 'frontend', 'legacy', 'payments']);
   });
 
+  void it('answers a search with the traces that reads by id give, newest first', async () => {
+    // The search reads all its traces in one batch; each must equal its own /api/traces/{id}.
+    const found = ((await (await chApp.request(`/api/traces?${WINDOW}&limit=20`)).json()) as JaegerResponse<JaegerTrace[]>).data;
+    assert.ok(found.length >= 3, `${found.length} traces`);
+    for (const trace of found) {
+      const alone = (await (await chApp.request(`/api/traces/${trace.traceID}`)).json()) as JaegerResponse<JaegerTrace[]>;
+      assert.deepEqual(trace, alone.data[0], trace.traceID);
+    }
+    const byIds = (await (await chApp.request(`/api/traces?${found.map((t) => `traceID=${t.traceID}`).join('&')}`)).json()) as JaegerResponse<JaegerTrace[]>;
+    assert.deepEqual(byIds.data, found);
+  });
+
   void it('rebuilds the path and names the root cause from stored spans', async () => {
     const { ch, mem } = await both(`/api/v1/traces/${FAILING_TRACE}/path`);
     assert.equal(ch.status, 200);

@@ -26,8 +26,6 @@ import {
 export interface JaegerRoutesDeps {
   readonly reader: TraceReader;
   readonly now: () => bigint;
-  /** Traces fetched at once for a search. */
-  readonly concurrency: number;
 }
 
 const HOUR_NS = 3_600_000_000_000n;
@@ -96,20 +94,6 @@ function buildSearch(c: Context, now: bigint): TraceQuery {
   };
 }
 
-/** Runs `fn` over `items` with at most `n` in flight, keeping order. */
-async function mapLimit<T, R>(items: readonly T[], n: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(n, items.length)) }, worker));
-  return out;
-}
-
 export function jaegerRoutes(deps: JaegerRoutesDeps): Hono {
   const app = new Hono();
   const { reader } = deps;
@@ -140,16 +124,26 @@ export function jaegerRoutes(deps: JaegerRoutesDeps): Hono {
     if (ids.length > 0) {
       if (ids.length > MAX_LIMIT) throw invalidParameter(`traceID: at most ${MAX_LIMIT} ids`);
       const normalized = [...new Set(ids.map(parseTraceId))];
-      const found = await mapLimit(normalized, deps.concurrency, async (id) => ({ id, spans: await reader.getTrace(id) }));
-      traces = found.filter((t) => t.spans.length > 0).map((t) => toJaegerTrace(t.id, t.spans));
+      const found = await reader.getTraces(normalized);
+      traces = [];
+      const missing: JaegerError[] = [];
+      for (const id of normalized) {
+        const spans = found.get(id);
+        if (spans !== undefined && spans.length > 0) traces.push(toJaegerTrace(id, spans));
+        else missing.push({ code: 404, msg: 'trace not found', traceID: id });
+      }
       // Like jaeger-query: the traces that were found, plus an error per id that was not.
-      const missing: JaegerError[] = found.filter((t) => t.spans.length === 0).map((t) => ({ code: 404, msg: 'trace not found', traceID: t.id }));
       return c.json(envelope(traces, traces.length, missing.length > 0 ? missing : null));
     } else {
+      // One batched read for all the traces found, in the search's order (newest first).
       const found = await reader.findTraceIds(buildSearch(c, deps.now()));
-      const fetched = await mapLimit(found, deps.concurrency, async (id) => ({ id, spans: await reader.getTrace(id) }));
-      // A trace can expire between the two reads.
-      traces = fetched.filter((t) => t.spans.length > 0).map((t) => toJaegerTrace(t.id, t.spans));
+      const fetched = await reader.getTraces(found);
+      traces = [];
+      for (const id of found) {
+        const spans = fetched.get(id);
+        // A trace can expire between the two reads.
+        if (spans !== undefined && spans.length > 0) traces.push(toJaegerTrace(id, spans));
+      }
     }
     return c.json(envelope(traces, traces.length));
   });
