@@ -329,9 +329,30 @@ function queryTable(r: SuiteResult): { md: string; text: string } | undefined {
   const f = r.figures as unknown as Partial<QueryFigures>;
   if (!f.load) return undefined;
   const row = (name: string, q: QueryFigures['traceById'] | undefined): string[] =>
-    !q ? [name, '—', '', '', ''] : isNa(q) ? [name, `n/a: ${q.na}`, '', '', ''] : [name, String(q.latencyMs.count), n(q.latencyMs.p50, 2), n(q.latencyMs.p99, 2), n(q.latencyMs.max, 2)];
+    !q
+      ? [name, '—', '', '', '', '', '']
+      : isNa(q)
+        ? [name, `n/a: ${q.na}`, '', '', '', '', '']
+        : [
+            name,
+            String(q.latencyMs.count),
+            n(q.latencyMs.p50, 2),
+            n(q.latencyMs.p99, 2),
+            n(q.latencyMs.max, 2),
+            n(q.clickhouseCpuMsPerRequest, 1),
+            // Absent from results written before it was measured.
+            n(q.statementsPerRequest as number | undefined, 1),
+          ];
   return table(
-    [`query (${f.load.spans.toLocaleString('en')} spans, ${f.load.traces.toLocaleString('en')} traces)`, 'requests', 'p50 ms', 'p99 ms', 'max ms'],
+    [
+      `query (${f.load.spans.toLocaleString('en')} spans, ${f.load.traces.toLocaleString('en')} traces, loaded in ${n(f.load.seconds, 0)} s)`,
+      'requests',
+      'p50 ms',
+      'p99 ms',
+      'max ms',
+      'ClickHouse CPU ms/req',
+      'statements/req',
+    ],
     [row('trace by id', f.traceById), row('Jaeger search', f.search), row('path', f.path)],
   );
 }

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Hono } from 'hono';
 import { createClickHouseClient, type StorageClient } from '../../storage/clickhouse.ts';
+import type { Sql } from '../../storage/sql.ts';
 import { migrate } from '../../storage/schema/migrate.ts';
 import { resolveSchema, tableName } from '../../storage/schema/options.ts';
 import { ClickHouseTraceReader } from '../../storage/reader.ts';
@@ -13,7 +14,7 @@ import { missing } from '../lib/components.ts';
 import { exactPercentiles, type Percentiles } from '../lib/histogram.ts';
 import { round, sampleProc, usageBetween } from '../lib/procstat.ts';
 import { na, type NotApplicable, type SuiteResult } from '../lib/results.ts';
-import { insertStatement, MEAN_TRACE_SIZE, SERVICES, traceIdExpr } from './generate.ts';
+import { insertStatement, MEAN_TRACE_SIZE, SERVICES, traceIdExpr, traceSizeExpr } from './generate.ts';
 
 export interface QueryTiming {
   readonly requests: number;
@@ -26,6 +27,8 @@ export interface QueryTiming {
   readonly meanItems: number;
   /** ClickHouse CPU seconds per request, when the server is embedded. */
   readonly clickhouseCpuMsPerRequest: number | undefined;
+  /** Statements the reader sent to ClickHouse per request, on average. */
+  readonly statementsPerRequest: number;
 }
 
 export interface QueryFigures {
@@ -46,10 +49,48 @@ export interface QueryRun {
 }
 
 const WINDOW_HOURS = 2;
-const TRACES_PER_INSERT = 100_000;
+// ≈1M spans: one INSERT … SELECT of this size runs in a few seconds and a few hundred MB.
+const MAX_TRACES_PER_INSERT = 110_000;
 const SEED = 1729;
 
+/**
+ * Enough traces for at least `spans` spans (a few more at most). Trace sizes are a function of
+ * the trace number, so ClickHouse sums them without making the rows; rounding spans / mean
+ * size instead loaded 9,987,813 of 10M, below the target's size.
+ */
+async function tracesFor(url: string, spans: number): Promise<number> {
+  let traces = Math.max(1, Math.ceil(spans / MEAN_TRACE_SIZE));
+  for (;;) {
+    const total = await chNumber(url, `SELECT sum(${traceSizeExpr('number', SEED)}) FROM numbers(${traces})`);
+    if (total >= spans) return traces;
+    traces += Math.max(1, Math.ceil((spans - total) / MEAN_TRACE_SIZE));
+  }
+}
+
 type AppFactory = (deps: { reader: ClickHouseTraceReader }) => Hono;
+
+/** The reader's StorageClient, counting the statements it sends. */
+function countingClient(inner: StorageClient): StorageClient & { readonly statements: number } {
+  let statements = 0;
+  return {
+    database: inner.database,
+    get statements() {
+      return statements;
+    },
+    query: <T,>(statement: Sql): Promise<T[]> => {
+      statements++;
+      return inner.query<T>(statement);
+    },
+    command: (statement: Sql) => {
+      statements++;
+      return inner.command(statement);
+    },
+    insertJsonEachRow: (table, body) => inner.insertJsonEachRow(table, body),
+    insertRowBinary: (table, columns, chunks) => inner.insertRowBinary(table, columns, chunks),
+    ping: () => inner.ping(),
+    close: () => inner.close(),
+  };
+}
 
 async function timeRequests(
   app: Hono,
@@ -57,6 +98,7 @@ async function timeRequests(
   count: (body: unknown) => number,
   chPid: number | undefined,
   budgetMs: number,
+  statements: () => number,
 ): Promise<QueryTiming> {
   // A few unmeasured requests first: connections, JIT, ClickHouse's mark cache for the index.
   for (const p of paths.slice(0, Math.min(10, paths.length))) await (await app.request(p)).text();
@@ -65,6 +107,7 @@ async function timeRequests(
   let errors = 0;
   let items = 0;
   const before = chPid !== undefined ? sampleProc(chPid) : undefined;
+  const statementsBefore = statements();
   const stopAt = performance.now() + budgetMs;
   let sent = 0;
   for (const p of paths) {
@@ -92,6 +135,7 @@ async function timeRequests(
     latencyMs: exactPercentiles(times),
     meanItems: ok > 0 ? round(items / ok, 2) : 0,
     clickhouseCpuMsPerRequest: before && after && sent > 0 ? round((usageBetween(before, after).cpuSeconds * 1000) / sent, 3) : undefined,
+    statementsPerRequest: sent > 0 ? round((statements() - statementsBefore) / sent, 2) : 0,
   };
 }
 
@@ -130,16 +174,19 @@ export async function runQuery(result: SuiteResult, run: QueryRun): Promise<void
     );
 
     // Load.
-    const totalTraces = Math.max(1, Math.round(run.spans / MEAN_TRACE_SIZE));
+    const totalTraces = await tracesFor(ch.url, run.spans);
     const windowNano = BigInt(WINDOW_HOURS * 3600) * 1_000_000_000n;
     const endNano = BigInt(Date.now() - 60_000) * 1_000_000n;
     const startNano = endNano - windowNano;
-    run.say(`query: loading ≈${run.spans.toLocaleString('en')} spans (${totalTraces.toLocaleString('en')} traces over ${WINDOW_HOURS} h) with INSERT … SELECT`);
+    run.say(`query: loading ${run.spans.toLocaleString('en')} spans (${totalTraces.toLocaleString('en')} traces over ${WINDOW_HOURS} h) with INSERT … SELECT`);
     const t0 = performance.now();
-    for (let first = 0; first < totalTraces; first += TRACES_PER_INSERT) {
-      const traces = Math.min(TRACES_PER_INSERT, totalTraces - first);
+    // About ten inserts, one progress line each: a 10M load takes a minute or two.
+    const perInsert = Math.min(MAX_TRACES_PER_INSERT, Math.max(1, Math.ceil(totalTraces / 10)));
+    for (let first = 0; first < totalTraces; first += perInsert) {
+      const traces = Math.min(perInsert, totalTraces - first);
       await chQuery(ch.url, insertStatement({ spansTable, columns, firstTrace: first, traces, totalTraces, windowStartNano: startNano, windowNano, seed: SEED }));
-      if (totalTraces > TRACES_PER_INSERT) run.say(`  ${(first + traces).toLocaleString('en')} / ${totalTraces.toLocaleString('en')} traces`);
+      const done = first + traces;
+      run.say(`  ${Math.round((100 * done) / totalTraces)} %: ${done.toLocaleString('en')} / ${totalTraces.toLocaleString('en')} traces in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
     const loadSeconds = (performance.now() - t0) / 1000;
     const spans = await chNumber(ch.url, `SELECT count() FROM ${spansTable}`);
@@ -159,7 +206,9 @@ export async function runQuery(result: SuiteResult, run: QueryRun): Promise<void
       (await chQuery(ch!.url, `SELECT ${traceIdExpr('t', SEED)} FROM (SELECT cityHash64(number, ${salt}) % ${totalTraces} AS t FROM numbers(${run.requests})) FORMAT TSV`))
         .trim()
         .split('\n');
-    const app = createApp({ reader: new ClickHouseTraceReader(client) });
+    const counted = countingClient(client);
+    const statements = (): number => counted.statements;
+    const app = createApp({ reader: new ClickHouseTraceReader(counted) });
     const byIdPaths = (await ids(1)).map((id) => `/api/traces/${id}`);
     const pathPaths = (await ids(2)).map((id) => `/api/v1/traces/${id}/path`);
     const hourUs = 3_600_000_000n;
@@ -173,11 +222,11 @@ export async function runQuery(result: SuiteResult, run: QueryRun): Promise<void
 
     const spansOf = (b: unknown): number => ((b as { data?: Array<{ spans?: unknown[] }> }).data?.[0]?.spans?.length ?? 0);
     run.say(`query: ${run.requests} × trace by id`);
-    figures.traceById = await timeRequests(app, byIdPaths, spansOf, ch.pid, run.budgetMs);
+    figures.traceById = await timeRequests(app, byIdPaths, spansOf, ch.pid, run.budgetMs, statements);
     run.say(`query: ${run.requests} × Jaeger search (service, limit 20, 1 h window)`);
-    figures.search = await timeRequests(app, searchPaths, (b) => (b as { data?: unknown[] }).data?.length ?? 0, ch.pid, run.budgetMs);
+    figures.search = await timeRequests(app, searchPaths, (b) => (b as { data?: unknown[] }).data?.length ?? 0, ch.pid, run.budgetMs, statements);
     run.say(`query: ${run.requests} × path reconstruction`);
-    figures.path = await timeRequests(app, pathPaths, (b) => (b as { spanCount?: number }).spanCount ?? 0, ch.pid, run.budgetMs);
+    figures.path = await timeRequests(app, pathPaths, (b) => (b as { spanCount?: number }).spanCount ?? 0, ch.pid, run.budgetMs, statements);
     for (const [k, v] of Object.entries({ traceById: figures.traceById, search: figures.search, path: figures.path })) {
       if ('errors' in v && v.errors > 0) result.notes.push(`${k}: ${v.errors} of ${v.requests} requests failed: ${v.firstErrors.join(' | ')}`);
       if ('stoppedByTimeBudget' in v && v.stoppedByTimeBudget) result.notes.push(`${k}: stopped by the ${run.budgetMs / 1000} s time budget after ${v.requests} requests`);
