@@ -5,9 +5,12 @@
 // up to a bound. A certificate renewal moves new requests to new connections and drains the
 // old ones (GOAWAY, in-flight streams finish); a GOAWAY or close from the peer takes a
 // connection out of the pool at once, so the next request reconnects.
+//
+// Without `tls` the same pool speaks h2c (HTTP/2 over plain TCP, prior knowledge): to the local
+// app for gRPC and HTTP/2 requests, and to peer sidecars when the mesh runs without mTLS.
 
 import { connect as connectH2, constants, type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from 'node:http2';
-import { isIP } from 'node:net';
+import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import { connect as connectTls, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { MESH_ERROR } from '../../common/semconv.ts';
 import type { Logger } from '../../common/logger.ts';
@@ -25,7 +28,8 @@ const CLIENT_SETTINGS = { enablePush: false, initialWindowSize: 1 << 20 };
 const CONNECTION_WINDOW = 16 << 20;
 
 export interface H2PoolOptions {
-  readonly tls: MeshTls;
+  /** The workload identity for mTLS; undefined: h2c (plain TCP, prior knowledge). */
+  readonly tls: MeshTls | undefined;
   /** Most streams this side opens on one connection (the peer's limit applies too). Default 1000. */
   readonly maxStreamsPerConnection?: number;
   /** Most connections to one endpoint; past that, requests queue on the least busy one. Default 4. */
@@ -44,21 +48,23 @@ interface StreamCarrier {
   [kConnection]?: PeerConnection;
 }
 
-/** One TLS + HTTP/2 connection to one endpoint. */
+/** One HTTP/2 connection to one endpoint: TLS (mTLS to a peer sidecar) or h2c. */
 export class PeerConnection {
   readonly key: string;
   readonly endpoint: Endpoint;
-  /** MeshTls.generation of the certificate this connection presented. */
+  /** MeshTls.generation of the certificate this connection presented (0 for h2c). */
   readonly generation: number;
+  /** The connection is mTLS (else h2c). */
+  readonly tls: boolean;
   readonly session: ClientHttp2Session;
-  readonly socket: TLSSocket;
+  readonly socket: TLSSocket | Socket;
   /** Streams open on it now. */
   active = 0;
   /** Current stream limit: ours, lowered to the peer's SETTINGS_MAX_CONCURRENT_STREAMS. */
   maxStreams: number;
   /** TCP connected (so a later failure is a TLS failure, not a refused connection). */
   tcpConnected = false;
-  /** Handshake done and the peer's identity verified. */
+  /** Ready for streams: handshake done and the peer's identity verified (h2c: TCP connected). */
   secure = false;
   /** Out of the pool: takes no new streams; closes when the last one ends. */
   retired = false;
@@ -68,33 +74,18 @@ export class PeerConnection {
   localPort: number | undefined = undefined;
   /** Set once the connection failed before it could carry requests, or the peer refused us. */
   failure: ProxyError | undefined = undefined;
+  /** h2c: why the TCP connect failed (the first error seen). */
+  private connectError: unknown = undefined;
   private readonly pool: H2Pool;
 
-  constructor(pool: H2Pool, key: string, endpoint: Endpoint, tls: MeshTls, maxStreams: number, connectTimeoutMs: number, idleTimeoutMs: number) {
+  constructor(pool: H2Pool, key: string, endpoint: Endpoint, tls: MeshTls | undefined, maxStreams: number, connectTimeoutMs: number, idleTimeoutMs: number) {
     this.pool = pool;
     this.key = key;
     this.endpoint = endpoint;
-    this.generation = tls.generation;
+    this.generation = tls?.generation ?? 0;
+    this.tls = tls !== undefined;
     this.maxStreams = maxStreams;
-    const trustDomain = tls.trustDomain;
-    const expected = endpoint.identity;
-    const socket = connectTls({
-      host: endpoint.host,
-      port: endpoint.port,
-      secureContext: tls.clientContext,
-      ALPNProtocols: ['h2'],
-      // SNI must not be an IP address (RFC 6066); peers are checked by SPIFFE ID, not by name.
-      ...(isIP(endpoint.host) === 0 ? { servername: endpoint.host } : {}),
-      rejectUnauthorized: true,
-      checkServerIdentity: (_host: string, cert: PeerCertificate): Error | undefined => {
-        try {
-          this.peerIdentity = checkServerPeer(cert, trustDomain, expected);
-          return undefined;
-        } catch (err) {
-          return err as Error;
-        }
-      },
-    });
+    const socket = tls === undefined ? connectTcp({ host: endpoint.host, port: endpoint.port }) : this.connectTls(tls);
     this.socket = socket;
     socket.setTimeout(connectTimeoutMs, () => {
       if (this.secure) return;
@@ -108,16 +99,12 @@ export class PeerConnection {
       this.tcpConnected = true;
       this.localAddress = socket.localAddress;
       this.localPort = socket.localPort;
-    });
-    socket.once('secureConnect', () => {
-      socket.setTimeout(0);
-      if (socket.alpnProtocol !== 'h2') {
-        socket.destroy(Object.assign(new Error(`the peer did not negotiate HTTP/2 (ALPN ${String(socket.alpnProtocol)}); is it a tracemesh sidecar with mTLS on?`), { code: 'ERR_TLS_ALPN' }));
-        return;
+      if (tls === undefined) {
+        socket.setTimeout(0);
+        this.secure = true;
       }
-      this.secure = true;
     });
-    const session = connectH2(`https://${endpoint.address}`, {
+    const session = connectH2(`${tls === undefined ? 'http' : 'https'}://${endpoint.address}`, {
       createConnection: () => socket,
       settings: CLIENT_SETTINGS,
       maxSessionMemory: 64,
@@ -132,6 +119,37 @@ export class PeerConnection {
     (session as StreamCarrier)[kConnection] = this;
   }
 
+  private connectTls(tls: MeshTls): TLSSocket {
+    const trustDomain = tls.trustDomain;
+    const expected = this.endpoint.identity;
+    const socket = connectTls({
+      host: this.endpoint.host,
+      port: this.endpoint.port,
+      secureContext: tls.clientContext,
+      ALPNProtocols: ['h2'],
+      // SNI must not be an IP address (RFC 6066); peers are checked by SPIFFE ID, not by name.
+      ...(isIP(this.endpoint.host) === 0 ? { servername: this.endpoint.host } : {}),
+      rejectUnauthorized: true,
+      checkServerIdentity: (_host: string, cert: PeerCertificate): Error | undefined => {
+        try {
+          this.peerIdentity = checkServerPeer(cert, trustDomain, expected);
+          return undefined;
+        } catch (err) {
+          return err as Error;
+        }
+      },
+    });
+    socket.once('secureConnect', () => {
+      socket.setTimeout(0);
+      if (socket.alpnProtocol !== 'h2') {
+        socket.destroy(Object.assign(new Error(`the peer did not negotiate HTTP/2 (ALPN ${String(socket.alpnProtocol)}); is it a tracemesh sidecar with mTLS on?`), { code: 'ERR_TLS_ALPN' }));
+        return;
+      }
+      this.secure = true;
+    });
+    return socket;
+  }
+
   /** `host:port (pod p)` for messages. */
   describe(): string {
     const pod = this.endpoint.pod;
@@ -141,17 +159,25 @@ export class PeerConnection {
   /**
    * The failure that explains an error seen on this connection or one of its streams, when
    * the connection itself failed (refused, TLS handshake, identity, refused by the peer);
-   * undefined for a connection that was up. The first answer is kept.
+   * undefined for a connection that was up. The first answer is kept. `target` names the
+   * upstream in the message of a failed TCP connect (default: the peer sidecar).
    */
-  failureFor(err: unknown): ProxyError | undefined {
+  failureFor(err: unknown, target?: string): ProxyError | undefined {
     if (this.failure !== undefined) return this.failure;
     if (this.secure) return undefined;
     // Streams queued behind a failed connect are cancelled with the connect error as cause.
     let cause = err;
     const c = err as { code?: unknown; cause?: unknown } | null;
     if (c?.code === 'ERR_HTTP2_STREAM_CANCEL' && c.cause !== undefined) cause = c.cause;
+    if (!this.tls) {
+      // h2c: only a failed TCP connect is the connection's failure. The first cause is kept and
+      // named by each caller (the same pool serves the local app and peer sidecars).
+      if (this.tcpConnected) return undefined;
+      this.connectError ??= cause;
+      return upstreamError(this.connectError, target ?? `sidecar ${this.describe()}`);
+    }
     if (!this.tcpConnected) {
-      this.failure = upstreamError(cause, `sidecar ${this.describe()}`);
+      this.failure = upstreamError(cause, target ?? `sidecar ${this.describe()}`);
       return this.failure;
     }
     let kind: HandshakeFailureKind;
@@ -199,7 +225,7 @@ export class PeerConnection {
   /** The session closed: out of the pool for good. */
   closed(): void {
     this.retired = true;
-    this.failureFor(Object.assign(new Error('connection closed before the TLS handshake finished'), { code: 'ECONNRESET' }));
+    this.failureFor(Object.assign(new Error(this.tls ? 'connection closed before the TLS handshake finished' : 'connection closed before it was established'), { code: 'ECONNRESET' }));
     this.pool.remove(this);
     this.pool.forget(this);
   }
@@ -248,7 +274,7 @@ function onStreamClose(this: ClientHttp2Stream): void {
 }
 
 export class H2Pool {
-  private readonly tls: MeshTls;
+  private readonly tls: MeshTls | undefined;
   private readonly maxStreams: number;
   private readonly maxConnections: number;
   private readonly connectTimeoutMs: number;
@@ -273,7 +299,7 @@ export class H2Pool {
     this.onHandshakeFailure = o.onHandshakeFailure;
     this.logger = o.logger;
     // A new certificate or trust bundle: new requests go on new connections; old ones drain.
-    this.unsubscribe = o.tls.onChange(() => this.retireAll());
+    this.unsubscribe = o.tls === undefined ? () => {} : o.tls.onChange(() => this.retireAll());
   }
 
   /**
@@ -366,7 +392,7 @@ export class H2Pool {
     const list = this.connections.get(key);
     if (list === undefined) this.connections.set(key, [conn]);
     else list.push(conn);
-    this.logger.debug('connecting to peer sidecar', { endpoint: endpoint.address, generation: conn.generation });
+    this.logger.debug(conn.tls ? 'connecting to peer sidecar' : 'connecting (h2c)', { endpoint: endpoint.address, generation: conn.generation });
     return conn;
   }
 }
