@@ -4,7 +4,7 @@
 // both; admin listener; orderly shutdown.
 
 import { X509Certificate } from 'node:crypto';
-import { Agent, type Server as HttpServer } from 'node:http';
+import { Agent } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';
 import type { AddressInfo, Server } from 'node:net';
 import type { Registry } from 'prom-client';
@@ -21,10 +21,11 @@ import { caClientFromFlags, CaIdentitySource } from './identity/ca-source.ts';
 import { FileIdentitySource } from './identity/file-source.ts';
 import type { IdentitySource } from './identity/identity.ts';
 import { InboundPolicy, type PolicySetSource } from './inbound/authorization.ts';
-import { createInboundHandler, createInboundServer } from './inbound/inbound.ts';
-import { createOutboundServer } from './outbound/outbound.ts';
+import { createInboundHandler, createInboundListener } from './inbound/inbound.ts';
+import { createOutboundListener } from './outbound/outbound.ts';
 import { PolicyWatcher } from './policy/load.ts';
 import { InFlight, type ExchangeObserver, type ProxyContext } from './proxy/exchange.ts';
+import type { ProxyListener } from './proxy/listener.ts';
 import { AccessLog, FdLineSink, type AccessLogSink } from './telemetry/access-log.ts';
 import { SidecarMetrics } from './telemetry/metrics.ts';
 import { SpanRecorder } from './telemetry/spans.ts';
@@ -291,12 +292,12 @@ async function assemble(
   const ownTls = tls;
   const inboundCtx: ProxyContext = { ...base, direction: 'inbound', agent: inboundAgent, localIdentity: ownTls === undefined ? undefined : () => ownTls.identity.spiffeId };
 
-  const outbound = createOutboundServer(outboundCtx, balancer);
+  const outbound = createOutboundListener(outboundCtx, balancer);
   const security = { mtls: tls !== undefined, policy };
   let inbound: Server;
   let meshInbound: MeshInboundListener | undefined;
   if (tls === undefined) {
-    inbound = createInboundServer(inboundCtx, config.appPort, security);
+    inbound = createInboundListener(inboundCtx, config.appPort, security);
   } else {
     meshInbound = new MeshInboundListener({
       tls,
@@ -323,7 +324,7 @@ async function assemble(
       logger.warn('shutdown deadline passed; cutting in-flight requests', { inFlight: inFlight.count });
     }
     outbound.closeAllConnections();
-    if (meshInbound === undefined) (inbound as HttpServer).closeAllConnections();
+    if (meshInbound === undefined) (inbound as ProxyListener).closeAllConnections();
     else meshInbound.closeAllConnections();
     await pool?.close(0);
     await stopped;

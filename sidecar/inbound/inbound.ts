@@ -7,14 +7,13 @@
 // The peer identity, TLS mode and policy decision land on the span and the access log.
 
 import type { ServerResponse } from 'node:http';
-import type { Server } from 'node:http';
 import { MESH_ERROR } from '../../common/semconv.ts';
 import type { PickResult } from '../balancer/picker.ts';
 import { ProxyError } from '../errors.ts';
 import { normalizePath } from '../policy/authorize.ts';
 import type { Exchange, ProxyContext } from '../proxy/exchange.ts';
 import { createProxyHandler, type ProxyHandler, type Route } from '../proxy/handler.ts';
-import { createProxyServer } from '../proxy/server.ts';
+import { ProxyListener, type Http1Handoff } from '../proxy/listener.ts';
 import { inboundConnectionOf, refuseOnConnection } from '../transport/inbound-listener.ts';
 import type { InboundPolicy } from './authorization.ts';
 
@@ -104,7 +103,16 @@ function forwardNormalizedPath(ex: Exchange): void {
   if (normalized !== path) ex.target = q === -1 ? normalized : normalized + target.slice(q);
 }
 
-/** The plaintext-only inbound server (mTLS off); `ctx.direction` must be `inbound`. Not yet listening. */
-export function createInboundServer(ctx: ProxyContext, appPort: number, security: InboundSecurity, appHost = '127.0.0.1'): Server {
-  return createProxyServer(createInboundHandler(ctx, appPort, security, appHost));
+export interface InboundListenerOptions {
+  /** Takes the HTTP/1.1 connections; default: a node:http server running the inbound handler. */
+  readonly http1?: Http1Handoff | undefined;
+  readonly appHost?: string;
+}
+
+/**
+ * The plaintext-only inbound listener (mTLS off): h2c (from peers carrying HTTP/2 and gRPC) and
+ * HTTP/1.1 on one port; `ctx.direction` must be `inbound`. Not yet listening.
+ */
+export function createInboundListener(ctx: ProxyContext, appPort: number, security: InboundSecurity, options: InboundListenerOptions = {}): ProxyListener {
+  return new ProxyListener({ handler: createInboundHandler(ctx, appPort, security, options.appHost), http1: options.http1 });
 }

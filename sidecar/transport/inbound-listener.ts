@@ -12,7 +12,7 @@
 // to the peer sidecar first, which reports it on its own CLIENT span.
 
 import type { Server as HttpServer, ServerResponse } from 'node:http';
-import { constants, createSecureServer, type Http2SecureServer, type Http2ServerRequest, type ServerHttp2Session } from 'node:http2';
+import { constants, createSecureServer, type Http2SecureServer, type Http2Server, type Http2ServerRequest, type ServerHttp2Session } from 'node:http2';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../../common/logger.ts';
@@ -21,6 +21,7 @@ import { ProxyError } from '../errors.ts';
 import { judgeClient, type HandshakeFailureKind } from '../identity/peer.ts';
 import type { DownstreamRequest } from '../proxy/exchange.ts';
 import type { ProxyHandler } from '../proxy/handler.ts';
+import { createH2cProxyServer, sniffH2Preface } from '../proxy/listener.ts';
 import { createProxyServer } from '../proxy/server.ts';
 import type { MeshTls } from './credentials.ts';
 import { PEER_REJECTED_PREFIX } from './h2-pool.ts';
@@ -107,6 +108,8 @@ export class MeshInboundListener {
   /** The TLS side (exposed for tests: `secureConnection` events, one per connection). */
   readonly tlsServer: Http2SecureServer;
   private readonly plainServer: HttpServer;
+  /** Plaintext HTTP/2 with prior knowledge (gRPC and HTTP/2 from clients without TLS). */
+  private readonly h2cServer: Http2Server;
   private readonly o: MeshInboundOptions;
   private readonly sockets = new Set<Socket>();
   private readonly sessions = new Set<ServerHttp2Session>();
@@ -136,6 +139,9 @@ export class MeshInboundListener {
     this.unsubscribe = o.tls.onChange(() => this.tlsServer.setSecureContext(o.tls.serverContextOptions()));
 
     this.plainServer = createProxyServer(o.handler);
+    this.h2cServer = createH2cProxyServer(o.handler);
+    // Its sessions carry their connection's facts and are closed with the TLS ones.
+    this.h2cServer.on('session', (session: ServerHttp2Session) => this.onSession(session));
     // Neither inner server listens itself; this starts their header-timeout bookkeeping.
     this.plainServer.emit('listening');
     this.tlsServer.emit('listening');
@@ -187,7 +193,8 @@ export class MeshInboundListener {
     if (!tls) {
       // The route decides per request: refused in STRICT, accepted in PERMISSIVE and DISABLE.
       (socket as Carrier)[kConnection] = { ...PLAINTEXT_BASE, remoteAddress: socket.remoteAddress, remotePort: socket.remotePort, goawaySent: false };
-      this.plainServer.emit('connection', socket);
+      // HTTP/2 with prior knowledge (its preface) goes to the h2c server, the rest is HTTP/1.1.
+      sniffH2Preface(socket, FIRST_BYTE_TIMEOUT_MS, (h2) => (h2 ? this.h2cServer : this.plainServer).emit('connection', socket));
       return;
     }
     if (this.o.mode() === 'DISABLE') {
