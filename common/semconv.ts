@@ -23,6 +23,13 @@ export const ATTR = {
   errorType: 'error.type',
   /** `x-request-id` as the client sent it (or as the outbound sidecar minted it). */
   requestId: 'http.request.header.x-request-id',
+  /** gRPC hops: `grpc`. */
+  rpcSystem: 'rpc.system',
+  /** gRPC hops: the full service name from the path, `package.Service`. */
+  rpcService: 'rpc.service',
+  rpcMethod: 'rpc.method',
+  /** gRPC hops: the numeric status the client was given (`grpc-status`). */
+  rpcGrpcStatusCode: 'rpc.grpc.status_code',
 
   // Mesh facts
   /** `inbound` (SERVER span, mesh → app) or `outbound` (CLIENT span, app → mesh). */

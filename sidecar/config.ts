@@ -11,6 +11,14 @@ export type AccessLogMode = 'stdout' | 'off';
 export type MtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 export const MTLS_MODES: readonly MtlsMode[] = ['STRICT', 'PERMISSIVE', 'DISABLE'];
 
+/**
+ * How the inbound side talks to the local app (`--app-protocol`): `auto` sends gRPC and
+ * requests the calling app made over HTTP/2 as h2c and the rest as HTTP/1.1; `http1` and
+ * `h2c` send everything one way.
+ */
+export type AppProtocol = 'auto' | 'http1' | 'h2c';
+export const APP_PROTOCOLS: readonly AppProtocol[] = ['auto', 'http1', 'h2c'];
+
 /** Input to startSidecar. Only `service` and `appPort` are required. */
 export interface SidecarOptions {
   /** Service this workload belongs to: `service.name`, and the Host peers use to call it. */
@@ -43,6 +51,11 @@ export interface SidecarOptions {
   readonly accessLog?: AccessLogMode;
   /** How long close() lets in-flight requests, then telemetry export, finish; default 5 000 ms. */
   readonly drainTimeoutMs?: number;
+  /**
+   * How the inbound side talks to the local app: `auto` (default: gRPC and requests the caller
+   * made over HTTP/2 go as h2c, the rest as HTTP/1.1), `http1`, or `h2c` (everything).
+   */
+  readonly appProtocol?: AppProtocol;
 
   // Workload identity and mTLS. With none of caAddress, tlsCertFile or an injected identity
   // source, the sidecar runs a plaintext mesh (as before mTLS existed).
@@ -103,6 +116,10 @@ export function resolveConfig(o: SidecarOptions): SidecarConfig {
   if (accessLog !== 'stdout' && accessLog !== 'off') {
     throw new ConfigError(`access log must be "stdout" or "off", got "${String(accessLog)}"; set --access-log`);
   }
+  const appProtocol = o.appProtocol ?? 'auto';
+  if (!APP_PROTOCOLS.includes(appProtocol)) {
+    throw new ConfigError(`app protocol must be one of ${APP_PROTOCOLS.join(', ')}, got "${String(appProtocol)}"; set --app-protocol`);
+  }
   const caAddress = o.caAddress ?? '';
   const caRootCertFile = o.caRootCertFile ?? '';
   const caPlaintext = o.caPlaintext ?? false;
@@ -157,6 +174,7 @@ export function resolveConfig(o: SidecarOptions): SidecarConfig {
     samplingRatio,
     accessLog,
     drainTimeoutMs,
+    appProtocol,
     caAddress,
     caRootCertFile,
     caPlaintext,

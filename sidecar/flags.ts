@@ -2,7 +2,7 @@
 
 import { ConfigError } from '../common/errors.ts';
 import type { FlagSpec, FlagValues } from '../common/flags.ts';
-import { MTLS_MODES, type AccessLogMode, type MtlsMode, type SidecarOptions } from './config.ts';
+import { APP_PROTOCOLS, MTLS_MODES, type AccessLogMode, type AppProtocol, type MtlsMode, type SidecarOptions } from './config.ts';
 
 export const sidecarFlags = [
   { name: 'service', kind: 'string', default: undefined, description: 'Service this workload belongs to: service.name on spans, and the Host other apps use to call it.' },
@@ -20,6 +20,7 @@ export const sidecarFlags = [
   { name: 'sampling-ratio', kind: 'string', default: '1.0', description: 'Fraction of new traces to sample, 0 to 1; an incoming sampling decision is always followed.' },
   { name: 'access-log', kind: 'string', default: 'stdout', description: 'Where the JSON access-log line goes: stdout or off. OTLP log records follow --collector-endpoint.' },
   { name: 'drain-timeout', kind: 'duration', default: '5s', description: 'On shutdown, how long in-flight requests (then telemetry export) may take to finish.' },
+  { name: 'app-protocol', kind: 'string', default: 'auto', description: 'How the inbound side talks to the local app: auto (gRPC and requests the caller made over HTTP/2 as h2c, the rest as HTTP/1.1), http1, or h2c.' },
   { name: 'ca-address', kind: 'string', default: '', description: 'Mesh CA host:port (the control plane, e.g. tracemesh-controlplane.tracemesh-system.svc:15012). Turns on mTLS between sidecars. Empty: no CA; without --tls-cert-file too, the mesh is plaintext.' },
   { name: 'ca-root-cert', kind: 'string', default: '', description: 'PEM file with the mesh root that verifies the CA server (which must present spiffe://<trust-domain>/ns/tracemesh-system/sa/tracemesh-controlplane).' },
   { name: 'ca-plaintext', kind: 'bool', default: 'false', description: 'Talk to the CA without TLS (local development only; the token then travels in clear).' },
@@ -53,6 +54,10 @@ export function optionsFromFlags(v: SidecarFlagValues): SidecarOptions {
   if (!MTLS_MODES.includes(mode as MtlsMode)) {
     throw new ConfigError(`--mtls-mode (or TRACEMESH_MTLS_MODE) must be STRICT, PERMISSIVE or DISABLE, got "${v['mtls-mode']}"`);
   }
+  const appProtocol = v['app-protocol'].toLowerCase();
+  if (!APP_PROTOCOLS.includes(appProtocol as AppProtocol)) {
+    throw new ConfigError(`--app-protocol (or TRACEMESH_APP_PROTOCOL) must be auto, http1 or h2c, got "${v['app-protocol']}"`);
+  }
   const labels: Record<string, string> = {};
   for (const pair of v['workload-labels']) {
     const eq = pair.indexOf('=');
@@ -75,6 +80,7 @@ export function optionsFromFlags(v: SidecarFlagValues): SidecarOptions {
     samplingRatio: ratio,
     accessLog: accessLog satisfies AccessLogMode,
     drainTimeoutMs: v['drain-timeout'],
+    appProtocol: appProtocol as AppProtocol,
     caAddress: v['ca-address'],
     caRootCertFile: v['ca-root-cert'],
     caPlaintext: v['ca-plaintext'],

@@ -288,9 +288,12 @@ async function assemble(
   });
   const pool = tls === undefined ? undefined : new H2Pool({ tls, logger, onHandshakeFailure: (kind) => failures.outbound(kind) });
   const base = { hop, tracer: telemetry.tracer, upstreamTimeoutMs: config.upstreamTimeoutMs, observers, inFlight };
-  const outboundCtx: ProxyContext = { ...base, direction: 'outbound', agent: outboundAgent, h2: pool };
+  // h2c (HTTP/2 without TLS): HTTP/2 and gRPC to the local app, and to peers when mTLS is off.
+  const h2c = new H2Pool({ tls: undefined, logger });
+  cleanups.push(() => h2c.close(0));
+  const outboundCtx: ProxyContext = { ...base, direction: 'outbound', agent: outboundAgent, h2: pool, h2c: tls === undefined ? h2c : undefined };
   const ownTls = tls;
-  const inboundCtx: ProxyContext = { ...base, direction: 'inbound', agent: inboundAgent, localIdentity: ownTls === undefined ? undefined : () => ownTls.identity.spiffeId };
+  const inboundCtx: ProxyContext = { ...base, direction: 'inbound', agent: inboundAgent, h2c, appProtocol: config.appProtocol, localIdentity: ownTls === undefined ? undefined : () => ownTls.identity.spiffeId };
 
   const outbound = createOutboundListener(outboundCtx, balancer);
   const security = { mtls: tls !== undefined, policy };

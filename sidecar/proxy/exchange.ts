@@ -5,6 +5,7 @@ import type { Agent, ClientRequest, IncomingMessage, OutgoingHttpHeaders, Server
 import type { ClientHttp2Stream, Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Span, Tracer } from '@opentelemetry/api';
 import type { TraceContextResult } from '../../common/trace-context.ts';
+import type { AppProtocol } from '../config.ts';
 import type { Endpoint } from '../endpoints/endpoints.ts';
 import type { Hop, ProxyError } from '../errors.ts';
 import type { H2Pool, PeerConnection } from '../transport/h2-pool.ts';
@@ -24,6 +25,12 @@ export type TlsMode = 'mtls' | 'plaintext' | 'none';
 
 /** `mesh.policy.decision`. */
 export type PolicyDecision = 'allow' | 'deny';
+
+/**
+ * The protocol of an exchange's upstream request: HTTP/1.1 (`h1`), HTTP/2 over mTLS to a peer
+ * sidecar (`h2`), or HTTP/2 over plain TCP with prior knowledge (`h2c`).
+ */
+export type UpstreamProtocol = 'h1' | 'h2' | 'h2c';
 
 export interface ExchangeObserver {
   /**
@@ -74,6 +81,13 @@ export interface ProxyContext {
   readonly agent: Agent;
   /** Outbound only, when mTLS is on: HTTP/2 sessions to peer sidecars. */
   readonly h2?: H2Pool | undefined;
+  /**
+   * h2c sessions (no TLS): inbound, to the local app; outbound when mTLS is off, to peer
+   * sidecars for requests the app made over HTTP/2. Without it every such hop is HTTP/1.1.
+   */
+  readonly h2c?: H2Pool | undefined;
+  /** Inbound only: how to talk to the local app. Default `auto`. */
+  readonly appProtocol?: AppProtocol | undefined;
   /** Inbound, when mTLS is on: this workload's SPIFFE ID now (for `x-forwarded-client-cert`). */
   readonly localIdentity?: (() => string) | undefined;
   /** See `forward()` for what the timeout covers. */
@@ -106,16 +120,23 @@ export class Exchange {
   readonly span: Span;
   /** Whether the request has a body to stream (decides retry safety). */
   readonly hasBody: boolean;
+  /** A gRPC call (HTTP/2 with content-type application/grpc[+proto|;…]). */
+  readonly grpc: boolean;
 
   endpoint: Endpoint | undefined = undefined;
+  /** Where the request is sent: the chosen endpoint (outbound) or the local app (inbound). */
+  upstreamEndpoint: Endpoint | undefined = undefined;
   upstreamHost = '';
   upstreamPort = 0;
   upstreamHeaders: OutgoingHttpHeaders | undefined = undefined;
+  upstreamProtocol: UpstreamProtocol = 'h1';
   /** HTTP/1.1 request, or the HTTP/2 stream (which is also `upstreamRes` once it answered). */
   upstream: ClientRequest | ClientHttp2Stream | undefined = undefined;
   upstreamRes: IncomingMessage | ClientHttp2Stream | undefined = undefined;
   /** Outbound over mTLS: the pooled connection the request went on. */
   peer: PeerConnection | undefined = undefined;
+  /** The pooled HTTP/2 connection (mTLS or h2c) the request went on. */
+  h2conn: PeerConnection | undefined = undefined;
   /** The request went on a connection that was already up (decides retry safety). */
   reused = false;
   /** Inbound: how the peer connected; outbound: how this sidecar reached the endpoint. */
@@ -135,6 +156,10 @@ export class Exchange {
   status = 0;
   /** Set when the mesh produced the failure. */
   error: ProxyError | undefined = undefined;
+  /** gRPC: the status the client was given (`grpc-status`), -1 until known. */
+  grpcStatus = -1;
+  /** gRPC: the upstream's `grpc-message`, for the span status. */
+  grpcMessage: string | undefined = undefined;
   /** The downstream client went away before the response completed. */
   downstreamAborted = false;
   timer: NodeJS.Timeout | undefined = undefined;
@@ -156,6 +181,7 @@ export class Exchange {
       readonly trace: TraceContextResult;
       readonly span: Span;
       readonly hasBody: boolean;
+      readonly grpc: boolean;
     },
   ) {
     this.ctx = ctx;
@@ -173,6 +199,7 @@ export class Exchange {
     this.trace = init.trace;
     this.span = init.span;
     this.hasBody = init.hasBody;
+    this.grpc = init.grpc;
   }
 
   /** `url.path`: the target without its query. */

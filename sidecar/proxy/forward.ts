@@ -1,16 +1,19 @@
 // The forwarding engine shared by both listeners: streams a request to one upstream and its
-// response back, with backpressure, a timeout, one safe retry, and every failure turned into
-// a ProxyError. The upstream is HTTP/1.1 (the local app, or peers when mTLS is off) or an
-// HTTP/2 stream on a pooled mTLS connection to a peer sidecar. Event handlers are module-level
-// functions that find their exchange through a symbol on the emitter, so a request costs no
-// closures.
+// response back (trailers included), with backpressure, a timeout, one safe retry, and every
+// failure turned into a ProxyError. The upstream is HTTP/1.1 (node:http Agent), an HTTP/2
+// stream on a pooled mTLS connection to a peer sidecar, or an HTTP/2 stream on a pooled h2c
+// connection (the local app, or peers when mTLS is off). A gRPC call's failure becomes a gRPC
+// status instead of an HTTP error. Event handlers are module-level functions that find their
+// exchange through a symbol on the emitter, so a request costs no closures.
 
 import { request, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import { constants as h2constants, type ClientHttp2Stream, type Http2ServerResponse, type IncomingHttpHeaders as H2IncomingHeaders, type IncomingHttpStatusHeader } from 'node:http2';
 import { MESH_ERROR } from '../../common/semconv.ts';
+import type { Endpoint } from '../endpoints/endpoints.ts';
 import { ProxyError, synthesizeResponse, upstreamError } from '../errors.ts';
 import type { H2Pool } from '../transport/h2-pool.ts';
 import type { DownstreamRequest, DownstreamResponse, Exchange } from './exchange.ts';
+import { endGrpcSpan, synthesizeGrpcError } from './grpc.ts';
 import { downstreamResponseHeaders } from './headers.ts';
 
 const kExchange = Symbol('tracemesh.exchange');
@@ -45,21 +48,25 @@ export function beginExchange(ex: Exchange): void {
 }
 
 /**
- * Sends the exchange's request to `host:port` with `headers` and relays the response.
+ * Sends the exchange's request to `endpoint` with `headers`, over `ex.upstreamProtocol`, and
+ * relays the response.
  *
  * Timeout: the upstream must start answering (send response headers) within
  * `upstreamTimeoutMs`; the clock restarts on every request-body chunk and when the request
  * body ends, so a slow upload is not counted against the upstream. A stalled response body
- * is not timed out.
+ * is not timed out. gRPC calls are not timed by the proxy: a unary call's headers come with
+ * its answer and a stream's with its first message, so "time to headers" is the call's whole
+ * length; the client's deadline (`grpc-timeout`, forwarded) bounds it instead.
  *
  * Retry: when a reused keep-alive connection turns out to be dead before any response, a
  * body-less idempotent request is sent once more on a fresh connection (`mesh.retry.attempt` 1).
  */
-export function forward(ex: Exchange, host: string, port: number, headers: OutgoingHttpHeaders): void {
-  ex.upstreamHost = host;
-  ex.upstreamPort = port;
+export function forward(ex: Exchange, endpoint: Endpoint, headers: OutgoingHttpHeaders): void {
+  ex.upstreamEndpoint = endpoint;
+  ex.upstreamHost = endpoint.host;
+  ex.upstreamPort = endpoint.port;
   ex.upstreamHeaders = headers;
-  ex.timer = setTimeout(onUpstreamTimeout, ex.ctx.upstreamTimeoutMs, ex);
+  if (!ex.grpc) ex.timer = setTimeout(onUpstreamTimeout, ex.ctx.upstreamTimeoutMs, ex);
   sendUpstream(ex);
   if (ex.hasBody && ex.error === undefined) {
     ex.req.on('data', onRequestData);
@@ -83,6 +90,12 @@ export function failExchange(ex: Exchange, err: ProxyError): void {
   if (!req.complete) req.resume();
   const res = ex.res;
   if (res.destroyed || res.writableEnded) return;
+  if (ex.grpc && ex.downstreamH2) {
+    // A gRPC client is told with a status (trailers-only, or trailers after a started response).
+    if (!res.headersSent) ex.status = 200;
+    ex.grpcStatus = synthesizeGrpcError(res as Http2ServerResponse, ex.error, ex.ctx.hop, ex.span.spanContext().traceId);
+    return;
+  }
   if (res.headersSent) {
     // Cut the response so the client sees the truncation; towards an HTTP/2 peer with an
     // error code (a reset without one could read as a complete, short response).
@@ -104,9 +117,9 @@ function upstreamName(ex: Exchange): string {
 }
 
 function sendUpstream(ex: Exchange): void {
-  const pool = ex.ctx.h2;
-  if (pool !== undefined) sendUpstreamH2(ex, pool);
-  else sendUpstreamH1(ex);
+  const protocol = ex.upstreamProtocol;
+  if (protocol === 'h1') sendUpstreamH1(ex);
+  else sendUpstreamH2(ex, (protocol === 'h2' ? ex.ctx.h2 : ex.ctx.h2c) as H2Pool);
 }
 
 function sendUpstreamH1(ex: Exchange): void {
@@ -132,24 +145,38 @@ function sendUpstreamH1(ex: Exchange): void {
   else up.end();
 }
 
-/** Opens a stream to the chosen peer on a pooled mTLS HTTP/2 connection. */
+/**
+ * Opens a stream to the upstream on a pooled HTTP/2 connection: mTLS to a peer sidecar, or
+ * h2c (the local app, or a peer when mTLS is off).
+ */
 function sendUpstreamH2(ex: Exchange, pool: H2Pool): void {
-  const conn = pool.acquire(ex.endpoint as NonNullable<Exchange['endpoint']>);
-  ex.peer = conn;
+  const conn = pool.acquire(ex.upstreamEndpoint as Endpoint);
+  ex.h2conn = conn;
+  // Only an mTLS connection is a "peer" (its identity and TLS facts go on the span and log).
+  if (conn.tls) ex.peer = conn;
   ex.reused = conn.secure;
   let up: ClientHttp2Stream;
   try {
     up = pool.request(conn, ex.upstreamHeaders as OutgoingHttpHeaders, !ex.hasBody);
   } catch (err) {
-    failExchange(ex, conn.failureFor(err) ?? upstreamError(err, upstreamName(ex)));
+    failExchange(ex, connectionFailure(ex, err) ?? upstreamError(err, upstreamName(ex)));
     return;
   }
   attach(up, ex);
   ex.upstream = up;
   up.on('response', onH2Response);
+  up.on('trailers', onH2Trailers);
   up.on('error', onH2Error);
   up.on('close', onH2Close);
   if (ex.hasBody) up.on('drain', onUpstreamDrain);
+}
+
+/** The failure of the HTTP/2 connection itself (refused, TLS), when that explains `err`. */
+function connectionFailure(ex: Exchange, err: unknown): ProxyError | undefined {
+  const conn = ex.h2conn;
+  if (conn === undefined) return undefined;
+  // mTLS connections name the peer sidecar themselves; h2c ones are named as the upstream.
+  return conn.tls ? conn.failureFor(err) : conn.failureFor(err, upstreamName(ex));
 }
 
 function onRequestData(this: DownstreamRequest, chunk: Buffer): void {
@@ -221,6 +248,8 @@ function onDownstreamDrain(this: DownstreamResponse): void {
 
 function onResponseEnd(this: IncomingMessage | ClientHttp2Stream): void {
   const ex = exchangeOf(this);
+  // HTTP/1.1 trailers (chunked responses) are known at the end; HTTP/2 ones came as an event.
+  if (ex.upstreamProtocol === 'h1' && (this as IncomingMessage).rawTrailers.length > 0) relayTrailers(ex, (this as IncomingMessage).trailers);
   if (this === ex.upstream && ex.bytesOut < ex.responseLength && ex.method !== 'HEAD' && ex.status !== 204 && ex.status !== 304) {
     // An HTTP/2 stream that ends short of its content-length was cut (HTTP/1.1's parser
     // reports that itself, as an error).
@@ -263,7 +292,7 @@ function onUpstreamError(this: ClientRequest, err: Error): void {
   failExchange(ex, upstreamError(err, upstreamName(ex)));
 }
 
-function onH2Response(this: ClientHttp2Stream, headers: H2IncomingHeaders & IncomingHttpStatusHeader): void {
+function onH2Response(this: ClientHttp2Stream, headers: H2IncomingHeaders & IncomingHttpStatusHeader, flags: number): void {
   const ex = exchangeOf(this);
   if (this !== ex.upstream || ex.error !== undefined || ex.downstreamAborted) {
     this.resume();
@@ -272,9 +301,61 @@ function onH2Response(this: ClientHttp2Stream, headers: H2IncomingHeaders & Inco
   clearTimeout(ex.timer);
   ex.timer = undefined;
   ex.upstreamRes = this;
+  if (ex.grpc && ex.downstreamH2 && (flags & h2constants.NGHTTP2_FLAG_END_STREAM) !== 0) {
+    relayTrailersOnly(ex, this, headers);
+    return;
+  }
   if (!relayHead(ex, headers[':status'] ?? 502, undefined, headers)) return;
   this.on('data', onResponseData);
   this.on('end', onResponseEnd);
+}
+
+/**
+ * A gRPC trailers-only response (status and `grpc-status` in one HEADERS frame with
+ * END_STREAM) goes downstream in the same shape: headers set without writeHead make the
+ * compatibility API send them with END_STREAM. Sent as headers plus empty trailers instead,
+ * a gRPC client would report "call ended without gRPC status".
+ */
+function relayTrailersOnly(ex: Exchange, up: ClientHttp2Stream, headers: H2IncomingHeaders & IncomingHttpStatusHeader): void {
+  const res = ex.res as Http2ServerResponse;
+  const status = headers[':status'] ?? 502;
+  noteGrpcStatus(ex, headers);
+  try {
+    const out = downstreamResponseHeaders(headers);
+    for (const name in out) res.setHeader(name, out[name] as string | string[]);
+    res.statusCode = status;
+  } catch (err) {
+    failExchange(ex, new ProxyError(MESH_ERROR.upstreamReset, `${upstreamName(ex)} sent a response head that cannot be relayed: ${(err as Error).message}`, { cause: err }));
+    return;
+  }
+  ex.status = status;
+  res.end();
+  // Read the (empty) body so the stream ends before it closes (see onH2Close).
+  up.resume();
+}
+
+function onH2Trailers(this: ClientHttp2Stream, trailers: H2IncomingHeaders): void {
+  const ex = exchangeOf(this);
+  if (this !== ex.upstream || ex.error !== undefined || ex.downstreamAborted) return;
+  relayTrailers(ex, trailers);
+}
+
+/** Passes the upstream's trailers on (gRPC's `grpc-status` and `grpc-message` live there). */
+function relayTrailers(ex: Exchange, trailers: IncomingHttpHeaders): void {
+  if (ex.grpc) noteGrpcStatus(ex, trailers);
+  try {
+    // An HTTP/1.1 client only gets them on a chunked response (node drops them otherwise).
+    ex.res.addTrailers(downstreamResponseHeaders(trailers) as Record<string, string>);
+  } catch {
+    // A trailer that cannot be relayed is dropped; the response itself is intact.
+  }
+}
+
+function noteGrpcStatus(ex: Exchange, headers: IncomingHttpHeaders): void {
+  const status = headers['grpc-status'];
+  if (typeof status === 'string' && status !== '') ex.grpcStatus = Number(status);
+  const message = headers['grpc-message'];
+  if (typeof message === 'string' && message !== '') ex.grpcMessage = message;
 }
 
 /** Node reports streams refused by the peer (RST_STREAM REFUSED_STREAM, or beyond a GOAWAY) with these. */
@@ -293,7 +374,7 @@ function onH2Close(this: ClientHttp2Stream): void {
   if (this !== ex.upstream || ex.error !== undefined || ex.downstreamAborted || ex.ended) return;
   if (ex.upstreamRes === undefined) {
     h2Failed(ex, this, Object.assign(new Error(`stream closed before a response (RST_STREAM code ${this.rstCode ?? 0})`), { code: 'ERR_HTTP2_STREAM_ERROR' }));
-  } else if (!this.readableEnded) {
+  } else if (!this.readableEnded && !ex.res.writableEnded) {
     failExchange(ex, new ProxyError(MESH_ERROR.upstreamReset, `${upstreamName(ex)} reset the stream in the middle of the response`));
   }
 }
@@ -303,8 +384,7 @@ function h2Failed(ex: Exchange, stream: ClientHttp2Stream, err: Error): void {
     failExchange(ex, new ProxyError(MESH_ERROR.upstreamReset, `${upstreamName(ex)} reset the stream in the middle of the response (${err.message})`, { cause: err }));
     return;
   }
-  const conn = ex.peer;
-  const connFailure = conn?.failureFor(err);
+  const connFailure = connectionFailure(ex, err);
   if (connFailure !== undefined) {
     failExchange(ex, connFailure);
     return;
@@ -333,7 +413,7 @@ function onUpstreamTimeout(ex: Exchange): void {
 /** Tears down the upstream request; an HTTP/2 stream is reset with CANCEL, so the peer knows it was not completed. */
 function cancelUpstream(ex: Exchange): void {
   const up = ex.upstream;
-  if (ex.peer !== undefined) {
+  if (ex.h2conn !== undefined) {
     const stream = up as ClientHttp2Stream | undefined;
     if (stream !== undefined && !stream.destroyed && !stream.closed) stream.close(h2constants.NGHTTP2_CANCEL);
     return;
@@ -368,6 +448,7 @@ function endExchange(ex: Exchange): void {
   ex.ended = true;
   clearTimeout(ex.timer);
   ex.timer = undefined;
+  if (ex.grpc) endGrpcSpan(ex);
   const observers = ex.ctx.observers;
   for (let i = 0; i < observers.length; i++) {
     try {

@@ -12,6 +12,14 @@ export const REQUEST_ID_HEADER = 'x-request-id';
  * the inbound sidecar over mTLS, and stripped from anything a client sends so it cannot be forged.
  */
 export const CLIENT_CERT_HEADER = 'x-forwarded-client-cert';
+/**
+ * Set by the outbound sidecar to `HTTP/2` when the app made the request over HTTP/2, so that
+ * the inbound sidecar (whose hop from the peer is HTTP/2 either way over mTLS) can call the app
+ * the same way (`--app-protocol auto`). Linkerd's `l5d-orig-proto` plays this part. Stripped
+ * from client input and never passed to the app.
+ */
+export const ORIG_PROTO_HEADER = 'x-tracemesh-orig-proto';
+export const ORIG_PROTO_H2 = 'HTTP/2';
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -29,7 +37,7 @@ const HOP_BY_HOP = new Set([
 ]);
 
 /** Headers the proxy writes itself on the upstream request. */
-const REWRITTEN = new Set([...TRACE_HEADERS, SOURCE_WORKLOAD_HEADER, REQUEST_ID_HEADER, CLIENT_CERT_HEADER]);
+const REWRITTEN = new Set([...TRACE_HEADERS, SOURCE_WORKLOAD_HEADER, REQUEST_ID_HEADER, CLIENT_CERT_HEADER, ORIG_PROTO_HEADER]);
 
 /** Extra hop-by-hop names listed in a `Connection` header (`Connection: close, x-foo`). */
 function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
