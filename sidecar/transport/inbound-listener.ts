@@ -1,7 +1,7 @@
 // The inbound listener when mTLS is on. One TCP port takes both TLS and plaintext: the first
 // byte of each connection is peeked (0x16 opens a TLS handshake) and the socket is handed to
-// the TLS server (HTTP/2 from peer sidecars, HTTP/1.1 allowed) or to a plaintext HTTP/1.1
-// server. The mode (PeerAuthentication STRICT / PERMISSIVE / DISABLE) is read per connection
+// the TLS server (HTTP/2 from peer sidecars, HTTP/1.1 allowed) or to the plaintext side: an
+// h2c server when the HTTP/2 preface follows (proxy/listener.ts), else HTTP/1.1. The mode (PeerAuthentication STRICT / PERMISSIVE / DISABLE) is read per connection
 // and per request, so a policy reload applies at once.
 //
 // The TLS server asks for a client certificate but does not let OpenSSL reject it
