@@ -35,6 +35,11 @@ import { MeshTls } from './transport/credentials.ts';
 import { H2Pool } from './transport/h2-pool.ts';
 import { MeshInboundListener } from './transport/inbound-listener.ts';
 import { ConfigError } from '../common/errors.ts';
+import { H1Listener, type DownstreamSecurity } from './h1/engine.ts';
+import { UpstreamPool } from './h1/pool.ts';
+import { inboundRoute, outboundRoute } from './h1/routes.ts';
+import type { HopObserver } from './telemetry/hop.ts';
+import type { Socket } from 'node:net';
 
 export type { SidecarOptions, SidecarConfig } from './config.ts';
 
@@ -76,8 +81,10 @@ export interface Sidecar {
    * per peer connection). Never call listen() on it: the inbound port hands sockets to it.
    */
   readonly inboundTlsServer: Http2SecureServer | undefined;
-  /** Outbound HTTP/2 connection pool when mTLS is on. */
+  /** Outbound HTTP/2 connection pool when mTLS is on (HTTP/2 and gRPC requests). */
   readonly outboundPool: H2Pool | undefined;
+  /** Outbound HTTP/1.1 keep-alive connections to peer sidecars (mTLS when on). */
+  readonly outboundH1Pool: UpstreamPool;
   /** The inbound policy state (authorizer, mTLS mode). */
   readonly policy: InboundPolicy;
   /** Exports all finished spans and log records now. */
@@ -102,7 +109,7 @@ function listen(server: Server, port: number, host: string, flag: string): Promi
 }
 
 /** The body of /debug/identity. */
-function identityReport(tls: MeshTls | undefined, policy: InboundPolicy, pool: H2Pool | undefined): unknown {
+function identityReport(tls: MeshTls | undefined, policy: InboundPolicy, pool: H2Pool | undefined, h1Pool: UpstreamPool): unknown {
   const policies = policy.authorizer === undefined ? null : policy.authorizer.applicable;
   if (tls === undefined) return { mtls: false, inboundMtlsMode: null, policies };
   const id = tls.identity;
@@ -121,7 +128,8 @@ function identityReport(tls: MeshTls | undefined, policy: InboundPolicy, pool: H
     inboundMtlsMode: policy.mode,
     peerAuthentication: policy.modes?.sources ?? null,
     policies,
-    outboundConnections: pool?.snapshot() ?? [],
+    // HTTP/2 connections (HTTP/2 and gRPC traffic), then HTTP/1.1 keep-alive connections.
+    outboundConnections: [...(pool?.snapshot() ?? []).map((c) => ({ protocol: 'h2', ...c })), ...h1Pool.snapshot().map((c) => ({ protocol: 'http/1.1', ...c }))],
   };
 }
 
@@ -272,7 +280,7 @@ async function assemble(
 
   const stdoutSink = deps.accessLogSink === undefined && config.accessLog === 'stdout' ? new FdLineSink(1) : undefined;
   if (stdoutSink !== undefined) cleanups.push(() => withDeadline(stdoutSink.drain(), config.drainTimeoutMs).then(() => undefined));
-  const observers: readonly ExchangeObserver[] = [
+  const observers: readonly (ExchangeObserver & HopObserver)[] = [
     new SpanRecorder(),
     new AccessLog({ sink: deps.accessLogSink ?? stdoutSink?.write, logger: telemetry.logger }),
     metrics,
@@ -294,16 +302,35 @@ async function assemble(
   const outboundCtx: ProxyContext = { ...base, direction: 'outbound', agent: outboundAgent, h2: pool, h2c: tls === undefined ? h2c : undefined };
   const ownTls = tls;
   const inboundCtx: ProxyContext = { ...base, direction: 'inbound', agent: inboundAgent, h2c, appProtocol: config.appProtocol, localIdentity: ownTls === undefined ? undefined : () => ownTls.identity.spiffeId };
+  const appH2c = config.appProtocol === 'h2c';
 
-  const outbound = createOutboundListener(outboundCtx, balancer);
+  // HTTP/1.1 goes through the raw-socket engine (sidecar/h1), HTTP/1.1 on the hop as well.
+  const h1Pool = new UpstreamPool({ tls, onHandshakeFailure: (kind) => failures.outbound(kind) });
+  const appPool = new UpstreamPool();
+  cleanups.push(() => {
+    h1Pool.close();
+    appPool.close();
+  });
+  const h1Base = { hop, tracer: telemetry.tracer, upstreamTimeoutMs: config.upstreamTimeoutMs, observers, inFlight, mtls: tls !== undefined };
+  const h1Outbound = new H1Listener({ ...h1Base, direction: 'outbound', pool: h1Pool, route: outboundRoute(balancer) });
+  const h1Inbound = new H1Listener({
+    ...h1Base,
+    direction: 'inbound',
+    pool: appPool,
+    route: inboundRoute(config.appPort, tls !== undefined, policy),
+    localIdentity: inboundCtx.localIdentity,
+  });
+  const outbound = createOutboundListener(outboundCtx, balancer, { http1: (socket: Socket) => h1Outbound.serve(socket) });
   const security = { mtls: tls !== undefined, policy };
   let inbound: Server;
   let meshInbound: MeshInboundListener | undefined;
   if (tls === undefined) {
-    inbound = createInboundListener(inboundCtx, config.appPort, security);
+    // --app-protocol h2c: HTTP/1.1 callers go through node:http, which converts to h2c.
+    inbound = createInboundListener(inboundCtx, config.appPort, security, { http1: appH2c ? undefined : (socket: Socket) => h1Inbound.serve(socket) });
   } else {
     meshInbound = new MeshInboundListener({
       tls,
+      http1: appH2c ? undefined : (socket: Socket, sec: DownstreamSecurity) => h1Inbound.serve(socket, sec),
       handler: createInboundHandler(inboundCtx, config.appPort, security),
       mode: () => policy.mode,
       onHandshakeFailure: (f) => failures.inbound(f),
@@ -316,19 +343,23 @@ async function assemble(
     registry: metrics.registry,
     ready: () => !closing,
     endpoints: () => endpoints.current(),
-    identity: () => identityReport(tls, policy, pool),
+    identity: () => identityReport(tls, policy, pool, h1Pool),
   });
 
   // Listeners go down first (cleanups run in reverse): stop accepting, drain, cut the rest.
   cleanups.push(async () => {
     closing = true;
     const stopped = Promise.all([closeServer(outbound), meshInbound === undefined ? closeServer(inbound) : meshInbound.stopAccepting()]);
+    h1Outbound.closeIdle();
+    h1Inbound.closeIdle();
     if (!(await inFlight.drained(config.drainTimeoutMs))) {
       logger.warn('shutdown deadline passed; cutting in-flight requests', { inFlight: inFlight.count });
     }
+    // Finished HTTP/1.1 responses are flushed before the raw sockets (under TLS) are cut.
+    await Promise.all([h1Outbound.closeAll(), h1Inbound.closeAll()]);
     outbound.closeAllConnections();
-    if (meshInbound === undefined) (inbound as ProxyListener).closeAllConnections();
-    else meshInbound.closeAllConnections();
+    if (meshInbound !== undefined) meshInbound.closeAllConnections();
+    else (inbound as ProxyListener).closeAllConnections();
     await pool?.close(0);
     await stopped;
     // Cut exchanges finish their span and access log on the close events just triggered.
@@ -358,6 +389,7 @@ async function assemble(
     tls,
     inboundTlsServer: meshInbound?.tlsServer,
     outboundPool: pool,
+    outboundH1Pool: h1Pool,
     policy,
     flush: () => telemetry.forceFlush(),
     close() {

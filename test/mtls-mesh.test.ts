@@ -124,7 +124,7 @@ after(async () => {
 });
 
 void describe('sidecar to sidecar over mTLS', () => {
-  void it('carries many concurrent requests on one TLS connection (HTTP/2 multiplexing)', async () => {
+  void it('carries HTTP/1.1 requests on pooled keep-alive mTLS connections, reused across requests', async () => {
     const one = await sidecar('mux', 'client', { b: [endpoint(b, 'b-1', API)] });
     const server = b.sidecar.inboundTlsServer;
     assert.ok(server);
@@ -139,8 +139,15 @@ void describe('sidecar to sidecar over mTLS', () => {
       await waitFor(() => (held.length === n ? true : undefined), `${n} requests held by the app`);
       for (const release of held.splice(0)) release();
       for (const r of await Promise.all(replies)) assert.equal(r.status, 200);
-      assert.equal(connections, 1, 'one TLS handshake for all of them');
-      assert.equal(one.sidecar.outboundPool?.opened, 1);
+      // HTTP/1.1 carries one request at a time per connection (as Istio does between sidecars).
+      assert.equal(connections, n, 'one TLS connection per concurrent request');
+      assert.equal(one.sidecar.outboundH1Pool.size, n, 'all of them kept for reuse');
+      // A second round at the same concurrency reuses them: no new handshake.
+      const again = Array.from({ length: n }, (_, i) => call(one.sidecar.outboundPort, `mux-again-${i}`, '/hold'));
+      await waitFor(() => (held.length === n ? true : undefined), `${n} more requests held by the app`);
+      for (const release of held.splice(0)) release();
+      for (const r of await Promise.all(again)) assert.equal(r.status, 200);
+      assert.equal(connections, n, 'the pooled connections were reused');
       const span = await spanWhere(byRequest('mux-7', 'outbound'), 'client span');
       assert.equal(span.attributes[ATTR.meshPeerIdentity], API);
       assert.equal(span.attributes[ATTR.meshTlsMode], 'mtls');
@@ -149,7 +156,7 @@ void describe('sidecar to sidecar over mTLS', () => {
       assert.equal(seen.headers['x-forwarded-client-cert'], `By=${API};URI=${WEB}`, 'the app learns the verified caller; a forged header is dropped');
       assert.equal(server7.attributes[ATTR.meshPeerIdentity], WEB);
       assert.equal(server7.parentSpanContext?.spanId, span.spanContext().spanId, 'one trace across the mTLS hop');
-      assert.equal(server7.status.code, SpanStatusCode.UNSET, 'a completed HTTP/2 response is not mistaken for an abort');
+      assert.equal(server7.status.code, SpanStatusCode.UNSET, 'a completed response is not mistaken for an abort');
       assert.equal(server7.attributes[ATTR.errorType], undefined);
     } finally {
       server.removeListener('secureConnection', count);
@@ -322,6 +329,7 @@ void describe('sidecar to sidecar over mTLS', () => {
     assert.equal((await call(plainClient.sidecar.outboundPort, 'mode-disable-plain', '/x', 'm')).status, 200);
     // The client's pooled connection predates the switch; a new one is refused.
     mtlsClient.sidecar.outboundPool?.retireAll();
+    mtlsClient.sidecar.outboundH1Pool.retireAll();
     const refused = await call(mtlsClient.sidecar.outboundPort, 'mode-disable-mtls', '/x', 'm');
     assert.equal(refused.status, 502);
     assert.equal(refused.headers[MESH_ERROR_HEADER], MESH_ERROR.tlsHandshake);

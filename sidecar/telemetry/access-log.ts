@@ -5,7 +5,7 @@ import { write as fsWrite } from 'node:fs';
 import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { SeverityNumber, type AnyValueMap as LogAttributes, type Logger as OtelLogger } from '@opentelemetry/api-logs';
 import { ATTR } from '../../common/semconv.ts';
-import type { Exchange, ExchangeObserver } from '../proxy/exchange.ts';
+import { peerIdentityOf, tlsModeOf, type HopObserver, type HopRecord } from './hop.ts';
 
 /** Receives one access-log line (no trailing newline). Must not block or throw. */
 export type AccessLogSink = (line: string) => void;
@@ -50,7 +50,7 @@ export interface AccessLogOptions {
   readonly logger: OtelLogger | undefined;
 }
 
-export class AccessLog implements ExchangeObserver {
+export class AccessLog implements HopObserver {
   private readonly sink: AccessLogSink | undefined;
   private readonly logger: OtelLogger | undefined;
 
@@ -59,7 +59,7 @@ export class AccessLog implements ExchangeObserver {
     this.logger = o.logger;
   }
 
-  onExchangeEnd(ex: Exchange): void {
+  onExchangeEnd(ex: HopRecord): void {
     const sink = this.sink;
     const logger = this.logger;
     if (sink === undefined && logger === undefined) return;
@@ -68,10 +68,8 @@ export class AccessLog implements ExchangeObserver {
     const upstream = ex.upstreamPort === 0 ? '' : `${ex.upstreamHost}:${ex.upstreamPort}`;
     const meshError = ex.error?.code ?? null;
     const path = ex.path;
-    const outbound = ex.ctx.direction === 'outbound';
-    const peer = ex.peer;
-    const tlsMode = outbound ? (peer !== undefined ? 'mtls' : ex.ctx.h2 === undefined ? 'none' : null) : (ex.tlsMode ?? null);
-    const peerIdentity = (outbound ? peer?.peerIdentity : ex.peerIdentity) ?? null;
+    const tlsMode = tlsModeOf(ex) ?? null;
+    const peerIdentity = peerIdentityOf(ex) ?? null;
     if (sink !== undefined) {
       const entry: AccessLogEntry = {
         ts: new Date().toISOString(),

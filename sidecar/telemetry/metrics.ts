@@ -2,12 +2,12 @@
 // sidecar (never prom-client's global one, so several sidecars can share a process).
 
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Exchange, ExchangeObserver } from '../proxy/exchange.ts';
+import type { HopObserver, HopRecord } from './hop.ts';
 
 const LABELS = ['direction', 'source_workload', 'destination_service', 'response_code', 'mesh_error'] as const;
 type Labels = Record<(typeof LABELS)[number], string>;
 
-export class SidecarMetrics implements ExchangeObserver {
+export class SidecarMetrics implements HopObserver {
   readonly registry: Registry;
   /** `tracemesh_requests_total`: one per exchange. */
   readonly requests: Counter<(typeof LABELS)[number]>;
@@ -69,7 +69,7 @@ export class SidecarMetrics implements ExchangeObserver {
     });
   }
 
-  onExchangeEnd(ex: Exchange): void {
+  onExchangeEnd(ex: HopRecord): void {
     const labels: Labels = {
       direction: ex.ctx.direction,
       source_workload: ex.sourceWorkload,

@@ -14,7 +14,8 @@ import {
 } from '@opentelemetry/api';
 import { ATTR, MESH_ERROR } from '../../common/semconv.ts';
 import type { TraceContext, TraceContextResult } from '../../common/trace-context.ts';
-import type { Direction, DownstreamRequest, Exchange, ExchangeObserver } from '../proxy/exchange.ts';
+import type { DownstreamRequest } from '../proxy/exchange.ts';
+import { peerIdentityOf, tlsModeOf, type Direction, type HopObserver, type HopRecord } from './hop.ts';
 
 const KNOWN_METHODS = new Set(['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'TRACE', 'QUERY']);
 /**
@@ -60,9 +61,23 @@ function remoteParent(ctx: TraceContext) {
   });
 }
 
+/** What the raw HTTP/1.1 engine knows of the downstream connection (instead of a node request). */
+export interface DownstreamFacts {
+  readonly userAgent: string | undefined;
+  readonly peerAddress: string | undefined;
+  readonly peerPort: number | undefined;
+  /** `1.1` or `1.0`. */
+  readonly httpVersion: string;
+  /** The downstream connection is TLS. */
+  readonly secure: boolean;
+}
+
 export interface SpanStart {
   readonly direction: Direction;
-  readonly req: DownstreamRequest;
+  /** The node:http / node:http2 request (HTTP/2 engine), or… */
+  readonly req?: DownstreamRequest | undefined;
+  /** …the facts the raw HTTP/1.1 engine parsed. */
+  readonly facts?: DownstreamFacts | undefined;
   readonly method: string;
   readonly path: string;
   readonly service: string;
@@ -70,6 +85,19 @@ export interface SpanStart {
   readonly serverPort: number;
   readonly requestId: string;
   readonly trace: TraceContextResult;
+}
+
+function factsOf(req: DownstreamRequest): DownstreamFacts {
+  const h2 = req.httpVersionMajor === 2;
+  const ua = req.headers['user-agent'];
+  return {
+    userAgent: typeof ua === 'string' ? ua : undefined,
+    peerAddress: req.socket.remoteAddress,
+    peerPort: req.socket.remotePort,
+    // OpenTelemetry writes HTTP/2 as "2", not node's "2.0". HTTP/2 here is only ever over TLS.
+    httpVersion: h2 ? '2' : req.httpVersion,
+    secure: h2 || (req.socket as { encrypted?: boolean }).encrypted === true,
+  };
 }
 
 /**
@@ -80,26 +108,24 @@ export interface SpanStart {
 export function startExchangeSpan(tracer: Tracer, s: SpanStart): Span {
   const known = KNOWN_METHODS.has(s.method);
   const server = s.direction === 'inbound';
+  const f = s.facts ?? factsOf(s.req as DownstreamRequest);
   const attributes: Attributes = {
     [ATTR.httpRequestMethod]: known ? s.method : '_OTHER',
     [ATTR.urlPath]: s.path,
-    // Inbound over mTLS the client spoke https (HTTP/2 here is only ever over TLS).
-    [ATTR.urlScheme]: server && (s.req.httpVersionMajor === 2 || (s.req.socket as { encrypted?: boolean }).encrypted === true) ? 'https' : 'http',
+    // Inbound over mTLS the client spoke https.
+    [ATTR.urlScheme]: server && f.secure ? 'https' : 'http',
     [ATTR.serverAddress]: s.serverAddress,
     [ATTR.serverPort]: s.serverPort,
-    // OpenTelemetry writes HTTP/2 as "2", not node's "2.0".
-    [ATTR.networkProtocolVersion]: s.req.httpVersionMajor === 2 ? '2' : s.req.httpVersion,
+    [ATTR.networkProtocolVersion]: f.httpVersion,
     [ATTR.meshDirection]: s.direction,
     [ATTR.meshDestinationService]: s.service,
     [ATTR.requestId]: s.requestId,
   };
   if (!known) attributes['http.request.method_original'] = s.method;
-  const ua = s.req.headers['user-agent'];
-  if (ua !== undefined) attributes[ATTR.userAgentOriginal] = ua;
+  if (f.userAgent !== undefined) attributes[ATTR.userAgentOriginal] = f.userAgent;
   if (server) {
-    const sock = s.req.socket;
-    if (sock.remoteAddress !== undefined) attributes[ATTR.networkPeerAddress] = sock.remoteAddress;
-    if (sock.remotePort !== undefined) attributes[ATTR.networkPeerPort] = sock.remotePort;
+    if (f.peerAddress !== undefined) attributes[ATTR.networkPeerAddress] = f.peerAddress;
+    if (f.peerPort !== undefined) attributes[ATTR.networkPeerPort] = f.peerPort;
   }
   const t = s.trace;
   if (t.kind === 'invalid') attributes[ATTR.meshInvalidTraceHeader] = t.value.slice(0, MAX_INVALID_VALUE);
@@ -118,8 +144,8 @@ export function startExchangeSpan(tracer: Tracer, s: SpanStart): Span {
  * `error.type` (the same code) and an exception event; `http.response.status_code` is then
  * the synthesized status.
  */
-export class SpanRecorder implements ExchangeObserver {
-  onExchangeEnd(ex: Exchange): void {
+export class SpanRecorder implements HopObserver {
+  onExchangeEnd(ex: HopRecord): void {
     const span = ex.span;
     if (!span.isRecording()) {
       span.end();
@@ -128,9 +154,9 @@ export class SpanRecorder implements ExchangeObserver {
     const outbound = ex.ctx.direction === 'outbound';
     if (ex.status > 0) span.setAttribute(ATTR.httpResponseStatusCode, ex.status);
     const peer = ex.peer;
-    const tlsMode = outbound ? (peer !== undefined ? 'mtls' : ex.ctx.h2 === undefined ? 'none' : undefined) : ex.tlsMode;
+    const tlsMode = tlsModeOf(ex);
     if (tlsMode !== undefined) span.setAttribute(ATTR.meshTlsMode, tlsMode);
-    const peerIdentity = outbound ? peer?.peerIdentity : ex.peerIdentity;
+    const peerIdentity = peerIdentityOf(ex);
     if (peerIdentity !== undefined) span.setAttribute(ATTR.meshPeerIdentity, peerIdentity);
     if (ex.policyDecision !== undefined) {
       span.setAttribute(ATTR.meshPolicyDecision, ex.policyDecision);

@@ -67,6 +67,12 @@ export interface MeshInboundOptions {
   /** The workload's mTLS mode now. */
   readonly mode: () => MtlsMode;
   readonly onHandshakeFailure: (failure: InboundHandshakeFailure) => void;
+  /**
+   * Serves HTTP/1.1 connections (TLS ones that negotiated http/1.1 or no ALPN, and plaintext
+   * ones) with the raw-socket engine instead of node:http; `security` is how the connection
+   * was judged. Undefined: node:http serves them through `handler`.
+   */
+  readonly http1?: ((socket: Socket, security: { tlsMode: 'mtls' | 'plaintext'; peerIdentity: string | undefined; rejection: ProxyError | undefined }) => void) | undefined;
   /** SETTINGS_MAX_CONCURRENT_STREAMS announced to peers. Default 1000. */
   readonly maxConcurrentStreams?: number;
   readonly logger: Logger;
@@ -130,7 +136,24 @@ export class MeshInboundListener {
       ...http1,
       http1Options: http1,
     } as Parameters<typeof createSecureServer>[0]);
-    this.tlsServer.prependListener('secureConnection', (socket: TLSSocket) => this.onSecureConnection(socket));
+    const engine = o.http1;
+    if (engine === undefined) {
+      this.tlsServer.prependListener('secureConnection', (socket: TLSSocket) => this.onSecureConnection(socket));
+    } else {
+      // node's own listener (the HTTP/2 server's connection handler, registered by its
+      // constructor) only gets the connections that negotiated h2; the rest go to the engine.
+      const nodeListeners = this.tlsServer.listeners('secureConnection') as Array<(socket: TLSSocket) => void>;
+      this.tlsServer.removeAllListeners('secureConnection');
+      this.tlsServer.on('secureConnection', (socket: TLSSocket) => {
+        this.onSecureConnection(socket);
+        if (socket.alpnProtocol === 'h2') {
+          for (const l of nodeListeners) l.call(this.tlsServer, socket);
+          return;
+        }
+        const conn = (socket as Carrier)[kConnection] as InboundConnection;
+        engine(socket, conn);
+      });
+    }
     this.tlsServer.on('session', (session: ServerHttp2Session) => this.onSession(session));
     this.tlsServer.on('request', o.handler);
     this.tlsServer.on('tlsClientError', (err: Error, socket: TLSSocket) => this.onTlsClientError(err, socket));
@@ -192,9 +215,14 @@ export class MeshInboundListener {
   private dispatch(socket: Socket, tls: boolean): void {
     if (!tls) {
       // The route decides per request: refused in STRICT, accepted in PERMISSIVE and DISABLE.
-      (socket as Carrier)[kConnection] = { ...PLAINTEXT_BASE, remoteAddress: socket.remoteAddress, remotePort: socket.remotePort, goawaySent: false };
+      const conn: InboundConnection = { ...PLAINTEXT_BASE, remoteAddress: socket.remoteAddress, remotePort: socket.remotePort, goawaySent: false };
+      (socket as Carrier)[kConnection] = conn;
       // HTTP/2 with prior knowledge (its preface) goes to the h2c server, the rest is HTTP/1.1.
-      sniffH2Preface(socket, FIRST_BYTE_TIMEOUT_MS, (h2) => (h2 ? this.h2cServer : this.plainServer).emit('connection', socket));
+      sniffH2Preface(socket, FIRST_BYTE_TIMEOUT_MS, (h2) => {
+        if (h2) this.h2cServer.emit('connection', socket);
+        else if (this.o.http1 !== undefined) this.o.http1(socket, conn);
+        else this.plainServer.emit('connection', socket);
+      });
       return;
     }
     if (this.o.mode() === 'DISABLE') {

@@ -1,0 +1,855 @@
+// The HTTP/1.1 engine: proxies requests on raw sockets. It parses each request head
+// (sidecar/h1/parse.ts), starts the hop's span, routes, rewrites the hop-by-hop and trace
+// headers, and relays the body and the response byte for byte over a pooled keep-alive
+// connection (sidecar/h1/pool.ts): to a peer sidecar (mTLS) on the outbound side, to the local
+// app on the inbound side. Why not node:http: see parse.ts.
+//
+// Semantics kept from the node:http engine (sidecar/proxy/forward.ts):
+// - the upstream must start its response within `--upstream-timeout`; the clock restarts on
+//   every request-body chunk;
+// - a request that finds its reused keep-alive connection dead before any response byte is
+//   sent once more on a fresh connection when it is idempotent and has no body;
+// - every failure the mesh produces becomes a ProxyError: a synthesized JSON response when no
+//   response byte was sent yet, or a cut connection otherwise;
+// - observers (span, access log, metrics) run exactly once per exchange.
+// One request at a time per downstream connection: a pipelined request waits, unread, until
+// the response before it is complete.
+
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Span, Tracer } from '@opentelemetry/api';
+import { MESH_ERROR, MESH_ERROR_HEADER } from '../../common/semconv.ts';
+import { extractTraceContext, formatTraceparent, TRACE_HEADERS, type TraceContextResult } from '../../common/trace-context.ts';
+import type { PickResult } from '../balancer/picker.ts';
+import type { Endpoint } from '../endpoints/endpoints.ts';
+import { errorBody, ProxyError, upstreamError, type Hop } from '../errors.ts';
+import type { InFlight } from '../proxy/exchange.ts';
+import { CLIENT_CERT_HEADER, REQUEST_ID_HEADER, SOURCE_WORKLOAD_HEADER, serviceOfHost, splitAuthority } from '../proxy/headers.ts';
+import type { Direction, HopObserver, HopRecord, TlsMode } from '../telemetry/hop.ts';
+import { startExchangeSpan } from '../telemetry/spans.ts';
+import {
+  BodyScanner,
+  findHeadEnd,
+  H1ParseError,
+  parseRequestHead,
+  parseResponseHead,
+  requestBodyKind,
+  responseBodyKind,
+  type RequestHead,
+  type ResponseHead,
+} from './parse.ts';
+import type { ConnectionOwner, UpstreamConnection, UpstreamPool } from './pool.ts';
+
+/** What a downstream connection proved, when it came through the mesh inbound listener. */
+export interface DownstreamSecurity {
+  readonly tlsMode: 'mtls' | 'plaintext';
+  readonly peerIdentity: string | undefined;
+  /** The client's certificate was refused: every request gets this answer, then the connection closes. */
+  readonly rejection: ProxyError | undefined;
+}
+
+/** Chooses the upstream; may record peer identity and policy decision on the exchange. */
+export type H1Route = (service: string, ex: H1Exchange) => PickResult;
+
+export interface H1Context {
+  readonly direction: Direction;
+  readonly hop: Hop;
+  readonly tracer: Tracer;
+  readonly observers: readonly HopObserver[];
+  readonly inFlight: InFlight;
+  readonly upstreamTimeoutMs: number;
+  readonly pool: UpstreamPool;
+  readonly route: H1Route;
+  /** This sidecar has mTLS on (outbound hops are then mTLS, or fail). */
+  readonly mtls: boolean;
+  /** Inbound over mTLS: this workload's SPIFFE ID now (for `x-forwarded-client-cert`). */
+  readonly localIdentity?: (() => string) | undefined;
+}
+
+/** Sent for a request head that cannot be relayed (no span: it never became a request). */
+function badRequest(err: H1ParseError): string {
+  const body = JSON.stringify({ error: { code: 'BAD_REQUEST', message: err.message } });
+  return `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${MESH_ERROR_HEADER}: BAD_REQUEST\r\nconnection: close\r\n\r\n${body}`;
+}
+
+const UPGRADE_REFUSED = `HTTP/1.1 501 Not Implemented\r\nconnection: close\r\ncontent-length: 0\r\n${MESH_ERROR_HEADER}: UPGRADE_UNSUPPORTED\r\n\r\n`;
+
+/** Request headers that stay on their hop (RFC 9110 §7.6.1) or that the proxy writes itself. */
+const REQUEST_DROPPED = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'http2-settings',
+  ...TRACE_HEADERS,
+  SOURCE_WORKLOAD_HEADER,
+  REQUEST_ID_HEADER,
+  CLIENT_CERT_HEADER,
+]);
+const RESPONSE_DROPPED = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'http2-settings']);
+const TRACE_HEADER_SET = new Set(TRACE_HEADERS);
+const WORKLOAD_NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
+/** Methods that may be sent twice (RFC 9110 §9.2.2). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+/** A keep-alive connection without a request for this long is closed. */
+const IDLE_TIMEOUT_MS = 60_000;
+
+const kDown = Symbol('tracemesh.h1downstream');
+interface Carrier {
+  [kDown]?: Downstream;
+}
+
+/** One downstream (client) connection. */
+class Downstream {
+  readonly socket: Socket;
+  readonly listener: H1Listener;
+  readonly security: DownstreamSecurity | undefined;
+  readonly secure: boolean;
+  /** Unparsed bytes: a head in progress, or the next pipelined request. */
+  buf: Buffer | undefined = undefined;
+  searched = 0;
+  ex: H1Exchange | undefined = undefined;
+  /** Close once the current response is written. */
+  closing = false;
+  gone = false;
+
+  constructor(listener: H1Listener, socket: Socket, security: DownstreamSecurity | undefined) {
+    this.listener = listener;
+    this.socket = socket;
+    this.security = security;
+    this.secure = (socket as { encrypted?: boolean }).encrypted === true;
+  }
+}
+
+export class H1Exchange implements HopRecord, ConnectionOwner {
+  readonly ctx: H1Context;
+  readonly down: Downstream;
+  readonly head: RequestHead;
+  readonly startMs: number;
+  readonly method: string;
+  target: string;
+  readonly authority: string;
+  readonly absolute: boolean;
+  readonly service: string;
+  readonly serverAddress: string;
+  readonly serverPort: number;
+  readonly requestId: string;
+  readonly sourceWorkload: string;
+  readonly trace: TraceContextResult;
+  readonly span: Span;
+  status = 0;
+  error: ProxyError | undefined = undefined;
+  downstreamAborted = false;
+  bytesIn = 0;
+  bytesOut = 0;
+  attempt = 0;
+  upstreamHost = '';
+  upstreamPort = 0;
+  endpoint: Endpoint | undefined = undefined;
+  tlsMode: TlsMode | undefined = undefined;
+  peerIdentity: string | undefined = undefined;
+  peer: UpstreamConnection | undefined = undefined;
+  policyDecision: 'allow' | 'deny' | undefined = undefined;
+  policyName: string | undefined = undefined;
+
+  /** The connection the request is on. */
+  conn: UpstreamConnection | undefined = undefined;
+  /** The upstream request head (kept for a retry). */
+  upstreamHead = '';
+  readonly reqBody = new BodyScanner();
+  readonly resBody = new BodyScanner();
+  /** The whole request (head and body) was received from downstream. */
+  requestDone = false;
+  /** Request body bytes received before an upstream connection existed (only before routing). */
+  early: Buffer | undefined = undefined;
+  /** The final response head was written downstream. */
+  headersSent = false;
+  /** Bytes of the response (head or body) came from the upstream. */
+  responseStarted = false;
+  upstreamClose = false;
+  /** Reading a peer sidecar's mTLS refusal (its body gives the reason). */
+  collecting = false;
+  refusal: Buffer | undefined = undefined;
+  refusalLength = -1;
+  timer: NodeJS.Timeout | undefined = undefined;
+  ended = false;
+
+  constructor(ctx: H1Context, down: Downstream, head: RequestHead, init: ExchangeInit) {
+    this.ctx = ctx;
+    this.down = down;
+    this.head = head;
+    this.startMs = init.startMs;
+    this.method = head.method;
+    this.target = init.target;
+    this.authority = init.authority;
+    this.absolute = init.absolute;
+    this.service = init.service;
+    this.serverAddress = init.serverAddress;
+    this.serverPort = init.serverPort;
+    this.requestId = init.requestId;
+    this.sourceWorkload = init.sourceWorkload;
+    this.trace = init.trace;
+    this.span = init.span;
+  }
+
+  /** Close the downstream connection after this exchange (a refused connection, plaintext in STRICT). */
+  closeAfter(): void {
+    this.down.closing = true;
+  }
+
+  /** How the downstream connection was secured, as the inbound listener judged it. */
+  get security(): DownstreamSecurity | undefined {
+    return this.down.security;
+  }
+
+  /** The downstream peer's address. */
+  get remoteAddress(): string | undefined {
+    return this.down.socket.remoteAddress;
+  }
+
+  get path(): string {
+    const q = this.target.indexOf('?');
+    return q === -1 ? this.target : this.target.slice(0, q);
+  }
+
+  /** The request's header fields as an object (for policy header rules); built on demand. */
+  headers(): Record<string, string> {
+    const out: Record<string, string> = {};
+    const { names, values } = this.head;
+    for (let i = 0; i < names.length; i++) {
+      const n = names[i] as string;
+      const prev = out[n];
+      out[n] = prev === undefined ? (values[i] as string) : `${prev}, ${values[i] as string}`;
+    }
+    return out;
+  }
+
+  onUpstreamData(conn: UpstreamConnection, chunk: Buffer): void {
+    if (conn !== this.conn || this.ended) return;
+    if (this.collecting) {
+      collectRefusal(this, conn, chunk);
+      return;
+    }
+    this.responseStarted = true;
+    if (!this.headersSent) {
+      readResponseHead(this, conn, chunk);
+      return;
+    }
+    relayResponseBody(this, conn, chunk, 0);
+  }
+
+  onUpstreamDrain(conn: UpstreamConnection): void {
+    if (conn === this.conn && !this.down.gone) this.down.socket.resume();
+  }
+
+  onUpstreamGone(conn: UpstreamConnection, err: Error | undefined): void {
+    if (conn !== this.conn || this.ended) return;
+    if (this.collecting) {
+      collectRefusal(this, conn, undefined);
+      return;
+    }
+    this.conn = undefined;
+    upstreamGone(this, conn, err);
+  }
+}
+
+interface ExchangeInit {
+  readonly startMs: number;
+  readonly target: string;
+  readonly authority: string;
+  readonly absolute: boolean;
+  readonly service: string;
+  readonly serverAddress: string;
+  readonly serverPort: number;
+  readonly requestId: string;
+  readonly sourceWorkload: string;
+  readonly trace: TraceContextResult;
+  readonly span: Span;
+}
+
+/** The downstream connections of one listener direction, for shutdown. */
+export class H1Listener {
+  readonly ctx: H1Context;
+  private readonly conns = new Set<Downstream>();
+  private stopping = false;
+
+  constructor(ctx: H1Context) {
+    this.ctx = ctx;
+  }
+
+  /** Takes over a connected socket (plain or TLS) and serves HTTP/1.1 on it. */
+  serve(socket: Socket, security?: DownstreamSecurity): void {
+    const d = new Downstream(this, socket, security);
+    (socket as Carrier)[kDown] = d;
+    this.conns.add(d);
+    socket.setNoDelay(true);
+    socket.setTimeout(IDLE_TIMEOUT_MS, onDownTimeout);
+    socket.on('data', onDownData);
+    socket.on('end', onDownEnd);
+    socket.on('close', onDownClose);
+    socket.on('drain', onDownDrain);
+    socket.on('error', ignore);
+    // A socket whose first bytes were peeked with a 'readable' listener stays paused otherwise.
+    socket.resume();
+    if (this.stopping) d.closing = true;
+  }
+
+  /** Connections open now. */
+  get size(): number {
+    return this.conns.size;
+  }
+
+  forget(d: Downstream): void {
+    this.conns.delete(d);
+    if (this.conns.size === 0) this.onEmpty?.();
+  }
+
+  private onEmpty: (() => void) | undefined = undefined;
+
+  /** Shutdown, first step: idle connections close now, busy ones after their response. */
+  closeIdle(): void {
+    this.stopping = true;
+    for (const d of this.conns) {
+      d.closing = true;
+      if (d.ex === undefined) d.socket.end();
+    }
+  }
+
+  /**
+   * Shutdown, last step: cut the connections with an exchange still running; the others close
+   * once their last response has been flushed.
+   */
+  closeAll(flushMs = 1000): Promise<void> {
+    this.stopping = true;
+    for (const d of this.conns) {
+      if (d.ex !== undefined && !d.ex.ended) d.socket.destroy();
+      // An ended socket closes once its peer has read the last response (destroying it now
+      // could cut encrypted bytes still queued under TLS); the deadline below backs this up.
+      else if (!d.socket.writableEnded) d.socket.end();
+    }
+    if (this.conns.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        for (const d of this.conns) d.socket.destroy();
+        resolve();
+      }, flushMs);
+      this.onEmpty = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}
+
+function ignore(): void {}
+
+function downOf(socket: Socket): Downstream {
+  return (socket as Carrier)[kDown] as Downstream;
+}
+
+function onDownTimeout(this: Socket): void {
+  const d = downOf(this);
+  // Only an idle keep-alive connection (or a stalled head) times out; exchanges have their own clock.
+  if (d.ex === undefined) this.destroy();
+}
+
+function onDownData(this: Socket, chunk: Buffer): void {
+  const d = downOf(this);
+  const ex = d.ex;
+  if (ex !== undefined) {
+    if (!ex.requestDone) {
+      const end = ex.reqBody.feed(chunk, 0);
+      if (end === -1) {
+        relayRequestBody(ex, chunk);
+        return;
+      }
+      relayRequestBody(ex, end === chunk.length ? chunk : chunk.subarray(0, end));
+      requestComplete(ex);
+      if (end === chunk.length) return;
+      chunk = chunk.subarray(end);
+    }
+    // The next pipelined request waits until this response is complete.
+    d.buf = d.buf === undefined ? chunk : Buffer.concat([d.buf, chunk]);
+    this.pause();
+    return;
+  }
+  d.buf = d.buf === undefined ? chunk : Buffer.concat([d.buf, chunk]);
+  readRequests(d);
+}
+
+function onDownEnd(this: Socket): void {
+  const d = downOf(this);
+  // The client half-closed: answer what it asked, then close.
+  d.closing = true;
+  if (d.ex === undefined) this.end();
+}
+
+function onDownClose(this: Socket): void {
+  const d = downOf(this);
+  d.gone = true;
+  d.listener.forget(d);
+  const ex = d.ex;
+  if (ex !== undefined && !ex.ended) {
+    ex.downstreamAborted = true;
+    dropUpstream(ex);
+    finish(ex);
+  }
+}
+
+function onDownDrain(this: Socket): void {
+  const d = downOf(this);
+  const conn = d.ex?.conn;
+  if (conn !== undefined) conn.socket.resume();
+}
+
+/** Parses and starts every complete request head in `d.buf`, one exchange at a time. */
+function readRequests(d: Downstream): void {
+  while (d.ex === undefined && d.buf !== undefined && !d.gone) {
+    if (d.socket.writableEnded) {
+      d.buf = undefined;
+      return;
+    }
+    const buf = d.buf;
+    let end: number;
+    let head: RequestHead;
+    try {
+      // Not a request line (a TLS ClientHello to a plaintext port, say): refuse at once.
+      if (d.searched === 0 && !isTokenByte(buf[0] as number)) throw new H1ParseError(400, 'the connection does not speak HTTP/1.1 (no request line)');
+      end = findHeadEnd(buf, d.searched);
+      if (end === -1) {
+        d.searched = buf.length;
+        d.socket.resume();
+        return;
+      }
+      head = parseRequestHead(buf, end);
+    } catch (err) {
+      d.buf = undefined;
+      d.socket.end(badRequest(err instanceof H1ParseError ? err : new H1ParseError(400, String(err))), 'latin1');
+      return;
+    }
+    d.searched = 0;
+    d.buf = end < buf.length ? buf.subarray(end) : undefined;
+    if (head.upgrade) {
+      d.buf = undefined;
+      d.socket.end(UPGRADE_REFUSED, 'latin1');
+      return;
+    }
+    startExchange(d, head);
+  }
+}
+
+function isTokenByte(c: number): boolean {
+  return (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || '!#$%&\'*+-.^_`|~'.includes(String.fromCharCode(c));
+}
+
+/** Absolute-form targets (`GET http://b/x`) come from apps that use the sidecar as an HTTP proxy. */
+function absoluteForm(url: string): { authority: string; target: string } | undefined {
+  try {
+    const u = new URL(url);
+    if (u.protocol !== 'http:') return undefined;
+    return { authority: u.host, target: u.pathname + u.search };
+  } catch {
+    return undefined;
+  }
+}
+
+function startExchange(d: Downstream, head: RequestHead): void {
+  const ctx = d.listener.ctx;
+  const startMs = performance.now();
+  const outbound = ctx.direction === 'outbound';
+  let target = head.target;
+  let authority = head.host;
+  let absolute = false;
+  if (target.charCodeAt(0) !== 0x2f /* '/' */ && target !== '*') {
+    const abs = absoluteForm(target);
+    if (abs !== undefined) {
+      authority = abs.authority;
+      target = abs.target;
+      absolute = true;
+    }
+  }
+  const { host, port } = splitAuthority(authority);
+  const service = outbound ? serviceOfHost(host) : ctx.hop.service;
+  let traceHeaders: Record<string, string> | undefined;
+  let rid: string | undefined;
+  let src: string | undefined;
+  let ua: string | undefined;
+  const { names, values } = head;
+  for (let i = 0; i < names.length; i++) {
+    const n = names[i] as string;
+    if (n === REQUEST_ID_HEADER) rid = values[i];
+    else if (n === 'user-agent') ua = values[i];
+    else if (n === SOURCE_WORKLOAD_HEADER) src = values[i];
+    else if (TRACE_HEADER_SET.has(n)) (traceHeaders ??= {})[n] = values[i] as string;
+  }
+  const trace: TraceContextResult = traceHeaders === undefined ? { kind: 'absent' } : extractTraceContext(traceHeaders);
+  const requestId = rid !== undefined && rid !== '' ? rid : randomUUID();
+  const sourceWorkload = outbound ? ctx.hop.service : src !== undefined && WORKLOAD_NAME.test(src) ? src : 'unknown';
+  const q = target.indexOf('?');
+  const span = startExchangeSpan(ctx.tracer, {
+    direction: ctx.direction,
+    facts: {
+      userAgent: ua,
+      peerAddress: d.socket.remoteAddress,
+      peerPort: d.socket.remotePort,
+      httpVersion: head.minor === 1 ? '1.1' : '1.0',
+      secure: d.secure,
+    },
+    method: head.method,
+    path: q === -1 ? target : target.slice(0, q),
+    service,
+    serverAddress: host,
+    serverPort: port ?? 80,
+    requestId,
+    trace,
+  });
+  const ex = new H1Exchange(ctx, d, head, {
+    startMs,
+    target,
+    authority,
+    absolute,
+    service,
+    serverAddress: host,
+    serverPort: port ?? 80,
+    requestId,
+    sourceWorkload,
+    trace,
+    span,
+  });
+  ctx.inFlight.add();
+  d.ex = ex;
+  if (head.close) d.closing = true;
+  d.socket.setTimeout(0);
+  ex.reqBody.reset(requestBodyKind(head), head.contentLength);
+  // Body bytes that came with the head.
+  if (ex.reqBody.done) ex.requestDone = true;
+  else if (d.buf !== undefined) {
+    const buf = d.buf;
+    const end = ex.reqBody.feed(buf, 0);
+    ex.early = end === -1 ? buf : buf.subarray(0, end);
+    d.buf = end === -1 || end === buf.length ? undefined : buf.subarray(end);
+    if (end !== -1) ex.requestDone = true;
+  }
+  if (d.buf !== undefined) d.socket.pause();
+
+  const pick = ctx.route(service, ex);
+  if (pick.kind === 'fail') {
+    fail(ex, pick.error);
+    return;
+  }
+  const endpoint = pick.endpoint;
+  ex.endpoint = outbound ? endpoint : undefined;
+  ex.upstreamHost = endpoint.host;
+  ex.upstreamPort = endpoint.port;
+  ex.upstreamHead = upstreamHead(ex);
+  send(ex, endpoint, false);
+}
+
+/** The request head for the upstream: hop-by-hop and trace headers replaced. */
+function upstreamHead(ex: H1Exchange): string {
+  const head = ex.head;
+  const ctx = ex.ctx;
+  let h = `${ex.method} ${ex.target} HTTP/1.${head.minor}\r\n`;
+  if (ex.absolute) h += `host: ${ex.authority}\r\n`;
+  const { rawNames, names, values, connectionNames } = head;
+  for (let i = 0; i < names.length; i++) {
+    const n = names[i] as string;
+    if (REQUEST_DROPPED.has(n) || (ex.absolute && n === 'host') || (connectionNames !== undefined && connectionNames.includes(n))) continue;
+    h += `${rawNames[i] as string}: ${values[i] as string}\r\n`;
+  }
+  const sc = ex.span.spanContext();
+  h += `traceparent: ${formatTraceparent(sc.traceId, sc.spanId, sc.traceFlags)}\r\n`;
+  const ts = ex.trace.kind === 'found' ? ex.trace.context.traceState : undefined;
+  if (ts !== undefined) h += `tracestate: ${ts}\r\n`;
+  h += `${REQUEST_ID_HEADER}: ${ex.requestId}\r\n`;
+  if (ctx.direction === 'outbound') h += `${SOURCE_WORKLOAD_HEADER}: ${ctx.hop.service}\r\n`;
+  else if (ex.tlsMode === 'mtls' && ex.peerIdentity !== undefined) {
+    const self = ctx.localIdentity?.();
+    if (self !== undefined) h += `${CLIENT_CERT_HEADER}: By=${self};URI=${ex.peerIdentity}\r\n`;
+  }
+  return h + '\r\n';
+}
+
+/** Names the upstream in error messages; only called on failure paths. */
+function upstreamName(ex: H1Exchange): string {
+  const at = `${ex.upstreamHost}:${ex.upstreamPort}`;
+  if (ex.ctx.direction === 'inbound') return `local app at ${at}`;
+  const pod = ex.endpoint?.pod;
+  return `endpoint ${at}${pod === undefined ? '' : ` (pod ${pod})`} of service "${ex.service}"`;
+}
+
+function send(ex: H1Exchange, endpoint: Endpoint, fresh: boolean): void {
+  const conn = ex.ctx.pool.acquire(endpoint, ex, fresh);
+  ex.conn = conn;
+  if (conn.tls) ex.peer = conn;
+  else if (ex.ctx.direction === 'outbound') ex.tlsMode = 'none';
+  conn.pending = undefined;
+  ex.resBody.reset('none');
+  ex.timer = setTimeout(onUpstreamTimeout, ex.ctx.upstreamTimeoutMs, ex);
+  conn.write(ex.upstreamHead);
+  const early = ex.early;
+  if (early !== undefined) {
+    ex.early = undefined;
+    if (!conn.write(early)) ex.down.socket.pause();
+  }
+}
+
+function relayRequestBody(ex: H1Exchange, chunk: Buffer): void {
+  const conn = ex.conn;
+  if (conn === undefined) return; // failed already: discard
+  ex.timer?.refresh();
+  if (!conn.write(chunk)) ex.down.socket.pause();
+}
+
+function requestComplete(ex: H1Exchange): void {
+  ex.requestDone = true;
+  ex.timer?.refresh();
+  // A response that finished before the request did.
+  if (ex.ended) nextRequest(ex.down);
+}
+
+function onUpstreamTimeout(ex: H1Exchange): void {
+  ex.timer = undefined;
+  if (ex.ended || ex.responseStarted) return;
+  fail(ex, new ProxyError(MESH_ERROR.timeout, `${upstreamName(ex)} did not answer within ${ex.ctx.upstreamTimeoutMs} ms (--upstream-timeout)`));
+}
+
+function readResponseHead(ex: H1Exchange, conn: UpstreamConnection, chunk: Buffer): void {
+  let buf = conn.pending === undefined ? chunk : Buffer.concat([conn.pending, chunk]);
+  conn.pending = undefined;
+  for (;;) {
+    let end: number;
+    let head: ResponseHead;
+    try {
+      end = findHeadEnd(buf, 0);
+      if (end === -1) {
+        conn.pending = buf;
+        return;
+      }
+      head = parseResponseHead(buf, end);
+    } catch (err) {
+      dropUpstream(ex);
+      fail(ex, upstreamError(err, upstreamName(ex)));
+      return;
+    }
+    if (head.status >= 100 && head.status < 200) {
+      if (head.status === 101) {
+        dropUpstream(ex);
+        fail(ex, upstreamError(new Error('101 Switching Protocols to a request that asked for no upgrade'), upstreamName(ex)));
+        return;
+      }
+      // Interim response (100 Continue, 103 Early Hints): relay it to an HTTP/1.1 client.
+      if (ex.head.minor === 1) ex.down.socket.write(buf.subarray(0, end));
+      if (end === buf.length) return;
+      buf = buf.subarray(end);
+      continue;
+    }
+    startResponse(ex, conn, head, buf, end);
+    return;
+  }
+}
+
+function startResponse(ex: H1Exchange, conn: UpstreamConnection, head: ResponseHead, buf: Buffer, end: number): void {
+  clearTimeout(ex.timer);
+  ex.timer = undefined;
+  const d = ex.down;
+  const kind = responseBodyKind(ex.method, head);
+  ex.resBody.reset(kind, head.contentLength);
+  ex.upstreamClose = head.close || kind === 'close';
+  ex.status = head.status;
+  // Over mTLS, a peer sidecar that refused this sidecar's certificate answers 403
+  // TLS_HANDSHAKE_FAILED: read its reason and report the failure as this hop's own.
+  if (conn.tls && conn.requests === 1 && head.status === 403 && isRefusal(head)) {
+    ex.collecting = true;
+    ex.refusalLength = head.contentLength;
+    collectRefusal(ex, conn, buf.subarray(end));
+    return;
+  }
+  if (kind === 'close') d.closing = true;
+  let h = `HTTP/1.1 ${head.status} ${head.reason}\r\n`;
+  const { rawNames, names, values, connectionNames } = head;
+  for (let i = 0; i < names.length; i++) {
+    const n = names[i] as string;
+    if (RESPONSE_DROPPED.has(n) || (connectionNames !== undefined && connectionNames.includes(n))) continue;
+    h += `${rawNames[i] as string}: ${values[i] as string}\r\n`;
+  }
+  if (d.closing) h += 'connection: close\r\n';
+  h += '\r\n';
+  ex.headersSent = true;
+  // Head and the body bytes that came with it leave in one write (one syscall, one TLS record batch).
+  const sock = d.socket;
+  if (!d.gone) {
+    sock.cork();
+    sock.write(h, 'latin1');
+  }
+  if (end < buf.length || ex.resBody.done) relayResponseBody(ex, conn, buf, end);
+  if (!d.gone) sock.uncork();
+}
+
+function isRefusal(head: ResponseHead): boolean {
+  const i = head.names.indexOf(MESH_ERROR_HEADER);
+  return i !== -1 && head.values[i] === MESH_ERROR.tlsHandshake;
+}
+
+/** Most bytes of a refusal body read for its reason. */
+const MAX_REFUSAL_BYTES = 8192;
+
+/** Gathers the peer's refusal body (its JSON names the reason), then fails the exchange with it. */
+function collectRefusal(ex: H1Exchange, conn: UpstreamConnection, chunk: Buffer | undefined): void {
+  const body = chunk === undefined || chunk.length === 0 ? (ex.refusal ?? Buffer.alloc(0)) : Buffer.concat([ex.refusal ?? Buffer.alloc(0), chunk]);
+  ex.refusal = body;
+  const wanted = ex.refusalLength < 0 ? MAX_REFUSAL_BYTES : Math.min(ex.refusalLength, MAX_REFUSAL_BYTES);
+  if (chunk !== undefined && body.length < wanted) return;
+  let reason = 'no reason given';
+  try {
+    const parsed = JSON.parse(body.toString('utf8')) as { error?: { message?: unknown } };
+    if (typeof parsed.error?.message === 'string') reason = parsed.error.message;
+  } catch {
+    // keep the generic reason
+  }
+  ex.collecting = false;
+  conn.failure ??= new ProxyError(MESH_ERROR.tlsHandshake, `the sidecar at ${conn.describe()} refused this sidecar's mTLS connection: ${reason}`);
+  ex.ctx.pool.handshakeFailed('rejected_by_peer');
+  ex.status = 0;
+  dropUpstream(ex);
+  fail(ex, conn.failure);
+}
+
+function relayResponseBody(ex: H1Exchange, conn: UpstreamConnection, buf: Buffer, start: number): void {
+  let end: number;
+  try {
+    end = ex.resBody.feed(buf, start);
+  } catch (err) {
+    dropUpstream(ex);
+    fail(ex, upstreamError(err, upstreamName(ex)));
+    return;
+  }
+  const stop = end === -1 ? buf.length : end;
+  const d = ex.down;
+  if (stop > start) {
+    const part = start === 0 && stop === buf.length ? buf : buf.subarray(start, stop);
+    if (!d.gone && !d.socket.write(part)) conn.socket.pause();
+  }
+  if (end === -1) return;
+  // Bytes after the response's end: the upstream broke framing; never reuse the connection.
+  if (end < buf.length) ex.upstreamClose = true;
+  responseComplete(ex);
+}
+
+function responseComplete(ex: H1Exchange): void {
+  const conn = ex.conn;
+  ex.conn = undefined;
+  if (conn !== undefined) {
+    if (!ex.upstreamClose && ex.requestDone && conn.failure === undefined) ex.ctx.pool.release(conn);
+    else conn.destroy();
+  }
+  finish(ex);
+  // The response ended before the whole request arrived: the rest cannot be skipped safely.
+  if (!ex.requestDone) ex.down.closing = true;
+  nextRequest(ex.down);
+}
+
+/** The upstream connection failed or closed before the response was complete. */
+function upstreamGone(ex: H1Exchange, conn: UpstreamConnection, err: Error | undefined): void {
+  if (ex.headersSent) {
+    // A body delimited by the connection's close is complete now.
+    if (err === undefined && ex.resBody.kind === 'close') {
+      ex.upstreamClose = true;
+      responseComplete(ex);
+      return;
+    }
+    ex.error ??= upstreamError(err ?? Object.assign(new Error('the connection closed in the middle of the response'), { code: 'ECONNRESET' }), upstreamName(ex));
+    ex.down.socket.destroy();
+    finish(ex);
+    return;
+  }
+  const failure = conn.failureFor(err ?? Object.assign(new Error('connection closed before the TLS handshake finished'), { code: 'ECONNRESET' }));
+  // A reused keep-alive connection that the upstream had already closed: try once more.
+  if (failure === undefined && conn.requests > 1 && !ex.responseStarted && ex.attempt === 0 && ex.early === undefined && ex.reqBody.kind === 'none' && IDEMPOTENT.has(ex.method)) {
+    clearTimeout(ex.timer);
+    ex.attempt = 1;
+    send(ex, conn.endpoint, true);
+    return;
+  }
+  fail(ex, failure ?? upstreamError(err ?? Object.assign(new Error('closed the connection before answering'), { code: 'ECONNRESET' }), upstreamName(ex)));
+}
+
+function dropUpstream(ex: H1Exchange): void {
+  const conn = ex.conn;
+  ex.conn = undefined;
+  conn?.destroy();
+}
+
+/**
+ * Ends the exchange with a mesh failure: synthesizes the error response, or cuts the
+ * downstream connection when the response has already started. The first failure wins.
+ */
+function fail(ex: H1Exchange, err: ProxyError): void {
+  if (ex.ended) return;
+  ex.error ??= err;
+  clearTimeout(ex.timer);
+  ex.timer = undefined;
+  dropUpstream(ex);
+  const d = ex.down;
+  if (ex.headersSent) {
+    d.socket.destroy();
+    finish(ex);
+    return;
+  }
+  const e = ex.error;
+  // The rest of an unread request body would be taken for the next request: close instead.
+  if (!ex.requestDone) d.closing = true;
+  const body = errorBody(e, ex.ctx.hop, ex.span.spanContext().traceId);
+  const length = Buffer.byteLength(body);
+  ex.status = e.status;
+  ex.bytesOut += length;
+  if (!d.gone) {
+    d.socket.write(
+      `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n${MESH_ERROR_HEADER}: ${e.code}\r\n${d.closing ? 'connection: close\r\n' : ''}\r\n${body}`,
+    );
+  }
+  finish(ex);
+  nextRequest(d);
+}
+
+/** Runs the observers, once. */
+function finish(ex: H1Exchange): void {
+  if (ex.ended) return;
+  ex.ended = true;
+  // Body sizes without chunked framing; a synthesized body was counted by fail().
+  ex.bytesIn = ex.reqBody.payload;
+  ex.bytesOut += ex.resBody.payload;
+  clearTimeout(ex.timer);
+  ex.timer = undefined;
+  const observers = ex.ctx.observers;
+  for (let i = 0; i < observers.length; i++) {
+    try {
+      (observers[i] as HopObserver).onExchangeEnd(ex);
+    } catch {
+      // an observer bug must not break the data path
+    }
+  }
+  ex.ctx.inFlight.done();
+}
+
+/** After an exchange ended: close, or go on with the next request on the connection. */
+function nextRequest(d: Downstream): void {
+  const ex = d.ex;
+  if (ex === undefined || !ex.ended || d.gone) return;
+  // Still receiving the body of a request whose response is done: wait for its end.
+  if (!ex.requestDone && !d.closing) return;
+  d.ex = undefined;
+  if (d.closing) {
+    d.buf = undefined;
+    d.socket.end();
+    return;
+  }
+  d.socket.setTimeout(IDLE_TIMEOUT_MS);
+  d.socket.resume();
+  if (d.buf !== undefined) readRequests(d);
+}
