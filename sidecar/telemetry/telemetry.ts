@@ -14,11 +14,16 @@ import {
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import { BatchLogRecordProcessor, LoggerProvider, type LogRecordExporter, type LogRecordProcessor } from '@opentelemetry/sdk-logs';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
-import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-grpc';
+import { OtlpGrpcChannel, OtlpGrpcLogExporter, OtlpGrpcSpanExporter } from './otlp-export.ts';
 import { ATTR } from '../../common/semconv.ts';
 
 export const SCOPE_NAME = 'tracemesh-sidecar';
+/**
+ * Batch processors: up to QUEUE finished spans (and as many log records) wait for export, sent
+ * BATCH at a time. The SDK's defaults (2048 / 512) drop spans above ~2000 req/s per sidecar.
+ */
+const QUEUE = 8192;
+const BATCH = 2048;
 
 export interface TelemetryOptions {
   readonly service: string;
@@ -64,18 +69,20 @@ export function createTelemetry(o: TelemetryOptions): SidecarTelemetry {
   const delay = o.exportDelayMs ?? 1000;
   const timeout = o.exportTimeoutMs ?? 10_000;
 
-  const spanExporter = o.spanExporter ?? (exporting ? new OTLPTraceExporter({ url: o.collectorEndpoint, timeoutMillis: timeout }) : undefined);
+  // One channel for both signals; encoding by otlp-encode.ts (see there why not the SDK's).
+  const channel = exporting && (o.spanExporter === undefined || o.logExporter === undefined) ? new OtlpGrpcChannel({ url: o.collectorEndpoint, timeoutMillis: timeout }) : undefined;
+  const spanExporter = o.spanExporter ?? (channel !== undefined ? new OtlpGrpcSpanExporter(channel, timeout) : undefined);
   const spanProcessors: SpanProcessor[] =
-    spanExporter === undefined ? [] : [new BatchSpanProcessor(spanExporter, { scheduledDelayMillis: delay, exportTimeoutMillis: timeout })];
+    spanExporter === undefined ? [] : [new BatchSpanProcessor(spanExporter, { scheduledDelayMillis: delay, exportTimeoutMillis: timeout, maxQueueSize: QUEUE, maxExportBatchSize: BATCH })];
   const tracerProvider = new BasicTracerProvider({
     resource,
     sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(o.samplingRatio) }),
     spanProcessors,
   });
 
-  const logExporter = o.logExporter ?? (exporting ? new OTLPLogExporter({ url: o.collectorEndpoint, timeoutMillis: timeout }) : undefined);
+  const logExporter = o.logExporter ?? (channel !== undefined ? new OtlpGrpcLogExporter(channel, timeout) : undefined);
   const logProcessors: LogRecordProcessor[] =
-    logExporter === undefined ? [] : [new BatchLogRecordProcessor({ exporter: logExporter, scheduledDelayMillis: delay, exportTimeoutMillis: timeout })];
+    logExporter === undefined ? [] : [new BatchLogRecordProcessor({ exporter: logExporter, scheduledDelayMillis: delay, exportTimeoutMillis: timeout, maxQueueSize: QUEUE, maxExportBatchSize: BATCH })];
   const loggerProvider = logProcessors.length === 0 ? undefined : new LoggerProvider({ resource, processors: logProcessors });
 
   let shutdown: Promise<void> | undefined;
@@ -86,7 +93,7 @@ export function createTelemetry(o: TelemetryOptions): SidecarTelemetry {
       await Promise.all([tracerProvider.forceFlush(), loggerProvider?.forceFlush()]);
     },
     shutdown() {
-      shutdown ??= Promise.all([tracerProvider.shutdown(), loggerProvider?.shutdown()]).then(() => undefined);
+      shutdown ??= Promise.all([tracerProvider.shutdown(), loggerProvider?.shutdown()]).then(() => channel?.close());
       return shutdown;
     },
   };
