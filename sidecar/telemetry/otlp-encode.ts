@@ -132,6 +132,13 @@ export class ProtoWriter {
     this.pos += this.buf.write(h, this.pos, n, 'hex');
   }
 
+  /** Bytes as they are (an already encoded field). */
+  raw(b: Uint8Array): void {
+    this.ensure(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+
   bytes(field: number, b: Uint8Array): void {
     this.tag(field, WIRE_LEN);
     this.varint(b.length);
@@ -208,12 +215,86 @@ function anyValue(w: ProtoWriter, field: number, v: AnyValue | AttributeValue | 
   w.end();
 }
 
+function varintSize(v: number): number {
+  let n = 1;
+  while (v > 0x7f) {
+    v = Math.floor(v / 128);
+    n++;
+  }
+  return n;
+}
+
+/** `key` as the bytes of KeyValue field 1 (tag, length, UTF-8), cached: keys repeat in every record. */
+const keyBytes = new Map<string, Buffer>();
+function encodedKey(key: string): Buffer {
+  let b = keyBytes.get(key);
+  if (b === undefined) {
+    const utf8 = Buffer.from(key, 'utf8');
+    const w = new ProtoWriter(utf8.length + 8);
+    w.bytes(1, utf8);
+    b = w.finish();
+    if (keyBytes.size < 4096) keyBytes.set(key, b);
+  }
+  return b;
+}
+
+/**
+ * KeyValue messages. Scalar values (the common case) are written with their lengths computed
+ * up front, without the reserve-and-patch of nested messages.
+ */
 function keyValues(w: ProtoWriter, field: number, attrs: Attributes | AnyValueMap): void {
   for (const key in attrs) {
     const v = (attrs as Record<string, AnyValue>)[key];
-    if (v === undefined) continue;
+    if (v === undefined || v === null) continue;
+    const k = encodedKey(key);
+    let anyLen: number;
+    switch (typeof v) {
+      case 'string': {
+        const n = Buffer.byteLength(v);
+        anyLen = 1 + varintSize(n) + n;
+        w.tag(field, WIRE_LEN);
+        w.varint(k.length + 1 + varintSize(anyLen) + anyLen);
+        w.raw(k);
+        w.tag(2, WIRE_LEN);
+        w.varint(anyLen);
+        w.stringAlways(1, v);
+        continue;
+      }
+      case 'boolean':
+        w.tag(field, WIRE_LEN);
+        w.varint(k.length + 4);
+        w.raw(k);
+        w.tag(2, WIRE_LEN);
+        w.varint(2);
+        w.bool(2, v);
+        continue;
+      case 'number':
+        if (Number.isInteger(v) && v >= 0 && v <= Number.MAX_SAFE_INTEGER) {
+          anyLen = 1 + varintSize(v);
+          w.tag(field, WIRE_LEN);
+          w.varint(k.length + 2 + anyLen);
+          w.raw(k);
+          w.tag(2, WIRE_LEN);
+          w.varint(anyLen);
+          w.tag(3, WIRE_VARINT);
+          w.varint(v);
+          continue;
+        }
+        if (!Number.isInteger(v)) {
+          w.tag(field, WIRE_LEN);
+          w.varint(k.length + 11);
+          w.raw(k);
+          w.tag(2, WIRE_LEN);
+          w.varint(9);
+          w.double(4, v);
+          continue;
+        }
+        break;
+      default:
+        break;
+    }
     w.begin(field);
-    w.string(1, key);
+    w.raw(k);
     anyValue(w, 2, v);
     w.end();
   }

@@ -94,9 +94,9 @@ function factsOf(req: DownstreamRequest): DownstreamFacts {
     userAgent: typeof ua === 'string' ? ua : undefined,
     peerAddress: req.socket.remoteAddress,
     peerPort: req.socket.remotePort,
-    // OpenTelemetry writes HTTP/2 as "2", not node's "2.0". HTTP/2 here is only ever over TLS.
+    // OpenTelemetry writes HTTP/2 as "2", not node's "2.0". (HTTP/2 may be h2c: the socket says.)
     httpVersion: h2 ? '2' : req.httpVersion,
-    secure: h2 || (req.socket as { encrypted?: boolean }).encrypted === true,
+    secure: (req.socket as { encrypted?: boolean }).encrypted === true,
   };
 }
 
