@@ -22,6 +22,9 @@ import { runQuery } from './query/suite.ts';
 import { renderSummary, loadResults } from './summary.ts';
 import { writeFileSync } from 'node:fs';
 
+/** V8 options of the tracemesh-lowmem route (documented in sidecar/README.md, "Memory"). */
+const LOW_MEMORY_NODE_ARGS = ['--max-semi-space-size=1', '--max-old-space-size=96'];
+
 const USAGE = 'npm run bench -- [flags]   (or: node bench/run.ts [flags])';
 const SUMMARY = 'Measures tracemesh against a direct connection and an haproxy pair (data plane), the collector ingest rate and disk use, and query latency at scale.';
 
@@ -103,6 +106,8 @@ async function main(argv: string[]): Promise<number> {
           'tracemesh-notrace': tracemeshRoute({ ...sidecarRoute, name: 'tracemesh-notrace', sampling: 0 }),
           // The same traced pair with mTLS off between the sidecars: the cost of mTLS, side by side.
           'tracemesh-plaintext': tracemeshRoute({ ...sidecarRoute, name: 'tracemesh-plaintext', sampling: 1, tls: 'off' }),
+          // The traced pair with V8's heap capped: the memory/CPU trade-off, side by side.
+          'tracemesh-lowmem': tracemeshRoute({ ...sidecarRoute, name: 'tracemesh-lowmem', sampling: 1, nodeArgs: LOW_MEMORY_NODE_ARGS }),
         };
         const routes: RouteDefinition[] = [];
         for (const r of f.routes) {

@@ -30,6 +30,8 @@ export interface TracemeshRouteOptions {
   readonly accessLog: 'off' | 'stdout';
   readonly installClickHouse: boolean;
   readonly say: (line: string) => void;
+  /** V8 options for the sidecar processes (e.g. a capped heap), before the script. */
+  readonly nodeArgs?: readonly string[] | undefined;
   /** `--profile`: run each sidecar under `--cpu-prof`, writing `<profileDir>/<route>-<role>/`. */
   readonly profileDir?: string | undefined;
 }
@@ -103,7 +105,7 @@ async function launchSidecar(s: SidecarSpec, o: TracemeshRouteOptions, ctx: Rout
       '--access-log', o.accessLog,
       ...s.extraArgs,
     ];
-    const nodeArgs = o.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${join(o.profileDir, s.name)}`];
+    const nodeArgs = [...(o.nodeArgs ?? []), ...(o.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${join(o.profileDir, s.name)}`])];
     const child = startNode(s.name, repoPath('cli', 'tracemesh.ts'), args, ctx.logDir, { env, nodeArgs });
     await waitForHttpOk(`http://127.0.0.1:${adminPort}/ready`, child, 30_000);
     return { child, outboundPort, inboundPort, adminPort };
@@ -244,7 +246,7 @@ export function tracemeshRoute(o: TracemeshRouteOptions): RouteDefinition {
           ctx,
         );
         stops.push(() => client.child.stop(8000).then(() => reportProfile(o, `${o.name}-client-sidecar`)));
-        notes.push(`sampling ${o.sampling}; sidecar stdout access log ${o.accessLog}`);
+        notes.push(`sampling ${o.sampling}; sidecar stdout access log ${o.accessLog}${o.nodeArgs !== undefined && o.nodeArgs.length > 0 ? `; sidecars run with node ${o.nodeArgs.join(' ')}` : ''}`);
 
         const processes = new Map<string, number>([
           ['client-sidecar', client.child.pid],
