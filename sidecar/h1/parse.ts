@@ -9,7 +9,9 @@
 //
 // Strict where smuggling lives (RFC 9112 §6.3, §11.2): CRLF line ends only, no obs-fold, no
 // whitespace before the colon, Content-Length and Transfer-Encoding together are refused, a
-// request's Transfer-Encoding must end in chunked, conflicting Content-Lengths are refused.
+// request's Transfer-Encoding must end in chunked, conflicting Content-Lengths are refused,
+// Connection cannot make the framing fields hop-by-hop, and chunked trailers are checked like
+// header fields.
 
 /** A head that cannot be relayed; `status` is what the proxy answers (400, 431, 501, 505). */
 export class H1ParseError extends Error {
@@ -73,6 +75,8 @@ const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 /** request-target: no whitespace or controls (RFC 9112 §3.2). */
 const BAD_TARGET = /[\x00-\x20\x7f]/;
 const CRLFCRLF = '\r\n\r\n';
+/** Names a Connection header may list without effect (see parseFields). */
+const NEVER_HOP_BY_HOP = new Set(['content-length', 'transfer-encoding', 'host']);
 
 /**
  * Where the head that starts at `buf[0]` ends (the offset after its blank line), or -1 when
@@ -144,7 +148,9 @@ function parseFields(text: string, start: number, f: HeadFields, minor: number):
           if (tok === 'close') f.close = true;
           else if (tok === 'keep-alive') keepAlive = true;
           else if (tok === 'upgrade') connectionUpgrade = true;
-          else if (tok !== '') (f.connectionNames ??= []).push(tok);
+          // The framing and routing fields are never hop-by-hop: dropping them on the hop would
+          // leave the body unframed for the next parser (request smuggling, response desync).
+          else if (tok !== '' && !NEVER_HOP_BY_HOP.has(tok)) (f.connectionNames ??= []).push(tok);
         }
         break;
       }
@@ -274,14 +280,26 @@ const Chunk = {
   DataCr: 4,
   DataLf: 5,
   TrailerStart: 6,
-  TrailerLine: 7,
-  TrailerLineLf: 8,
-  EndLf: 9,
+  TrailerName: 7,
+  TrailerValue: 8,
+  TrailerLineLf: 9,
+  EndLf: 10,
 } as const;
 type ChunkState = (typeof Chunk)[keyof typeof Chunk];
 
 /** Longest chunk-size line accepted (size plus extensions). */
 const MAX_CHUNK_LINE = 4096;
+/** Largest chunk size before its next hex digit: sizes stay below 16^12 (and exact in a double). */
+const MAX_CHUNK_SIZE_BEFORE_DIGIT = 16 ** 11;
+
+/** tchar (RFC 9110 §5.6.2), by byte. */
+const TCHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
+
+/** A control character other than HTAB (not allowed in field values or chunk extensions). */
+function isCtl(c: number): boolean {
+  return (c < 0x20 && c !== 0x09) || c === 0x7f;
+}
 
 /**
  * Finds where a body ends without copying it: fed the bytes as they come, it says how many of
@@ -348,7 +366,9 @@ export class BodyScanner {
           const c = buf[i] as number;
           const d = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -1;
           if (d >= 0) {
-            if (this.digits >= 12) throw new H1ParseError(400, 'chunk size too large');
+            // Leading zeros are allowed (as llhttp allows them); the line length bounds them.
+            if (this.remaining >= MAX_CHUNK_SIZE_BEFORE_DIGIT) throw new H1ParseError(400, 'chunk size too large');
+            if (++this.lineBytes > MAX_CHUNK_LINE) throw new H1ParseError(400, 'malformed chunked body: chunk-size line too long');
             this.remaining = this.remaining * 16 + d;
             this.digits++;
           } else if (this.digits === 0) {
@@ -365,7 +385,7 @@ export class BodyScanner {
         case Chunk.Ext: {
           const c = buf[i] as number;
           if (c === 0x0d) this.state = Chunk.SizeLf;
-          else if (c === 0x0a || ++this.lineBytes > MAX_CHUNK_LINE) throw new H1ParseError(400, 'malformed chunked body: bad chunk extension');
+          else if (isCtl(c) || ++this.lineBytes > MAX_CHUNK_LINE) throw new H1ParseError(400, 'malformed chunked body: bad chunk extension');
           break;
         }
         case Chunk.SizeLf:
@@ -382,17 +402,28 @@ export class BodyScanner {
           if (buf[i] !== 0x0a) throw new H1ParseError(400, 'malformed chunked body: expected CRLF after chunk data');
           this.state = Chunk.Size;
           break;
-        case Chunk.TrailerStart:
-          if (buf[i] === 0x0d) this.state = Chunk.EndLf;
-          else {
+        // Trailer fields are checked like header fields: the upstream parses them again, and a
+        // line that it ends elsewhere (a bare LF, say) would make it see the body end elsewhere.
+        case Chunk.TrailerStart: {
+          const c = buf[i] as number;
+          if (c === 0x0d) this.state = Chunk.EndLf;
+          else if (TCHAR[c] === 1) {
             this.lineBytes = 1;
-            this.state = Chunk.TrailerLine;
-          }
+            this.state = Chunk.TrailerName;
+          } else throw new H1ParseError(400, 'malformed chunked body: bad trailer line');
           break;
-        case Chunk.TrailerLine: {
+        }
+        case Chunk.TrailerName: {
+          const c = buf[i] as number;
+          if (c === 0x3a) this.state = Chunk.TrailerValue;
+          else if (TCHAR[c] !== 1) throw new H1ParseError(400, 'malformed chunked body: bad trailer field name');
+          if (++this.lineBytes > MAX_HEAD_BYTES) throw new H1ParseError(400, 'malformed chunked body: trailer line too long');
+          break;
+        }
+        case Chunk.TrailerValue: {
           const c = buf[i] as number;
           if (c === 0x0d) this.state = Chunk.TrailerLineLf;
-          else if (c === 0x0a || ++this.lineBytes > MAX_HEAD_BYTES) throw new H1ParseError(400, 'malformed chunked body: bad trailer line');
+          else if (isCtl(c) || ++this.lineBytes > MAX_HEAD_BYTES) throw new H1ParseError(400, 'malformed chunked body: bad trailer field value');
           break;
         }
         case Chunk.TrailerLineLf:
