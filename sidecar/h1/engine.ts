@@ -363,7 +363,13 @@ function onDownData(this: Socket, chunk: Buffer): void {
   const ex = d.ex;
   if (ex !== undefined) {
     if (!ex.requestDone) {
-      const end = ex.reqBody.feed(chunk, 0);
+      let end: number;
+      try {
+        end = ex.reqBody.feed(chunk, 0);
+      } catch (err) {
+        badRequestBody(ex, err);
+        return;
+      }
       if (end === -1) {
         relayRequestBody(ex, chunk);
         return;
@@ -530,7 +536,13 @@ function startExchange(d: Downstream, head: RequestHead): void {
   if (ex.reqBody.done) ex.requestDone = true;
   else if (d.buf !== undefined) {
     const buf = d.buf;
-    const end = ex.reqBody.feed(buf, 0);
+    let end: number;
+    try {
+      end = ex.reqBody.feed(buf, 0);
+    } catch (err) {
+      badRequestBody(ex, err);
+      return;
+    }
     ex.early = end === -1 ? buf : buf.subarray(0, end);
     d.buf = end === -1 || end === buf.length ? undefined : buf.subarray(end);
     if (end !== -1) ex.requestDone = true;
@@ -815,6 +827,21 @@ function fail(ex: H1Exchange, err: ProxyError): void {
   }
   finish(ex);
   nextRequest(d);
+}
+
+/** The client broke its request body's chunked framing: 400 (or a cut once the response has started), then close. */
+function badRequestBody(ex: H1Exchange, err: unknown): void {
+  const d = ex.down;
+  dropUpstream(ex);
+  d.buf = undefined;
+  d.ex = undefined;
+  if (ex.headersSent || d.gone) d.socket.destroy();
+  else {
+    const e = err instanceof H1ParseError ? err : new H1ParseError(400, String(err));
+    ex.status = e.status;
+    d.socket.end(badRequest(e), 'latin1');
+  }
+  finish(ex);
 }
 
 /** Runs the observers, once. */
