@@ -6,10 +6,9 @@ import { MESH_ERROR } from '../../common/semconv.ts';
 import type { Balancer } from '../balancer/balancer.ts';
 import type { PickResult } from '../balancer/picker.ts';
 import { ProxyError } from '../errors.ts';
-import { PLAINTEXT_REFUSED_MESSAGE } from '../inbound/inbound.ts';
+import { normalizedTarget, PLAINTEXT_REFUSED_MESSAGE } from '../inbound/inbound.ts';
 import type { InboundPolicy } from '../inbound/authorization.ts';
-import { normalizePath } from '../policy/authorize.ts';
-import type { H1Exchange, H1Route } from './engine.ts';
+import type { H1Route } from './engine.ts';
 
 const NO_HOST: PickResult = {
   kind: 'fail',
@@ -72,17 +71,8 @@ export function inboundRoute(appPort: number, mtls: boolean, policy: InboundPoli
         }),
       };
     }
-    forwardNormalizedPath(ex);
+    // The app gets the path that was authorized, normalized the same way.
+    ex.target = normalizedTarget(ex.target);
     return local;
   };
-}
-
-/** The app gets the path that was authorized (normalized the same way). */
-function forwardNormalizedPath(ex: H1Exchange): void {
-  const target = ex.target;
-  const normalized = normalizePath(target);
-  if (normalized === undefined) return;
-  const q = target.indexOf('?');
-  const path = q === -1 ? target : target.slice(0, q);
-  if (normalized !== path) ex.target = q === -1 ? normalized : normalized + target.slice(q);
 }

@@ -95,12 +95,21 @@ export function createInboundHandler(ctx: ProxyContext, appPort: number, securit
  * never disagree about which path was asked for. Allocation-free when nothing changes.
  */
 function forwardNormalizedPath(ex: Exchange): void {
-  const target = ex.target;
+  ex.target = normalizedTarget(ex.target);
+}
+
+/**
+ * `target` with its path normalized as authorization saw it (the query is kept). Returns the
+ * same string, allocation-free, when nothing changes or the path cannot be normalized (decide()
+ * has denied such a path already).
+ */
+export function normalizedTarget(target: string): string {
   const normalized = normalizePath(target);
-  if (normalized === undefined) return; // decide() has already denied such a path
+  if (normalized === undefined) return target;
   const q = target.indexOf('?');
   const path = q === -1 ? target : target.slice(0, q);
-  if (normalized !== path) ex.target = q === -1 ? normalized : normalized + target.slice(q);
+  if (normalized === path) return target;
+  return q === -1 ? normalized : normalized + target.slice(q);
 }
 
 export interface InboundListenerOptions {

@@ -69,68 +69,33 @@ export class OtlpGrpcChannel {
   }
 }
 
-export class OtlpGrpcSpanExporter implements SpanExporter {
+/** Encodes each batch and sends it; tracks exports in flight for forceFlush and shutdown. */
+class OtlpGrpcExporter<T> {
   private readonly channel: OtlpGrpcChannel;
+  private readonly method: string;
+  private readonly encode: (items: readonly T[], w: ProtoWriter) => Buffer;
   private readonly timeoutMillis: number;
   private readonly writer = new ProtoWriter();
   private pending = 0;
   private idle: Array<() => void> = [];
 
-  constructor(channel: OtlpGrpcChannel, timeoutMillis: number) {
+  constructor(channel: OtlpGrpcChannel, method: string, encode: (items: readonly T[], w: ProtoWriter) => Buffer, timeoutMillis: number) {
     this.channel = channel;
+    this.method = method;
+    this.encode = encode;
     this.timeoutMillis = timeoutMillis;
   }
 
-  export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
+  export(items: T[], resultCallback: (result: ExportResult) => void): void {
     let body: Buffer;
     try {
-      body = encodeTraceRequest(spans, this.writer);
+      body = this.encode(items, this.writer);
     } catch (err) {
       resultCallback({ code: ExportResultCode.FAILED, error: err as Error });
       return;
     }
     this.pending++;
-    this.channel.send(TRACE_METHOD, body, Date.now() + this.timeoutMillis, (r) => {
-      this.settle();
-      resultCallback(r);
-    });
-  }
-
-  private settle(): void {
-    if (--this.pending === 0) for (const f of this.idle.splice(0)) f();
-  }
-
-  forceFlush(): Promise<void> {
-    return this.pending === 0 ? Promise.resolve() : new Promise((resolve) => this.idle.push(resolve));
-  }
-
-  async shutdown(): Promise<void> {
-    await this.forceFlush();
-  }
-}
-
-export class OtlpGrpcLogExporter implements LogRecordExporter {
-  private readonly channel: OtlpGrpcChannel;
-  private readonly timeoutMillis: number;
-  private readonly writer = new ProtoWriter();
-  private pending = 0;
-  private idle: Array<() => void> = [];
-
-  constructor(channel: OtlpGrpcChannel, timeoutMillis: number) {
-    this.channel = channel;
-    this.timeoutMillis = timeoutMillis;
-  }
-
-  export(logs: ReadableLogRecord[], resultCallback: (result: ExportResult) => void): void {
-    let body: Buffer;
-    try {
-      body = encodeLogsRequest(logs, this.writer);
-    } catch (err) {
-      resultCallback({ code: ExportResultCode.FAILED, error: err as Error });
-      return;
-    }
-    this.pending++;
-    this.channel.send(LOGS_METHOD, body, Date.now() + this.timeoutMillis, (r) => {
+    this.channel.send(this.method, body, Date.now() + this.timeoutMillis, (r) => {
       if (--this.pending === 0) for (const f of this.idle.splice(0)) f();
       resultCallback(r);
     });
@@ -142,5 +107,17 @@ export class OtlpGrpcLogExporter implements LogRecordExporter {
 
   async shutdown(): Promise<void> {
     await this.forceFlush();
+  }
+}
+
+export class OtlpGrpcSpanExporter extends OtlpGrpcExporter<ReadableSpan> implements SpanExporter {
+  constructor(channel: OtlpGrpcChannel, timeoutMillis: number) {
+    super(channel, TRACE_METHOD, encodeTraceRequest, timeoutMillis);
+  }
+}
+
+export class OtlpGrpcLogExporter extends OtlpGrpcExporter<ReadableLogRecord> implements LogRecordExporter {
+  constructor(channel: OtlpGrpcChannel, timeoutMillis: number) {
+    super(channel, LOGS_METHOD, encodeLogsRequest, timeoutMillis);
   }
 }

@@ -16,7 +16,8 @@ import { MESH_ERROR } from '../../common/semconv.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { Endpoint } from '../endpoints/endpoints.ts';
 import { ProxyError, upstreamError } from '../errors.ts';
-import { checkServerPeer, isVerifyErrorCode, PeerIdentityError, verifyRejection, type HandshakeFailureKind } from '../identity/peer.ts';
+import { checkServerPeer, type HandshakeFailureKind } from '../identity/peer.ts';
+import { classifyConnectFailure } from './tls-failure.ts';
 import type { MeshTls } from './credentials.ts';
 
 /** Debug text of the GOAWAY with which an inbound sidecar refuses a peer's certificate. */
@@ -180,29 +181,9 @@ export class PeerConnection {
       this.failure = upstreamError(cause, target ?? `sidecar ${this.describe()}`);
       return this.failure;
     }
-    let kind: HandshakeFailureKind;
-    let reason: string;
-    const code = (cause as { code?: unknown } | null)?.code;
-    if (cause instanceof PeerIdentityError) {
-      kind = cause.kind;
-      reason = cause.message;
-    } else if (typeof code === 'string' && isVerifyErrorCode(code)) {
-      const r = verifyRejection(code);
-      kind = r.kind;
-      reason = `server certificate rejected: ${r.reason}`;
-    } else {
-      kind = 'handshake_error';
-      // OpenSSL errors carry a short `reason` ("wrong version number") next to a long message.
-      const short = (cause as { reason?: unknown } | null)?.reason;
-      reason = typeof short === 'string' && short !== '' ? `${short} (${String(code)})` : cause instanceof Error ? cause.message : String(cause);
-      if (typeof code === 'string' && /WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|HTTP_REQUEST/.test(code)) {
-        reason += ' (the peer does not speak TLS: a sidecar with mTLS off, or not a sidecar)';
-      } else if (code === 'ECONNRESET') {
-        reason += ' (the peer closed the connection during the handshake: is mTLS DISABLEd on it?)';
-      }
-    }
-    this.failure = new ProxyError(MESH_ERROR.tlsHandshake, `TLS handshake with ${this.describe()} failed: ${reason}`, { cause });
-    this.pool.handshakeFailed(kind);
+    const f = classifyConnectFailure(cause, true, this.describe());
+    this.failure = f.error;
+    if (f.kind !== undefined) this.pool.handshakeFailed(f.kind);
     return this.failure;
   }
 
