@@ -117,6 +117,8 @@ class Downstream {
   /** Close once the current response is written. */
   closing = false;
   gone = false;
+  /** readRequests is on the stack: an exchange that ends at once leaves the next request to its loop. */
+  reading = false;
 
   constructor(listener: H1Listener, socket: Socket, security: DownstreamSecurity | undefined) {
     this.listener = listener;
@@ -415,6 +417,16 @@ function onDownDrain(this: Socket): void {
 
 /** Parses and starts every complete request head in `d.buf`, one exchange at a time. */
 function readRequests(d: Downstream): void {
+  if (d.reading) return;
+  d.reading = true;
+  try {
+    readRequestsLoop(d);
+  } finally {
+    d.reading = false;
+  }
+}
+
+function readRequestsLoop(d: Downstream): void {
   while (d.ex === undefined && d.buf !== undefined && !d.gone) {
     if (d.socket.writableEnded) {
       d.buf = undefined;
