@@ -639,7 +639,8 @@ function requestComplete(ex: H1Exchange): void {
 
 function onUpstreamTimeout(ex: H1Exchange): void {
   ex.timer = undefined;
-  if (ex.ended || ex.responseStarted) return;
+  // An interim response (100 Continue) is not the response head: the clock still runs.
+  if (ex.ended || ex.headersSent) return;
   fail(ex, new ProxyError(MESH_ERROR.timeout, `${upstreamName(ex)} did not answer within ${ex.ctx.upstreamTimeoutMs} ms (--upstream-timeout)`));
 }
 
