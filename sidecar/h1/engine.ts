@@ -704,6 +704,7 @@ function startResponse(ex: H1Exchange, conn: UpstreamConnection, head: ResponseH
     h += `${rawNames[i] as string}: ${values[i] as string}\r\n`;
   }
   if (d.closing) h += 'connection: close\r\n';
+  else if (ex.head.minor === 0) h += 'connection: keep-alive\r\n'; // HTTP/1.0 closes without it
   h += '\r\n';
   ex.headersSent = true;
   // Head and the body bytes that came with it leave in one write (one syscall, one TLS record batch).
@@ -835,7 +836,7 @@ function fail(ex: H1Exchange, err: ProxyError): void {
   ex.bytesOut += length;
   if (!d.gone) {
     d.socket.write(
-      `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n${MESH_ERROR_HEADER}: ${e.code}\r\n${d.closing ? 'connection: close\r\n' : ''}\r\n${body}`,
+      `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n${MESH_ERROR_HEADER}: ${e.code}\r\n${d.closing ? 'connection: close\r\n' : ex.head.minor === 0 ? 'connection: keep-alive\r\n' : ''}\r\n${body}`,
     );
   }
   finish(ex);
