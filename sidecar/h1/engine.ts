@@ -30,6 +30,7 @@ import type { Direction, HopObserver, HopRecord, TlsMode } from '../telemetry/ho
 import { startExchangeSpan } from '../telemetry/spans.ts';
 import {
   BodyScanner,
+  emptyLinesBefore,
   findHeadEnd,
   H1ParseError,
   parseRequestHead,
@@ -435,6 +436,15 @@ function readRequestsLoop(d: Downstream): void {
     const buf = d.buf;
     let end: number;
     let head: RequestHead;
+    if (d.searched === 0 && buf[0] === 0x0d) {
+      // Empty lines before a request line are ignored (RFC 9112 §2.2), as node:http does.
+      const skip = emptyLinesBefore(buf);
+      if (skip === -1) return; // its LF has not arrived
+      if (skip > 0) {
+        d.buf = skip < buf.length ? buf.subarray(skip) : undefined;
+        continue;
+      }
+    }
     try {
       // Not a request line (a TLS ClientHello to a plaintext port, say): refuse at once.
       if (d.searched === 0 && !isTokenByte(buf[0] as number)) throw new H1ParseError(400, 'the connection does not speak HTTP/1.1 (no request line)');

@@ -9,6 +9,7 @@ import { connect, type AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import {
   BodyScanner,
+  emptyLinesBefore,
   findHeadEnd,
   H1ParseError,
   MAX_HEAD_BYTES,
@@ -81,6 +82,17 @@ void describe('findHeadEnd', () => {
     refused(() => findHeadEnd(latin1(prefix + 'a'.repeat(pad + 1) + '\r\n\r\n')), 431);
     // No blank line yet and already too long: refused without waiting for more.
     refused(() => findHeadEnd(latin1(prefix + 'a'.repeat(MAX_HEAD_BYTES))), 431);
+  });
+});
+
+void describe('emptyLinesBefore', () => {
+  void it('counts the CRLFs before a request line, and asks for more on a lone CR', () => {
+    assert.equal(emptyLinesBefore(latin1('GET / HTTP/1.1\r\n')), 0);
+    assert.equal(emptyLinesBefore(latin1('\r\nGET')), 2);
+    assert.equal(emptyLinesBefore(latin1('\r\n\r\n')), 4);
+    assert.equal(emptyLinesBefore(latin1('\r\n\r')), -1);
+    assert.equal(emptyLinesBefore(latin1('\rX')), 0, 'a CR without LF is no empty line (the request line check refuses it)');
+    assert.equal(emptyLinesBefore(latin1('\nGET')), 0, 'a bare LF is no empty line');
   });
 });
 

@@ -93,6 +93,20 @@ export function findHeadEnd(buf: Buffer, from = 0): number {
   return -1;
 }
 
+/**
+ * Bytes of empty lines (CRLF) at the start of `buf`, which a server ignores before a request
+ * line (RFC 9112 §2.2); -1 when `buf` ends in the middle of one.
+ */
+export function emptyLinesBefore(buf: Buffer): number {
+  let i = 0;
+  while (buf[i] === 0x0d) {
+    if (i + 1 === buf.length) return -1;
+    if (buf[i + 1] !== 0x0a) break;
+    i += 2;
+  }
+  return i;
+}
+
 function parseVersion(v: string, what: string): number {
   if (v === 'HTTP/1.1') return 1;
   if (v === 'HTTP/1.0') return 0;
