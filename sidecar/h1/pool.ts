@@ -251,6 +251,8 @@ export class UpstreamPool {
   release(c: UpstreamConnection): void {
     c.owner = undefined;
     c.pending = undefined;
+    // Backpressure on the last relayed write paused it; an idle connection must read (to see a close).
+    c.socket.resume();
     if (this.closed || c.socket.destroyed) {
       c.destroy();
       return;
