@@ -97,6 +97,8 @@ const TRACE_HEADER_SET = new Set(TRACE_HEADERS);
 const WORKLOAD_NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
 /** Methods that may be sent twice (RFC 9110 §9.2.2). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+/** After the last response of a closing connection, how long the client has to close its side. */
+const CLOSING_GRACE_MS = 5_000;
 /** A keep-alive connection without a request for this long is closed. */
 const IDLE_TIMEOUT_MS = 60_000;
 
@@ -393,7 +395,8 @@ function onDownData(this: Socket, chunk: Buffer): void {
 
 function onDownEnd(this: Socket): void {
   const d = downOf(this);
-  // The client half-closed: answer what it asked, then close.
+  // The client shut its side. Sockets here are not half-open (as with node:http), so node ends
+  // ours too and 'close' follows: an exchange still running is recorded as DOWNSTREAM_ABORTED.
   d.closing = true;
   if (d.ex === undefined) this.end();
 }
@@ -898,6 +901,10 @@ function nextRequest(d: Downstream): void {
   if (d.closing) {
     d.buf = undefined;
     d.socket.end();
+    // Read (and drop) whatever the client still sends, so its close is seen; a client that
+    // neither reads nor closes is cut after a grace period.
+    d.socket.setTimeout(CLOSING_GRACE_MS);
+    d.socket.resume();
     return;
   }
   d.socket.setTimeout(IDLE_TIMEOUT_MS);
