@@ -9,9 +9,10 @@ import { StorageError } from './errors.ts';
 import type { SpanKind, SpanRecord } from './model.ts';
 import { ClickHouseTraceReader, MAX_TRACE_LIMIT, normalizeTraceId, tagCondition } from './reader.ts';
 import { migrate } from './schema/migrate.ts';
-import { ident, sql, type Sql } from './sql.ts';
+import { ident, sql } from './sql.ts';
 import { makeSpan } from './testing/fixtures.ts';
 import { ClickHouseTraceWriter } from './writer.ts';
+import { countingClient } from './testing/counting-client.ts';
 
 const BASE = 1_716_199_200_000_000_000n;
 
@@ -205,25 +206,3 @@ void describe('ClickHouseTraceReader', () => {
   });
 });
 
-/** A StorageClient that counts the statements it runs, then runs them on `inner`. */
-function countingClient(inner: StorageClient): StorageClient & { readonly statements: number } {
-  let statements = 0;
-  return {
-    database: inner.database,
-    get statements() {
-      return statements;
-    },
-    query: <T,>(statement: Sql): Promise<T[]> => {
-      statements++;
-      return inner.query<T>(statement);
-    },
-    command: (statement: Sql) => {
-      statements++;
-      return inner.command(statement);
-    },
-    insertJsonEachRow: (table, body) => inner.insertJsonEachRow(table, body),
-    insertRowBinary: (table, columns, chunks) => inner.insertRowBinary(table, columns, chunks),
-    ping: () => inner.ping(),
-    close: () => Promise.resolve(),
-  };
-}

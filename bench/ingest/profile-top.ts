@@ -11,23 +11,7 @@
 
 import { readFileSync } from 'node:fs';
 
-interface CallFrame {
-  readonly functionName: string;
-  readonly url: string;
-  readonly lineNumber: number;
-}
-
-interface ProfileNode {
-  readonly id: number;
-  readonly callFrame: CallFrame;
-  readonly children?: readonly number[];
-}
-
-interface CpuProfile {
-  readonly nodes: readonly ProfileNode[];
-  readonly samples: readonly number[];
-  readonly timeDeltas: readonly number[];
-}
+import type { CallFrame, CpuProfile, ProfileNode } from '../lib/cpuprofile.ts';
 
 export interface FunctionTime {
   readonly name: string;
@@ -49,10 +33,12 @@ export function summarize(profile: CpuProfile): { functions: FunctionTime[]; tot
   const self = new Map<string, number>();
   const total = new Map<string, number>();
   let totalMs = 0;
-  for (let i = 0; i < profile.samples.length; i++) {
-    const ms = (profile.timeDeltas[i] ?? 0) / 1000;
+  const samples = profile.samples ?? [];
+  const deltas = profile.timeDeltas ?? [];
+  for (let i = 0; i < samples.length; i++) {
+    const ms = (deltas[i] ?? 0) / 1000;
     totalMs += ms;
-    const id = profile.samples[i]!;
+    const id = samples[i]!;
     const node = byId.get(id);
     if (node === undefined) continue;
     const name = label(node.callFrame);

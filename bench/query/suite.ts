@@ -5,10 +5,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Hono } from 'hono';
 import { createClickHouseClient, type StorageClient } from '../../storage/clickhouse.ts';
-import type { Sql } from '../../storage/sql.ts';
 import { migrate } from '../../storage/schema/migrate.ts';
 import { resolveSchema, tableName } from '../../storage/schema/options.ts';
 import { ClickHouseTraceReader } from '../../storage/reader.ts';
+import { countingClient } from '../../storage/testing/counting-client.ts';
 import { chNumber, chQuery, startClickHouse, type BenchClickHouse } from '../lib/clickhouse.ts';
 import { missing } from '../lib/components.ts';
 import { exactPercentiles, type Percentiles } from '../lib/histogram.ts';
@@ -68,29 +68,6 @@ async function tracesFor(url: string, spans: number): Promise<number> {
 }
 
 type AppFactory = (deps: { reader: ClickHouseTraceReader }) => Hono;
-
-/** The reader's StorageClient, counting the statements it sends. */
-function countingClient(inner: StorageClient): StorageClient & { readonly statements: number } {
-  let statements = 0;
-  return {
-    database: inner.database,
-    get statements() {
-      return statements;
-    },
-    query: <T,>(statement: Sql): Promise<T[]> => {
-      statements++;
-      return inner.query<T>(statement);
-    },
-    command: (statement: Sql) => {
-      statements++;
-      return inner.command(statement);
-    },
-    insertJsonEachRow: (table, body) => inner.insertJsonEachRow(table, body),
-    insertRowBinary: (table, columns, chunks) => inner.insertRowBinary(table, columns, chunks),
-    ping: () => inner.ping(),
-    close: () => inner.close(),
-  };
-}
 
 async function timeRequests(
   app: Hono,
@@ -206,7 +183,7 @@ export async function runQuery(result: SuiteResult, run: QueryRun): Promise<void
       (await chQuery(ch!.url, `SELECT ${traceIdExpr('t', SEED)} FROM (SELECT cityHash64(number, ${salt}) % ${totalTraces} AS t FROM numbers(${run.requests})) FORMAT TSV`))
         .trim()
         .split('\n');
-    const counted = countingClient(client);
+    const counted = countingClient(client, { ownsInner: true });
     const statements = (): number => counted.statements;
     const app = createApp({ reader: new ClickHouseTraceReader(counted) });
     const byIdPaths = (await ids(1)).map((id) => `/api/traces/${id}`);

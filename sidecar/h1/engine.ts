@@ -25,7 +25,7 @@ import type { PickResult } from '../balancer/picker.ts';
 import type { Endpoint } from '../endpoints/endpoints.ts';
 import { errorBody, ProxyError, upstreamError, type Hop } from '../errors.ts';
 import type { InFlight } from '../proxy/exchange.ts';
-import { CLIENT_CERT_HEADER, REQUEST_ID_HEADER, SOURCE_WORKLOAD_HEADER, serviceOfHost, splitAuthority } from '../proxy/headers.ts';
+import { absoluteForm, CLIENT_CERT_HEADER, REQUEST_ID_HEADER, SOURCE_WORKLOAD_HEADER, serviceOfHost, splitAuthority } from '../proxy/headers.ts';
 import type { Direction, HopObserver, HopRecord, TlsMode } from '../telemetry/hop.ts';
 import { startExchangeSpan } from '../telemetry/spans.ts';
 import {
@@ -476,17 +476,6 @@ function readRequestsLoop(d: Downstream): void {
 
 function isTokenByte(c: number): boolean {
   return (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || '!#$%&\'*+-.^_`|~'.includes(String.fromCharCode(c));
-}
-
-/** Absolute-form targets (`GET http://b/x`) come from apps that use the sidecar as an HTTP proxy. */
-function absoluteForm(url: string): { authority: string; target: string } | undefined {
-  try {
-    const u = new URL(url);
-    if (u.protocol !== 'http:') return undefined;
-    return { authority: u.host, target: u.pathname + u.search };
-  } catch {
-    return undefined;
-  }
 }
 
 function startExchange(d: Downstream, head: RequestHead): void {

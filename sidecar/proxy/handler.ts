@@ -10,6 +10,7 @@ import { Exchange, type DownstreamRequest, type DownstreamResponse, type ProxyCo
 import { beginExchange, failExchange, forward } from './forward.ts';
 import { isGrpcContentType, startGrpcSpan } from './grpc.ts';
 import {
+  absoluteForm,
   CLIENT_CERT_HEADER,
   ORIG_PROTO_H2,
   ORIG_PROTO_HEADER,
@@ -30,17 +31,6 @@ export type Route = (service: string, ex: Exchange) => PickResult;
 export type ProxyHandler = (req: DownstreamRequest, res: DownstreamResponse) => void;
 
 const WORKLOAD_NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
-
-/** Absolute-form targets (`GET http://b/x`) come from apps that use the sidecar as an HTTP proxy. */
-function absoluteForm(url: string): { authority: string; target: string } | undefined {
-  try {
-    const u = new URL(url);
-    if (u.protocol !== 'http:') return undefined;
-    return { authority: u.host, target: u.pathname + u.search };
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * The protocol of the hop upstream. Outbound: HTTP/2 over mTLS whenever mTLS is on; without

@@ -109,3 +109,17 @@ export function serviceOfHost(host: string): string {
   const m = K8S_SERVICE_HOST.exec(host);
   return m?.[1] ?? (host.endsWith('.') ? host.slice(0, -1) : host);
 }
+
+/**
+ * Absolute-form targets (`GET http://b/x`) come from apps that use the sidecar as an HTTP proxy:
+ * their authority and origin-form target, or undefined for anything but an http: URL.
+ */
+export function absoluteForm(url: string): { authority: string; target: string } | undefined {
+  try {
+    const u = new URL(url);
+    if (u.protocol !== 'http:') return undefined;
+    return { authority: u.host, target: u.pathname + u.search };
+  } catch {
+    return undefined;
+  }
+}
