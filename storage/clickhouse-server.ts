@@ -2,8 +2,8 @@
 // TRACEMESH_CLICKHOUSE_URL when set, otherwise a private clickhouse-server started from a
 // minimal config on free loopback ports (installing Debian's package first when we can).
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync, accessSync, constants, readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -11,6 +11,7 @@ import { mkdtempSync } from 'node:fs';
 import { TracemeshError } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import { silentLogger } from '../common/logger.ts';
+import { aptInstall, findOnPath, isDebian, isExecutable } from '../common/provision.ts';
 
 export class ClickHouseUnavailableError extends TracemeshError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -49,22 +50,6 @@ export interface ProvideOptions {
 const BINARY_CANDIDATES = ['/usr/bin/clickhouse-server', '/usr/sbin/clickhouse-server', '/usr/local/bin/clickhouse-server'];
 const MULTI_BINARY_CANDIDATES = ['/usr/bin/clickhouse', '/usr/local/bin/clickhouse'];
 
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function findOnPath(name: string, env: NodeJS.ProcessEnv): string | undefined {
-  for (const dir of (env['PATH'] ?? '').split(':')) {
-    if (dir && isExecutable(join(dir, name))) return join(dir, name);
-  }
-  return undefined;
-}
-
 /** The command that starts a server: `clickhouse-server` or `clickhouse server`. */
 export function findClickHouseBinary(env: NodeJS.ProcessEnv = process.env): { cmd: string; args: string[] } | undefined {
   const single = findOnPath('clickhouse-server', env) ?? BINARY_CANDIDATES.find(isExecutable);
@@ -78,21 +63,6 @@ const INSTALL_HINT =
   'Install ClickHouse (on Debian/Ubuntu: `sudo apt-get install clickhouse-server`; elsewhere see ' +
   'the ClickHouse install docs), or point tracemesh at a running server with ' +
   'TRACEMESH_CLICKHOUSE_URL=http://host:8123.';
-
-function isDebian(): boolean {
-  return existsSync('/etc/debian_version');
-}
-
-function tryInstall(logger: Logger): void {
-  logger.info('clickhouse-server not found; installing Debian package clickhouse-server (apt-get)');
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  let r = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'clickhouse-server'], { stdio: 'inherit', env });
-  if (r.status !== 0) {
-    spawnSync('apt-get', ['update'], { stdio: 'inherit', env });
-    r = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'clickhouse-server'], { stdio: 'inherit', env });
-  }
-  if (r.status !== 0) throw new ClickHouseUnavailableError(`apt-get install clickhouse-server failed (exit ${r.status}). ${INSTALL_HINT}`);
-}
 
 /** A free TCP port on 127.0.0.1 (bound on port 0, then released). */
 export async function freePort(): Promise<number> {
@@ -204,7 +174,11 @@ export async function provideClickHouse(options: ProvideOptions = {}): Promise<C
 
   let bin = findClickHouseBinary(env);
   if (!bin && options.allowInstall !== false && process.getuid?.() === 0 && isDebian()) {
-    tryInstall(logger);
+    try {
+      aptInstall('clickhouse-server', logger, INSTALL_HINT);
+    } catch (err) {
+      throw new ClickHouseUnavailableError((err as Error).message, { cause: err });
+    }
     bin = findClickHouseBinary(env);
   }
   if (!bin) throw new ClickHouseUnavailableError(`No clickhouse-server binary found. ${INSTALL_HINT}`);
