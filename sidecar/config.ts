@@ -2,7 +2,7 @@
 
 import { hostname } from 'node:os';
 import { ConfigError } from '../common/errors.ts';
-import { isValidTrustDomain } from '../controlplane/ca/pki/spiffe.ts';
+import { isValidTrustDomain } from '../common/spiffe.ts';
 import { parseAddress } from './endpoints/endpoints.ts';
 
 export type AccessLogMode = 'stdout' | 'off';

@@ -13,9 +13,9 @@ import {
   type TrustBundleUpdate,
   type WorkloadCertificate,
 } from '../controlplane/ca/index.ts';
-import { certToPem } from '../controlplane/ca/pki/certs.ts';
-import { exportPrivateKeyPem } from '../controlplane/ca/pki/keys.ts';
-import { CertificateServiceClient, TrustBundleServiceClient } from '../controlplane/ca/proto.ts';
+import { certToPem } from '../common/ca/certs.ts';
+import { exportPrivateKeyPem } from '../common/ca/keys.ts';
+import { CertificateServiceClient, TrustBundleServiceClient } from '../common/ca/proto.ts';
 import { issuedByOneOf, mtlsHandshake, pollUntil, startTestCa } from '../controlplane/ca/testing.ts';
 
 /** Every byte pattern by which the workload's private key could be recognised. */

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseFlags } from '../../common/flags.ts';
 import { silentLogger } from '../../common/logger.ts';
-import { CaClient } from './client.ts';
-import { isCaError } from './errors.ts';
+import { CaClient } from '../../common/ca/client.ts';
+import { isCaError } from '../../common/ca/errors.ts';
 import { CA_FLAGS, startCaFromFlags } from './flags.ts';
 
 void describe('CA flags', () => {

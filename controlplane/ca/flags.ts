@@ -7,7 +7,7 @@ import type { Authenticator } from './authn/authenticator.ts';
 import { bootstrapTokenAuthenticatorFromFile } from './authn/bootstrap-token.ts';
 import { clientCertificateAuthenticator } from './authn/client-cert.ts';
 import { inClusterTokenReviewOptions, kubernetesTokenAuthenticator } from './authn/kubernetes-token.ts';
-import { CA_ERROR, CaError } from './errors.ts';
+import { CA_ERROR, CaError } from '../../common/ca/errors.ts';
 import { createCertificateAuthority, type CertificateAuthority } from './pki/authority.ts';
 import { startCaServer, type CaServer } from './server/server.ts';
 

@@ -41,7 +41,7 @@
  * - `startCaServer(options)` resolves to `{ port, address, serverSpiffeId, close() }`. It
  *   serves `istio.v1.auth.IstioCertificateService/CreateCertificate` (wire-compatible with
  *   istio-agent) and `tracemesh.ca.v1.TrustBundleService/{GetTrustBundle,WatchTrustBundle}`
- *   (controlplane/proto/*.proto), over TLS with a serving certificate the CA issues to
+ *   (common/ca/proto/*.proto), over TLS with a serving certificate the CA issues to
  *   `spiffe://<td>/ns/tracemesh-system/sa/tracemesh-controlplane` and renews, or plaintext.
  *
  * ## Errors
@@ -84,7 +84,7 @@
  * certificates in its own tests.
  */
 
-export { CA_ERROR, CaError, isCaError, type CaErrorCode } from './errors.ts';
+export { CA_ERROR, CaError, isCaError, type CaErrorCode } from '../../common/ca/errors.ts';
 export {
   createCertificateAuthority,
   DEFAULT_MAX_WORKLOAD_CERT_TTL_MS,
@@ -109,7 +109,7 @@ export {
   tryParseSpiffeId,
   uriSans,
   type SpiffeId,
-} from './pki/spiffe.ts';
+} from '../../common/spiffe.ts';
 export {
   createIntermediateCertificate,
   createRootCertificate,
@@ -117,7 +117,7 @@ export {
   DEFAULT_ROOT_LIFETIME_MS,
   fingerprintSha256,
   type Signer,
-} from './pki/certs.ts';
+} from '../../common/ca/certs.ts';
 export { loadProvidedCa, PROVIDED_CA_FILES, readProvidedCaDir, type ProvidedCaMaterial } from './pki/provided.ts';
 export { directoryRootStore, memoryRootStore, ROOT_FILES, type RootStore, type StoredRoots } from './pki/store.ts';
 export {
@@ -161,6 +161,6 @@ export {
   type TrustBundleUpdate,
   type TrustBundleWatch,
   type WorkloadCertificate,
-} from './client.ts';
-export { CertificateRotator, type CertificateRotatorOptions } from './rotator.ts';
+} from '../../common/ca/client.ts';
+export { CertificateRotator, type CertificateRotatorOptions } from '../../common/ca/rotator.ts';
 export { CA_FLAGS, startCaFromFlags, type CaFlagValues, type RunningCa } from './flags.ts';

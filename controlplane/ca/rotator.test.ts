@@ -1,9 +1,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import type { WorkloadCertificate } from './client.ts';
-import { CA_ERROR, CaError } from './errors.ts';
-import { CertificateRotator } from './rotator.ts';
+import type { WorkloadCertificate } from '../../common/ca/client.ts';
+import { CA_ERROR, CaError } from '../../common/ca/errors.ts';
+import { CertificateRotator } from '../../common/ca/rotator.ts';
 import { issuedByOneOf, pollUntil, startTestCa, type TestCa } from './testing.ts';
 
 void describe('CertificateRotator', () => {

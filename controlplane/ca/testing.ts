@@ -6,7 +6,7 @@ import { connect, createServer, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { bootstrapTokenAuthenticator } from './authn/bootstrap-token.ts';
 import type { Authenticator } from './authn/authenticator.ts';
-import { CaClient, type CaClientTransport } from './client.ts';
+import { CaClient, type CaClientTransport } from '../../common/ca/client.ts';
 import { createCertificateAuthority, type CertificateAuthority, type CertificateAuthorityOptions } from './pki/authority.ts';
 import { startCaServer, type CaServer, type CaServerOptions } from './server/server.ts';
 

@@ -10,7 +10,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
-import { tryParseSpiffeId } from '../../controlplane/ca/pki/spiffe.ts';
+import { tryParseSpiffeId } from '../../common/spiffe.ts';
 import { parseAddress, snapshotOf, type EndpointSnapshot, type EndpointSource, type SnapshotListener } from './endpoints.ts';
 
 const endpointSchema = z.strictObject({

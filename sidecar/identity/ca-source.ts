@@ -5,9 +5,9 @@
 import { readFile } from 'node:fs/promises';
 import type { Logger } from '../../common/logger.ts';
 import { silentLogger } from '../../common/logger.ts';
-import { CaClient, type WorkloadCertificate } from '../../controlplane/ca/client.ts';
-import { CertificateRotator } from '../../controlplane/ca/rotator.ts';
-import { CONTROL_PLANE_NAMESPACE, CONTROL_PLANE_SERVICE_ACCOUNT } from '../../controlplane/ca/server/server.ts';
+import { CaClient, type WorkloadCertificate } from '../../common/ca/client.ts';
+import { CertificateRotator } from '../../common/ca/rotator.ts';
+import { CONTROL_PLANE_NAMESPACE, CONTROL_PLANE_SERVICE_ACCOUNT } from '../../common/ca/constants.ts';
 import { ConfigError } from '../../common/errors.ts';
 import { splitPemCertificates, type IdentityListener, type IdentityMaterial, type IdentitySource } from './identity.ts';
 

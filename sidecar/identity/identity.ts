@@ -3,7 +3,7 @@
 
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { TracemeshError } from '../../common/errors.ts';
-import { formatSpiffeId, spiffeIdFromCertificate } from '../../controlplane/ca/pki/spiffe.ts';
+import { formatSpiffeId, spiffeIdFromCertificate } from '../../common/spiffe.ts';
 
 /** What a source hands over: PEM text, exactly what a TLS context is built from. */
 export interface IdentityMaterial {

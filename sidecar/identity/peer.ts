@@ -4,7 +4,7 @@
 
 import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
-import { formatSpiffeId, tryParseSpiffeId, uriSans } from '../../controlplane/ca/pki/spiffe.ts';
+import { formatSpiffeId, tryParseSpiffeId, uriSans } from '../../common/spiffe.ts';
 
 /** Why a handshake failed, as the `reason` label of `tracemesh_tls_handshake_failures_total`. */
 export type HandshakeFailureKind =

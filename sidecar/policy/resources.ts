@@ -8,7 +8,7 @@
 
 import { z } from 'zod';
 import { ConfigError } from '../../common/errors.ts';
-import { isValidNamespace } from '../../controlplane/ca/pki/spiffe.ts';
+import { isValidNamespace } from '../../common/spiffe.ts';
 import { isPortString, parseIpBlock, pathTemplateProblem } from './matchers.ts';
 
 /** Our API group. Istio's group is accepted too, so Istio YAML loads unchanged. */

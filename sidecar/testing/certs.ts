@@ -1,9 +1,9 @@
 // Mesh certificates made in-process for unit tests: a root, and workload leaves with a SPIFFE
 // ID that may be expired or signed by another root. Not part of the runtime.
 
-import { certToPem, createRootCertificate, issueLeafCertificate, type Signer } from '../../controlplane/ca/pki/certs.ts';
-import { exportPrivateKeyPem, generateP256KeyPair } from '../../controlplane/ca/pki/keys.ts';
-import { parseSpiffeId } from '../../controlplane/ca/pki/spiffe.ts';
+import { certToPem, createRootCertificate, issueLeafCertificate, type Signer } from '../../common/ca/certs.ts';
+import { exportPrivateKeyPem, generateP256KeyPair } from '../../common/ca/keys.ts';
+import { parseSpiffeId } from '../../common/spiffe.ts';
 import type { IdentityMaterial } from '../identity/identity.ts';
 
 export interface TestRoot {

@@ -2,8 +2,8 @@
 // CA may grant. Implementations are independent of gRPC; the server hands them plain metadata.
 
 import type { X509Certificate } from 'node:crypto';
-import { CA_ERROR, CaError } from '../errors.ts';
-import type { SpiffeId } from '../pki/spiffe.ts';
+import { CA_ERROR, CaError } from '../../../common/ca/errors.ts';
+import type { SpiffeId } from '../../../common/spiffe.ts';
 
 /** Call metadata with lower-case keys; text values only (binary `-bin` entries are left out). */
 export type CallMetadata = Readonly<Record<string, readonly string[]>>;

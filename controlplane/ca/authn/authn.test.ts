@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isCaError } from '../errors.ts';
+import { isCaError } from '../../../common/ca/errors.ts';
 import { createCertificateAuthority, type CertificateAuthority } from '../pki/authority.ts';
 import { bearerToken, firstOf, type Authenticator, type CallMetadata } from './authenticator.ts';
 import { bootstrapTokenAuthenticator, bootstrapTokenAuthenticatorFromFile } from './bootstrap-token.ts';

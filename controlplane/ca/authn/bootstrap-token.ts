@@ -4,8 +4,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { CA_ERROR, CaError } from '../errors.ts';
-import { isValidNamespace, isValidServiceAccount, isValidTrustDomain, type SpiffeId } from '../pki/spiffe.ts';
+import { CA_ERROR, CaError } from '../../../common/ca/errors.ts';
+import { isValidNamespace, isValidServiceAccount, isValidTrustDomain, type SpiffeId } from '../../../common/spiffe.ts';
 import { bearerToken, missingCredential, type Authenticator } from './authenticator.ts';
 
 export interface BootstrapGrant {

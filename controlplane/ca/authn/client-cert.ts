@@ -2,8 +2,8 @@
 // with it, so renewals need no token. The TLS layer has already verified the chain against the
 // trust bundle; this only reads the identity out of it.
 
-import { CA_ERROR, CaError } from '../errors.ts';
-import { spiffeIdFromCertificate } from '../pki/spiffe.ts';
+import { CA_ERROR, CaError } from '../../../common/ca/errors.ts';
+import { spiffeIdFromCertificate } from '../../../common/spiffe.ts';
 import type { Authenticator } from './authenticator.ts';
 
 /**

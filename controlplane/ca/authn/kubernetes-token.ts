@@ -5,8 +5,8 @@ import { readFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { z } from 'zod';
-import { CA_ERROR, CaError } from '../errors.ts';
-import { isValidNamespace, isValidServiceAccount, isValidTrustDomain } from '../pki/spiffe.ts';
+import { CA_ERROR, CaError } from '../../../common/ca/errors.ts';
+import { isValidNamespace, isValidServiceAccount, isValidTrustDomain } from '../../../common/spiffe.ts';
 import { bearerToken, missingCredential, type Authenticator } from './authenticator.ts';
 
 export const TOKEN_REVIEW_PATH = '/apis/authentication.k8s.io/v1/tokenreviews';

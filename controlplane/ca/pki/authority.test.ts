@@ -4,16 +4,16 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createCsr } from '../client.ts';
-import { isCaError } from '../errors.ts';
+import { createCsr } from '../../../common/ca/client.ts';
+import { isCaError } from '../../../common/ca/errors.ts';
 import { issuedByOneOf, mtlsHandshake, pollUntil } from '../testing.ts';
 import { createCertificateAuthority, type CertificateAuthority, type IssuedCertificate } from './authority.ts';
-import { certToPem, createIntermediateCertificate, createRootCertificate, type Signer } from './certs.ts';
-import { exportPrivateKeyPem, generateP256KeyPair } from './keys.ts';
+import { certToPem, createIntermediateCertificate, createRootCertificate, type Signer } from '../../../common/ca/certs.ts';
+import { exportPrivateKeyPem, generateP256KeyPair } from '../../../common/ca/keys.ts';
 import { PROVIDED_CA_FILES, type ProvidedCaMaterial } from './provided.ts';
-import type { SpiffeId } from './spiffe.ts';
+import type { SpiffeId } from '../../../common/spiffe.ts';
 import { ROOT_FILES } from './store.ts';
-import { x509 } from './x509.ts';
+import { x509 } from '../../../common/ca/x509.ts';
 
 const TD = 'cluster.local';
 const WEB: SpiffeId = { trustDomain: TD, namespace: 'default', serviceAccount: 'web' };
@@ -189,14 +189,14 @@ void describe('CSR handling', () => {
       { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' },
       true,
       ['sign', 'verify'],
-    )) as import('./keys.ts').CryptoKeyPair;
+    )) as import('../../../common/ca/keys.ts').CryptoKeyPair;
     const rsaCsr = await x509.Pkcs10CertificateRequestGenerator.create({
       keys: rsa,
       signingAlgorithm: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
     });
     await rejectsWith(ca.signCsr({ csrPem: rsaCsr.toString('pem'), identity: WEB }), 'CSR_INVALID');
 
-    const p384 = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-384' }, true, ['sign', 'verify'])) as import('./keys.ts').CryptoKeyPair;
+    const p384 = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-384' }, true, ['sign', 'verify'])) as import('../../../common/ca/keys.ts').CryptoKeyPair;
     const p384Csr = await x509.Pkcs10CertificateRequestGenerator.create({ keys: p384, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-384' } });
     await rejectsWith(ca.signCsr({ csrPem: p384Csr.toString('pem'), identity: WEB }), 'CSR_INVALID');
 

@@ -3,7 +3,7 @@
 
 import type { Logger } from '../../../common/logger.ts';
 import { silentLogger } from '../../../common/logger.ts';
-import { CA_ERROR, CaError } from '../errors.ts';
+import { CA_ERROR, CaError } from '../../../common/ca/errors.ts';
 import {
   certToPem,
   createRootCertificate,
@@ -13,13 +13,13 @@ import {
   issueLeafCertificate,
   parseCertificates,
   type Signer,
-} from './certs.ts';
+} from '../../../common/ca/certs.ts';
 import { validateCsr } from './csr.ts';
-import { exportPrivateKeyPem, generateP256KeyPair } from './keys.ts';
+import { exportPrivateKeyPem, generateP256KeyPair } from '../../../common/ca/keys.ts';
 import { loadProvidedCa, readProvidedCaDir, type ProvidedCaMaterial } from './provided.ts';
-import { formatSpiffeId, isValidTrustDomain, type SpiffeId } from './spiffe.ts';
+import { formatSpiffeId, isValidTrustDomain, type SpiffeId } from '../../../common/spiffe.ts';
 import { directoryRootStore, memoryRootStore, ROOT_FILES, type RootStore, type StoredRoots } from './store.ts';
-import type { x509 } from './x509.ts';
+import type { x509 } from '../../../common/ca/x509.ts';
 
 export const DEFAULT_WORKLOAD_CERT_TTL_MS = 24 * 3_600_000;
 export const DEFAULT_MAX_WORKLOAD_CERT_TTL_MS = 7 * 24 * 3_600_000;

@@ -1,10 +1,10 @@
 // PKCS#10 validation. The CSR contributes only its public key: the identity comes from the
 // caller's credential, and a CSR that asks for a different identity is refused outright.
 
-import { CA_ERROR, CaError } from '../errors.ts';
-import type { Algorithm } from './keys.ts';
-import { formatSpiffeId, type SpiffeId } from './spiffe.ts';
-import { x509 } from './x509.ts';
+import { CA_ERROR, CaError } from '../../../common/ca/errors.ts';
+import type { Algorithm } from '../../../common/ca/keys.ts';
+import { formatSpiffeId, type SpiffeId } from '../../../common/spiffe.ts';
+import { x509 } from '../../../common/ca/x509.ts';
 
 /** A PEM CSR larger than this is refused before parsing; a P-256 CSR is well under 1 KiB. */
 export const MAX_CSR_PEM_BYTES = 16 * 1024;

@@ -5,10 +5,10 @@
 import { X509Certificate as NodeX509 } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CA_ERROR, CaError } from '../errors.ts';
-import { fingerprintSha256, parseCertificates, type Signer } from './certs.ts';
-import { importSigningKey } from './keys.ts';
-import { x509 } from './x509.ts';
+import { CA_ERROR, CaError } from '../../../common/ca/errors.ts';
+import { fingerprintSha256, parseCertificates, type Signer } from '../../../common/ca/certs.ts';
+import { importSigningKey } from '../../../common/ca/keys.ts';
+import { x509 } from '../../../common/ca/x509.ts';
 
 export interface ProvidedCaMaterial {
   /** PEM of the certificate that signs workload certificates: the root itself or an intermediate. */

@@ -1,10 +1,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { isCaError } from '../errors.ts';
+import { isCaError } from '../../../common/ca/errors.ts';
 import { createCertificateAuthority } from './authority.ts';
-import { createCsr } from '../client.ts';
-import { formatSpiffeId, parseSpiffeId, spiffeIdFromCertificate, tryParseSpiffeId } from './spiffe.ts';
+import { createCsr } from '../../../common/ca/client.ts';
+import { formatSpiffeId, parseSpiffeId, spiffeIdFromCertificate, tryParseSpiffeId } from '../../../common/spiffe.ts';
 
 void describe('SPIFFE IDs', () => {
   void it('parses and formats a workload identity', () => {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { Logger } from '../../../common/logger.ts';
 import { silentLogger } from '../../../common/logger.ts';
-import { CA_ERROR, CaError } from '../errors.ts';
+import { CA_ERROR, CaError } from '../../../common/ca/errors.ts';
 
 export interface StoredRoots {
   /** The root that signs, as PEM, and its PKCS#8 PEM key. */

@@ -6,10 +6,10 @@ import * as grpc from '@grpc/grpc-js';
 import { clientCertificateAuthenticator } from '../authn/client-cert.ts';
 import type { Authenticator } from '../authn/authenticator.ts';
 import { kubernetesTokenAuthenticator } from '../authn/kubernetes-token.ts';
-import { CaClient, type TrustBundleUpdate } from '../client.ts';
-import { CaError, isCaError } from '../errors.ts';
-import { x509 } from '../pki/x509.ts';
-import { CertificateServiceClient } from '../proto.ts';
+import { CaClient, type TrustBundleUpdate } from '../../../common/ca/client.ts';
+import { CaError, isCaError } from '../../../common/ca/errors.ts';
+import { x509 } from '../../../common/ca/x509.ts';
+import { CertificateServiceClient } from '../../../common/ca/proto.ts';
 import { issuedByOneOf, pollUntil, startTestCa, TEST_TRUST_DOMAIN, type TestCa } from '../testing.ts';
 import { ERROR_CODE_METADATA_KEY } from './status.ts';
 
@@ -105,7 +105,7 @@ void describe('CA gRPC server over TLS', () => {
       { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' },
       true,
       ['sign', 'verify'],
-    )) as import('../pki/keys.ts').CryptoKeyPair;
+    )) as import('../../../common/ca/keys.ts').CryptoKeyPair;
     const csr = await x509.Pkcs10CertificateRequestGenerator.create({ keys: rsa, signingAlgorithm: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } });
     const err = await failsWith(
       rawCreate(t, token, { csr: csr.toString('pem'), validity_duration: '0' }),
@@ -131,7 +131,7 @@ void describe('CA gRPC server over TLS', () => {
       'VALIDITY_INVALID',
       grpc.status.INVALID_ARGUMENT,
     );
-    const { csrPem } = await import('../client.ts').then((m) => m.createCsr());
+    const { csrPem } = await import('../../../common/ca/client.ts').then((m) => m.createCsr());
     await failsWith(rawCreate(t, t.token('default', 'web'), { csr: csrPem, validity_duration: '-5' }), 'VALIDITY_INVALID', grpc.status.INVALID_ARGUMENT);
   });
 

@@ -5,18 +5,16 @@ import { isIP } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../../common/logger.ts';
 import { silentLogger } from '../../../common/logger.ts';
+import { CONTROL_PLANE_NAMESPACE, CONTROL_PLANE_SERVICE_ACCOUNT, DEFAULT_CA_PORT } from '../../../common/ca/constants.ts';
 import { firstOf, type Authenticator } from '../authn/authenticator.ts';
-import { CA_ERROR, CaError } from '../errors.ts';
+import { CA_ERROR, CaError } from '../../../common/ca/errors.ts';
 import type { CertificateAuthority } from '../pki/authority.ts';
-import type { SpiffeId } from '../pki/spiffe.ts';
-import { CertificateServiceClient, TrustBundleServiceClient } from '../proto.ts';
+import type { SpiffeId } from '../../../common/spiffe.ts';
+import { CertificateServiceClient, TrustBundleServiceClient } from '../../../common/ca/proto.ts';
 import { createCaServiceHandlers } from './service.ts';
 import { ServingIdentity } from './serving-identity.ts';
 
-/** Istio's port for the CA and xDS on istiod. */
-export const DEFAULT_CA_PORT = 15012;
-export const CONTROL_PLANE_NAMESPACE = 'tracemesh-system';
-export const CONTROL_PLANE_SERVICE_ACCOUNT = 'tracemesh-controlplane';
+export { CONTROL_PLANE_NAMESPACE, CONTROL_PLANE_SERVICE_ACCOUNT, DEFAULT_CA_PORT };
 
 export type CaServerTransport =
   | {

@@ -5,10 +5,10 @@ import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../../common/logger.ts';
 import type { Authenticator, CallMetadata, PeerInfo } from '../authn/authenticator.ts';
-import { CA_ERROR, CaError } from '../errors.ts';
+import { CA_ERROR, CaError } from '../../../common/ca/errors.ts';
 import type { CertificateAuthority, TrustBundle } from '../pki/authority.ts';
-import { formatSpiffeId } from '../pki/spiffe.ts';
-import type { CreateCertificateRequest, CreateCertificateResponse, Empty, TrustBundleMessage } from '../proto.ts';
+import { formatSpiffeId } from '../../../common/spiffe.ts';
+import type { CreateCertificateRequest, CreateCertificateResponse, Empty, TrustBundleMessage } from '../../../common/ca/proto.ts';
 import { toServiceError } from './status.ts';
 
 /** What every server call offers, unary or streaming. */

@@ -5,7 +5,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../../common/logger.ts';
 import type { CertificateAuthority, TrustBundle } from '../pki/authority.ts';
-import { formatSpiffeId, type SpiffeId } from '../pki/spiffe.ts';
+import { formatSpiffeId, type SpiffeId } from '../../../common/spiffe.ts';
 
 type CertificateProvider = grpc.experimental.CertificateProvider;
 type CaListener = grpc.experimental.CaCertificateUpdateListener;

@@ -3,9 +3,10 @@
 
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../../common/logger.ts';
-import { CA_ERROR, CaError, type CaErrorCode } from '../errors.ts';
+import { CA_ERROR, CaError, type CaErrorCode } from '../../../common/ca/errors.ts';
+import { ERROR_CODE_METADATA_KEY } from '../../../common/ca/constants.ts';
 
-export const ERROR_CODE_METADATA_KEY = 'x-tracemesh-error-code';
+export { ERROR_CODE_METADATA_KEY };
 
 const STATUS_BY_CODE: Readonly<Record<CaErrorCode, grpc.status>> = {
   [CA_ERROR.authFailed]: grpc.status.UNAUTHENTICATED,

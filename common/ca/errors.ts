@@ -1,7 +1,7 @@
 // Stable error codes of the mesh certificate authority. Thrown inside the CA, its
 // authenticators and its client; turned into a gRPC status only in server/status.ts.
 
-import { TracemeshError } from '../../common/errors.ts';
+import { TracemeshError } from '../errors.ts';
 
 export const CA_ERROR = {
   /** The CA cannot sign now: it was closed, or its signing certificate is not currently valid. */

@@ -1,11 +1,11 @@
-// Loads controlplane/proto/{ca,trust_bundle}.proto once and gives the CA server and client the
+// Loads common/ca/proto/{ca,trust_bundle}.proto once and gives the CA server and client the
 // service definitions and message shapes (field names as in the .proto, int64 as string).
 
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
-const PROTO_DIR = fileURLToPath(new URL('../proto/', import.meta.url));
+const PROTO_DIR = fileURLToPath(new URL('./proto/', import.meta.url));
 
 export interface CreateCertificateRequest {
   csr: string;

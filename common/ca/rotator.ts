@@ -2,8 +2,8 @@
 // jitter so that a fleet does not renew in lockstep), retries failures with capped backoff, and
 // hands each new certificate to a callback.
 
-import type { Logger } from '../../common/logger.ts';
-import { silentLogger } from '../../common/logger.ts';
+import type { Logger } from '../logger.ts';
+import { silentLogger } from '../logger.ts';
 import type { WorkloadCertificate } from './client.ts';
 
 export interface CertificateRotatorOptions {

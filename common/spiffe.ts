@@ -3,7 +3,7 @@
 // proved in its certificate).
 
 import { X509Certificate } from 'node:crypto';
-import { CA_ERROR, CaError } from '../errors.ts';
+import { CA_ERROR, CaError } from './ca/errors.ts';
 
 export interface SpiffeId {
   /** Lowercase trust domain, e.g. `cluster.local`. */

@@ -6,10 +6,10 @@ import { isIP } from 'node:net';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { CA_ERROR, CaError, type CaErrorCode } from './errors.ts';
-import { parseCertificates } from './pki/certs.ts';
-import { ECDSA_SHA256, exportPrivateKeyPem, exportPublicKeySpki, generateP256KeyPair } from './pki/keys.ts';
-import { spiffeIdFromCertificate, formatSpiffeId, parseSpiffeId, uriSans } from './pki/spiffe.ts';
-import { x509 } from './pki/x509.ts';
+import { parseCertificates } from './certs.ts';
+import { ECDSA_SHA256, exportPrivateKeyPem, exportPublicKeySpki, generateP256KeyPair } from './keys.ts';
+import { spiffeIdFromCertificate, formatSpiffeId, parseSpiffeId, uriSans } from '../spiffe.ts';
+import { x509 } from './x509.ts';
 import {
   CertificateServiceClient,
   TrustBundleServiceClient,
@@ -17,7 +17,7 @@ import {
   type CreateCertificateResponse,
   type TrustBundleMessage,
 } from './proto.ts';
-import { ERROR_CODE_METADATA_KEY } from './server/status.ts';
+import { ERROR_CODE_METADATA_KEY } from './constants.ts';
 
 
 export type CaClientTransport =
@@ -84,7 +84,7 @@ export interface TrustBundleWatch {
 }
 
 /** A P-256 key and a CSR for it, made locally with WebCrypto. */
-export async function createCsr(spiffeId?: string): Promise<{ csrPem: string; keys: import('./pki/keys.ts').CryptoKeyPair }> {
+export async function createCsr(spiffeId?: string): Promise<{ csrPem: string; keys: import('./keys.ts').CryptoKeyPair }> {
   const keys = await generateP256KeyPair();
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     keys,

@@ -2,7 +2,7 @@
 // PEM import/export, and the signing algorithm that fits an operator-provided CA key.
 
 import type { webcrypto } from 'node:crypto';
-import { CA_ERROR, CaError } from '../errors.ts';
+import { CA_ERROR, CaError } from './errors.ts';
 import { x509 } from './x509.ts';
 
 // The project compiles without the DOM lib; WebCrypto's types come from @types/node.

@@ -3,7 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import { ECDSA_SHA256, generateP256KeyPair, type SigningKey } from './keys.ts';
-import { formatSpiffeId, type SpiffeId } from './spiffe.ts';
+import { formatSpiffeId, type SpiffeId } from '../spiffe.ts';
 import { x509 } from './x509.ts';
 
 export const DEFAULT_ROOT_LIFETIME_MS = 10 * 365 * 24 * 3_600_000;
