@@ -23,7 +23,7 @@ import type { IdentitySource } from './identity/identity.ts';
 import { InboundPolicy, type PolicySetSource } from './inbound/authorization.ts';
 import { createInboundHandler, createInboundListener } from './inbound/inbound.ts';
 import { createOutboundListener } from './outbound/outbound.ts';
-import { PolicyWatcher } from './policy/load.ts';
+import { PolicyWatcher } from '../common/policy/load.ts';
 import { InFlight, type ExchangeObserver, type ProxyContext } from './proxy/exchange.ts';
 import type { ProxyListener } from './proxy/listener.ts';
 import { AccessLog, FdLineSink, type AccessLogSink } from './telemetry/access-log.ts';

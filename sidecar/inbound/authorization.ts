@@ -4,7 +4,7 @@
 
 import type { Logger } from '../../common/logger.ts';
 import { createAuthorizer, resolveMtlsModes, type Authorizer, type EffectiveMtlsMode, type MtlsModes, type Workload } from '../policy/authorize.ts';
-import type { PolicySet } from '../policy/load.ts';
+import type { PolicySet } from '../../common/policy/load.ts';
 
 /** What supplies policy sets: a PolicyWatcher over YAML files, or a test's static set. */
 export interface PolicySetSource {

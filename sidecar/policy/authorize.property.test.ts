@@ -8,7 +8,7 @@ import { BlockList, isIP } from 'node:net';
 import fc from 'fast-check';
 import { createAuthorizer, type PolicyDecision, type RequestFacts, type Workload } from './authorize.ts';
 import { normalizePath } from './normalize.ts';
-import type { AuthorizationAction, AuthorizationPolicy, Condition, Operation, Rule, Source } from './resources.ts';
+import type { AuthorizationAction, AuthorizationPolicy, Condition, Operation, Rule, Source } from '../../common/policy/resources.ts';
 
 const ROOT = 'tracemesh-system';
 const NAMESPACES = ['shop', 'web', 'other', ROOT];

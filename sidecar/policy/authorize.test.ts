@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createAuthorizer, describeRule, type RequestFacts, type Workload } from './authorize.ts';
-import type { AuthorizationPolicy, AuthorizationPolicySpec, Rule } from './resources.ts';
+import type { AuthorizationPolicy, AuthorizationPolicySpec, Rule } from '../../common/policy/resources.ts';
 
 function policy(name: string, spec: AuthorizationPolicySpec, namespace = 'shop', creationTimestamp?: string): AuthorizationPolicy {
   return {

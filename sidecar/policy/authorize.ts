@@ -30,13 +30,13 @@ import {
   compilePortMatcher,
   compileStringMatcher,
   type ValueMatcher,
-} from './matchers.ts';
+} from '../../common/policy/matchers.ts';
 import { DEFAULT_PATH_NORMALIZATION, normalizePath, type PathNormalization } from './normalize.ts';
-import { headerNameOf, policyId, type AuthorizationPolicy, type Condition, type Operation, type Rule, type Source } from './resources.ts';
-import { appliesToWorkload, byAge, DEFAULT_ROOT_NAMESPACE, type Workload } from './selection.ts';
+import { headerNameOf, policyId, type AuthorizationPolicy, type Condition, type Operation, type Rule, type Source } from '../../common/policy/resources.ts';
+import { appliesToWorkload, byAge, DEFAULT_ROOT_NAMESPACE, type Workload } from '../../common/policy/selection.ts';
 
-export { DEFAULT_ROOT_NAMESPACE, type Workload } from './selection.ts';
-export { mtlsModeFor, resolveMtlsModes, type EffectiveMtlsMode, type MtlsModeOptions, type MtlsModes } from './mtls-mode.ts';
+export { DEFAULT_ROOT_NAMESPACE, type Workload } from '../../common/policy/selection.ts';
+export { mtlsModeFor, resolveMtlsModes, type EffectiveMtlsMode, type MtlsModeOptions, type MtlsModes } from '../../common/policy/mtls-mode.ts';
 export { DEFAULT_PATH_NORMALIZATION, normalizePath, type PathNormalization } from './normalize.ts';
 
 /** What the inbound listener knows about a request when it authorizes it. */

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError } from '../../common/errors.ts';
+import { ConfigError } from '../errors.ts';
 import { parsePolicyYaml } from './load.ts';
 import { authorizationPolicySchema, fieldPath, parseWith, peerAuthenticationSchema } from './resources.ts';
 

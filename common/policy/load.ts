@@ -7,8 +7,8 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { ConfigError } from '../../common/errors.ts';
-import { silentLogger, type Logger } from '../../common/logger.ts';
+import { ConfigError } from '../errors.ts';
+import { silentLogger, type Logger } from '../logger.ts';
 import {
   authorizationPolicySchema,
   fieldPath,

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError } from '../../common/errors.ts';
-import { createLogger, silentLogger } from '../../common/logger.ts';
-import { createAuthorizer, mtlsModeFor, type RequestFacts } from './authorize.ts';
+import { ConfigError } from '../errors.ts';
+import { createLogger, silentLogger } from '../logger.ts';
+import { createAuthorizer, mtlsModeFor, type RequestFacts } from '../../sidecar/policy/authorize.ts';
 import { listPolicyFiles, loadPolicies, parsePolicyYaml, PolicyWatcher, type PolicySet } from './load.ts';
 
 const TESTDATA = join(import.meta.dirname, 'testdata');

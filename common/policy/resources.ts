@@ -7,8 +7,8 @@
 // it: a silently dropped condition would widen an ALLOW or narrow a DENY.
 
 import { z } from 'zod';
-import { ConfigError } from '../../common/errors.ts';
-import { isValidNamespace } from '../../common/spiffe.ts';
+import { ConfigError } from '../errors.ts';
+import { isValidNamespace } from '../spiffe.ts';
 import { isPortString, parseIpBlock, pathTemplateProblem } from './matchers.ts';
 
 /** Our API group. Istio's group is accepted too, so Istio YAML loads unchanged. */
