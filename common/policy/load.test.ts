@@ -284,7 +284,7 @@ void describe('PolicyWatcher', () => {
     const unsubscribe = w.subscribe((s) => got.push(names(s)));
     await writeFile(file, policyDoc('b'));
     await waitFor(() => got[0], 'the second listener to be called');
-    assert.ok(lines.some((l) => l.msg === 'policy listener failed'));
+    assert.ok(lines.some((l) => l.msg === 'policy files listener failed'));
     unsubscribe();
     await writeFile(file, policyDoc('c'));
     await waitFor(() => (names(w.current())[0] === 'default/c' ? true : undefined), 'the next edit');

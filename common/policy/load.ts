@@ -3,12 +3,12 @@
 // watched for edits. A broken edit keeps the last good set, so a typo never drops the mesh's
 // policies.
 
-import { watch, type FSWatcher } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { ConfigError } from '../errors.ts';
 import { silentLogger, type Logger } from '../logger.ts';
+import { WatchedSource, type WatchTarget } from '../watched-source.ts';
 import {
   authorizationPolicySchema,
   fieldPath,
@@ -205,165 +205,87 @@ export interface PolicyWatcherOptions {
 type Listener = (set: PolicySet) => void;
 
 /**
- * Watches policy files and directories and publishes each new valid set. It watches the
- * directories (not the files), so editors that save by rename and Kubernetes ConfigMap
- * symlink swaps are both seen.
+ * Watches policy files and directories and publishes each new valid set (see
+ * common/watched-source.ts for how edits are seen and debounced).
  */
 export class PolicyWatcher {
   readonly paths: readonly string[];
-  private set: PolicySet;
-  /** Content of the last read, valid or not, so one bad edit is reported once. */
-  private lastSignature: string;
-  private readonly logger: Logger;
-  private readonly debounceMs: number;
-  private readonly onError: ((err: ConfigError) => void) | undefined;
-  private readonly listeners = new Set<Listener>();
-  private readonly watchers: FSWatcher[] = [];
-  private timer: NodeJS.Timeout | undefined;
-  private reloading: Promise<void> | undefined;
-  private again = false;
-  private closed = false;
+  private readonly source: WatchedSource<PolicySet>;
 
-  private constructor(paths: readonly string[], set: PolicySet, signature: string, options: PolicyWatcherOptions) {
+  private constructor(paths: readonly string[], source: WatchedSource<PolicySet>) {
     this.paths = paths;
-    this.set = set;
-    this.lastSignature = signature;
-    this.logger = options.logger;
-    this.debounceMs = options.debounceMs ?? 50;
-    this.onError = options.onError;
-    if (options.onChange) this.listeners.add(options.onChange);
+    this.source = source;
   }
 
   /** Loads and validates the policies, then starts watching. Throws ConfigError if they are unusable. */
   static async open(paths: string | readonly string[], options: PolicyWatcherOptions): Promise<PolicyWatcher> {
     const list = [...asList(paths)];
-    const sources = await readSources(list);
-    const set = parsePolicySources(sources, { logger: options.logger });
-    const watcher = new PolicyWatcher(list, set, signatureOf(sources), options);
-    await watcher.startWatching();
-    return watcher;
+    const { logger, onError } = options;
+    const source = await WatchedSource.open<PolicySource[], PolicySet>({
+      what: 'policy files',
+      targets: () => watchTargets(list),
+      read: () => readSources(list),
+      signature: signatureOf,
+      parse: (sources) => parsePolicySources(sources, { logger }),
+      debounceMs: options.debounceMs ?? 50,
+      logger,
+      onReload: (result, err) => {
+        if (result === 'ok') {
+          const set = source.current();
+          logger.info('policies reloaded', { authorizationPolicies: set.authorizationPolicies.length, peerAuthentications: set.peerAuthentications.length });
+          return;
+        }
+        // An edit that cannot be used: the previous set stays in force.
+        const error = err instanceof ConfigError ? err : new ConfigError(String(err), { cause: err });
+        logger.warn('policy files are unusable; keeping the previous policies', { err: error });
+        try {
+          onError?.(error);
+        } catch (e) {
+          logger.error('policy onError callback failed', { err: e });
+        }
+      },
+    });
+    if (options.onChange) source.subscribe(options.onChange);
+    return new PolicyWatcher(list, source);
   }
 
   /** The last valid set. */
   current(): PolicySet {
-    return this.set;
+    return this.source.current();
   }
 
   /** Registers a listener for new valid sets; returns its unsubscribe function. */
   subscribe(listener: Listener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.source.subscribe(listener);
   }
 
   /** Stops watching. Safe to call more than once. */
   close(): void {
-    this.closed = true;
-    for (const w of this.watchers) w.close();
-    this.watchers.length = 0;
-    clearTimeout(this.timer);
-    this.listeners.clear();
+    this.source.close();
   }
 
   /** Re-reads now; resolves once this reload (and any it queued) is done. Never rejects. */
-  async reload(): Promise<void> {
-    if (this.reloading !== undefined) {
-      this.again = true;
-      return this.reloading;
-    }
-    this.reloading = this.reloadLoop().finally(() => {
-      this.reloading = undefined;
-    });
-    return this.reloading;
+  reload(): Promise<void> {
+    return this.source.reload();
   }
+}
 
-  private async startWatching(): Promise<void> {
-    // One watcher per directory; `null` names means "watch every YAML file in it".
-    const dirs = new Map<string, Set<string> | null>();
-    for (const path of this.paths) {
-      const isDir = await stat(path).then(
-        (s) => s.isDirectory(),
-        () => false,
-      );
-      const dir = resolve(isDir ? path : dirname(path));
-      if (isDir) dirs.set(dir, null);
-      else {
-        const names = dirs.get(dir);
-        if (names !== null) dirs.set(dir, (names ?? new Set<string>()).add(basename(path)));
-      }
-    }
-    for (const [dir, names] of dirs) {
-      try {
-        const w = watch(dir, { persistent: false }, (_event, changed) => {
-          // Unknown name (some platforms) or a ConfigMap `..data` swap: re-read anyway.
-          if (changed === null || changed.startsWith('..') || (names === null ? YAML_FILE.test(changed) : names.has(changed))) this.schedule();
-        });
-        w.on('error', (err) => this.logger.warn('policy watch failed; edits will not be picked up', { dir, err }));
-        this.watchers.push(w);
-      } catch (err) {
-        this.logger.warn('cannot watch policy directory; edits will not be picked up', { dir, err });
-      }
+/** One watcher per directory: a directory given as a path watches all its YAML files. */
+async function watchTargets(paths: readonly string[]): Promise<WatchTarget[]> {
+  const dirs = new Map<string, Set<string> | null>();
+  for (const path of paths) {
+    const isDir = await stat(path).then(
+      (st) => st.isDirectory(),
+      () => false,
+    );
+    const dir = resolve(isDir ? path : dirname(path));
+    if (isDir) dirs.set(dir, null);
+    else {
+      const names = dirs.get(dir);
+      if (names !== null) dirs.set(dir, (names ?? new Set<string>()).add(basename(path)));
     }
   }
-
-  private schedule(): void {
-    if (this.closed) return;
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.reload(), this.debounceMs);
-    this.timer.unref();
-  }
-
-  private async reloadLoop(): Promise<void> {
-    do {
-      this.again = false;
-      await this.reloadOnce();
-    } while (this.again && !this.closed);
-  }
-
-  private async reloadOnce(): Promise<void> {
-    let sources: PolicySource[];
-    try {
-      sources = await readSources(this.paths);
-    } catch (err) {
-      if (this.closed) return;
-      // Not remembered as "seen", so the same content coming back is picked up again.
-      this.lastSignature = '';
-      this.reject(err);
-      return;
-    }
-    const signature = signatureOf(sources);
-    if (this.closed || signature === this.lastSignature) return;
-    this.lastSignature = signature;
-    let set: PolicySet;
-    try {
-      set = parsePolicySources(sources, { logger: this.logger });
-    } catch (err) {
-      this.reject(err);
-      return;
-    }
-    this.set = set;
-    this.logger.info('policies reloaded', {
-      authorizationPolicies: set.authorizationPolicies.length,
-      peerAuthentications: set.peerAuthentications.length,
-    });
-    for (const l of this.listeners) {
-      try {
-        l(set);
-      } catch (err) {
-        this.logger.error('policy listener failed', { err });
-      }
-    }
-  }
-
-  /** An edit that cannot be used: the previous set stays in force. */
-  private reject(err: unknown): void {
-    const error = err instanceof ConfigError ? err : new ConfigError(String(err), { cause: err });
-    this.logger.warn('policy files are unusable; keeping the previous policies', { err: error });
-    try {
-      this.onError?.(error);
-    } catch (e) {
-      this.logger.error('policy onError callback failed', { err: e });
-    }
-  }
+  return [...dirs].map(([dir, names]) => ({ dir, matches: (name: string) => (names === null ? YAML_FILE.test(name) : names.has(name)) }));
 }
 
 function signatureOf(sources: readonly PolicySource[]): string {

@@ -5,11 +5,11 @@
 // `identity` is the SPIFFE ID the endpoint's sidecar must prove over mTLS.
 
 import { readFile } from 'node:fs/promises';
-import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
+import { WatchedSource } from '../../common/watched-source.ts';
 import { tryParseSpiffeId } from '../../common/spiffe.ts';
 import { parseAddress, snapshotOf, type EndpointSnapshot, type EndpointSource, type SnapshotListener } from './endpoints.ts';
 
@@ -63,128 +63,58 @@ export interface FileSourceOptions {
   readonly onReload?: ((result: 'ok' | 'invalid') => void) | undefined;
 }
 
-/**
- * Watches the file's directory (not the file) so that editors that save by rename, and
- * Kubernetes ConfigMap symlink swaps, are both seen.
- */
+/** Endpoints from a watched JSON file (see common/watched-source.ts for how edits are seen). */
 export class FileEndpointSource implements EndpointSource {
   readonly file: string;
-  private snapshot: EndpointSnapshot;
-  /** Content of the last read, valid or not. */
-  private lastText: string;
-  private readonly listeners = new Set<SnapshotListener>();
-  private readonly logger: Logger;
-  private readonly debounceMs: number;
-  private readonly onReload: ((result: 'ok' | 'invalid') => void) | undefined;
-  private watcher: FSWatcher | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private reloading: Promise<void> | undefined;
-  private again = false;
-  private closed = false;
+  private readonly source: WatchedSource<EndpointSnapshot>;
 
-  private constructor(file: string, text: string, snapshot: EndpointSnapshot, options: FileSourceOptions) {
+  private constructor(file: string, source: WatchedSource<EndpointSnapshot>) {
     this.file = file;
-    this.lastText = text;
-    this.snapshot = snapshot;
-    this.logger = options.logger;
-    this.debounceMs = options.debounceMs ?? 50;
-    this.onReload = options.onReload;
+    this.source = source;
   }
 
   /** Reads and validates the file, then starts watching. Throws ConfigError if it is unusable. */
   static async open(path: string, options: FileSourceOptions): Promise<FileEndpointSource> {
     const file = resolve(path);
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (err) {
+    const { logger, onReload } = options;
+    const source = await WatchedSource.open<string, EndpointSnapshot>({
+      what: 'endpoints file',
+      targets: () => [{ dir: dirname(file), matches: (name) => name === basename(file) }],
+      read: () => readFile(file, 'utf8'),
+      signature: (text) => text,
+      parse: (text) => parseEndpointsFile(text, file),
+      debounceMs: options.debounceMs ?? 50,
+      logger,
+      onReload: (result, err) => {
+        if (result === 'unreadable') {
+          logger.warn('cannot read endpoints file; keeping the previous endpoints', { file, err });
+          return;
+        }
+        if (result === 'invalid') logger.warn('endpoints file is invalid; keeping the previous endpoints', { file, err });
+        else logger.info('endpoints reloaded', { file, services: source.current().size });
+        onReload?.(result);
+      },
+    }).catch((err: unknown) => {
+      if (err instanceof ConfigError) throw err;
       throw new ConfigError(`cannot read endpoints file ${file}: ${(err as Error).message}; check --endpoints-file`, { cause: err });
-    }
-    const source = new FileEndpointSource(file, text, parseEndpointsFile(text, file), options);
-    source.startWatching();
-    return source;
+    });
+    return new FileEndpointSource(file, source);
   }
 
   current(): EndpointSnapshot {
-    return this.snapshot;
+    return this.source.current();
   }
 
   subscribe(listener: SnapshotListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.source.subscribe(listener);
   }
 
   close(): void {
-    this.closed = true;
-    this.watcher?.close();
-    this.watcher = undefined;
-    clearTimeout(this.timer);
-    this.listeners.clear();
+    this.source.close();
   }
 
   /** Re-reads the file now; resolves once the reload (and any reload it queued) is done. */
-  async reload(): Promise<void> {
-    if (this.reloading !== undefined) {
-      this.again = true;
-      return this.reloading;
-    }
-    this.reloading = this.reloadLoop().finally(() => {
-      this.reloading = undefined;
-    });
-    return this.reloading;
-  }
-
-  private startWatching(): void {
-    const name = basename(this.file);
-    try {
-      this.watcher = watch(dirname(this.file), { persistent: false }, (_event, changed) => {
-        // Unknown filename (some platforms) or the ConfigMap's `..data` swap: re-read anyway.
-        if (changed === null || changed === name || changed.startsWith('..')) this.schedule();
-      });
-      this.watcher.on('error', (err) => this.logger.warn('endpoints file watch failed; changes will not be picked up', { file: this.file, err }));
-    } catch (err) {
-      this.logger.warn('cannot watch endpoints file; changes will not be picked up', { file: this.file, err });
-    }
-  }
-
-  private schedule(): void {
-    if (this.closed) return;
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.reload().catch((err: unknown) => this.logger.error('endpoints reload failed', { file: this.file, err }));
-    }, this.debounceMs);
-    this.timer.unref();
-  }
-
-  private async reloadLoop(): Promise<void> {
-    do {
-      this.again = false;
-      await this.reloadOnce();
-    } while (this.again && !this.closed);
-  }
-
-  private async reloadOnce(): Promise<void> {
-    let text: string;
-    try {
-      text = await readFile(this.file, 'utf8');
-    } catch (err) {
-      this.logger.warn('cannot read endpoints file; keeping the previous endpoints', { file: this.file, err });
-      return;
-    }
-    // Compare with the last content seen, valid or not, so one bad edit warns once.
-    if (this.closed || text === this.lastText) return;
-    this.lastText = text;
-    let snapshot: EndpointSnapshot;
-    try {
-      snapshot = parseEndpointsFile(text, this.file);
-    } catch (err) {
-      this.logger.warn('endpoints file is invalid; keeping the previous endpoints', { file: this.file, err });
-      this.onReload?.('invalid');
-      return;
-    }
-    this.snapshot = snapshot;
-    this.logger.info('endpoints reloaded', { file: this.file, services: snapshot.size });
-    this.onReload?.('ok');
-    for (const l of this.listeners) l(snapshot);
+  reload(): Promise<void> {
+    return this.source.reload();
   }
 }
