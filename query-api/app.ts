@@ -12,6 +12,7 @@ import { createMetrics } from './metrics.ts';
 import { openApiDocument } from './openapi.ts';
 import { DEFAULT_MAX_PATH_SPANS } from './path/reconstruct.ts';
 import { jaegerRoutes } from './routes/jaeger.ts';
+import { jaegerV3Routes } from './routes/jaeger-v3.ts';
 import { pathRoutes } from './routes/path.ts';
 
 export interface QueryApiDeps {
@@ -49,6 +50,7 @@ export function createQueryApp(deps: QueryApiDeps): QueryApp {
   app.notFound((c) => errorResponse(c, new ApiError(404, 'ROUTE_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}; see /openapi.json`), logger));
 
   app.route('/', jaegerRoutes({ reader: deps.reader, now }));
+  app.route('/', jaegerV3Routes({ reader: deps.reader }));
   app.route('/', pathRoutes({ reader: deps.reader, now, maxPathSpans: deps.maxPathSpans ?? DEFAULT_MAX_PATH_SPANS }));
 
   const document = openApiDocument();

@@ -1,5 +1,6 @@
 // Typed HTTP errors and the one place where any error becomes a JSON response. Jaeger routes
 // answer in jaeger-query's envelope (`{data:null, errors:[{code,msg}]}`, which Grafana shows);
+// Jaeger's API v3 answers `{error:{httpCode, message}}` (its HTTP gateway's GRPCGatewayError);
 // our own routes answer `{error:{status, code, message}}`.
 
 import type { Context } from 'hono';
@@ -57,11 +58,17 @@ function classify(err: unknown, logger: Logger, path: string): { status: Content
 
 /** Routes that speak jaeger-query's error envelope. */
 export function isJaegerPath(path: string): boolean {
-  return path.startsWith('/api/') && !path.startsWith('/api/v1/');
+  return path.startsWith('/api/') && !path.startsWith('/api/v1/') && !isJaegerV3Path(path);
+}
+
+/** Jaeger API v3 routes. */
+export function isJaegerV3Path(path: string): boolean {
+  return path === '/api/v3' || path.startsWith('/api/v3/');
 }
 
 export function errorResponse(c: Context, err: unknown, logger: Logger): Response {
   const { status, code, message } = classify(err, logger, c.req.path);
+  if (isJaegerV3Path(c.req.path)) return c.json({ error: { httpCode: status, message } }, status);
   if (isJaegerPath(c.req.path)) {
     return c.json({ data: null, total: 0, limit: 0, offset: 0, errors: [{ code: status, msg: message }] }, status);
   }

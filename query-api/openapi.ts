@@ -2,6 +2,8 @@
 // Jaeger-compatible routes. Written by hand; the tests check that every registered route is
 // here and that real responses match these schemas.
 
+import { jaegerV3Paths, jaegerV3Schemas } from './jaeger/openapi-v3.ts';
+
 type Schema = Record<string, unknown>;
 
 const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` });
@@ -296,6 +298,7 @@ export function openApiDocument(): Record<string, unknown> {
           responses: { '200': json(jaegerEnvelope(arr(ref('JaegerDependencyLink'))), 'Caller → callee call counts.'), ...jaegerFailures },
         },
       },
+      ...jaegerV3Paths,
       '/api/v1/traces/{traceId}/path': {
         get: {
           tags: ['tracemesh'],
@@ -344,6 +347,6 @@ export function openApiDocument(): Record<string, unknown> {
         },
       },
     },
-    components: { schemas },
+    components: { schemas: { ...schemas, ...jaegerV3Schemas } },
   };
 }
