@@ -6,6 +6,7 @@ import type { Logger } from '../common/logger.ts';
 import { silentLogger } from '../common/logger.ts';
 import type { EdgeRecord, EncodedRowWriter, TraceWriter } from '../storage/model.ts';
 import { decodeLogs, decodeSpans, type EncodedLogs, type EncodedSpans } from '../storage/rows.ts';
+import { Admission, DEFAULT_ADMISSION_LIMITS, type AdmissionLimits } from './admission/admission.ts';
 import { createAdminApp } from './admin.ts';
 import { createCollectorMetrics, type CollectorMetrics } from './metrics.ts';
 import { BatchPipeline, type PipelineObserver } from './pipeline/batch-pipeline.ts';
@@ -45,6 +46,8 @@ export interface CollectorConfig {
   /** close(): how long to keep writing queued data. */
   readonly shutdownTimeoutMs: number;
   readonly servicegraph: ServiceGraphConfig;
+  /** The admission limits of both receivers (collector/admission/). */
+  readonly admission: AdmissionLimits;
   /** Also export the process's own metrics (CPU, memory, event-loop lag) as tracemesh_collector_process_*. */
   readonly processMetrics: boolean;
 }
@@ -67,10 +70,14 @@ export const DEFAULT_COLLECTOR_CONFIG: CollectorConfig = {
   retryMaxMs: 5_000,
   shutdownTimeoutMs: 30_000,
   servicegraph: { enabled: true, waitMs: 10_000, maxPending: 100_000, flushIntervalMs: 5_000 },
+  admission: DEFAULT_ADMISSION_LIMITS,
   processMetrics: false,
 };
 
-export type CollectorOptions = Partial<Omit<CollectorConfig, 'servicegraph'>> & { readonly servicegraph?: Partial<ServiceGraphConfig> };
+export type CollectorOptions = Partial<Omit<CollectorConfig, 'servicegraph' | 'admission'>> & {
+  readonly servicegraph?: Partial<ServiceGraphConfig>;
+  readonly admission?: Partial<AdmissionLimits>;
+};
 
 export interface CollectorDeps {
   /** Where batches go. The collector does not close it; its owner does, after close(). */
@@ -123,6 +130,7 @@ export async function startCollector(options: CollectorOptions, deps: CollectorD
     ...DEFAULT_COLLECTOR_CONFIG,
     ...options,
     servicegraph: { ...DEFAULT_COLLECTOR_CONFIG.servicegraph, ...options.servicegraph },
+    admission: { ...DEFAULT_COLLECTOR_CONFIG.admission, ...options.admission },
   };
   const logger = (deps.logger ?? silentLogger).child({ component: 'collector' });
   const { writer } = deps;
@@ -133,7 +141,10 @@ export async function startCollector(options: CollectorOptions, deps: CollectorD
     pending: () => ({ spans: spans.pending, logs: logs.pending, edges: edges.pending }),
     capacity: () => ({ spans: spans.capacity, logs: logs.capacity, edges: edges.capacity }),
     servicegraphPending: () => graph?.pendingCount ?? 0,
+    inflightBytes: () => ({ inUse: admission.budget.inUse, limit: admission.budget.limit }),
+    inflightRequests: () => admission.activeRequests,
   }, { defaultMetrics: config.processMetrics });
+  const admission = new Admission(config.admission, { refused: (transport, reason) => metrics.admissionRefusals.inc({ transport, reason }) }, logger);
   const common = {
     capacity: config.queueSize,
     batchSize: config.batchSize,
@@ -198,8 +209,12 @@ export async function startCollector(options: CollectorOptions, deps: CollectorD
   };
   try {
     started.admin = await listen(createAdminApp({ registry: metrics.registry, isReady: () => ready }), config.host, config.adminPort);
-    started.grpc = await startGrpcReceiver({ host: config.host, port: config.grpcPort, maxMessageBytes: config.maxBodyBytes, ingest, logger });
-    started.http = await listen(createOtlpHttpApp({ ingest, maxBodyBytes: config.maxBodyBytes, logger }), config.host, config.httpPort);
+    started.grpc = await startGrpcReceiver({ host: config.host, port: config.grpcPort, maxMessageBytes: config.maxBodyBytes, ingest, admission, logger });
+    started.http = await listen(createOtlpHttpApp({ ingest, maxBodyBytes: config.maxBodyBytes, admission, logger }), config.host, config.httpPort, {
+      maxConnections: config.admission.maxConnections,
+      headersTimeoutMs: Math.min(10_000, config.admission.requestTimeoutMs),
+      onDrop: () => admission.connectionRefused('http'),
+    });
   } catch (err) {
     await Promise.all([started.grpc?.shutdown(0), started.http?.close(0), started.admin?.close(0)]);
     await stopPipelines();

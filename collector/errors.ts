@@ -6,20 +6,29 @@ import { TracemeshError } from '../common/errors.ts';
 /**
  * How a receiver must answer: `invalid` → 400 / INVALID_ARGUMENT, `too_large` → 413 /
  * RESOURCE_EXHAUSTED, `unsupported_media` → 415, `throttled` → 429 / RESOURCE_EXHAUSTED with a
- * retry hint, `unavailable` → 503 / UNAVAILABLE with a retry hint.
+ * retry hint, `unavailable` → 503 / UNAVAILABLE with a retry hint, `overloaded` (an admission
+ * limit: memory, concurrency, deadline, rate) → 503 / RESOURCE_EXHAUSTED with a retry hint.
  */
-export type OtlpErrorKind = 'invalid' | 'too_large' | 'unsupported_media' | 'throttled' | 'unavailable';
+export type OtlpErrorKind = 'invalid' | 'too_large' | 'unsupported_media' | 'throttled' | 'unavailable' | 'overloaded';
 
 export class OtlpError extends TracemeshError {
   readonly kind: OtlpErrorKind;
-  /** For `throttled` and `unavailable`: when the client should try again. */
+  /** For `throttled`, `unavailable` and `overloaded`: when the client should try again. */
   readonly retryAfterMs: number | undefined;
+  /** For `overloaded`: which admission limit refused the request. */
+  readonly admissionReason: 'memory' | 'concurrency' | 'deadline' | 'rate' | undefined;
 
-  constructor(code: string, kind: OtlpErrorKind, message: string, options?: { cause?: unknown; retryAfterMs?: number }) {
+  constructor(
+    code: string,
+    kind: OtlpErrorKind,
+    message: string,
+    options?: { cause?: unknown; retryAfterMs?: number; admissionReason?: 'memory' | 'concurrency' | 'deadline' | 'rate' },
+  ) {
     super(code, message, options);
     this.name = 'OtlpError';
     this.kind = kind;
     this.retryAfterMs = options?.retryAfterMs;
+    this.admissionReason = options?.admissionReason;
   }
 }
 
@@ -45,4 +54,9 @@ export function shuttingDown(retryAfterMs: number): OtlpError {
   return new OtlpError('COLLECTOR_SHUTTING_DOWN', 'unavailable', 'the collector is shutting down; retry against another replica or after it restarts', {
     retryAfterMs,
   });
+}
+
+/** An admission limit refused the request (already counted by the admission layer). */
+export function overloaded(reason: 'memory' | 'concurrency' | 'deadline' | 'rate', message: string, retryAfterMs: number): OtlpError {
+  return new OtlpError('COLLECTOR_OVERLOADED', 'overloaded', message, { retryAfterMs, admissionReason: reason });
 }

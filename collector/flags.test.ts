@@ -21,6 +21,7 @@ void describe('collector flags', () => {
       retryMaxMs: 5_000,
       shutdownTimeoutMs: 30_000,
       servicegraph: { enabled: true, waitMs: 10_000, maxPending: 100_000, flushIntervalMs: 5_000 },
+      admission: { maxInflightBytes: 64 * 1024 * 1024, maxConcurrentRequests: 256, maxRequestsPerConnection: 32, maxConnections: 1024, requestTimeoutMs: 30_000, minBodyRate: 16 * 1024 },
       processMetrics: true,
     });
   });
@@ -43,5 +44,6 @@ void describe('collector flags', () => {
     assert.throws(() => configFromFlags(parseFlags(COLLECTOR_FLAGS, ['--grpc-port', '70000'], {})), (e: unknown) => e instanceof ConfigError && /--grpc-port must be a port/.test(e.message));
     assert.throws(() => configFromFlags(parseFlags(COLLECTOR_FLAGS, ['--queue-size', '0'], {})), /--queue-size must be at least 1/);
     assert.throws(() => parseFlags(COLLECTOR_FLAGS, ['--batch-timeout', 'soon'], {}), /--batch-timeout/);
+    assert.throws(() => configFromFlags(parseFlags(COLLECTOR_FLAGS, ['--max-inflight-bytes', '1000'], {})), /--max-inflight-bytes \(1000\) must be at least --max-body-size/);
   });
 });

@@ -77,6 +77,49 @@ export const COLLECTOR_FLAGS = [
     env: 'TRACEMESH_COLLECTOR_SERVICEGRAPH_MAX_PENDING',
     description: 'Most spans waiting for a partner; the oldest is evicted (and counted) beyond this.',
   },
+  {
+    name: 'max-inflight-bytes',
+    kind: 'int',
+    default: String(64 * 1024 * 1024),
+    env: 'TRACEMESH_COLLECTOR_MAX_INFLIGHT_BYTES',
+    description:
+      'Bytes that the OTLP requests being received may hold at once, both receivers together, charged as wire and decompressed bytes arrive. A request that would exceed it gets RESOURCE_EXHAUSTED / 503 with a retry hint (reason="memory"); the top eighth is kept for requests under 1 MiB.',
+  },
+  {
+    name: 'max-concurrent-requests',
+    kind: 'int',
+    default: '256',
+    env: 'TRACEMESH_COLLECTOR_MAX_CONCURRENT_REQUESTS',
+    description: 'OTLP requests being received or handled at once, both receivers together; more get RESOURCE_EXHAUSTED / 503 with a retry hint (reason="concurrency").',
+  },
+  {
+    name: 'max-requests-per-connection',
+    kind: 'int',
+    default: '32',
+    env: 'TRACEMESH_COLLECTOR_MAX_REQUESTS_PER_CONNECTION',
+    description: 'Concurrent OTLP/gRPC calls on one connection (advertised as SETTINGS_MAX_CONCURRENT_STREAMS; more are refused, reason="concurrency"). HTTP/1.1 has one request at a time per connection.',
+  },
+  {
+    name: 'max-connections',
+    kind: 'int',
+    default: '1024',
+    env: 'TRACEMESH_COLLECTOR_MAX_CONNECTIONS',
+    description: 'Open connections per OTLP port; more are closed as they arrive (counted, reason="concurrency").',
+  },
+  {
+    name: 'request-timeout',
+    kind: 'duration',
+    default: '30s',
+    env: 'TRACEMESH_COLLECTOR_REQUEST_TIMEOUT',
+    description: 'Longest time from a request\'s start until its whole body has arrived; then RESOURCE_EXHAUSTED / 503 and the stream or connection is closed (reason="deadline"). HTTP headers must arrive within the smaller of this and 10 s (408).',
+  },
+  {
+    name: 'min-body-rate',
+    kind: 'int',
+    default: String(16 * 1024),
+    env: 'TRACEMESH_COLLECTOR_MIN_BODY_RATE',
+    description: 'Least average rate, in bytes/s, at which a request body must arrive after its first second; slower ones are cut like a missed deadline (reason="rate"). 0 turns it off.',
+  },
 ] as const satisfies readonly FlagSpec[];
 
 export type CollectorFlagValues = FlagValues<typeof COLLECTOR_FLAGS>;
@@ -91,8 +134,16 @@ function positive(name: string, v: number): number {
   return v;
 }
 
+function nonNegative(name: string, v: number): number {
+  if (v < 0) throw new ConfigError(`--${name} must not be negative, got ${v}`);
+  return v;
+}
+
 /** The collector config from parsed flags; throws ConfigError naming a flag that is out of range. */
 export function configFromFlags(f: CollectorFlagValues): CollectorConfig {
+  if (f['max-inflight-bytes'] < f['max-body-size']) {
+    throw new ConfigError(`--max-inflight-bytes (${f['max-inflight-bytes']}) must be at least --max-body-size (${f['max-body-size']}), or no request of the largest size could be received`);
+  }
   return {
     host: f.host,
     grpcPort: port('grpc-port', f['grpc-port']),
@@ -111,6 +162,14 @@ export function configFromFlags(f: CollectorFlagValues): CollectorConfig {
       waitMs: positive('servicegraph-wait', f['servicegraph-wait']),
       maxPending: positive('servicegraph-max-pending', f['servicegraph-max-pending']),
       flushIntervalMs: 5_000,
+    },
+    admission: {
+      maxInflightBytes: positive('max-inflight-bytes', f['max-inflight-bytes']),
+      maxConcurrentRequests: positive('max-concurrent-requests', f['max-concurrent-requests']),
+      maxRequestsPerConnection: positive('max-requests-per-connection', f['max-requests-per-connection']),
+      maxConnections: positive('max-connections', f['max-connections']),
+      requestTimeoutMs: positive('request-timeout', f['request-timeout']),
+      minBodyRate: nonNegative('min-body-rate', f['min-body-rate']),
     },
     processMetrics: true,
   };

@@ -30,6 +30,8 @@ export interface CollectorMetrics {
   readonly servicegraphPairs: Counter;
   readonly servicegraphEvictions: Counter<'side' | 'reason'>;
   readonly servicegraphVirtualEdges: Counter;
+  /** Requests and connections refused by an admission limit (collector/admission/). */
+  readonly admissionRefusals: Counter<'transport' | 'reason'>;
 }
 
 export interface QueueGauges {
@@ -37,6 +39,10 @@ export interface QueueGauges {
   readonly pending: () => { spans: number; logs: number; edges: number };
   readonly capacity: () => { spans: number; logs: number; edges: number };
   readonly servicegraphPending: () => number;
+  /** Bytes held by requests being received, and the budget's limit. */
+  readonly inflightBytes?: () => { inUse: number; limit: number };
+  /** Requests being received or handled. */
+  readonly inflightRequests?: () => number;
 }
 
 export function createCollectorMetrics(gauges: QueueGauges, options: { defaultMetrics?: boolean } = {}): CollectorMetrics {
@@ -77,8 +83,45 @@ export function createCollectorMetrics(gauges: QueueGauges, options: { defaultMe
     },
   });
 
+  if (gauges.inflightBytes !== undefined) {
+    const read = gauges.inflightBytes;
+    new Gauge({
+      name: 'tracemesh_collector_inflight_bytes',
+      help: 'Bytes held by OTLP requests being received (wire and decompressed), both receivers together.',
+      registers,
+      collect() {
+        this.set(read().inUse);
+      },
+    });
+    new Gauge({
+      name: 'tracemesh_collector_inflight_bytes_limit',
+      help: 'The in-flight bytes budget (--max-inflight-bytes); requests that would exceed it are refused with reason="memory".',
+      registers,
+      collect() {
+        this.set(read().limit);
+      },
+    });
+  }
+  if (gauges.inflightRequests !== undefined) {
+    const read = gauges.inflightRequests;
+    new Gauge({
+      name: 'tracemesh_collector_inflight_requests',
+      help: 'OTLP requests being received or handled, both receivers together.',
+      registers,
+      collect() {
+        this.set(read());
+      },
+    });
+  }
+
   return {
     registry,
+    admissionRefusals: new Counter({
+      name: 'tracemesh_collector_admission_refusals_total',
+      help: 'OTLP requests (and connections) refused by an admission limit, by transport and reason: memory (in-flight bytes), concurrency (requests or connections), deadline (--request-timeout), rate (--min-body-rate).',
+      labelNames: ['transport', 'reason'],
+      registers,
+    }),
     receivedSpans: new Counter({
       name: 'tracemesh_collector_received_spans_total',
       help: 'Spans received in OTLP export requests that were decoded (valid or not).',

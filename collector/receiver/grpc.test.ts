@@ -13,6 +13,7 @@ import { queueFull } from '../errors.ts';
 import type { RejectReason } from '../metrics.ts';
 import { decodeRpcStatus } from '../otlp/proto.ts';
 import { decodeTraceResponse } from '../testing/otlp.ts';
+import { Admission, DEFAULT_ADMISSION_LIMITS, type AdmissionLimits, type AdmissionReason } from '../admission/admission.ts';
 import type { Ingest, IngestResult } from './ingest.ts';
 import { LOGS_EXPORT_PATH, startGrpcReceiver, TRACE_EXPORT_PATH, type GrpcReceiver } from './grpc.ts';
 
@@ -21,7 +22,7 @@ after(async () => {
   for (const r of receivers) await r.shutdown(100);
 });
 
-async function receiver(result: (body: Uint8Array) => IngestResult, maxMessageBytes = 1024 * 1024) {
+async function receiver(result: (body: Uint8Array) => IngestResult, maxMessageBytes = 1024 * 1024, limits: Partial<AdmissionLimits> = {}) {
   const bodies: Buffer[] = [];
   const refused: RejectReason[] = [];
   const record = (body: Uint8Array): IngestResult => {
@@ -35,9 +36,11 @@ async function receiver(result: (body: Uint8Array) => IngestResult, maxMessageBy
     logs: () => ({ rejected: 0, errorMessage: '' }),
     refused: (_t, _s, reason) => void refused.push(reason),
   };
-  const r = await startGrpcReceiver({ host: '127.0.0.1', port: 0, maxMessageBytes, ingest, logger: silentLogger });
+  const shed: AdmissionReason[] = [];
+  const admission = new Admission({ ...DEFAULT_ADMISSION_LIMITS, maxInflightBytes: 4 * maxMessageBytes, ...limits }, { refused: (_t, reason) => void shed.push(reason) }, silentLogger);
+  const r = await startGrpcReceiver({ host: '127.0.0.1', port: 0, maxMessageBytes, ingest, admission, logger: silentLogger });
   receivers.push(r);
-  return { port: r.port, bodies, refused, receiver: r };
+  return { port: r.port, bodies, refused, shed, admission, receiver: r };
 }
 
 const ok = (): IngestResult => ({ rejected: 0, errorMessage: '' });
@@ -134,8 +137,8 @@ void describe('OTLP/gRPC receiver (node:http2)', () => {
   });
 
   void it('bounds the bytes received at once: a message that does not fit gets RESOURCE_EXHAUSTED and a retry hint', async () => {
-    const { port, refused } = await receiver(ok, 1000);
-    // One request declares 900 bytes and stops sending: it holds its buffer.
+    const { port, refused, shed, admission } = await receiver(ok, 1000, { maxInflightBytes: 1500 });
+    // One request declares 900 bytes, sends 100 and stops: its buffer holds 1000 bytes of the budget.
     const session = http2.connect(`http://127.0.0.1:${port}`);
     const hold = session.request({ ':method': 'POST', ':path': TRACE_EXPORT_PATH, 'content-type': 'application/grpc' });
     hold.on('error', () => {});
@@ -144,9 +147,15 @@ void describe('OTLP/gRPC receiver (node:http2)', () => {
     const second = await call(port, TRACE_EXPORT_PATH, Buffer.alloc(900));
     assert.equal(second.error?.code, grpc.status.RESOURCE_EXHAUSTED);
     assert.deepEqual(second.error?.metadata.get('retry-after-ms'), ['1000']);
-    assert.deepEqual(refused, ['queue_full']);
+    assert.deepEqual(refused, []);
+    assert.deepEqual(shed, ['memory']);
     hold.close();
     session.close();
+    // The held request gives its share back when its stream closes.
+    const deadline = Date.now() + 5_000;
+    while (admission.budget.inUse !== 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(admission.budget.inUse, 0);
+    assert.equal((await call(port, TRACE_EXPORT_PATH, Buffer.alloc(900))).error, null);
   });
 
   void it('answers framing errors, unknown methods and encodings with statuses; non-gRPC requests with 415', async () => {

@@ -8,17 +8,20 @@
 // ~2.4 MB in ~150 chunks that outlive a young-generation collection, so their memory came
 // back only with full mark-compacts: with 2 generators the collector ran one every 3–4
 // requests, ≈ 30 % of its CPU on V8's worker threads (ingest bench). Here each chunk is copied
-// at once into a message buffer from a small pool, reused request after request.
+// at once into a message buffer that grows by doubling (buffers come from a small pool, reused
+// request after request), and every growth, of the wire message and of its decompressed form,
+// is charged to the in-flight budget that both receivers share (collector/admission/).
 
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
 import type { Logger } from '../../common/logger.ts';
-import { OtlpError, queueFull } from '../errors.ts';
+import { OtlpError } from '../errors.ts';
 import type { RejectReason } from '../metrics.ts';
 import type { Signal } from '../otlp/model.ts';
 import { encodeLogsResponse, encodeRpcStatus, encodeTraceResponse } from '../otlp/proto.ts';
+import type { Admission } from '../admission/admission.ts';
+import type { GrowableBuffer } from '../admission/budget.ts';
 import type { Ingest } from './ingest.ts';
 
 export const TRACE_EXPORT_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
@@ -31,6 +34,8 @@ export interface GrpcReceiverOptions {
   /** Largest request message accepted (after decompression); RESOURCE_EXHAUSTED beyond it. */
   readonly maxMessageBytes: number;
   readonly ingest: Ingest;
+  /** Shared with the HTTP receiver: in-flight bytes, concurrency, deadline and body rate. */
+  readonly admission: Admission;
   readonly logger: Logger;
 }
 
@@ -56,14 +61,14 @@ const GRPC_CODE: Record<OtlpError['kind'], number> = {
   unsupported_media: GrpcStatus.INVALID_ARGUMENT,
   throttled: GrpcStatus.RESOURCE_EXHAUSTED,
   unavailable: GrpcStatus.UNAVAILABLE,
+  overloaded: GrpcStatus.RESOURCE_EXHAUSTED,
 };
 
-const REJECT_REASON: Record<OtlpError['kind'], RejectReason> = {
+/** Refusals that ingest or admission have not counted already. */
+const REJECT_REASON: Partial<Record<OtlpError['kind'], RejectReason>> = {
   invalid: 'malformed',
   too_large: 'too_large',
   unsupported_media: 'unsupported_media_type',
-  throttled: 'queue_full',
-  unavailable: 'shutting_down',
 };
 
 export interface GrpcStatusAnswer {
@@ -101,57 +106,19 @@ function grpcMessage(text: string): string {
   return out;
 }
 
-/**
- * Message buffers by power-of-two size, reused across requests. A buffer is taken when a
- * message's length prefix arrives and given back once the (synchronous) decode is done. The
- * bytes of the messages being received at once are bounded, so many large concurrent
- * exports are refused (RESOURCE_EXHAUSTED with a retry hint) instead of exhausting memory.
- */
-class MessageBuffers {
-  readonly #free = new Map<number, Buffer[]>();
-  readonly #keepPerSize = 4;
-  readonly #limit: number;
-  #inUse = 0;
-
-  constructor(limit: number) {
-    this.#limit = limit;
-  }
-
-  /** A buffer of `n` bytes, or undefined when the messages in flight would exceed the bound. */
-  take(n: number): Buffer | undefined {
-    let size = 4096;
-    while (size < n) size *= 2;
-    if (this.#inUse > 0 && this.#inUse + size > this.#limit) return undefined;
-    this.#inUse += size;
-    return (this.#free.get(size)?.pop() ?? Buffer.allocUnsafeSlow(size)).subarray(0, n);
-  }
-
-  give(b: Buffer): void {
-    const size = b.buffer.byteLength;
-    this.#inUse -= size;
-    const list = this.#free.get(size) ?? [];
-    if (list.length < this.#keepPerSize) list.push(Buffer.from(b.buffer, 0, size));
-    this.#free.set(size, list);
-  }
-}
-
-/** Messages received at once, in bytes: this many times the largest message. */
-const IN_FLIGHT_MESSAGES = 4;
-
-const gunzip = promisify(zlib.gunzip);
-const inflate = promisify(zlib.inflate);
-
 const RESPONSE_HEADERS = { ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-accept-encoding': 'identity,gzip,deflate' } as const;
 
 export async function startGrpcReceiver(options: GrpcReceiverOptions): Promise<GrpcReceiver> {
-  const { ingest, logger, maxMessageBytes } = options;
-  const buffers = new MessageBuffers(IN_FLIGHT_MESSAGES * maxMessageBytes);
+  const { ingest, logger, maxMessageBytes, admission } = options;
   const sessions = new Set<http2.ServerHttp2Session>();
   const server = http2.createServer({
     // Exports are megabytes: windows large enough that a request is not paced by WINDOW_UPDATEs.
-    settings: { initialWindowSize: 4 * 1024 * 1024, maxConcurrentStreams: 256 },
+    // Clients that honour SETTINGS queue calls beyond maxConcurrentStreams themselves.
+    settings: { initialWindowSize: 4 * 1024 * 1024, maxConcurrentStreams: admission.limits.maxRequestsPerConnection },
     maxSessionMemory: 64,
   });
+  server.maxConnections = admission.limits.maxConnections;
+  server.on('drop', () => admission.connectionRefused('grpc'));
 
   function answer(stream: http2.ServerHttp2Stream, status: GrpcStatusAnswer): void {
     if (stream.destroyed || stream.closed) return;
@@ -165,9 +132,20 @@ export async function startGrpcReceiver(options: GrpcReceiverOptions): Promise<G
     stream.resume();
   }
 
-  function refuse(stream: http2.ServerHttp2Stream, signal: Signal, err: OtlpError): void {
-    if (err.kind !== 'throttled' && err.kind !== 'unavailable') ingest.refused('grpc', signal, REJECT_REASON[err.kind]);
-    answer(stream, toGrpcError(err, logger));
+  /**
+   * Answers and stops the client sending: RST_STREAM(NO_ERROR) once the trailers are out, as
+   * HTTP/2 allows after a complete response. For requests that must not be drained (a slow
+   * or oversized body, a refused request).
+   */
+  function answerAndStop(stream: http2.ServerHttp2Stream, status: GrpcStatusAnswer): void {
+    answer(stream, status);
+    if (!stream.destroyed && !stream.closed) setImmediate(() => stream.close(http2.constants.NGHTTP2_NO_ERROR));
+  }
+
+  function refuse(stream: http2.ServerHttp2Stream, signal: Signal, err: OtlpError, stop = false): void {
+    const reason = REJECT_REASON[err.kind];
+    if (reason !== undefined) ingest.refused('grpc', signal, reason);
+    (stop ? answerAndStop : answer)(stream, toGrpcError(err, logger));
   }
 
   function handle(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
@@ -176,42 +154,54 @@ export async function startGrpcReceiver(options: GrpcReceiverOptions): Promise<G
     const contentType = String(headers['content-type'] ?? '');
     if (!contentType.startsWith('application/grpc')) {
       if (!stream.headersSent) stream.respond({ ':status': 415 }, { endStream: true });
-      stream.resume();
+      stream.close(http2.constants.NGHTTP2_NO_ERROR);
       return;
     }
     if (signal === undefined || headers[':method'] !== 'POST') {
-      answer(stream, { code: GrpcStatus.UNIMPLEMENTED, details: `unknown method ${String(path)}; this endpoint serves ${TRACE_EXPORT_PATH} and ${LOGS_EXPORT_PATH}`, metadata: {} });
+      answerAndStop(stream, { code: GrpcStatus.UNIMPLEMENTED, details: `unknown method ${String(path)}; this endpoint serves ${TRACE_EXPORT_PATH} and ${LOGS_EXPORT_PATH}`, metadata: {} });
       return;
     }
     const encoding = String(headers['grpc-encoding'] ?? 'identity');
     if (encoding !== 'identity' && encoding !== 'gzip' && encoding !== 'deflate') {
-      answer(stream, { code: GrpcStatus.UNIMPLEMENTED, details: `grpc-encoding "${encoding}" is not supported; use gzip, deflate or identity`, metadata: {} });
+      answerAndStop(stream, { code: GrpcStatus.UNIMPLEMENTED, details: `grpc-encoding "${encoding}" is not supported; use gzip, deflate or identity`, metadata: {} });
       return;
     }
+    const admitted = admission.enter('grpc', stream.session ?? stream);
+    if (admitted instanceof OtlpError) {
+      refuse(stream, signal, admitted, true);
+      return;
+    }
+    const ticket = admitted;
+    // The one event every stream ends with (done, failed, reset, session gone): everything
+    // the request holds goes back here.
+    stream.once('close', () => ticket.close());
 
     // Length-prefixed messages: 1 byte compressed flag, 4 bytes length (big-endian), message.
     const prefix = Buffer.alloc(5);
     let prefixHave = 0;
-    let message: Buffer | undefined;
-    let messageHave = 0;
+    let message: GrowableBuffer | undefined;
+    let expected = 0;
     let compressed = false;
-    let complete: Buffer | undefined;
+    let complete: GrowableBuffer | undefined;
     let failed = false;
 
-    const fail = (err: OtlpError): void => {
+    const fail = (err: OtlpError, stop = false): void => {
       if (failed) return;
       failed = true;
-      if (message !== undefined) buffers.give(message);
-      message = undefined;
-      refuse(stream, signal, err);
+      message?.free();
+      complete?.free();
+      message = complete = undefined;
+      refuse(stream, signal, err, stop);
     };
+    ticket.onExpire((err) => fail(err, true));
 
     stream.on('data', (chunk: Buffer) => {
       if (failed) return;
+      ticket.received(chunk.length);
       let at = 0;
       while (at < chunk.length && !failed) {
         if (complete !== undefined) {
-          fail(new OtlpError('OTLP_MALFORMED', 'invalid', 'more than one request message in a unary call'));
+          fail(new OtlpError('OTLP_MALFORMED', 'invalid', 'more than one request message in a unary call'), true);
           return;
         }
         if (message === undefined) {
@@ -221,30 +211,24 @@ export async function startGrpcReceiver(options: GrpcReceiverOptions): Promise<G
           at += n;
           if (prefixHave < 5) return;
           compressed = prefix[0] === 1;
-          const length = prefix.readUInt32BE(1);
-          if (length > maxMessageBytes) {
-            fail(new OtlpError('OTLP_TOO_LARGE', 'too_large', `Received message larger than max (${length} vs ${maxMessageBytes}); the collector flag --max-body-size sets the limit`));
+          expected = prefix.readUInt32BE(1);
+          if (expected > maxMessageBytes) {
+            fail(new OtlpError('OTLP_TOO_LARGE', 'too_large', `Received message larger than max (${expected} vs ${maxMessageBytes}); the collector flag --max-body-size sets the limit`), true);
             return;
           }
           if (compressed && encoding === 'identity') {
-            fail(new OtlpError('OTLP_MALFORMED', 'invalid', 'a compressed message without grpc-encoding'));
+            fail(new OtlpError('OTLP_MALFORMED', 'invalid', 'a compressed message without grpc-encoding'), true);
             return;
           }
-          const taken = buffers.take(length);
-          if (taken === undefined) {
-            // Counted here: ingest, which counts throttling otherwise, never sees this request.
-            ingest.refused('grpc', signal, 'queue_full');
-            fail(queueFull('the collector is receiving too many large exports at once; retry after 1 s', 1_000));
-            return;
-          }
-          message = taken;
-          messageHave = 0;
+          message = ticket.lease.buffer(maxMessageBytes);
         }
-        const n = Math.min(message.length - messageHave, chunk.length - at);
-        chunk.copy(message, messageHave, at, at + n);
-        messageHave += n;
+        const n = Math.min(expected - message.length, chunk.length - at);
+        if (n > 0 && message.append(chunk, at, at + n) !== undefined) {
+          fail(admission.memoryRefusal('grpc'), true);
+          return;
+        }
         at += n;
-        if (messageHave === message.length) {
+        if (message.length === expected) {
           complete = message;
           message = undefined;
           prefixHave = 0;
@@ -253,35 +237,60 @@ export async function startGrpcReceiver(options: GrpcReceiverOptions): Promise<G
     });
 
     stream.on('end', () => {
+      ticket.bodyDone();
       if (failed) return;
       if (complete === undefined) {
-        if (message !== undefined) buffers.give(message);
-        answer(stream, { code: GrpcStatus.INTERNAL, details: message !== undefined || prefixHave > 0 ? 'the request message was cut short' : 'no request message', metadata: {} });
+        const details = message !== undefined || prefixHave > 0 ? 'the request message was cut short' : 'no request message';
+        failed = true;
+        ticket.close();
+        answer(stream, { code: GrpcStatus.INTERNAL, details, metadata: {} });
         return;
       }
       const body = complete;
       if (!compressed) {
-        respond(stream, signal, body);
-        buffers.give(body);
+        respond(stream, signal, body.bytes);
+        ticket.close();
         return;
       }
-      void (encoding === 'gzip' ? gunzip : inflate)(body, { maxOutputLength: maxMessageBytes }).then(
-        (plain) => {
-          buffers.give(body);
-          respond(stream, signal, plain);
-        },
-        (err: unknown) => {
-          buffers.give(body);
-          if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
-            refuse(stream, signal, new OtlpError('OTLP_TOO_LARGE', 'too_large', `the decompressed message is larger than the limit of ${maxMessageBytes} bytes (collector flag --max-body-size)`));
-          } else {
-            refuse(stream, signal, new OtlpError('OTLP_MALFORMED', 'invalid', `the message is not valid ${encoding} data: ${(err as Error).message}`));
-          }
-        },
-      );
+      inflate(stream, signal, encoding === 'gzip' ? zlib.createGunzip({ chunkSize: 64 * 1024 }) : zlib.createInflate({ chunkSize: 64 * 1024 }), body, ticket.lease.buffer(maxMessageBytes), () => ticket.close());
     });
 
     stream.on('error', (err) => logger.debug('OTLP/gRPC stream error', { error: err }));
+  }
+
+  /** Decompresses `body` into `out`, charging the budget as `out` grows, then decodes and answers. */
+  function inflate(stream: http2.ServerHttp2Stream, signal: Signal, z: zlib.Gunzip | zlib.Inflate, body: GrowableBuffer, out: GrowableBuffer, done: () => void): void {
+    // zlib reads `body` on the thread pool: never hand it to another request meanwhile.
+    body.pinned = true;
+    let over = false;
+    z.on('data', (chunk: Buffer) => {
+      if (over) return;
+      const failure = out.append(chunk);
+      if (failure === undefined) return;
+      over = true;
+      z.destroy();
+      if (stream.destroyed || stream.closed) return done();
+      refuse(
+        stream,
+        signal,
+        failure === 'too_large'
+          ? new OtlpError('OTLP_TOO_LARGE', 'too_large', `the decompressed message is larger than the limit of ${maxMessageBytes} bytes (collector flag --max-body-size)`)
+          : admission.memoryRefusal('grpc'),
+      );
+      done();
+    });
+    z.on('error', (err) => {
+      if (over) return;
+      over = true;
+      refuse(stream, signal, new OtlpError('OTLP_MALFORMED', 'invalid', `the message is not valid gzip/deflate data: ${err.message}`));
+      done();
+    });
+    z.on('end', () => {
+      if (over) return;
+      respond(stream, signal, out.bytes);
+      done();
+    });
+    z.end(body.bytes);
   }
 
   /** Decodes and ingests (synchronously: `body` may be reused afterwards) and answers. */

@@ -7,13 +7,15 @@ import { queueFull, shuttingDown } from '../errors.ts';
 import type { RejectReason } from '../metrics.ts';
 import { decodeRpcStatus } from '../otlp/proto.ts';
 import { decodeTraceResponse, encodeTraces, span, traceRequest } from '../testing/otlp.ts';
+import { Admission, DEFAULT_ADMISSION_LIMITS } from '../admission/admission.ts';
 import type { Ingest, IngestResult } from './ingest.ts';
 import { createOtlpHttpApp, formatOf } from './http.ts';
 
 function app(result: () => IngestResult) {
   const refused: RejectReason[] = [];
   const ingest: Ingest = { traces: result, tracesProtobuf: result, logs: result, logsProtobuf: result, refused: (_t, _s, reason) => void refused.push(reason) };
-  return { app: createOtlpHttpApp({ ingest, maxBodyBytes: 1024 * 1024, logger: silentLogger }), refused };
+  const admission = new Admission(DEFAULT_ADMISSION_LIMITS, { refused: () => {} }, silentLogger);
+  return { app: createOtlpHttpApp({ ingest, maxBodyBytes: 1024 * 1024, admission, logger: silentLogger }), refused };
 }
 
 const protoPost = (body: Uint8Array) => ({ method: 'POST', body, headers: { 'content-type': 'application/x-protobuf' } });

@@ -4,7 +4,8 @@
 // OTLP/HTTP spec asks: a google.rpc.Status body in the request's encoding, and `Retry-After`
 // on 429/503.
 
-import { promisify } from 'node:util';
+import { IncomingMessage } from 'node:http';
+import { Readable, type Transform } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { Hono, type Context } from 'hono';
 import type { Logger } from '../../common/logger.ts';
@@ -13,12 +14,15 @@ import type { RejectReason } from '../metrics.ts';
 import { decodeLogsRequestJson, decodeTraceRequestJson, encodeResponseJson } from '../otlp/json.ts';
 import type { Signal } from '../otlp/model.ts';
 import { encodeLogsResponse, encodeRpcStatus, encodeTraceResponse } from '../otlp/proto.ts';
+import type { Admission, Ticket } from '../admission/admission.ts';
 import type { Ingest } from './ingest.ts';
 
 export interface OtlpHttpAppDeps {
   readonly ingest: Ingest;
   /** Largest body accepted, on the wire and after decompression. */
   readonly maxBodyBytes: number;
+  /** Shared with the gRPC receiver: in-flight bytes, concurrency, deadline and body rate. */
+  readonly admission: Admission;
   readonly logger: Logger;
 }
 
@@ -36,55 +40,112 @@ export function formatOf(contentType: string | undefined): Format | undefined {
   return undefined;
 }
 
-const gunzip = promisify(zlib.gunzip);
-const inflate = promisify(zlib.inflate);
-const brotli = promisify(zlib.brotliDecompress);
-const zstd = promisify(zlib.zstdDecompress);
-const DECODERS: Record<string, (b: Buffer, o: zlib.ZlibOptions & zlib.BrotliOptions & zlib.ZstdOptions) => Promise<Buffer>> = {
-  gzip: gunzip,
-  'x-gzip': gunzip,
-  deflate: inflate,
-  br: brotli,
-  zstd,
-};
+const ZLIB_CHUNK = 64 * 1024;
+const DECODERS: Readonly<Record<string, () => Transform>> = Object.assign(Object.create(null) as Record<string, () => Transform>, {
+  gzip: () => zlib.createGunzip({ chunkSize: ZLIB_CHUNK }),
+  'x-gzip': () => zlib.createGunzip({ chunkSize: ZLIB_CHUNK }),
+  deflate: () => zlib.createInflate({ chunkSize: ZLIB_CHUNK }),
+  br: () => zlib.createBrotliDecompress({ chunkSize: ZLIB_CHUNK }),
+  zstd: () => zlib.createZstdDecompress({ chunkSize: ZLIB_CHUNK }),
+});
 
-async function decompress(body: Buffer, encoding: string | undefined, limit: number): Promise<Buffer> {
-  const coding = (encoding ?? '').trim().toLowerCase();
-  if (coding === '' || coding === 'identity') return body;
-  const decode = DECODERS[coding];
-  if (decode === undefined) {
-    throw unsupportedMedia(`Content-Encoding "${encoding}" is not supported; send gzip, deflate, br, zstd or an uncompressed body`);
-  }
-  try {
-    return await decode(body, { maxOutputLength: limit });
-  } catch (err) {
-    if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
-      throw tooLarge(`the ${coding}-decompressed body is larger than the limit of ${limit} bytes (collector flag --max-body-size)`);
-    }
-    throw malformed(`the body is not valid ${coding} data: ${(err as Error).message}`, err);
-  }
+/** Requests whose body was not read to the end: their answer closes the connection. */
+const unread = new WeakSet<Request>();
+
+/** The node:http request under hono's Request when served by serve.ts; undefined in app.request(). */
+function incomingOf(c: Context): IncomingMessage | undefined {
+  const env = c.env as { incoming?: unknown } | undefined;
+  return env?.incoming instanceof IncomingMessage ? env.incoming : undefined;
 }
 
-async function readBody(req: Request, limit: number): Promise<Buffer> {
+/**
+ * Reads (and decompresses) the body into a buffer charged to the ticket's lease, as the
+ * bytes arrive: the wire bytes are counted against `limit`, the decompressed ones against
+ * `limit` and the shared budget. The admission deadline and minimum rate cut a slow body.
+ */
+function receiveBody(c: Context, ticket: Ticket, admission: Admission, limit: number): Promise<Buffer> {
+  const req = c.req.raw;
   const declared = req.headers.get('content-length');
   if (declared !== null && Number(declared) > limit) {
-    throw tooLarge(`the body is ${declared} bytes, more than the limit of ${limit} bytes (collector flag --max-body-size); send smaller batches`);
+    unread.add(req);
+    return Promise.reject(tooLarge(`the body is ${declared} bytes, more than the limit of ${limit} bytes (collector flag --max-body-size); send smaller batches`));
   }
-  if (req.body === null) return Buffer.alloc(0);
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = req.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > limit) {
-      await reader.cancel().catch(() => {});
-      throw tooLarge(`the body is more than the limit of ${limit} bytes (collector flag --max-body-size); send smaller batches`);
+  const encoding = req.headers.get('content-encoding');
+  const coding = (encoding ?? '').trim().toLowerCase();
+  let decoder: Transform | undefined;
+  if (coding !== '' && coding !== 'identity') {
+    const make = DECODERS[coding];
+    if (make === undefined) {
+      unread.add(req);
+      return Promise.reject(unsupportedMedia(`Content-Encoding "${encoding ?? ''}" is not supported; send gzip, deflate, br, zstd or an uncompressed body`));
     }
-    chunks.push(value);
+    decoder = make();
   }
-  return chunks.length === 1 ? Buffer.from(chunks[0]!.buffer, chunks[0]!.byteOffset, chunks[0]!.byteLength) : Buffer.concat(chunks, total);
+  const source = incomingOf(c) ?? (req.body === null ? Readable.from([]) : Readable.fromWeb(req.body as import('node:stream/web').ReadableStream<Uint8Array>));
+  const out = ticket.lease.buffer(limit);
+
+  return new Promise<Buffer>((resolve, reject) => {
+    let wireBytes = 0;
+    let settled = false;
+    const done = (err: OtlpError | undefined): void => {
+      if (settled) return;
+      settled = true;
+      source.off('data', onData);
+      source.off('end', onEnd);
+      source.off('error', onError);
+      source.off('close', onClose);
+      decoder?.destroy();
+      if (err === undefined) return resolve(out.bytes);
+      if (!source.readableEnded) {
+        unread.add(req);
+        source.pause();
+      }
+      reject(err);
+    };
+    const grew = (failure: 'too_large' | 'memory' | undefined): boolean => {
+      if (failure === undefined) return true;
+      done(failure === 'memory' ? admission.memoryRefusal('http') : tooLarge(`the ${decoder ? `${coding}-decompressed ` : ''}body is larger than the limit of ${limit} bytes (collector flag --max-body-size); send smaller batches`));
+      return false;
+    };
+    const onData = (chunk: Buffer): void => {
+      ticket.received(chunk.length);
+      wireBytes += chunk.length;
+      if (wireBytes > limit) {
+        done(tooLarge(`the body is more than the limit of ${limit} bytes (collector flag --max-body-size); send smaller batches`));
+        return;
+      }
+      if (decoder === undefined) {
+        grew(out.append(chunk));
+      } else if (!decoder.write(chunk)) {
+        source.pause();
+        decoder.once('drain', () => {
+          if (!settled) source.resume();
+        });
+      }
+    };
+    const onEnd = (): void => {
+      ticket.bodyDone();
+      if (decoder === undefined) done(undefined);
+      else decoder.end();
+    };
+    const onError = (err: Error): void => done(malformed(`the request body could not be read: ${err.message}`, err));
+    const onClose = (): void => {
+      if (!source.readableEnded) done(malformed('the client closed the connection before the body was complete'));
+    };
+    if (decoder !== undefined) {
+      decoder.on('data', (chunk: Buffer) => {
+        if (!settled) grew(out.append(chunk));
+      });
+      decoder.on('end', () => done(undefined));
+      decoder.on('error', (err) => done(malformed(`the body is not valid ${coding} data: ${err.message}`, err)));
+    }
+    ticket.onExpire((err) => done(err));
+    source.on('data', onData);
+    source.on('end', onEnd);
+    source.on('error', onError);
+    source.on('close', onClose);
+    source.resume();
+  });
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -103,17 +164,17 @@ const HTTP_STATUS: Record<OtlpError['kind'], 400 | 413 | 415 | 429 | 503> = {
   unsupported_media: 415,
   throttled: 429,
   unavailable: 503,
+  overloaded: 503,
 };
 
 /** gRPC code names for the Status body; the OTLP/HTTP spec lets servers set or omit it. */
-const RPC_CODE: Record<OtlpError['kind'], number> = { invalid: 3, too_large: 8, unsupported_media: 3, throttled: 8, unavailable: 14 };
+const RPC_CODE: Record<OtlpError['kind'], number> = { invalid: 3, too_large: 8, unsupported_media: 3, throttled: 8, unavailable: 14, overloaded: 8 };
 
-const REJECT_REASON: Record<OtlpError['kind'], RejectReason> = {
+/** Refusals that ingest or admission have not counted already. */
+const REJECT_REASON: Partial<Record<OtlpError['kind'], RejectReason>> = {
   invalid: 'malformed',
   too_large: 'too_large',
   unsupported_media: 'unsupported_media_type',
-  throttled: 'queue_full',
-  unavailable: 'shutting_down',
 };
 
 function statusResponse(
@@ -140,18 +201,31 @@ function signalOf(path: string): Signal {
 }
 
 export function createOtlpHttpApp(deps: OtlpHttpAppDeps): Hono {
-  const { ingest, maxBodyBytes, logger } = deps;
+  const { ingest, maxBodyBytes, logger, admission } = deps;
   const app = new Hono();
 
   const exportHandler = (signal: Signal) => async (c: Context): Promise<Response> => {
     const format = formatOf(c.req.header('content-type'));
     if (format === undefined) {
+      unread.add(c.req.raw);
       throw unsupportedMedia(
         `Content-Type "${c.req.header('content-type') ?? ''}" is not supported; send ${PROTOBUF_TYPE} (binary protobuf) or ${JSON_TYPE} (OTLP/JSON)`,
       );
     }
-    const wire = await readBody(c.req.raw, maxBodyBytes);
-    const body = await decompress(wire, c.req.header('content-encoding'), maxBodyBytes);
+    const admitted = admission.enter('http', incomingOf(c)?.socket ?? c.req.raw);
+    if (admitted instanceof OtlpError) {
+      unread.add(c.req.raw);
+      throw admitted;
+    }
+    try {
+      // Decoding and ingest are synchronous: the body's buffer is free again when this returns.
+      return answerExport(c, signal, format, await receiveBody(c, admitted, admission, maxBodyBytes));
+    } finally {
+      admitted.close();
+    }
+  };
+
+  const answerExport = (c: Context, signal: Signal, format: Format, body: Buffer): Response => {
     if (signal === 'traces') {
       const r = format === 'json' ? ingest.traces(decodeTraceRequestJson(jsonText(body)), 'http') : ingest.tracesProtobuf(body, 'http');
       return format === 'json'
@@ -174,8 +248,11 @@ export function createOtlpHttpApp(deps: OtlpHttpAppDeps): Hono {
   app.onError((err, c) => {
     const format = formatOf(c.req.header('content-type')) ?? 'json';
     if (err instanceof OtlpError) {
-      if (err.kind !== 'throttled' && err.kind !== 'unavailable') ingest.refused('http', signalOf(c.req.path), REJECT_REASON[err.kind]);
-      return statusResponse(c, format, HTTP_STATUS[err.kind], RPC_CODE[err.kind], err.message, err.retryAfterMs);
+      const reason = REJECT_REASON[err.kind];
+      if (reason !== undefined) ingest.refused('http', signalOf(c.req.path), reason);
+      // A body left unread (refused, too slow, too large) is not drained: the connection closes.
+      const extra: Record<string, string> = unread.has(c.req.raw) ? { connection: 'close' } : {};
+      return statusResponse(c, format, HTTP_STATUS[err.kind], RPC_CODE[err.kind], err.message, err.retryAfterMs, extra);
     }
     logger.error('unexpected error while handling an OTLP/HTTP export', { error: err });
     return statusResponse(c, format, 500, 13, `internal collector error: ${err.message}`);
