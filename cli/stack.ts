@@ -4,6 +4,7 @@
 import { createLogger, type Logger } from '../common/logger.ts';
 import { startCollector, type Collector, type CollectorOptions } from '../collector/collector.ts';
 import { startQueryApi, type QueryApiServer } from '../query-api/main.ts';
+import { ClickHouseOutcomeReader } from '../storage/outcomes/reader.ts';
 import { provideClickHouse, type ClickHouseHandle } from '../storage/clickhouse-server.ts';
 import { ClickHouseTraceReader, ClickHouseTraceWriter, createClickHouseClient, migrate, type StorageClient } from '../storage/index.ts';
 
@@ -50,7 +51,7 @@ export async function startBackend(options: BackendOptions): Promise<Backend> {
     const collector = await startCollector(options.collector, { writer, logger });
     cleanups.push(() => collector.close());
     const reader = new ClickHouseTraceReader(storage);
-    const queryApi = await startQueryApi({ reader, logger, host: options.queryHost, port: options.queryPort, ready: () => storage.ping() });
+    const queryApi = await startQueryApi({ reader, outcomes: new ClickHouseOutcomeReader(storage), logger, host: options.queryHost, port: options.queryPort, ready: () => storage.ping() });
     cleanups.push(() => queryApi.close());
     let closing: Promise<void> | undefined;
     return {

@@ -7,6 +7,7 @@ import type { Registry } from 'prom-client';
 import type { Logger } from '../common/logger.ts';
 import { silentLogger } from '../common/logger.ts';
 import type { TraceReader } from '../storage/model.ts';
+import type { OutcomeReader } from '../storage/outcomes/model.ts';
 import { ApiError, errorResponse } from './errors.ts';
 import { createMetrics } from './metrics.ts';
 import { openApiDocument } from './openapi.ts';
@@ -14,9 +15,12 @@ import { DEFAULT_MAX_PATH_SPANS } from './path/reconstruct.ts';
 import { jaegerRoutes } from './routes/jaeger.ts';
 import { jaegerV3Routes } from './routes/jaeger-v3.ts';
 import { pathRoutes } from './routes/path.ts';
+import { pathsRoutes } from './routes/paths.ts';
 
 export interface QueryApiDeps {
   readonly reader: TraceReader;
+  /** Trace outcomes for the failing-path routes; without it they answer 503. */
+  readonly outcomes?: OutcomeReader;
   readonly logger?: Logger;
   /**
    * Readiness probe behind `/ready`, e.g. a ClickHouse ping. Default: always ready. A throw
@@ -52,6 +56,8 @@ export function createQueryApp(deps: QueryApiDeps): QueryApp {
   app.route('/', jaegerRoutes({ reader: deps.reader, now }));
   app.route('/', jaegerV3Routes({ reader: deps.reader }));
   app.route('/', pathRoutes({ reader: deps.reader, now, maxPathSpans: deps.maxPathSpans ?? DEFAULT_MAX_PATH_SPANS }));
+
+  app.route('/', pathsRoutes({ outcomes: deps.outcomes, now }));
 
   const document = openApiDocument();
   app.get('/openapi.json', (c) => c.json(document));

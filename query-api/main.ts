@@ -9,11 +9,14 @@ import { createLogger, type Logger } from '../common/logger.ts';
 import { provideClickHouse, type ClickHouseHandle } from '../storage/clickhouse-server.ts';
 import { ClickHouseTraceReader, createClickHouseClient, migrate, type StorageClient } from '../storage/index.ts';
 import type { TraceReader } from '../storage/model.ts';
+import type { OutcomeReader } from '../storage/outcomes/model.ts';
+import { ClickHouseOutcomeReader } from '../storage/outcomes/reader.ts';
 import { createQueryApp } from './app.ts';
 import { QUERY_API_FLAGS } from './flags.ts';
 
 export interface QueryApiServerOptions {
   readonly reader: TraceReader;
+  readonly outcomes?: OutcomeReader;
   readonly logger: Logger;
   readonly host: string;
   /** 0 picks a free port. */
@@ -34,6 +37,7 @@ export interface QueryApiServer {
 export async function startQueryApi(options: QueryApiServerOptions): Promise<QueryApiServer> {
   const { app } = createQueryApp({
     reader: options.reader,
+    ...(options.outcomes ? { outcomes: options.outcomes } : {}),
     logger: options.logger,
     ...(options.ready ? { ready: options.ready } : {}),
     ...(options.maxPathSpans !== undefined ? { maxPathSpans: options.maxPathSpans } : {}),
@@ -102,6 +106,7 @@ export async function runQueryApi(argv: string[], env: NodeJS.ProcessEnv = proce
     const storage = client;
     server = await startQueryApi({
       reader: new ClickHouseTraceReader(storage),
+      outcomes: new ClickHouseOutcomeReader(storage),
       logger,
       host: flags.host,
       port: flags.port,

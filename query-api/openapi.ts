@@ -216,6 +216,62 @@ const schemas: Record<string, Schema> = {
 
 const startParam = (name: string): Schema => param(name, 'query', TIME_RULE);
 
+// Failing paths (routes/paths.ts), read from the trace outcomes table (storage/outcomes).
+const rootCauseShare = {
+  service: nullable('string', 'Root-cause service; null when the grouping does not include it.'),
+  pod: nullable('string', 'Root-cause pod (`k8s.pod.name`); null when unknown or not grouped by.'),
+  node: nullable('string', 'Root-cause node (`k8s.node.name`); null when unknown or not grouped by.'),
+  namespace: nullable('string', 'Root-cause namespace; null when unknown or not grouped by.'),
+  reason: str('Why it failed there: HTTP_<status>, CONNECTION_REFUSED, POLICY_DENIED, UPSTREAM_TIMEOUT, … (the most common one of the group).'),
+  failures: int('Failed traces whose failure began there.'),
+  share: num('failures / all failures of the signature (of the window, for /api/v1/root-causes), 0 to 1.'),
+};
+const exemplarIds = { type: 'array', maxItems: 5, items: { type: 'string', pattern: '^[0-9a-f]{32}$' }, description: 'Trace ids, newest first (failing ones for a failing signature); open /trace/{id} or /api/v1/traces/{id}/path.' };
+const pathSummary = {
+  signatureId: { type: 'string', pattern: '^[0-9a-f]{16}$', description: 'First 8 bytes of SHA-256 of the signature, hex: stable across releases and replicas.' },
+  signature: str('Services and operations from the root to the hop where the failure began: `ingress GET /checkout > frontend > checkout > payments POST /charge` (operations on the first and last hop only). For a request that succeeded, to the last hop of its critical path.'),
+  rootService: str(),
+  rootOperation: str(),
+  requests: int('Traces in the window whose path passed through this chain of hops (failed or not).'),
+  failures: int('Traces in the window whose failure began at the last hop of this chain.'),
+  errorRate: num('failures / requests, 0 to 1.'),
+  p50Ms: num('Median end-to-end duration of the requests through this chain, ms (approximate: ClickHouse `quantiles`).'),
+  p99Ms: num('99th percentile end-to-end duration of the requests through this chain, ms (approximate).'),
+  rootCauses: arr(obj(rootCauseShare)),
+  firstSeen: str('RFC 3339: the earliest trace start of the signature in the window (its earliest failure for status=error).'),
+  lastSeen: str('RFC 3339: the latest trace start of the signature in the window.'),
+  exemplars: exemplarIds,
+};
+schemas['PathList'] = obj({ startTime: str(), endTime: str(), paths: arr(obj(pathSummary)) });
+schemas['PathDetail'] = obj({
+  startTime: str(),
+  endTime: str(),
+  stepSeconds: int('Bucket width.'),
+  ...pathSummary,
+  buckets: arr(
+    obj({
+      time: str('RFC 3339 start of the bucket (trace start times).'),
+      requests: int('Traces through the chain that started in the bucket.'),
+      failures: int('Of those, failures that began at the signature\'s last hop.'),
+      p99Ms: num('99th percentile duration in the bucket, ms (0 when empty).'),
+    }),
+  ),
+});
+schemas['RootCauses'] = obj({
+  startTime: str(),
+  endTime: str(),
+  by: { type: 'string', enum: ['pod', 'node', 'service'] },
+  rootCauses: arr(obj({ ...rootCauseShare, exemplars: exemplarIds })),
+});
+
+const OUTCOMES_NOTE =
+  'Counted over trace outcomes: one row per trace, written by the outcomes component once the trace has been quiet for its quiet time (default 10 s), so the newest seconds are not in yet. Times are trace start times. The window (start/end/lookback, default the last hour) may be at most 31 days.';
+const windowParams = (): Schema[] => [
+  startParam('start'),
+  startParam('end'),
+  param('lookback', 'query', 'When start is absent: this long before end (a duration such as 15m, 1h, 2d); default 1h.'),
+];
+
 export function openApiDocument(): Record<string, unknown> {
   return {
     openapi: '3.1.0',
@@ -324,6 +380,51 @@ export function openApiDocument(): Record<string, unknown> {
           summary: 'Service graph: calls, errors, error rate and average duration per caller → callee',
           parameters: [startParam('start'), startParam('end'), param('lookback', 'query', 'When start is absent: this long before end; default 1h.')],
           responses: { '200': json(ref('ServiceGraph'), 'The graph.'), ...apiFailures },
+        },
+      },
+      '/api/v1/paths': {
+        get: {
+          tags: ['tracemesh'],
+          summary: 'Failing request paths: path signatures ranked by failures, with root causes and exemplar traces',
+          description: OUTCOMES_NOTE,
+          parameters: [
+            ...windowParams(),
+            param('service', 'query', 'Only signatures whose path passes through this service.'),
+            param('status', 'query', '`error` (default): signatures with failures, ranked by failures. `all`: every signature, ranked by traces.', { type: 'string', enum: ['error', 'all'] }),
+            param('reason', 'query', 'Only failures with this root-cause reason (HTTP_500, CONNECTION_REFUSED, …).', { type: 'string', pattern: '^[A-Z][A-Z0-9_]{0,63}$' }),
+            param('limit', 'query', 'At most this many signatures (1 to 500, default 20).', { type: 'integer', minimum: 1, maximum: 500 }),
+          ],
+          responses: { '200': json(ref('PathList'), 'The signatures.'), ...apiFailures },
+        },
+      },
+      '/api/v1/paths/{signatureId}': {
+        get: {
+          tags: ['tracemesh'],
+          summary: 'One path signature over time: the summary plus requests, failures and p99 per bucket',
+          description: OUTCOMES_NOTE,
+          parameters: [
+            param('signatureId', 'path', 'From /api/v1/paths: 16 lowercase hex digits.', { type: 'string', pattern: '^[0-9a-f]{16}$' }),
+            ...windowParams(),
+            param('step', 'query', `Bucket width, at least 1s, whole seconds (default: the window / 60). At most 11 000 buckets. ${DURATION_RULE}`),
+          ],
+          responses: {
+            '200': json(ref('PathDetail'), 'The signature.'),
+            ...apiFailures,
+            '404': apiError('No trace outcome with this signature in the window.'),
+          },
+        },
+      },
+      '/api/v1/root-causes': {
+        get: {
+          tags: ['tracemesh'],
+          summary: 'Where failures began, grouped by pod, node or service, with shares and exemplar traces',
+          description: `${OUTCOMES_NOTE} "One bad node" is one call: by=node.`,
+          parameters: [
+            ...windowParams(),
+            param('by', 'query', 'Grouping: pod (default; service, pod, node and namespace), node, or service (with namespace).', { type: 'string', enum: ['pod', 'node', 'service'] }),
+            param('limit', 'query', 'At most this many groups (1 to 500, default 20).', { type: 'integer', minimum: 1, maximum: 500 }),
+          ],
+          responses: { '200': json(ref('RootCauses'), 'The groups, most failures first.'), ...apiFailures },
         },
       },
       '/openapi.json': {

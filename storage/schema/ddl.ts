@@ -5,7 +5,7 @@
 import { ident, quoteString, raw, sql, type Sql } from '../sql.ts';
 import { localTableName, tableName, type ResolvedSchema } from './options.ts';
 
-export type MergeTreeEngine = 'MergeTree' | 'ReplacingMergeTree' | 'SummingMergeTree' | 'AggregatingMergeTree';
+export type MergeTreeEngine = 'MergeTree' | 'ReplacingMergeTree' | 'SummingMergeTree' | 'AggregatingMergeTree' | 'CollapsingMergeTree';
 
 export interface TableSpec {
   /** Base name without prefix: `spans`. */
@@ -13,6 +13,8 @@ export interface TableSpec {
   /** Column definitions, trusted SQL: `trace_id String`. */
   readonly columns: readonly string[];
   readonly engine: MergeTreeEngine;
+  /** Engine parameters after the replication ones, trusted SQL: `sign` for CollapsingMergeTree. */
+  readonly engineArgs?: string;
   /** Partition expression, or undefined for an unpartitioned table. */
   readonly partitionBy: string | undefined;
   readonly orderBy: string;
@@ -37,9 +39,10 @@ function onCluster(schema: ResolvedSchema): Sql {
 }
 
 function engineClause(schema: ResolvedSchema, spec: TableSpec): string {
-  if (schema.cluster === undefined) return `${spec.engine}()`;
+  const args = spec.engineArgs ?? '';
+  if (schema.cluster === undefined) return `${spec.engine}(${args})`;
   const path = `${schema.replicationPath}/${localTableName(schema, spec.name)}`;
-  return `Replicated${spec.engine}(${quoteString(path)}, '{replica}')`;
+  return `Replicated${spec.engine}(${quoteString(path)}, '{replica}'${args === '' ? '' : `, ${args}`})`;
 }
 
 function storageClause(spec: TableSpec): string {

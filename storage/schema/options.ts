@@ -25,7 +25,7 @@ export interface SchemaOptions {
 }
 
 /** Base names (without prefix) of the tables that hold telemetry; retention drops their partitions. */
-export const DATA_TABLES = ['spans', 'trace_index', 'operations', 'logs', 'edges'] as const;
+export const DATA_TABLES = ['spans', 'trace_index', 'operations', 'logs', 'edges', 'trace_activity', 'outcomes'] as const;
 export type DataTable = (typeof DATA_TABLES)[number];
 
 export interface ResolvedSchema {
