@@ -9,7 +9,7 @@ import { clientCertificateAuthenticator } from './authn/client-cert.ts';
 import { inClusterTokenReviewOptions, kubernetesTokenAuthenticator } from './authn/kubernetes-token.ts';
 import { CA_ERROR, CaError } from '../../common/ca/errors.ts';
 import { createCertificateAuthority, type CertificateAuthority } from './pki/authority.ts';
-import { startCaServer, type CaServer } from './server/server.ts';
+import { startCaServer, type CaServer, type CaServerOptions } from './server/server.ts';
 
 export const CA_FLAGS = [
   {
@@ -74,7 +74,7 @@ export interface RunningCa {
  * Builds the CA and its server from parsed flags. Throws `CA_CONFIG_INVALID` when no
  * authenticator for first certificates is configured (a bootstrap tokens file or TokenReview).
  */
-export async function startCaFromFlags(flags: CaFlagValues, logger: Logger): Promise<RunningCa> {
+export async function startCaFromFlags(flags: CaFlagValues, logger: Logger, extra: Pick<CaServerOptions, 'services'> = {}): Promise<RunningCa> {
   const trustDomain = flags['trust-domain'];
   const authenticators: Authenticator[] = [];
   if (!flags['ca-plaintext']) authenticators.push(clientCertificateAuthenticator(trustDomain));
@@ -109,6 +109,7 @@ export async function startCaFromFlags(flags: CaFlagValues, logger: Logger): Pro
       port: flags['ca-port'],
       transport: flags['ca-plaintext'] ? { kind: 'plaintext' } : { kind: 'tls' },
       logger,
+      ...extra,
     });
   } catch (err) {
     ca.close();

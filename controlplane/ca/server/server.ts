@@ -43,6 +43,11 @@ export interface CaServerOptions {
   readonly transport?: CaServerTransport;
   /** Largest request accepted, in bytes. Default 64 KiB: a CSR is under 1 KiB. */
   readonly maxRequestBytes?: number;
+  /**
+   * More gRPC services on the same server and port (the control plane adds xDS here). Their
+   * streams must be ended by their owner before close(), or close() forces them after 5 s.
+   */
+  readonly services?: readonly { readonly definition: grpc.ServiceDefinition; readonly implementation: grpc.UntypedServiceImplementation }[];
   /** Extra grpc-js server interceptors, outermost first (metrics, auditing, tests). */
   readonly interceptors?: readonly grpc.ServerInterceptor[];
   readonly logger?: Logger;
@@ -107,6 +112,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   });
   server.addService(CertificateServiceClient.service, handlers.certificate);
   server.addService(TrustBundleServiceClient.service, handlers.trustBundle);
+  for (const extra of options.services ?? []) server.addService(extra.definition, extra.implementation);
 
   const bindHost = isIP(host) === 6 ? `[${host}]` : host;
   let port: number;
