@@ -57,6 +57,11 @@ export const ATTR = {
    * failure happened.
    */
   meshErrorCode: 'mesh.error.code',
+  /**
+   * The start of the app's error response body (a 5xx, or a gRPC error's message), as the
+   * inbound sidecar saw it; truncated (see the sidecar README), UTF-8.
+   */
+  meshErrorBody: 'mesh.error.body',
   /** The raw trace header value that could not be parsed; a new trace was started. */
   meshInvalidTraceHeader: 'mesh.trace_context.invalid',
 } as const;

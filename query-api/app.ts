@@ -33,6 +33,8 @@ export interface QueryApiDeps {
   readonly now?: () => bigint;
   /** Spans per trace used for path reconstruction (default 10 000). */
   readonly maxPathSpans?: number;
+  /** A trace with a span that ended less than this many ms ago may still grow (default 10 000). */
+  readonly quietPeriodMs?: number;
 }
 
 export interface QueryApp {
@@ -55,7 +57,7 @@ export function createQueryApp(deps: QueryApiDeps): QueryApp {
 
   app.route('/', jaegerRoutes({ reader: deps.reader, now }));
   app.route('/', jaegerV3Routes({ reader: deps.reader }));
-  app.route('/', pathRoutes({ reader: deps.reader, now, maxPathSpans: deps.maxPathSpans ?? DEFAULT_MAX_PATH_SPANS }));
+  app.route('/', pathRoutes({ reader: deps.reader, now, maxPathSpans: deps.maxPathSpans ?? DEFAULT_MAX_PATH_SPANS, quietPeriodNano: BigInt(deps.quietPeriodMs ?? 10_000) * 1_000_000n }));
 
   app.route('/', pathsRoutes({ outcomes: deps.outcomes, now }));
 

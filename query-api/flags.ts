@@ -28,4 +28,11 @@ export const QUERY_API_FLAGS = [
     description: 'Do not create or upgrade the tracemesh tables at start (when another component owns the schema).',
   },
   { name: 'max-path-spans', kind: 'int', default: '10000', env: 'TRACEMESH_QUERY_MAX_PATH_SPANS', description: 'Spans of one trace used to rebuild its path; more are dropped with a warning.' },
+  {
+    name: 'trace-quiet-period',
+    kind: 'duration',
+    default: '10s',
+    env: 'TRACEMESH_TRACE_QUIET_PERIOD',
+    description: 'A trace with a span that ended less than this ago may still grow: the path API says so (completeness.mayBeIncomplete). Same default as the outcomes component.',
+  },
 ] as const satisfies readonly FlagSpec[];

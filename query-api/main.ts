@@ -23,6 +23,8 @@ export interface QueryApiServerOptions {
   readonly port: number;
   readonly ready?: () => Promise<boolean>;
   readonly maxPathSpans?: number;
+  /** Milliseconds; see QueryApiDeps.quietPeriodMs. */
+  readonly quietPeriodMs?: number;
 }
 
 export interface QueryApiServer {
@@ -41,6 +43,7 @@ export async function startQueryApi(options: QueryApiServerOptions): Promise<Que
     logger: options.logger,
     ...(options.ready ? { ready: options.ready } : {}),
     ...(options.maxPathSpans !== undefined ? { maxPathSpans: options.maxPathSpans } : {}),
+    ...(options.quietPeriodMs !== undefined ? { quietPeriodMs: options.quietPeriodMs } : {}),
   });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port: options.port, hostname: options.host }, () => resolve(s));
@@ -112,6 +115,7 @@ export async function runQueryApi(argv: string[], env: NodeJS.ProcessEnv = proce
       port: flags.port,
       ready: () => storage.ping(),
       maxPathSpans: flags['max-path-spans'],
+      quietPeriodMs: flags['trace-quiet-period'],
     });
     logger.info('query API listening', { url: server.url, clickhouse: url, database: flags['clickhouse-database'] });
     const signal = await untilSignal();

@@ -131,7 +131,8 @@ void describe('failing path across three pods', () => {
     assert.equal(path.rootCause.node, 'node-3');
     assert.equal(path.rootCause.namespace, 'shop');
     assert.equal(path.rootCause.httpStatus, 500);
-    assert.equal(path.rootCause.observedBy?.pod, 'b-1', 'the caller that saw the failure is b-1');
+    assert.equal(path.rootCause.observedBy?.pod, 'c-1', 'the sidecar that saw the app\'s 500 is c-1\'s');
+    assert.equal(path.rootCause.observedBy?.direction, 'inbound');
     // The relaying hops are on the failure path but are not the cause.
     const flat: TracePath['hops'] = [];
     const walk = (h: TracePath['hops'][number]): void => {

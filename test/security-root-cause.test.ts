@@ -91,7 +91,9 @@ void describe('security failures in the reconstructed path', () => {
     assert.equal(path.rootCause?.service, 'b');
     assert.equal(path.rootCause?.pod, 'b-1');
     assert.equal(path.rootCause?.meshErrorCode, MESH_ERROR.plaintextRefused);
-    assert.equal(path.rootCause?.observedBy?.service, 'plain-a');
+    // The refusing sidecar saw it (and the summary names it as the hop that rejected).
+    assert.equal(path.rootCause?.observedBy?.service, 'b');
+    assert.equal(path.rootCause?.observedBy?.direction, 'inbound');
   });
 
   void it('an AuthorizationPolicy denial: the refusing sidecar is the root cause, POLICY_DENIED', async () => {

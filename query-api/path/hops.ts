@@ -3,6 +3,8 @@
 // span(s) that called it become its `call`; the app's own spans in the same pod are its
 // details. A CLIENT span that no server answered becomes a hop of its own.
 
+import { STATUS_CODES } from 'node:http';
+import { grpcStatusName } from '../../common/grpc-status.ts';
 import { ATTR, MESH_ERROR } from '../../common/semconv.ts';
 import type { SpanRecord } from '../../storage/model.ts';
 import { intAttr, spanAttr } from '../attributes.ts';
@@ -25,8 +27,14 @@ export interface HopNode {
   readonly end: bigint;
   error: boolean;
   httpStatus: number | null;
+  /** `rpc.grpc.status_code` of the entry span, else of the call; null for non-gRPC hops. */
+  grpcStatus: number | null;
   meshErrorCode: string | null;
   message: string | null;
+  /** The app's error response body (`mesh.error.body`, truncated by the sidecar), when one was recorded. */
+  errorBody: string | null;
+  /** The span that saw the failure first: where the mesh error was raised, else the failing entry, else the call. */
+  evidence: TreeSpan | undefined;
   unreached: boolean;
   onFailurePath: boolean;
   onCriticalPath: boolean;
@@ -75,8 +83,23 @@ function exceptionMessage(s: SpanRecord): string | undefined {
   return undefined;
 }
 
+/**
+ * Text that restates a status instead of explaining it (`error.type` "500", a status message
+ * "INTERNAL" or "HTTP 500"): a summary that says "returned 500" gains nothing from it.
+ */
+function restatesStatus(text: string, s: SpanRecord): boolean {
+  const t = text.trim();
+  const http = /^(?:HTTP[ /]?)?(\d{3})(?: (.+))?$/.exec(t);
+  if (http && (http[2] === undefined || http[2].toLowerCase() === STATUS_CODES[Number(http[1])]?.toLowerCase())) return true;
+  const grpc = intAttr(s, ATTR.rpcGrpcStatusCode);
+  return grpc !== undefined && (t === grpcStatusName(grpc) || t === String(grpc));
+}
+
 function errorText(s: SpanRecord): string | undefined {
-  return exceptionMessage(s) || s.statusMessage || spanAttr(s, ATTR.errorType) || undefined;
+  for (const text of [exceptionMessage(s), s.statusMessage, spanAttr(s, ATTR.errorType)]) {
+    if (text && !restatesStatus(text, s)) return text;
+  }
+  return undefined;
 }
 
 /** `payments.shop.svc.cluster.local:8080` → service `payments`, namespace `shop`. */
@@ -138,8 +161,11 @@ function newHop(id: string, kind: HopKind, entry: TreeSpan | undefined, callChai
     end: timing.end,
     error: false,
     httpStatus: null,
+    grpcStatus: null,
     meshErrorCode: null,
     message: null,
+    errorBody: null,
+    evidence: undefined,
     unreached: false,
     onFailurePath: false,
     onCriticalPath: false,
@@ -155,6 +181,7 @@ function evaluate(hop: HopNode, consumed: ReadonlySet<TreeSpan>): void {
   const entryHttp = entry ? httpStatusOf(entry.record) : null;
   const callHttp = inner ? httpStatusOf(inner.record) : null;
   hop.httpStatus = entryHttp ?? callHttp;
+  hop.grpcStatus = (entry ? intAttr(entry.record, ATTR.rpcGrpcStatusCode) : undefined) ?? (inner ? intAttr(inner.record, ATTR.rpcGrpcStatusCode) : undefined) ?? null;
 
   let callCode: string | null = null;
   for (let i = hop.callChain.length - 1; i >= 0 && callCode === null; i--) callCode = meshCodeOf(hop.callChain[i]!.record);
@@ -180,6 +207,14 @@ function evaluate(hop: HopNode, consumed: ReadonlySet<TreeSpan>): void {
   // without a failing child (where the exception started), then the entry, then the call.
   const sources: SpanRecord[] = [];
   const codeSpan = hop.callChain.find((c) => meshCodeOf(c.record) !== null) ?? localCodeSpan;
+  hop.evidence = codeSpan ?? (entryFailed ? entry : undefined) ?? (callFailed ? inner : undefined) ?? entry ?? inner;
+  for (const s of [entry, inner]) {
+    const body = s ? spanAttr(s.record, ATTR.meshErrorBody) : undefined;
+    if (body) {
+      hop.errorBody = body;
+      break;
+    }
+  }
   if (codeSpan) sources.push(codeSpan.record);
   for (const s of hop.spans) {
     if (s === entry || consumed.has(s) || !spanFailed(s.record)) continue;

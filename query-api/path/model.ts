@@ -114,16 +114,87 @@ export interface FailureReport {
   readonly node: string | null;
   readonly namespace: string | null;
   readonly spanId: string;
-  /** `mesh.error.code` when the mesh produced the failure, else `HTTP_<status>` or `SPAN_ERROR`. */
+  /**
+   * `mesh.error.code` when the mesh produced the failure, else `GRPC_<STATUS>` (e.g.
+   * `GRPC_INTERNAL`) for a gRPC error, `HTTP_<status>`, or `SPAN_ERROR`.
+   */
   readonly reason: string;
   readonly httpStatus: number | null;
+  /** `rpc.grpc.status_code`, for gRPC hops. */
+  readonly grpcStatus: number | null;
   readonly meshErrorCode: string | null;
   readonly message: string | null;
+  /** The start of the app's error response body, as its sidecar recorded it (`mesh.error.body`). */
+  readonly errorBody: string | null;
   readonly unreached: boolean;
   readonly endpoint: string | null;
-  /** The hop that saw the failure from the calling side (null for the root hop). */
-  readonly observedBy: { readonly service: string; readonly pod: string | null; readonly spanId: string | null } | null;
+  /**
+   * Who saw the failure: the span that recorded it (where the mesh error was raised, else the
+   * failing inbound span, else the caller's span), and whether that was a sidecar's inbound or
+   * outbound side or the app itself.
+   */
+  readonly observedBy: {
+    readonly service: string;
+    readonly pod: string | null;
+    readonly spanId: string | null;
+    readonly direction: 'inbound' | 'outbound' | 'app';
+  } | null;
   readonly summary: string;
+}
+
+/** One hop's share of the critical path. */
+export interface LatencyHop {
+  readonly hopId: string;
+  readonly service: string;
+  readonly pod: string | null;
+  readonly node: string | null;
+  readonly namespace: string | null;
+  /** Time on the critical path in the hop's own spans (not waiting for its callees). */
+  readonly selfTimeNano: string;
+  readonly selfTimeMs: number;
+  /** Time on the critical path in the caller's CLIENT spans around this hop (network, queueing, sidecars). */
+  readonly callTimeNano: string;
+  /** selfTime / the root's duration, 0–1. */
+  readonly share: number;
+}
+
+/** The latency root cause: the hop whose own time dominates the critical path. */
+export interface LatencyReport {
+  readonly hopId: string;
+  readonly service: string;
+  readonly pod: string | null;
+  readonly node: string | null;
+  readonly namespace: string | null;
+  readonly selfTimeNano: string;
+  readonly selfTimeMs: number;
+  readonly share: number;
+  /** The span of that hop holding most of its critical time (an app span when there is one). */
+  readonly spanId: string | null;
+  readonly spanName: string | null;
+  /** The hops with the most own time on the critical path, largest first (at most 5). */
+  readonly hops: LatencyHop[];
+  readonly summary: string;
+}
+
+export interface UnreportedPeer {
+  readonly hopId: string;
+  readonly service: string;
+  readonly pod: string | null;
+  readonly reason: string;
+}
+
+/** Whether the trace may still be growing; see completeness.ts. */
+export interface Completeness {
+  /** True when either sign below is present: read the root cause as provisional. */
+  readonly mayBeIncomplete: boolean;
+  /** A span ended within the quiet period before the request. */
+  readonly spansMayStillArrive: boolean;
+  readonly quietPeriodMs: number;
+  readonly lastSpanEndUnixNano: string;
+  readonly lastSpanEnd: string;
+  /** Hops whose peer (the called pod, or the caller) has not reported a span. */
+  readonly unreportedPeers: UnreportedPeer[];
+  readonly reasons: string[];
 }
 
 export interface TracePath {
@@ -141,6 +212,10 @@ export interface TracePath {
   readonly criticalPath: CriticalPath;
   /** Where the failure began; null when the request succeeded. */
   readonly rootCause: FailureReport | null;
+  /** Where the time went: the hop whose own time dominates the critical path; null for a zero-length trace. */
+  readonly latencyRootCause: LatencyReport | null;
+  /** Whether spans may still be arriving; when `mayBeIncomplete`, the answer may change. */
+  readonly completeness: Completeness;
   /** Other failures that also reached the root (parallel branches that failed too). */
   readonly additionalFailures: FailureReport[];
   /** Failures that did not reach the root: retried, fell back, or ignored. */

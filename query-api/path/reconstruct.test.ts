@@ -146,7 +146,8 @@ void describe('reconstructPath: root cause', () => {
     assert.equal(rc.reason, 'HTTP_500');
     assert.equal(rc.meshErrorCode, null);
     assert.equal(rc.message, 'deadlock detected on table ledger');
-    assert.deepEqual(rc.observedBy, { service: 'checkout', pod: 'checkout-1', spanId: hopOf(p, (h) => h.service === 'payments').spanIds.client[0] });
+    // The sidecar that saw the app's 500 first: payments-1's inbound side.
+    assert.deepEqual(rc.observedBy, { service: 'payments', pod: 'payments-1', spanId: pay.spanId, direction: 'inbound' });
     assert.equal(rc.summary, 'payments-1 on node-3 (service payments) returned 500: deadlock detected on table ledger');
     assert.equal(p.summary, rc.summary);
     for (const h of flatten(p.hops)) assert.equal(h.onFailurePath, true, `${h.service} is on the failure path`);
@@ -178,10 +179,10 @@ void describe('reconstructPath: root cause', () => {
     assert.equal(rc.unreached, true);
     assert.equal(rc.endpoint, '10.0.3.2:8080');
     assert.equal(rc.spanId, refused.spanId);
-    assert.deepEqual(rc.observedBy, { service: 'checkout', pod: 'checkout-1', spanId: refused.spanId });
+    assert.deepEqual(rc.observedBy, { service: 'checkout', pod: 'checkout-1', spanId: refused.spanId, direction: 'outbound' });
     assert.equal(
       rc.summary,
-      'payments-2 on node-4 (service payments) was not reached: CONNECTION_REFUSED: connect ECONNREFUSED 10.0.3.2:8080; observed by checkout-1 (service checkout) calling 10.0.3.2:8080',
+      'payments-2 on node-4 (service payments) was not reached: CONNECTION_REFUSED: connect ECONNREFUSED 10.0.3.2:8080; observed by the outbound sidecar of checkout-1 (service checkout) calling 10.0.3.2:8080',
     );
     const target = hopOf(p, (h) => h.kind === 'client');
     assert.equal(target.id, `call:${refused.spanId}`);
@@ -254,7 +255,7 @@ void describe('reconstructPath: root cause', () => {
     assert.equal(p.rootCause?.pod, 'payments-1');
     assert.equal(p.rootCause?.reason, 'UPSTREAM_TIMEOUT');
     assert.equal(p.rootCause?.unreached, false);
-    assert.equal(p.rootCause?.summary, 'payments-1 on node-3 (service payments) did not answer in time (UPSTREAM_TIMEOUT after 1000 ms); observed by checkout-1 (service checkout); it took 3000 ms');
+    assert.equal(p.rootCause?.summary, 'payments-1 on node-3 (service payments) did not answer in time (UPSTREAM_TIMEOUT after 1000 ms); observed by the outbound sidecar of checkout-1 (service checkout); it took 3000 ms');
     // The late server span does not stretch the critical path past the root.
     assert.equal(sumSegments(p), 1_010_000_000n);
   });

@@ -4,7 +4,9 @@
 import { ATTR } from '../../common/semconv.ts';
 import type { SpanRecord } from '../../storage/model.ts';
 import { intAttr, isoNano, nanoToMs, spanAttr } from '../attributes.ts';
-import { computeCriticalPath } from './critical-path.ts';
+import { assessCompleteness, DEFAULT_QUIET_PERIOD_NANO } from './completeness.ts';
+import { computeCriticalPath, type SpanCriticalPath } from './critical-path.ts';
+import { analyzeLatency } from './latency.ts';
 import { appSpansOf, buildHops, spanFailed, type HopGraph, type HopNode } from './hops.ts';
 import type { CriticalPath, HopCall, HopPeer, HopSpan, Location, PathHop, TracePath } from './model.ts';
 import { analyzeFailure, failureReport } from './root-cause.ts';
@@ -19,6 +21,10 @@ export interface ReconstructOptions {
   readonly maxHopDepth?: number;
   /** App spans listed per hop. Default 500. */
   readonly maxAppSpansPerHop?: number;
+  /** Now, in Unix nanoseconds, for the completeness check. Default the wall clock. */
+  readonly nowUnixNano?: bigint;
+  /** A trace with a span that ended less than this before now may still grow. Default 10 s. */
+  readonly quietPeriodNano?: bigint;
 }
 
 export const DEFAULT_MAX_PATH_SPANS = 10_000;
@@ -145,8 +151,7 @@ function render(h: HopNode, graph: HopGraph, depth: number, limits: RenderLimits
   };
 }
 
-function criticalPathOf(graph: HopGraph, root: TreeSpan): CriticalPath {
-  const cp = computeCriticalPath(root);
+function criticalPathOf(graph: HopGraph, cp: SpanCriticalPath): CriticalPath {
   const hopIds: string[] = [];
   const seen = new Set<HopNode>();
   for (const s of cp.spans) {
@@ -177,8 +182,11 @@ export function reconstructPath(traceId: string, spans: readonly SpanRecord[], o
     adjustClockSkew: options.adjustClockSkew ?? true,
   });
   const graph = buildHops(tree);
-  const criticalPath = criticalPathOf(graph, tree.root);
+  const spanPath = computeCriticalPath(tree.root);
+  const criticalPath = criticalPathOf(graph, spanPath);
   const failure = analyzeFailure(graph);
+  const latencyRootCause = analyzeLatency(graph, spanPath);
+  const completeness = assessCompleteness(tree, graph, options.nowUnixNano ?? BigInt(Date.now()) * 1_000_000n, options.quietPeriodNano ?? DEFAULT_QUIET_PERIOD_NANO);
 
   const warnings = [...tree.warnings];
   const hops = [render(graph.root, graph, 0, { maxDepth: options.maxHopDepth ?? 256, maxAppSpans: options.maxAppSpansPerHop ?? 500, warnings })];
@@ -199,10 +207,12 @@ export function reconstructPath(traceId: string, spans: readonly SpanRecord[], o
     summary = rootCause.summary;
   } else {
     summary = `the request succeeded: ${graph.hops.length} hop${graph.hops.length === 1 ? '' : 's'} across ${services.length} service${services.length === 1 ? '' : 's'} in ${nanoToMs(graph.root.end - graph.root.start)} ms`;
+    if (latencyRootCause && graph.hops.length > 1) summary += `; ${latencyRootCause.summary}`;
     if (recoveredErrors.length > 0) {
       summary += `; ${recoveredErrors.length} failure${recoveredErrors.length === 1 ? ' was' : 's were'} recovered (first: ${recoveredErrors[0]!.summary})`;
     }
   }
+  if (completeness.mayBeIncomplete) summary += `; the trace may be incomplete: ${completeness.reasons.join('; ')}`;
   return {
     traceId,
     status: graph.root.error ? 'error' : 'ok',
@@ -216,6 +226,8 @@ export function reconstructPath(traceId: string, spans: readonly SpanRecord[], o
     hops,
     criticalPath,
     rootCause,
+    latencyRootCause,
+    completeness,
     additionalFailures: failure.additional.map(failureReport),
     recoveredErrors,
     summary,

@@ -3,6 +3,7 @@
 // (the hops above it only relayed it). When several branches qualify, the earliest to fail
 // wins. Failing hops whose failure never reached the root were recovered (retried, fell back).
 
+import { grpcStatusName } from '../../common/grpc-status.ts';
 import { ATTR, MESH_ERROR } from '../../common/semconv.ts';
 import { nanoToMs, spanAttr } from '../attributes.ts';
 import type { HopGraph, HopNode } from './hops.ts';
@@ -64,29 +65,67 @@ function endpointOf(h: HopNode): string | null {
   return port ? `${addr}:${port}` : addr;
 }
 
+const SUMMARY_BODY_CHARS = 200;
+
+function clip(text: string, max = SUMMARY_BODY_CHARS): string {
+  const t = text.replace(/\s+/g, ' ').trim();
+  return t.length > max ? `${t.slice(0, max)}…` : t;
+}
+
+/** `GRPC_INTERNAL` for a gRPC failure, the mesh's code, `HTTP_<status>`, else `SPAN_ERROR`. */
+export function failureReason(h: HopNode): string {
+  if (h.meshErrorCode !== null) return h.meshErrorCode;
+  if (h.grpcStatus !== null && h.grpcStatus !== 0) return `GRPC_${grpcStatusName(h.grpcStatus)}`;
+  if (h.httpStatus !== null && h.httpStatus >= 400) return `HTTP_${h.httpStatus}`;
+  return 'SPAN_ERROR';
+}
+
+type Direction = 'inbound' | 'outbound' | 'app';
+
+function observerOf(h: HopNode): FailureReport['observedBy'] {
+  const s = h.evidence;
+  if (!s) return null;
+  const dir = spanAttr(s.record, ATTR.meshDirection);
+  const direction: Direction = dir === 'inbound' || dir === 'outbound' ? dir : 'app';
+  return { service: s.location.service, pod: s.location.pod, spanId: s.record.spanId, direction };
+}
+
+function observerText(o: NonNullable<FailureReport['observedBy']>): string {
+  const who = o.pod ? `${o.pod} (service ${o.service})` : `service ${o.service}`;
+  if (o.direction === 'inbound') return `the inbound sidecar of ${who}`;
+  if (o.direction === 'outbound') return `the outbound sidecar of ${who}`;
+  return who;
+}
+
 export function failureReport(h: HopNode): FailureReport {
   const inner = h.callChain[h.callChain.length - 1];
-  const caller = h.parent;
   const endpoint = endpointOf(h);
-  const observedBy = caller
-    ? { service: caller.location.service, pod: caller.location.pod, spanId: inner?.record.spanId ?? caller.entry?.record.spanId ?? null }
-    : null;
-  const reason = h.meshErrorCode ?? (h.httpStatus !== null && h.httpStatus >= 400 ? `HTTP_${h.httpStatus}` : 'SPAN_ERROR');
+  const observedBy = observerOf(h);
+  const reason = failureReason(h);
   const at = where(h, endpoint);
-  const observer = observedBy ? `${observedBy.pod ?? observedBy.service}${observedBy.pod ? ` (service ${observedBy.service})` : ''}` : null;
+  const observed = observedBy ? `; observed by ${observerText(observedBy)}` : '';
   const msg = h.message ? `: ${h.message}` : '';
+  // A mesh error raised by this hop's own inbound sidecar is about the app behind it.
+  const local = h.evidence !== undefined && h.spans.includes(h.evidence) && observedBy?.direction === 'inbound';
+  const answer = h.errorBody ? `: ${clip(h.errorBody)}` : h.message ? `: ${clip(h.message)}` : '';
   let summary: string;
   if (h.unreached) {
-    summary = `${at} was not reached: ${h.meshErrorCode ?? 'connection failed'}${msg}${observer ? `; observed by ${observer}${endpoint ? ` calling ${endpoint}` : ''}` : ''}`;
+    summary = `${at} was not reached: ${h.meshErrorCode ?? 'connection failed'}${msg}${observed}${endpoint ? ` calling ${endpoint}` : ''}`;
+  } else if (local && h.meshErrorCode === MESH_ERROR.connectionRefused) {
+    summary = `the app in ${at} refused the connection from its sidecar (CONNECTION_REFUSED)${msg}${observed}`;
+  } else if (local && h.meshErrorCode === MESH_ERROR.upstreamReset) {
+    summary = `the app in ${at} closed the connection before answering (UPSTREAM_RESET)${msg}${observed}`;
   } else if (h.meshErrorCode === MESH_ERROR.timeout) {
-    const gaveUp = inner ? ` after ${nanoToMs(inner.record.durationNano)} ms` : '';
-    summary = `${at} did not answer in time (UPSTREAM_TIMEOUT${gaveUp})${observer ? `; observed by ${observer}` : ''}${h.entry ? `; it took ${nanoToMs(h.end - h.start)} ms` : ''}`;
+    const gaveUp = h.evidence ? ` after ${nanoToMs(h.evidence.record.durationNano)} ms` : '';
+    summary = `${local ? `the app in ${at}` : at} did not answer in time (UPSTREAM_TIMEOUT${gaveUp})${observed}${!local && h.entry ? `; it took ${nanoToMs(h.end - h.start)} ms` : ''}`;
   } else if (h.meshErrorCode === MESH_ERROR.policyDenied) {
     summary = `${at} rejected the request: POLICY_DENIED${msg}`;
   } else if (h.meshErrorCode !== null) {
-    summary = `${at} failed: ${h.meshErrorCode}${msg}${observer ? `; observed by ${observer}` : ''}`;
+    summary = `${at} failed: ${h.meshErrorCode}${msg}${observed}`;
+  } else if (h.grpcStatus !== null && h.grpcStatus !== 0) {
+    summary = `${at} answered gRPC ${grpcStatusName(h.grpcStatus)}${answer}`;
   } else if (h.httpStatus !== null && h.httpStatus >= 400) {
-    summary = `${at} returned ${h.httpStatus}${msg}`;
+    summary = `${at} returned ${h.httpStatus}${answer}`;
   } else {
     summary = `${at} failed${h.message ? `: ${h.message}` : ' (span status ERROR)'}`;
   }
@@ -99,8 +138,10 @@ export function failureReport(h: HopNode): FailureReport {
     spanId: (h.entry ?? inner)?.record.spanId ?? '',
     reason,
     httpStatus: h.httpStatus,
+    grpcStatus: h.grpcStatus,
     meshErrorCode: h.meshErrorCode,
     message: h.message,
+    errorBody: h.errorBody,
     unreached: h.unreached,
     endpoint,
     observedBy,

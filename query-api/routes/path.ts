@@ -13,6 +13,7 @@ export interface PathRoutesDeps {
   readonly reader: TraceReader;
   readonly now: () => bigint;
   readonly maxPathSpans: number;
+  readonly quietPeriodNano: bigint;
 }
 
 const HOUR_NS = 3_600_000_000_000n;
@@ -29,7 +30,9 @@ export function pathRoutes(deps: PathRoutesDeps): Hono {
     const q = parseQuery(c, pathQuery);
     const spans = await reader.getTrace(id);
     if (spans.length === 0) throw traceNotFound(id);
-    return c.json(reconstructPath(id, spans, { maxSpans: deps.maxPathSpans, adjustClockSkew: q.adjustClockSkew ?? true }));
+    return c.json(
+      reconstructPath(id, spans, { maxSpans: deps.maxPathSpans, adjustClockSkew: q.adjustClockSkew ?? true, nowUnixNano: deps.now(), quietPeriodNano: deps.quietPeriodNano }),
+    );
   });
 
   app.get('/api/v1/traces/:traceId/logs', async (c) => {
