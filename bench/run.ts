@@ -109,6 +109,11 @@ async function main(argv: string[]): Promise<number> {
           // The traced pair with V8's heap capped: the memory/CPU trade-off, side by side.
           'tracemesh-lowmem': tracemeshRoute({ ...sidecarRoute, name: 'tracemesh-lowmem', sampling: 1, nodeArgs: LOW_MEMORY_NODE_ARGS }),
         };
+        if (f.baseline !== '') {
+          // The same traced mTLS pair, run from another checkout: before/after in one run.
+          defs['tracemesh-baseline'] = tracemeshRoute({ ...sidecarRoute, name: 'tracemesh-baseline', sampling: 1, checkout: resolve(f.baseline) });
+          if (!f.routes.includes('tracemesh-baseline')) f.routes.push('tracemesh-baseline');
+        }
         const routes: RouteDefinition[] = [];
         for (const r of f.routes) {
           const d = defs[r];

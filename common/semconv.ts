@@ -46,6 +46,16 @@ export const ATTR = {
   meshPeerIdentity: 'mesh.peer.identity',
   /** Retry attempt number, starting at 0 for the first try. */
   meshRetryAttempt: 'mesh.retry.attempt',
+  /** Why the last retry happened: `stale_connection`, `refused_stream`, `connect_failure`, `reset`, `per_try_timeout`, `retriable_status`. */
+  meshRetryReason: 'mesh.retry.reason',
+  /** Set to true on the span of a failed try that was retried (a recovered failure when the hop succeeded). */
+  meshRetryRecovered: 'mesh.retry.retried',
+  /** The load-balancing policy that chose the endpoint (`peak_ewma`, `round_robin`, …). */
+  meshLbPolicy: 'mesh.lb.policy',
+  /** An endpoint was ejected by outlier detection because of this try (its address), or the pick avoided ejected ones. */
+  meshEndpointEjected: 'mesh.endpoint.ejected',
+  /** The circuit breaker that refused the request or its retry: `max_requests`, `max_pending_requests`, `max_retries`, `retry_budget`, `max_connections`. */
+  meshCircuitOpen: 'mesh.circuit.open',
   /** `allow` or `deny`. */
   meshPolicyDecision: 'mesh.policy.decision',
   meshPolicyName: 'mesh.policy.name',

@@ -3,6 +3,9 @@
 import { hostname } from 'node:os';
 import { ConfigError } from '../common/errors.ts';
 import { isValidTrustDomain } from '../common/spiffe.ts';
+import { DEFAULT_LB_POLICY } from './balancer/cluster.ts';
+import { parseHashKey } from './balancer/hash-key.ts';
+import { loadBalancerFactory } from './balancer/load-balancer.ts';
 import { parseAddress } from './endpoints/endpoints.ts';
 
 export type AccessLogMode = 'stdout' | 'off';
@@ -31,6 +34,14 @@ export interface SidecarOptions {
   readonly namespace?: string;
   /** Node name (`k8s.node.name`); default empty (omitted). */
   readonly node?: string;
+  /** Zone of the node (`topology.kubernetes.io/zone`), for locality-aware balancing; default empty. */
+  readonly zone?: string;
+  /** Load-balancing policy of every cluster (`--lb-policy`); default `peak_ewma`. */
+  readonly lbPolicy?: string;
+  /** What ring_hash and maglev hash: `header:<name>`, `cookie:<name>` or `source` (default). */
+  readonly lbHashKey?: string;
+  /** The policy the `locality` policy uses inside the chosen locality; default `peak_ewma`. */
+  readonly lbLocalityChild?: string;
   /** Outbound listener port, always on 127.0.0.1; default 15001; 0 picks a free port. */
   readonly outboundPort?: number;
   /** Inbound listener port; default 15006; 0 picks a free port. */
@@ -154,6 +165,12 @@ export function resolveConfig(o: SidecarOptions): SidecarConfig {
   }
   const identityTimeoutMs = o.identityTimeoutMs ?? 30_000;
   if (!(identityTimeoutMs > 0)) throw new ConfigError('identity timeout must be positive');
+  const lbPolicy = o.lbPolicy ?? DEFAULT_LB_POLICY;
+  loadBalancerFactory(lbPolicy, '--lb-policy');
+  const lbLocalityChild = o.lbLocalityChild ?? DEFAULT_LB_POLICY;
+  loadBalancerFactory(lbLocalityChild, '--lb-locality-child');
+  const lbHashKey = o.lbHashKey ?? 'source';
+  parseHashKey(lbHashKey);
   const collectorEndpoint = o.collectorEndpoint ?? 'http://127.0.0.1:4317';
   if (collectorEndpoint !== '' && !/^https?:\/\/[^/\s]+\/?$/.test(collectorEndpoint)) {
     throw new ConfigError(`collector endpoint "${collectorEndpoint}" must look like http://host:4317; set --collector-endpoint`);
@@ -164,6 +181,10 @@ export function resolveConfig(o: SidecarOptions): SidecarConfig {
     pod: o.pod === undefined || o.pod === '' ? hostname() : o.pod,
     namespace: o.namespace === undefined || o.namespace === '' ? 'default' : o.namespace,
     node: o.node ?? '',
+    zone: o.zone ?? '',
+    lbPolicy,
+    lbHashKey,
+    lbLocalityChild,
     outboundPort: port(o.outboundPort ?? 15001, 'outbound port', 'outbound-port'),
     inboundPort: port(o.inboundPort ?? 15006, 'inbound port', 'inbound-port'),
     adminPort: port(o.adminPort ?? 15000, 'admin port', 'admin-port'),

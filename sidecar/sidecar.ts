@@ -5,6 +5,11 @@
 
 import { X509Certificate } from 'node:crypto';
 import { Agent } from 'node:http';
+import { ClusterManager } from './balancer/cluster.ts';
+import type { HopScope } from './chain/hop.ts';
+import { InFlight } from './chain/layers/telemetry.ts';
+import { inboundStack, outboundStack } from './chain/stacks.ts';
+import { createProxyHandler } from './proxy/handler.ts';
 import type { Http2SecureServer } from 'node:http2';
 import type { AddressInfo, Server } from 'node:net';
 import type { Registry } from 'prom-client';
@@ -12,7 +17,6 @@ import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { LogRecordExporter } from '@opentelemetry/sdk-logs';
 import { createLogger, type Logger } from '../common/logger.ts';
 import { createAdminServer } from './admin/admin.ts';
-import { Balancer } from './balancer/balancer.ts';
 import { resolveConfig, type SidecarConfig, type SidecarOptions } from './config.ts';
 import { StaticEndpointSource, type EndpointSource } from './endpoints/endpoints.ts';
 import { FileEndpointSource } from './endpoints/file-source.ts';
@@ -21,10 +25,10 @@ import { caClientFromFlags, CaIdentitySource } from './identity/ca-source.ts';
 import { FileIdentitySource } from './identity/file-source.ts';
 import type { IdentitySource } from './identity/identity.ts';
 import { InboundPolicy, type PolicySetSource } from './inbound/authorization.ts';
-import { createInboundHandler, createInboundListener } from './inbound/inbound.ts';
+import { createInboundListener } from './inbound/inbound.ts';
 import { createOutboundListener } from './outbound/outbound.ts';
 import { PolicyWatcher } from '../common/policy/load.ts';
-import { InFlight, type ExchangeObserver, type ProxyContext } from './proxy/exchange.ts';
+import type { ProxyContext } from './proxy/exchange.ts';
 import type { ProxyListener } from './proxy/listener.ts';
 import { AccessLog, FdLineSink, type AccessLogSink } from './telemetry/access-log.ts';
 import { SidecarMetrics } from './telemetry/metrics.ts';
@@ -37,7 +41,6 @@ import { MeshInboundListener } from './transport/inbound-listener.ts';
 import { ConfigError } from '../common/errors.ts';
 import { H1Listener, type DownstreamSecurity } from './h1/engine.ts';
 import { UpstreamPool } from './h1/pool.ts';
-import { inboundRoute, outboundRoute } from './h1/routes.ts';
 import type { HopObserver } from './telemetry/hop.ts';
 import type { Socket } from 'node:net';
 
@@ -195,8 +198,8 @@ async function assemble(
   } else {
     endpoints = new StaticEndpointSource();
   }
-  const balancer = new Balancer(endpoints);
-  cleanups.push(() => balancer.close());
+  const clusters = new ClusterManager(endpoints, { policy: config.lbPolicy, config: { hashKey: config.lbHashKey, childPolicy: config.lbLocalityChild }, locality: { node: config.node, zone: config.zone } });
+  cleanups.push(() => clusters.close());
 
   // Security policies (local mode: YAML files, watched).
   let policies: PolicySetSource | undefined = deps.policies;
@@ -280,28 +283,28 @@ async function assemble(
 
   const stdoutSink = deps.accessLogSink === undefined && config.accessLog === 'stdout' ? new FdLineSink(1) : undefined;
   if (stdoutSink !== undefined) cleanups.push(() => withDeadline(stdoutSink.drain(), config.drainTimeoutMs).then(() => undefined));
-  const observers: readonly (ExchangeObserver & HopObserver)[] = [
-    new SpanRecorder(),
+  const observers: readonly HopObserver[] = [
+    new SpanRecorder(telemetry.tracer),
     new AccessLog({ sink: deps.accessLogSink ?? stdoutSink?.write, logger: telemetry.logger }),
     metrics,
   ];
 
   const inFlight = new InFlight();
-  const agentOptions = { keepAlive: true, scheduling: 'lifo' as const, maxFreeSockets: 256 };
-  const outboundAgent = new Agent(agentOptions);
-  const inboundAgent = new Agent(agentOptions);
-  cleanups.push(() => {
-    outboundAgent.destroy();
-    inboundAgent.destroy();
-  });
+  const outboundScope: HopScope = { direction: 'outbound', mtls: tls !== undefined };
+  const inboundScope: HopScope = { direction: 'inbound', mtls: tls !== undefined };
+  const outboundChain = outboundStack({ clusters, observers, inFlight });
+  const inboundChain = inboundStack({ service: config.service, policy, mtls: tls !== undefined, appHost: '127.0.0.1', appPort: config.appPort, observers, inFlight });
+  const inboundAgent = new Agent({ keepAlive: true, scheduling: 'lifo', maxFreeSockets: 256 });
+  cleanups.push(() => inboundAgent.destroy());
   const pool = tls === undefined ? undefined : new H2Pool({ tls, logger, onHandshakeFailure: (kind) => failures.outbound(kind) });
-  const base = { hop, tracer: telemetry.tracer, upstreamTimeoutMs: config.upstreamTimeoutMs, observers, inFlight };
+  const base = { hop, tracer: telemetry.tracer, upstreamTimeoutMs: config.upstreamTimeoutMs, timeoutFlag: '--upstream-timeout' };
   // h2c (HTTP/2 without TLS): HTTP/2 and gRPC to the local app, and to peers when mTLS is off.
   const h2c = new H2Pool({ tls: undefined, logger });
   cleanups.push(() => h2c.close(0));
-  const outboundCtx: ProxyContext = { ...base, direction: 'outbound', agent: outboundAgent, h2: pool, h2c: tls === undefined ? h2c : undefined };
   const ownTls = tls;
-  const inboundCtx: ProxyContext = { ...base, direction: 'inbound', agent: inboundAgent, h2c, appProtocol: config.appProtocol, localIdentity: ownTls === undefined ? undefined : () => ownTls.identity.spiffeId };
+  const localIdentity = ownTls === undefined ? undefined : () => ownTls.identity.spiffeId;
+  const outboundCtx: ProxyContext = { ...base, scope: outboundScope, chain: outboundChain, h2: pool, h2c: tls === undefined ? h2c : undefined };
+  const inboundCtx: ProxyContext = { ...base, scope: inboundScope, chain: inboundChain, agent: inboundAgent, h2c, appProtocol: config.appProtocol, localIdentity };
   const appH2c = config.appProtocol === 'h2c';
 
   // HTTP/1.1 goes through the raw-socket engine (sidecar/h1), HTTP/1.1 on the hop as well.
@@ -311,27 +314,19 @@ async function assemble(
     h1Pool.close();
     appPool.close();
   });
-  const h1Base = { hop, tracer: telemetry.tracer, upstreamTimeoutMs: config.upstreamTimeoutMs, observers, inFlight, mtls: tls !== undefined };
-  const h1Outbound = new H1Listener({ ...h1Base, direction: 'outbound', pool: h1Pool, route: outboundRoute(balancer) });
-  const h1Inbound = new H1Listener({
-    ...h1Base,
-    direction: 'inbound',
-    pool: appPool,
-    route: inboundRoute(config.appPort, tls !== undefined, policy),
-    localIdentity: inboundCtx.localIdentity,
-  });
-  const outbound = createOutboundListener(outboundCtx, balancer, { http1: (socket: Socket) => h1Outbound.serve(socket) });
-  const security = { mtls: tls !== undefined, policy };
+  const h1Outbound = new H1Listener({ ...base, scope: outboundScope, chain: outboundChain, pool: h1Pool });
+  const h1Inbound = new H1Listener({ ...base, scope: inboundScope, chain: inboundChain, pool: appPool, localIdentity });
+  const outbound = createOutboundListener(outboundCtx, (socket: Socket) => h1Outbound.serve(socket));
   let inbound: Server;
   let meshInbound: MeshInboundListener | undefined;
   if (tls === undefined) {
     // --app-protocol h2c: HTTP/1.1 callers go through node:http, which converts to h2c.
-    inbound = createInboundListener(inboundCtx, config.appPort, security, { http1: appH2c ? undefined : (socket: Socket) => h1Inbound.serve(socket) });
+    inbound = createInboundListener(inboundCtx, appH2c ? undefined : (socket: Socket) => h1Inbound.serve(socket));
   } else {
     meshInbound = new MeshInboundListener({
       tls,
       http1: appH2c ? undefined : (socket: Socket, sec: DownstreamSecurity) => h1Inbound.serve(socket, sec),
-      handler: createInboundHandler(inboundCtx, config.appPort, security),
+      handler: createProxyHandler(inboundCtx),
       mode: () => policy.mode,
       onHandshakeFailure: (f) => failures.inbound(f),
       logger,

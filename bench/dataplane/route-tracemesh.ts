@@ -34,6 +34,8 @@ export interface TracemeshRouteOptions {
   readonly nodeArgs?: readonly string[] | undefined;
   /** `--profile`: run each sidecar under `--cpu-prof`, writing `<profileDir>/<route>-<role>/`. */
   readonly profileDir?: string | undefined;
+  /** Run the sidecars from this checkout instead of this one (`--baseline`). */
+  readonly checkout?: string | undefined;
 }
 
 interface SidecarFlagSpec {
@@ -106,7 +108,8 @@ async function launchSidecar(s: SidecarSpec, o: TracemeshRouteOptions, ctx: Rout
       ...s.extraArgs,
     ];
     const nodeArgs = [...(o.nodeArgs ?? []), ...(o.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${join(o.profileDir, s.name)}`])];
-    const child = startNode(s.name, repoPath('cli', 'tracemesh.ts'), args, ctx.logDir, { env, nodeArgs });
+    const entry = o.checkout === undefined ? repoPath('cli', 'tracemesh.ts') : join(o.checkout, 'cli', 'tracemesh.ts');
+    const child = startNode(s.name, entry, args, ctx.logDir, { env, nodeArgs });
     await waitForHttpOk(`http://127.0.0.1:${adminPort}/ready`, child, 30_000);
     return { child, outboundPort, inboundPort, adminPort };
   }

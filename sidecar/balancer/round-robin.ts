@@ -1,59 +1,58 @@
-// Round-robin over the endpoints of each service. Each service's ring starts at a random
-// offset so that many sidecars do not all hit the first endpoint together.
+// Weighted round robin. Equal weights cycle through the endpoints in order; unequal ones use
+// smooth weighted round robin (nginx's): each pick adds every endpoint's weight to its
+// running score and takes the highest, so a 3:1 split interleaves (a a b a) instead of
+// sending bursts. Each picker starts at a random offset so that many sidecars do not all hit
+// the first endpoint together.
 
-import { MESH_ERROR } from '../../common/semconv.ts';
-import type { EndpointSnapshot } from '../endpoints/endpoints.ts';
-import { ProxyError } from '../errors.ts';
-import { registerPolicy, type PickResult, type Picker } from './picker.ts';
+import type { Endpoint } from '../endpoints/endpoints.ts';
+import { completions, registerLoadBalancer, SnapshotBalancer, type PickResult, type Picker } from './load-balancer.ts';
 
 export const ROUND_ROBIN = 'round_robin';
 
-class Ring {
-  /** One precomputed result per endpoint, so a pick allocates nothing. */
-  private readonly results: readonly PickResult[];
-  private next: number;
-
-  constructor(results: readonly PickResult[], start: number) {
-    this.results = results;
-    this.next = start;
-  }
-
-  pick(): PickResult | undefined {
-    const n = this.results.length;
-    if (n === 0) return undefined;
-    const r = this.results[this.next % n];
-    this.next = (this.next + 1) % n;
-    return r;
-  }
+/** Weights of `endpoints`, with every weight 1 when all are 0 (Envoy: weight 0 is not allowed; here all-zero means equal). */
+export function effectiveWeights(endpoints: readonly Endpoint[]): number[] {
+  const w = endpoints.map((e) => e.weight);
+  return w.some((x) => x > 0) ? w : w.map(() => 1);
 }
 
 export class RoundRobinPicker implements Picker {
-  private readonly rings: ReadonlyMap<string, Ring>;
+  private readonly results: readonly PickResult[];
+  private readonly weights: readonly number[] | undefined;
+  private readonly scores: Float64Array;
+  private readonly total: number;
+  private next: number;
 
-  /** `random` returns a number in [0, 1); injectable for deterministic tests. */
-  constructor(snapshot: EndpointSnapshot, random: () => number = Math.random) {
-    const rings = new Map<string, Ring>();
-    for (const [service, endpoints] of snapshot) {
-      const results = endpoints.map((endpoint): PickResult => ({ kind: 'complete', endpoint }));
-      rings.set(service, new Ring(results, Math.floor(random() * results.length)));
-    }
-    this.rings = rings;
+  constructor(endpoints: readonly Endpoint[], random: () => number) {
+    this.results = completions(endpoints);
+    const weights = effectiveWeights(endpoints);
+    const uniform = weights.every((w) => w === weights[0]);
+    this.weights = uniform ? undefined : weights;
+    this.total = weights.reduce((a, b) => a + b, 0);
+    this.scores = new Float64Array(endpoints.length);
+    this.next = Math.floor(random() * endpoints.length);
+    // A random start for the weighted ring too: advance the scores a random number of steps.
+    if (!uniform) for (let i = this.next; i > 0; i--) this.pickWeighted();
   }
 
-  pick(service: string): PickResult {
-    const ring = this.rings.get(service);
-    const r = ring?.pick();
-    if (r !== undefined) return r;
-    return {
-      kind: 'fail',
-      error: new ProxyError(
-        MESH_ERROR.noEndpoint,
-        ring === undefined
-          ? `service "${service}" is unknown to this sidecar; check the Host header and the endpoints file`
-          : `service "${service}" has no endpoints`,
-      ),
-    };
+  pick(): PickResult {
+    if (this.weights !== undefined) return this.results[this.pickWeighted()] as PickResult;
+    const n = this.results.length;
+    const r = this.results[this.next] as PickResult;
+    this.next = this.next + 1 === n ? 0 : this.next + 1;
+    return r;
+  }
+
+  private pickWeighted(): number {
+    const w = this.weights as readonly number[];
+    const s = this.scores;
+    let best = 0;
+    for (let i = 0; i < s.length; i++) {
+      s[i] = (s[i] as number) + (w[i] as number);
+      if ((s[i] as number) > (s[best] as number)) best = i;
+    }
+    s[best] = (s[best] as number) - this.total;
+    return best;
   }
 }
 
-registerPolicy(ROUND_ROBIN, (snapshot) => new RoundRobinPicker(snapshot));
+registerLoadBalancer(ROUND_ROBIN, (helper) => new SnapshotBalancer(helper, (endpoints, h) => new RoundRobinPicker(endpoints, h.random)));

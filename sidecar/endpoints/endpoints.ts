@@ -10,6 +10,10 @@ export interface Endpoint {
   readonly pod: string | undefined;
   readonly node: string | undefined;
   readonly namespace: string | undefined;
+  /** Zone of the endpoint's node (`topology.kubernetes.io/zone`), for locality-aware balancing. */
+  readonly zone: string | undefined;
+  /** Relative share of traffic for weighted policies (default 1; 0 takes none unless all are 0). */
+  readonly weight: number;
   /**
    * SPIFFE ID the endpoint's sidecar must present over mTLS; undefined accepts any identity
    * in the trust domain. Ignored when mTLS is off.
@@ -48,6 +52,8 @@ export interface EndpointSpec {
   readonly pod?: string | undefined;
   readonly node?: string | undefined;
   readonly namespace?: string | undefined;
+  readonly zone?: string | undefined;
+  readonly weight?: number | undefined;
   readonly identity?: string | undefined;
 }
 
@@ -60,7 +66,7 @@ export function snapshotOf(services: Readonly<Record<string, readonly EndpointSp
       specs.map((s) => {
         const hp = parseAddress(s.address);
         if (hp === undefined) throw new TypeError(`endpoint address "${s.address}" of service "${name}" is not host:port`);
-        return Object.freeze({ address: s.address, host: hp.host, port: hp.port, pod: s.pod, node: s.node, namespace: s.namespace, identity: s.identity });
+        return Object.freeze({ address: s.address, host: hp.host, port: hp.port, pod: s.pod, node: s.node, namespace: s.namespace, zone: s.zone, weight: s.weight ?? 1, identity: s.identity });
       }),
     );
   }

@@ -35,11 +35,11 @@ void describe('parseAddress', () => {
 void describe('parseEndpointsFile', () => {
   void it('builds a snapshot with endpoint metadata', () => {
     const s = parseEndpointsFile(
-      doc({ b: [{ address: '127.0.0.1:15006', pod: 'b-1', node: 'node-2', namespace: 'default', identity: 'spiffe://cluster.local/ns/default/sa/b' }], c: [] }),
+      doc({ b: [{ address: '127.0.0.1:15006', pod: 'b-1', node: 'node-2', namespace: 'default', zone: 'z-1', weight: 3, identity: 'spiffe://cluster.local/ns/default/sa/b' }], c: [] }),
       'e.json',
     );
     assert.deepEqual(s.get('b'), [
-      { address: '127.0.0.1:15006', host: '127.0.0.1', port: 15006, pod: 'b-1', node: 'node-2', namespace: 'default', identity: 'spiffe://cluster.local/ns/default/sa/b' },
+      { address: '127.0.0.1:15006', host: '127.0.0.1', port: 15006, pod: 'b-1', node: 'node-2', namespace: 'default', zone: 'z-1', weight: 3, identity: 'spiffe://cluster.local/ns/default/sa/b' },
     ]);
     assert.deepEqual(s.get('c'), []);
   });
@@ -49,7 +49,8 @@ void describe('parseEndpointsFile', () => {
     ['missing services', '{}', /e\.json is invalid: services: /],
     ['bad address', doc({ b: [{ address: 'nowhere' }] }), /e\.json is invalid: services\.b\[0\]\.address: must be host:port/],
     ['address not a string', doc({ b: [{ address: 15006 }] }), /services\.b\[0\]\.address/],
-    ['unknown field', doc({ b: [{ address: '127.0.0.1:1', weight: 3 }] }), /services\.b\[0\]/],
+    ['unknown field', doc({ b: [{ address: '127.0.0.1:1', colour: 'red' }] }), /services\.b\[0\]/],
+    ['negative weight', doc({ b: [{ address: '127.0.0.1:1', weight: -1 }] }), /services\.b\[0\]\.weight/],
     ['empty pod', doc({ b: [{ address: '127.0.0.1:1', pod: '' }] }), /services\.b\[0\]\.pod/],
     ['bad service name', doc({ 'Bad Name': [] }), /services\.Bad Name/],
     ['list is not an array', doc({ b: { address: '127.0.0.1:1' } }), /services\.b/],

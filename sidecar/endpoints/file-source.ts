@@ -1,7 +1,7 @@
 // Endpoints from a JSON file, validated with zod and watched for changes. A broken edit
 // keeps the last good snapshot, so a typo in the file never empties the mesh.
 //
-// Format: { "services": { "<service>": [ { "address": "host:port", "pod"?, "node"?, "namespace"?, "identity"? } ] } }
+// Format: { "services": { "<service>": [ { "address": "host:port", "pod"?, "node"?, "namespace"?, "zone"?, "weight"?, "identity"? } ] } }
 // `identity` is the SPIFFE ID the endpoint's sidecar must prove over mTLS.
 
 import { readFile } from 'node:fs/promises';
@@ -20,6 +20,8 @@ const endpointSchema = z.strictObject({
   pod: z.string().min(1).optional(),
   node: z.string().min(1).optional(),
   namespace: z.string().min(1).optional(),
+  zone: z.string().min(1).optional(),
+  weight: z.number().int().min(0).max(1_000_000).optional(),
   identity: z
     .string()
     .refine((id) => tryParseSpiffeId(id) !== undefined, { message: 'must be a SPIFFE ID such as "spiffe://cluster.local/ns/default/sa/b"' })

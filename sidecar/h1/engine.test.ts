@@ -245,7 +245,7 @@ after(async () => {
 });
 
 async function spanOf(requestId: string, direction: 'inbound' | 'outbound', s = sidecar): Promise<ReadableSpan> {
-  return waitFor(async () => (await s.finishedSpans()).find((x) => x.attributes[ATTR.requestId] === requestId && x.attributes[ATTR.meshDirection] === direction), `span of ${requestId}`);
+  return waitFor(async () => (await s.finishedSpans()).find((x) => x.attributes[ATTR.requestId] === requestId && x.attributes[ATTR.meshDirection] === direction && x.attributes[ATTR.meshRetryRecovered] === undefined), `span of ${requestId}`);
 }
 
 function accessLine(requestId: string, s = sidecar): Promise<Record<string, unknown>> {

@@ -4,29 +4,30 @@
 // connection (sidecar/h1/pool.ts): to a peer sidecar (mTLS) on the outbound side, to the local
 // app on the inbound side. Why not node:http: see parse.ts.
 //
-// Semantics kept from the node:http engine (sidecar/proxy/forward.ts):
-// - the upstream must start its response within `--upstream-timeout`; the clock restarts on
-//   every request-body chunk;
-// - a request that finds its reused keep-alive connection dead before any response byte is
-//   sent once more on a fresh connection when it is idempotent and has no body;
-// - every failure the mesh produces becomes a ProxyError: a synthesized JSON response when no
-//   response byte was sent yet, or a cut connection otherwise;
-// - observers (span, access log, metrics) run exactly once per exchange.
+// The engine is a codec: the mesh's decisions (route, authorize, pick, retry, telemetry) are
+// the policy chain's (sidecar/chain/), asked at these points:
+// - a request head was read → `chain.request(ex)`: send to `ex.endpoint`, answer with an
+//   error, or wait (the chain calls `ex.resend()` / `ex.reject()` later);
+// - a try failed before its response head → `chain.onUpstreamFailure(ex, failure)`: the
+//   chain retries (`ex.resend()`) or the engine answers with the error;
+// - the response head arrived → `chain.onResponse(ex)`; the exchange ended → `chain.end(ex)`.
+// Failures become a synthesized JSON response when no response byte was sent yet, or a cut
+// connection otherwise, in one place: fail(). The upstream must start its response within
+// `--upstream-timeout`; the clock restarts on every request-body chunk.
 // One request at a time per downstream connection: a pipelined request waits, unread, until
 // the response before it is complete.
 
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Span, Tracer } from '@opentelemetry/api';
+import type { Tracer } from '@opentelemetry/api';
 import { MESH_ERROR, MESH_ERROR_HEADER } from '../../common/semconv.ts';
 import { extractTraceContext, formatTraceparent, TRACE_HEADERS, type TraceContextResult } from '../../common/trace-context.ts';
-import type { PickResult } from '../balancer/picker.ts';
+import { PENDING, type Chain, type FailureKind } from '../chain/chain.ts';
+import { HopState, type DownstreamSecurity, type HopInit, type HopScope } from '../chain/hop.ts';
 import type { Endpoint } from '../endpoints/endpoints.ts';
 import { errorBody, ProxyError, upstreamError, type Hop } from '../errors.ts';
-import type { InFlight } from '../proxy/exchange.ts';
-import { absoluteForm, CLIENT_CERT_HEADER, REQUEST_ID_HEADER, SOURCE_WORKLOAD_HEADER, serviceOfHost, splitAuthority } from '../proxy/headers.ts';
-import type { Direction, HopObserver, HopRecord, TlsMode } from '../telemetry/hop.ts';
+import { absoluteForm, CLIENT_CERT_HEADER, REQUEST_ID_HEADER, SOURCE_WORKLOAD_HEADER, splitAuthority } from '../proxy/headers.ts';
 import { startExchangeSpan } from '../telemetry/spans.ts';
 import {
   BodyScanner,
@@ -42,28 +43,19 @@ import {
 } from './parse.ts';
 import type { ConnectionOwner, UpstreamConnection, UpstreamPool } from './pool.ts';
 
-/** What a downstream connection proved, when it came through the mesh inbound listener. */
-export interface DownstreamSecurity {
-  readonly tlsMode: 'mtls' | 'plaintext';
-  readonly peerIdentity: string | undefined;
-  /** The client's certificate was refused: every request gets this answer, then the connection closes. */
-  readonly rejection: ProxyError | undefined;
-}
-
-/** Chooses the upstream; may record peer identity and policy decision on the exchange. */
-export type H1Route = (service: string, ex: H1Exchange) => PickResult;
+export type { DownstreamSecurity } from '../chain/hop.ts';
 
 export interface H1Context {
-  readonly direction: Direction;
+  /** Direction and mTLS of the listener. */
+  readonly scope: HopScope;
   readonly hop: Hop;
   readonly tracer: Tracer;
-  readonly observers: readonly HopObserver[];
-  readonly inFlight: InFlight;
+  /** The mesh's decisions for every request (sidecar/chain/stacks.ts). */
+  readonly chain: Chain;
   readonly upstreamTimeoutMs: number;
+  /** Names the timeout's flag in its error message. */
+  readonly timeoutFlag: string;
   readonly pool: UpstreamPool;
-  readonly route: H1Route;
-  /** This sidecar has mTLS on (outbound hops are then mTLS, or fail). */
-  readonly mtls: boolean;
   /** Inbound over mTLS: this workload's SPIFFE ID now (for `x-forwarded-client-cert`). */
   readonly localIdentity?: (() => string) | undefined;
 }
@@ -95,8 +87,6 @@ const REQUEST_DROPPED = new Set([
 const RESPONSE_DROPPED = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'http2-settings']);
 const TRACE_HEADER_SET = new Set(TRACE_HEADERS);
 const WORKLOAD_NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
-/** Methods that may be sent twice (RFC 9110 §9.2.2). */
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 /** After the last response of a closing connection, how long the client has to close its side. */
 const CLOSING_GRACE_MS = 5_000;
 /** A keep-alive connection without a request for this long is closed. */
@@ -131,36 +121,12 @@ class Downstream {
   }
 }
 
-export class H1Exchange implements HopRecord, ConnectionOwner {
+export class H1Exchange extends HopState implements ConnectionOwner {
   readonly ctx: H1Context;
   readonly down: Downstream;
   readonly head: RequestHead;
-  readonly startMs: number;
-  readonly method: string;
-  target: string;
-  readonly authority: string;
   readonly absolute: boolean;
-  readonly service: string;
-  readonly serverAddress: string;
   readonly serverPort: number;
-  readonly requestId: string;
-  readonly sourceWorkload: string;
-  readonly trace: TraceContextResult;
-  readonly span: Span;
-  status = 0;
-  error: ProxyError | undefined = undefined;
-  downstreamAborted = false;
-  bytesIn = 0;
-  bytesOut = 0;
-  attempt = 0;
-  upstreamHost = '';
-  upstreamPort = 0;
-  endpoint: Endpoint | undefined = undefined;
-  tlsMode: TlsMode | undefined = undefined;
-  peerIdentity: string | undefined = undefined;
-  peer: UpstreamConnection | undefined = undefined;
-  policyDecision: 'allow' | 'deny' | undefined = undefined;
-  policyName: string | undefined = undefined;
 
   /** The connection the request is on. */
   conn: UpstreamConnection | undefined = undefined;
@@ -182,44 +148,52 @@ export class H1Exchange implements HopRecord, ConnectionOwner {
   refusal: Buffer | undefined = undefined;
   refusalLength = -1;
   timer: NodeJS.Timeout | undefined = undefined;
-  ended = false;
 
-  constructor(ctx: H1Context, down: Downstream, head: RequestHead, init: ExchangeInit) {
+  constructor(ctx: H1Context, down: Downstream, head: RequestHead, init: HopInit, absolute: boolean, serverPort: number) {
+    super(ctx.scope, init);
     this.ctx = ctx;
     this.down = down;
     this.head = head;
-    this.startMs = init.startMs;
-    this.method = head.method;
-    this.target = init.target;
-    this.authority = init.authority;
-    this.absolute = init.absolute;
-    this.service = init.service;
-    this.serverAddress = init.serverAddress;
-    this.serverPort = init.serverPort;
-    this.requestId = init.requestId;
-    this.sourceWorkload = init.sourceWorkload;
-    this.trace = init.trace;
-    this.span = init.span;
+    this.absolute = absolute;
+    this.serverPort = serverPort;
   }
 
   /** Close the downstream connection after this exchange (a refused connection, plaintext in STRICT). */
-  closeAfter(): void {
+  refuseConnection(): void {
     this.down.closing = true;
   }
 
-  /** How the downstream connection was secured, as the inbound listener judged it. */
   get security(): DownstreamSecurity | undefined {
     return this.down.security;
   }
 
-  /** The downstream peer's address. */
   get remoteAddress(): string | undefined {
     return this.down.socket.remoteAddress;
   }
 
-  get path(): string {
-    const q = this.target.indexOf('?');
-    return q === -1 ? this.target : this.target.slice(0, q);
+  /** Nothing of a body was read from the client or sent upstream. */
+  get replayable(): boolean {
+    return this.reqBody.kind === 'none' && this.early === undefined;
+  }
+
+  header(name: string): string | undefined {
+    const { names, values } = this.head;
+    let out: string | undefined;
+    for (let i = 0; i < names.length; i++) {
+      if (names[i] === name) out = out === undefined ? (values[i] as string) : `${out}, ${values[i] as string}`;
+    }
+    return out;
+  }
+
+  resend(): void {
+    if (this.ended) return;
+    dropUpstream(this);
+    if (this.upstreamHead === '') this.upstreamHead = upstreamHead(this);
+    send(this, this.attempt > 0);
+  }
+
+  reject(err: ProxyError): void {
+    fail(this, err);
   }
 
   /** The request's header fields as an object (for policy header rules); built on demand. */
@@ -261,20 +235,6 @@ export class H1Exchange implements HopRecord, ConnectionOwner {
     this.conn = undefined;
     upstreamGone(this, conn, err);
   }
-}
-
-interface ExchangeInit {
-  readonly startMs: number;
-  readonly target: string;
-  readonly authority: string;
-  readonly absolute: boolean;
-  readonly service: string;
-  readonly serverAddress: string;
-  readonly serverPort: number;
-  readonly requestId: string;
-  readonly sourceWorkload: string;
-  readonly trace: TraceContextResult;
-  readonly span: Span;
 }
 
 /** The downstream connections of one listener direction, for shutdown. */
@@ -481,7 +441,7 @@ function isTokenByte(c: number): boolean {
 function startExchange(d: Downstream, head: RequestHead): void {
   const ctx = d.listener.ctx;
   const startMs = performance.now();
-  const outbound = ctx.direction === 'outbound';
+  const outbound = ctx.scope.direction === 'outbound';
   let target = head.target;
   let authority = head.host;
   let absolute = false;
@@ -494,7 +454,6 @@ function startExchange(d: Downstream, head: RequestHead): void {
     }
   }
   const { host, port } = splitAuthority(authority);
-  const service = outbound ? serviceOfHost(host) : ctx.hop.service;
   let traceHeaders: Record<string, string> | undefined;
   let rid: string | undefined;
   let src: string | undefined;
@@ -512,7 +471,7 @@ function startExchange(d: Downstream, head: RequestHead): void {
   const sourceWorkload = outbound ? ctx.hop.service : src !== undefined && WORKLOAD_NAME.test(src) ? src : 'unknown';
   const q = target.indexOf('?');
   const span = startExchangeSpan(ctx.tracer, {
-    direction: ctx.direction,
+    direction: ctx.scope.direction,
     facts: {
       userAgent: ua,
       peerAddress: d.socket.remoteAddress,
@@ -522,26 +481,20 @@ function startExchange(d: Downstream, head: RequestHead): void {
     },
     method: head.method,
     path: q === -1 ? target : target.slice(0, q),
-    service,
     serverAddress: host,
     serverPort: port ?? 80,
     requestId,
     trace,
   });
-  const ex = new H1Exchange(ctx, d, head, {
-    startMs,
-    target,
-    authority,
+  const ex = new H1Exchange(
+    ctx,
+    d,
+    head,
+    { startMs, protocol: head.minor === 1 ? 'http/1.1' : 'http/1.0', method: head.method, target, authority, host, requestId, sourceWorkload, trace, span },
     absolute,
-    service,
-    serverAddress: host,
-    serverPort: port ?? 80,
-    requestId,
-    sourceWorkload,
-    trace,
-    span,
-  });
-  ctx.inFlight.add();
+    port ?? 80,
+  );
+  ctx.chain.start(ex);
   d.ex = ex;
   if (head.close) d.closing = true;
   d.socket.setTimeout(0);
@@ -563,17 +516,11 @@ function startExchange(d: Downstream, head: RequestHead): void {
   }
   if (d.buf !== undefined) d.socket.pause();
 
-  const pick = ctx.route(service, ex);
-  if (pick.kind === 'fail') {
-    fail(ex, pick.error);
-    return;
-  }
-  const endpoint = pick.endpoint;
-  ex.endpoint = outbound ? endpoint : undefined;
-  ex.upstreamHost = endpoint.host;
-  ex.upstreamPort = endpoint.port;
-  ex.upstreamHead = upstreamHead(ex);
-  send(ex, endpoint, false);
+  const decision = ctx.chain.request(ex);
+  if (decision === undefined) {
+    ex.upstreamHead = upstreamHead(ex);
+    send(ex, false);
+  } else if (decision !== PENDING) fail(ex, decision);
 }
 
 /** The request head for the upstream: hop-by-hop and trace headers replaced. */
@@ -593,7 +540,7 @@ function upstreamHead(ex: H1Exchange): string {
   const ts = ex.trace.kind === 'found' ? ex.trace.context.traceState : undefined;
   if (ts !== undefined) h += `tracestate: ${ts}\r\n`;
   h += `${REQUEST_ID_HEADER}: ${ex.requestId}\r\n`;
-  if (ctx.direction === 'outbound') h += `${SOURCE_WORKLOAD_HEADER}: ${ctx.hop.service}\r\n`;
+  if (ctx.scope.direction === 'outbound') h += `${SOURCE_WORKLOAD_HEADER}: ${ctx.hop.service}\r\n`;
   else if (ex.tlsMode === 'mtls' && ex.peerIdentity !== undefined) {
     const self = ctx.localIdentity?.();
     if (self !== undefined) h += `${CLIENT_CERT_HEADER}: By=${self};URI=${ex.peerIdentity}\r\n`;
@@ -603,17 +550,18 @@ function upstreamHead(ex: H1Exchange): string {
 
 /** Names the upstream in error messages; only called on failure paths. */
 function upstreamName(ex: H1Exchange): string {
-  const at = `${ex.upstreamHost}:${ex.upstreamPort}`;
-  if (ex.ctx.direction === 'inbound') return `local app at ${at}`;
+  const at = ex.endpoint?.address ?? '';
+  if (ex.direction === 'inbound') return `local app at ${at}`;
   const pod = ex.endpoint?.pod;
   return `endpoint ${at}${pod === undefined ? '' : ` (pod ${pod})`} of service "${ex.service}"`;
 }
 
-function send(ex: H1Exchange, endpoint: Endpoint, fresh: boolean): void {
-  const conn = ex.ctx.pool.acquire(endpoint, ex, fresh);
+function send(ex: H1Exchange, fresh: boolean): void {
+  const conn = ex.ctx.pool.acquire(ex.endpoint as Endpoint, ex, fresh);
   ex.conn = conn;
+  ex.responseStarted = false;
   if (conn.tls) ex.peer = conn;
-  else if (ex.ctx.direction === 'outbound') ex.tlsMode = 'none';
+  else if (ex.direction === 'outbound') ex.tlsMode = 'none';
   conn.pending = undefined;
   ex.resBody.reset('none');
   ex.timer = setTimeout(onUpstreamTimeout, ex.ctx.upstreamTimeoutMs, ex);
@@ -643,7 +591,8 @@ function onUpstreamTimeout(ex: H1Exchange): void {
   ex.timer = undefined;
   // An interim response (100 Continue) is not the response head: the clock still runs.
   if (ex.ended || ex.headersSent) return;
-  fail(ex, new ProxyError(MESH_ERROR.timeout, `${upstreamName(ex)} did not answer within ${ex.ctx.upstreamTimeoutMs} ms (--upstream-timeout)`));
+  const error = new ProxyError(MESH_ERROR.timeout, `${upstreamName(ex)} did not answer within ${ex.ctx.upstreamTimeoutMs} ms (${ex.ctx.timeoutFlag})`);
+  tryFailed(ex, 'timeout', error);
 }
 
 function readResponseHead(ex: H1Exchange, conn: UpstreamConnection, chunk: Buffer): void {
@@ -686,9 +635,10 @@ function startResponse(ex: H1Exchange, conn: UpstreamConnection, head: ResponseH
   ex.timer = undefined;
   const d = ex.down;
   const kind = responseBodyKind(ex.method, head);
+  ex.status = head.status;
+  ex.ctx.chain.onResponse(ex);
   ex.resBody.reset(kind, head.contentLength);
   ex.upstreamClose = head.close || kind === 'close';
-  ex.status = head.status;
   // Over mTLS, a peer sidecar that refused this sidecar's certificate answers 403
   // TLS_HANDSHAKE_FAILED: read its reason and report the failure as this hop's own.
   if (conn.tls && conn.requests === 1 && head.status === 403 && isRefusal(head)) {
@@ -796,15 +746,25 @@ function upstreamGone(ex: H1Exchange, conn: UpstreamConnection, err: Error | und
     finish(ex);
     return;
   }
+  // A connection-level failure (refused, TLS): nothing was sent.
   const failure = conn.failureFor(err ?? Object.assign(new Error('connection closed before the TLS handshake finished'), { code: 'ECONNRESET' }));
-  // A reused keep-alive connection that the upstream had already closed: try once more.
-  if (failure === undefined && conn.requests > 1 && !ex.responseStarted && ex.attempt === 0 && ex.early === undefined && ex.reqBody.kind === 'none' && IDEMPOTENT.has(ex.method)) {
-    clearTimeout(ex.timer);
-    ex.attempt = 1;
-    send(ex, conn.endpoint, true);
+  if (failure !== undefined) {
+    tryFailed(ex, 'connect', failure);
     return;
   }
-  fail(ex, failure ?? upstreamError(err ?? Object.assign(new Error('closed the connection before answering'), { code: 'ECONNRESET' }), upstreamName(ex)));
+  const error = upstreamError(err ?? Object.assign(new Error('closed the connection before answering'), { code: 'ECONNRESET' }), upstreamName(ex));
+  // Before any response byte: a reused keep-alive connection that the upstream had already
+  // closed ("stale"), or one that broke after the request went out.
+  tryFailed(ex, error.code === MESH_ERROR.connectionRefused ? 'connect' : conn.requests > 1 && !ex.responseStarted ? 'stale' : 'reset', error);
+}
+
+/** A try failed before its response head: the chain retries it or the exchange fails. */
+function tryFailed(ex: H1Exchange, kind: FailureKind, error: ProxyError): void {
+  clearTimeout(ex.timer);
+  ex.timer = undefined;
+  dropUpstream(ex);
+  if (ex.ctx.chain.onUpstreamFailure(ex, { kind, error })) return;
+  fail(ex, error);
 }
 
 function dropUpstream(ex: H1Exchange): void {
@@ -863,21 +823,12 @@ function badRequestBody(ex: H1Exchange, err: unknown): void {
 /** Runs the observers, once. */
 function finish(ex: H1Exchange): void {
   if (ex.ended) return;
-  ex.ended = true;
   // Body sizes without chunked framing; a synthesized body was counted by fail().
   ex.bytesIn = ex.reqBody.payload;
   ex.bytesOut += ex.resBody.payload;
   clearTimeout(ex.timer);
   ex.timer = undefined;
-  const observers = ex.ctx.observers;
-  for (let i = 0; i < observers.length; i++) {
-    try {
-      (observers[i] as HopObserver).onExchangeEnd(ex);
-    } catch {
-      // an observer bug must not break the data path
-    }
-  }
-  ex.ctx.inFlight.done();
+  ex.ctx.chain.end(ex);
 }
 
 /** After an exchange ended: close, or go on with the next request on the connection. */

@@ -23,7 +23,7 @@ const hanging: IncomingMessage[] = [];
 async function spanOf(requestId: string, direction: 'inbound' | 'outbound'): Promise<ReadableSpan> {
   return waitFor(async () => {
     const spans = await sidecar.finishedSpans();
-    return spans.find((s) => s.attributes[ATTR.requestId] === requestId && s.attributes[ATTR.meshDirection] === direction);
+    return spans.find((s) => s.attributes[ATTR.requestId] === requestId && s.attributes[ATTR.meshDirection] === direction && s.attributes[ATTR.meshRetryRecovered] === undefined);
   }, `span of ${requestId}`);
 }
 
@@ -140,12 +140,23 @@ void describe('forwarding', () => {
   void it('retries a body-less request once when a reused keep-alive connection is dead', async () => {
     const first = await httpRequest(sidecar.sidecar.outboundPort, { headers: { host: 'flaky', 'x-request-id': 'flaky-1' } });
     assert.equal(first.status, 200);
-    const second = await httpRequest(sidecar.sidecar.outboundPort, { headers: { host: 'flaky', 'x-request-id': 'flaky-2' } });
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const second = await httpRequest(sidecar.sidecar.outboundPort, { headers: { host: 'flaky', 'x-request-id': 'flaky-2', traceparent } });
     assert.equal(second.status, 200);
     assert.equal(second.headers['x-conn'], '2', 'answered on a fresh connection');
     const span = await spanOf('flaky-2', 'outbound');
     assert.equal(span.attributes[ATTR.meshRetryAttempt], 1);
+    assert.equal(span.attributes[ATTR.meshRetryReason], 'stale_connection');
     assert.equal((await spanOf('flaky-1', 'outbound')).attributes[ATTR.meshRetryAttempt], 0);
+    // The dead connection's try is a span of its own: a failed call the path API counts as recovered.
+    const tried = (await sidecar.finishedSpans()).filter((s) => s.attributes[ATTR.requestId] === 'flaky-2' && s.attributes[ATTR.meshRetryRecovered] === true);
+    assert.equal(tried.length, 1);
+    assert.equal(tried[0]!.attributes[ATTR.meshRetryAttempt], 0);
+    assert.equal(tried[0]!.attributes[ATTR.meshErrorCode], MESH_ERROR.upstreamReset);
+    assert.equal(tried[0]!.status.code, SpanStatusCode.ERROR);
+    assert.equal(tried[0]!.parentSpanContext?.spanId, '00f067aa0ba902b7', 'a sibling of the hop span: a child of the caller');
+    assert.equal(span.parentSpanContext?.spanId, '00f067aa0ba902b7');
+    assert.equal((await accessLine('flaky-2'))['retry_reason'], 'stale_connection');
   });
 
   void it('relays an early upstream answer without hanging on the unread request body', async () => {

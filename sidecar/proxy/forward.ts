@@ -1,14 +1,17 @@
-// The forwarding engine shared by both listeners: streams a request to one upstream and its
-// response back (trailers included), with backpressure, a timeout, one safe retry, and every
-// failure turned into a ProxyError. The upstream is HTTP/1.1 (node:http Agent), an HTTP/2
-// stream on a pooled mTLS connection to a peer sidecar, or an HTTP/2 stream on a pooled h2c
-// connection (the local app, or peers when mTLS is off). A gRPC call's failure becomes a gRPC
-// status instead of an HTTP error. Event handlers are module-level functions that find their
-// exchange through a symbol on the emitter, so a request costs no closures.
+// The HTTP/2 codec's forwarding: streams a request to one upstream and its response back
+// (trailers included), with backpressure and a timeout. A try that fails before its response
+// head goes to the chain (`onUpstreamFailure`), which retries it or lets it fail; every failure
+// becomes a response in one place, failExchange() (a gRPC status for gRPC calls). The upstream
+// is an HTTP/2 stream on a pooled mTLS connection to a peer sidecar, an HTTP/2 stream on a
+// pooled h2c connection (the local app, or peers when mTLS is off), or, inbound only, HTTP/1.1
+// to the local app (node:http Agent) for HTTP/2 callers of an HTTP/1.1 app. Event handlers are
+// module-level functions that find their exchange through a symbol on the emitter, so a
+// request costs no closures.
 
 import { request, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import { constants as h2constants, type ClientHttp2Stream, type Http2ServerResponse, type IncomingHttpHeaders as H2IncomingHeaders, type IncomingHttpStatusHeader } from 'node:http2';
 import { MESH_ERROR } from '../../common/semconv.ts';
+import type { FailureKind } from '../chain/chain.ts';
 import type { Endpoint } from '../endpoints/endpoints.ts';
 import { ProxyError, synthesizeResponse, upstreamError } from '../errors.ts';
 import type { H2Pool } from '../transport/h2-pool.ts';
@@ -31,15 +34,12 @@ function attach(emitter: object, ex: Exchange): void {
 
 function ignore(): void {}
 
-/** Methods that may be sent twice (RFC 9110 §9.2.2). */
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
-
 /**
  * Starts tracking an exchange. From here on the observers run exactly once, when the
  * downstream response closes (finished, synthesized, or abandoned by the client).
  */
 export function beginExchange(ex: Exchange): void {
-  ex.ctx.inFlight.add();
+  ex.ctx.chain.start(ex);
   attach(ex.req, ex);
   attach(ex.res, ex);
   ex.req.on('error', ignore);
@@ -48,8 +48,8 @@ export function beginExchange(ex: Exchange): void {
 }
 
 /**
- * Sends the exchange's request to `endpoint` with `headers`, over `ex.upstreamProtocol`, and
- * relays the response.
+ * Sends the exchange's request to `ex.endpoint` with `ex.upstreamHeaders`, over
+ * `ex.upstreamProtocol`, and relays the response.
  *
  * Timeout: the upstream must start answering (send response headers) within
  * `upstreamTimeoutMs`; the clock restarts on every request-body chunk and when the request
@@ -58,20 +58,41 @@ export function beginExchange(ex: Exchange): void {
  * its answer and a stream's with its first message, so "time to headers" is the call's whole
  * length; the client's deadline (`grpc-timeout`, forwarded) bounds it instead.
  *
- * Retry: when a reused keep-alive connection turns out to be dead before any response, a
- * body-less idempotent request is sent once more on a fresh connection (`mesh.retry.attempt` 1).
+ * Retries are the chain's (see `resendExchange`).
  */
-export function forward(ex: Exchange, endpoint: Endpoint, headers: OutgoingHttpHeaders): void {
-  ex.upstreamEndpoint = endpoint;
-  ex.upstreamHost = endpoint.host;
-  ex.upstreamPort = endpoint.port;
-  ex.upstreamHeaders = headers;
+export function forward(ex: Exchange): void {
   if (!ex.grpc) ex.timer = setTimeout(onUpstreamTimeout, ex.ctx.upstreamTimeoutMs, ex);
   sendUpstream(ex);
   if (ex.hasBody && ex.error === undefined) {
     ex.req.on('data', onRequestData);
     ex.req.on('end', onRequestEnd);
   }
+}
+
+/** Sends the request (again) to `ex.endpoint`: the first time after it waited for an endpoint, or a retry. */
+export function resendExchange(ex: Exchange): void {
+  if (ex.ended || ex.error !== undefined) return;
+  if (ex.upstream === undefined && ex.h2conn === undefined) {
+    forward(ex);
+    return;
+  }
+  ex.upstream = undefined;
+  ex.upstreamRes = undefined;
+  ex.h2conn = undefined;
+  if (!ex.grpc) {
+    clearTimeout(ex.timer);
+    ex.timer = setTimeout(onUpstreamTimeout, ex.ctx.upstreamTimeoutMs, ex);
+  }
+  sendUpstream(ex);
+}
+
+/** A try failed before its response head: the chain retries it, or the exchange fails. */
+function tryFailed(ex: Exchange, kind: FailureKind, error: ProxyError): void {
+  clearTimeout(ex.timer);
+  ex.timer = undefined;
+  cancelUpstream(ex);
+  if (ex.ctx.chain.onUpstreamFailure(ex, { kind, error })) return;
+  failExchange(ex, error);
 }
 
 /**
@@ -110,8 +131,8 @@ export function failExchange(ex: Exchange, err: ProxyError): void {
 
 /** Names the upstream in error messages; only called on failure paths. */
 function upstreamName(ex: Exchange): string {
-  const at = `${ex.upstreamHost}:${ex.upstreamPort}`;
-  if (ex.ctx.direction === 'inbound') return `local app at ${at}`;
+  const at = ex.endpoint?.address ?? '';
+  if (ex.direction === 'inbound') return `local app at ${at}`;
   const pod = ex.endpoint?.pod;
   return `endpoint ${at}${pod === undefined ? '' : ` (pod ${pod})`} of service "${ex.service}"`;
 }
@@ -124,10 +145,11 @@ function sendUpstream(ex: Exchange): void {
 
 function sendUpstreamH1(ex: Exchange): void {
   let up: ClientRequest;
+  const ep = ex.endpoint as Endpoint;
   try {
     up = request({
-      host: ex.upstreamHost,
-      port: ex.upstreamPort,
+      host: ep.host,
+      port: ep.port,
       method: ex.method,
       path: ex.target,
       headers: ex.upstreamHeaders,
@@ -150,7 +172,7 @@ function sendUpstreamH1(ex: Exchange): void {
  * h2c (the local app, or a peer when mTLS is off).
  */
 function sendUpstreamH2(ex: Exchange, pool: H2Pool): void {
-  const conn = pool.acquire(ex.upstreamEndpoint as Endpoint);
+  const conn = pool.acquire(ex.endpoint as Endpoint);
   ex.h2conn = conn;
   // Only an mTLS connection is a "peer" (its identity and TLS facts go on the span and log).
   if (conn.tls) ex.peer = conn;
@@ -159,7 +181,9 @@ function sendUpstreamH2(ex: Exchange, pool: H2Pool): void {
   try {
     up = pool.request(conn, ex.upstreamHeaders as OutgoingHttpHeaders, !ex.hasBody);
   } catch (err) {
-    failExchange(ex, connectionFailure(ex, err) ?? upstreamError(err, upstreamName(ex)));
+    const connFailure = connectionFailure(ex, err);
+    if (connFailure !== undefined) tryFailed(ex, 'connect', connFailure);
+    else failExchange(ex, upstreamError(err, upstreamName(ex)));
     return;
   }
   attach(up, ex);
@@ -183,6 +207,7 @@ function onRequestData(this: DownstreamRequest, chunk: Buffer): void {
   const ex = exchangeOf(this);
   ex.bytesIn += chunk.length;
   ex.timer?.refresh();
+  ex.bodyStarted = true;
   const up = ex.upstream;
   if (up !== undefined && !up.write(chunk)) this.pause();
 }
@@ -230,6 +255,7 @@ function relayHead(ex: Exchange, status: number, message: string | undefined, he
     return false;
   }
   ex.status = status;
+  ex.ctx.chain.onResponse(ex);
   const cl = headers['content-length'];
   if (cl !== undefined) ex.responseLength = Number(cl);
   ex.res.on('drain', onDownstreamDrain);
@@ -277,19 +303,13 @@ function onUpstreamError(this: ClientRequest, err: Error): void {
   const ex = exchangeOf(this);
   if (this !== ex.upstream || ex.error !== undefined || ex.downstreamAborted || ex.upstreamRes !== undefined) return;
   const code = (err as NodeJS.ErrnoException).code;
-  if (
-    this.reusedSocket &&
-    ex.attempt === 0 &&
-    !ex.hasBody &&
-    (code === 'ECONNRESET' || code === 'EPIPE') &&
-    IDEMPOTENT.has(ex.method) &&
-    !ex.res.headersSent
-  ) {
-    ex.attempt++;
-    sendUpstream(ex);
+  const error = upstreamError(err, upstreamName(ex));
+  if (ex.res.headersSent) {
+    failExchange(ex, error);
     return;
   }
-  failExchange(ex, upstreamError(err, upstreamName(ex)));
+  const kind: FailureKind = error.code === MESH_ERROR.connectionRefused ? 'connect' : this.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE') ? 'stale' : 'reset';
+  tryFailed(ex, kind, error);
 }
 
 function onH2Response(this: ClientHttp2Stream, headers: H2IncomingHeaders & IncomingHttpStatusHeader, flags: number): void {
@@ -329,6 +349,7 @@ function relayTrailersOnly(ex: Exchange, up: ClientHttp2Stream, headers: H2Incom
     return;
   }
   ex.status = status;
+  ex.ctx.chain.onResponse(ex);
   res.end();
   // Read the (empty) body so the stream ends before it closes (see onH2Close).
   up.resume();
@@ -386,28 +407,31 @@ function h2Failed(ex: Exchange, stream: ClientHttp2Stream, err: Error): void {
   }
   const connFailure = connectionFailure(ex, err);
   if (connFailure !== undefined) {
-    failExchange(ex, connFailure);
+    tryFailed(ex, 'connect', connFailure);
+    return;
+  }
+  const error = upstreamError(err, upstreamName(ex));
+  if (ex.res.headersSent) {
+    failExchange(ex, error);
     return;
   }
   const code = (err as NodeJS.ErrnoException).code;
-  // Safe to send again: the peer said it did not process the stream, or a body-less idempotent
-  // request died with a connection that had been up (like a dead keep-alive socket on HTTP/1.1).
-  const safe = refusedByPeer(stream, code) || (ex.reused && IDEMPOTENT.has(ex.method) && (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_HTTP2_SESSION_ERROR'));
-  if (safe && ex.attempt === 0 && !ex.hasBody && !ex.res.headersSent) {
-    ex.attempt++;
-    sendUpstream(ex);
-    return;
-  }
-  failExchange(ex, upstreamError(err, upstreamName(ex)));
+  // The peer said it did not process the stream; or the connection, which had been up, died
+  // (like a dead keep-alive socket on HTTP/1.1); or the stream broke after it was sent.
+  const kind: FailureKind = refusedByPeer(stream, code)
+    ? 'refused'
+    : ex.reused && (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_HTTP2_SESSION_ERROR')
+      ? 'stale'
+      : error.code === MESH_ERROR.connectionRefused
+        ? 'connect'
+        : 'reset';
+  tryFailed(ex, kind, error);
 }
 
 function onUpstreamTimeout(ex: Exchange): void {
   ex.timer = undefined;
   if (ex.ended || ex.error !== undefined || ex.upstreamRes !== undefined) return;
-  failExchange(
-    ex,
-    new ProxyError(MESH_ERROR.timeout, `${upstreamName(ex)} did not answer within ${ex.ctx.upstreamTimeoutMs} ms (--upstream-timeout)`),
-  );
+  tryFailed(ex, 'timeout', new ProxyError(MESH_ERROR.timeout, `${upstreamName(ex)} did not answer within ${ex.ctx.upstreamTimeoutMs} ms (${ex.ctx.timeoutFlag})`));
 }
 
 /** Tears down the upstream request; an HTTP/2 stream is reset with CANCEL, so the peer knows it was not completed. */
@@ -445,17 +469,8 @@ function onDownstreamClose(this: DownstreamResponse): void {
 
 function endExchange(ex: Exchange): void {
   if (ex.ended) return;
-  ex.ended = true;
   clearTimeout(ex.timer);
   ex.timer = undefined;
   if (ex.grpc) endGrpcSpan(ex);
-  const observers = ex.ctx.observers;
-  for (let i = 0; i < observers.length; i++) {
-    try {
-      observers[i]?.onExchangeEnd(ex);
-    } catch {
-      // Observers promise not to throw; one that does must not take the request path down.
-    }
-  }
-  ex.ctx.inFlight.done();
+  ex.ctx.chain.end(ex);
 }

@@ -191,7 +191,7 @@ export function endGrpcSpan(ex: Exchange): void {
   }
   span.setAttribute(ATTR.rpcGrpcStatusCode, code);
   if (code === GRPC_STATUS.OK || ex.error !== undefined || ex.downstreamAborted) return;
-  if (ex.ctx.direction === 'outbound' || SERVER_ERROR_CODES.has(code)) {
+  if (ex.direction === 'outbound' || SERVER_ERROR_CODES.has(code)) {
     span.setAttribute(ATTR.errorType, grpcStatusName(code));
     span.setStatus({ code: SpanStatusCode.ERROR, message: ex.grpcMessage === undefined ? grpcStatusName(code) : decodeGrpcMessage(ex.grpcMessage) });
   }

@@ -1,10 +1,12 @@
-// The per-request pipeline both listeners share: read the target and trace context, start
-// the hop's span, route, rewrite headers, forward. Direction-specific parts come in as a route.
+// The HTTP/2 codec's request entry (node:http2 compatibility API, and node:http for HTTP/1.1
+// callers of an h2c-only app): read the target and trace context, start the hop's span, ask
+// the chain where the request goes, rewrite headers, forward. The mesh's decisions are the
+// chain's (sidecar/chain/stacks.ts); what is left here is framing.
 
 import { randomUUID } from 'node:crypto';
 import type { Http2ServerRequest } from 'node:http2';
 import { extractTraceContext, formatTraceparent } from '../../common/trace-context.ts';
-import type { PickResult } from '../balancer/picker.ts';
+import { PENDING } from '../chain/chain.ts';
 import { startExchangeSpan } from '../telemetry/spans.ts';
 import { Exchange, type DownstreamRequest, type DownstreamResponse, type ProxyContext, type UpstreamProtocol } from './exchange.ts';
 import { beginExchange, failExchange, forward } from './forward.ts';
@@ -16,16 +18,9 @@ import {
   ORIG_PROTO_HEADER,
   REQUEST_ID_HEADER,
   SOURCE_WORKLOAD_HEADER,
-  serviceOfHost,
   splitAuthority,
   upstreamRequestHeaders,
 } from './headers.ts';
-
-/**
- * Chooses the upstream for a request to `service`. Synchronous; never throws. It may record
- * what it learned on the exchange (peer identity, policy decision) for the span and log.
- */
-export type Route = (service: string, ex: Exchange) => PickResult;
 
 /** The listener both node:http and node:http2 (compat API) servers call. */
 export type ProxyHandler = (req: DownstreamRequest, res: DownstreamResponse) => void;
@@ -33,17 +28,14 @@ export type ProxyHandler = (req: DownstreamRequest, res: DownstreamResponse) => 
 const WORKLOAD_NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
 
 /**
- * The protocol of the hop upstream. Outbound: HTTP/2 over mTLS whenever mTLS is on; without
- * mTLS, h2c for what the app sent over HTTP/2 (gRPC included) and HTTP/1.1 for the rest.
- * Inbound (to the app), by `--app-protocol`: `auto` sends gRPC, requests the calling app made
- * over HTTP/2 (told by the outbound sidecar's x-tracemesh-orig-proto) and h2c from a plaintext
- * client as h2c, the rest as HTTP/1.1.
+ * The protocol of the hop upstream. Outbound (only HTTP/2 reaches this codec; HTTP/1.1 goes to
+ * sidecar/h1): HTTP/2 over mTLS whenever mTLS is on, h2c otherwise. Inbound (to the app), by
+ * `--app-protocol`: `auto` sends gRPC, requests the calling app made over HTTP/2 (told by the
+ * outbound sidecar's x-tracemesh-orig-proto) and h2c from a plaintext client as h2c, the rest
+ * as HTTP/1.1.
  */
 function upstreamProtocol(ctx: ProxyContext, ex: Exchange): UpstreamProtocol {
-  if (ctx.direction === 'outbound') {
-    if (ctx.h2 !== undefined) return 'h2';
-    return ex.downstreamH2 && ctx.h2c !== undefined ? 'h2c' : 'h1';
-  }
+  if (ctx.scope.direction === 'outbound') return ctx.h2 !== undefined ? 'h2' : 'h2c';
   if (ctx.h2c === undefined) return 'h1';
   const mode = ctx.appProtocol ?? 'auto';
   if (mode !== 'auto') return mode === 'h2c' ? 'h2c' : 'h1';
@@ -53,12 +45,11 @@ function upstreamProtocol(ctx: ProxyContext, ex: Exchange): UpstreamProtocol {
 }
 
 /**
- * Builds the request listener for one direction. Outbound: the destination service is the
- * request's host (`Host: b`, `b:80`, `b.ns.svc.cluster.local`, or an absolute-form URL) and
- * `x-request-id` is minted when missing. Inbound: the destination is this sidecar's service.
+ * Builds the request listener for one direction. `x-request-id` is minted when missing; the
+ * outbound destination is the chain's route layer's (by default the request's host).
  */
-export function createProxyHandler(ctx: ProxyContext, route: Route): ProxyHandler {
-  const outbound = ctx.direction === 'outbound';
+export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
+  const outbound = ctx.scope.direction === 'outbound';
   return function handle(req: DownstreamRequest, res: DownstreamResponse): void {
     const startMs = performance.now();
     const headers = req.headers;
@@ -77,7 +68,6 @@ export function createProxyHandler(ctx: ProxyContext, route: Route): ProxyHandle
       }
     }
     const { host, port } = splitAuthority(authority);
-    const service = outbound ? serviceOfHost(host) : ctx.hop.service;
     const trace = extractTraceContext(headers);
     const rid = headers[REQUEST_ID_HEADER];
     const requestId = typeof rid === 'string' && rid !== '' ? rid : randomUUID();
@@ -89,11 +79,10 @@ export function createProxyHandler(ctx: ProxyContext, route: Route): ProxyHandle
     const pathEnd = target.indexOf('?');
     const path = pathEnd === -1 ? target : target.slice(0, pathEnd);
     const span = startExchangeSpan(ctx.tracer, {
-      direction: ctx.direction,
+      direction: ctx.scope.direction,
       req,
       method,
       path,
-      service,
       serverAddress: host,
       serverPort: port ?? 80,
       requestId,
@@ -105,29 +94,20 @@ export function createProxyHandler(ctx: ProxyContext, route: Route): ProxyHandle
     // gRPC needs HTTP/2 end to end; only an HTTP/2 request can be a gRPC call.
     const grpc = h2Downstream && isGrpcContentType(headers['content-type']);
     if (grpc) startGrpcSpan(span, path);
-    const ex = new Exchange(ctx, req, res, {
-      startMs,
-      method,
-      target,
-      service,
-      serverAddress: host,
-      serverPort: port ?? 80,
-      requestId,
-      sourceWorkload,
-      trace,
-      span,
-      hasBody,
-      grpc,
-    });
+    const ex = new Exchange(
+      ctx,
+      req,
+      res,
+      { startMs, protocol: grpc ? 'grpc' : h2Downstream ? 'h2' : req.httpVersionMinor === 0 ? 'http/1.0' : 'http/1.1', method, target, authority, host, requestId, sourceWorkload, trace, span },
+      { serverPort: port ?? 80, hasBody, grpc },
+    );
     beginExchange(ex);
 
-    const pick = route(service, ex);
-    if (pick.kind === 'fail') {
-      failExchange(ex, pick.error);
+    const decision = ctx.chain.request(ex);
+    if (decision !== undefined && decision !== PENDING) {
+      failExchange(ex, decision);
       return;
     }
-    const endpoint = pick.endpoint;
-    if (outbound) ex.endpoint = endpoint;
 
     const protocol = upstreamProtocol(ctx, ex);
     ex.upstreamProtocol = protocol;
@@ -137,7 +117,7 @@ export function createProxyHandler(ctx: ProxyContext, route: Route): ProxyHandle
       out[':method'] = method;
       out[':path'] = ex.target;
       out[':scheme'] = protocol === 'h2' ? 'https' : 'http';
-      out[':authority'] = authority === '' ? service : authority;
+      out[':authority'] = authority === '' ? ex.service : authority;
       // The one TE value HTTP/2 allows (RFC 9113 §8.2.2); gRPC servers may check for it.
       const teValue = headers.te;
       if (teValue !== undefined && teValue.includes('trailers')) out.te = 'trailers';
@@ -157,6 +137,8 @@ export function createProxyHandler(ctx: ProxyContext, route: Route): ProxyHandle
       const self = ctx.localIdentity?.();
       if (self !== undefined) out[CLIENT_CERT_HEADER] = `By=${self};URI=${ex.peerIdentity}`;
     }
-    forward(ex, endpoint, out);
+    ex.upstreamHeaders = out;
+    // Queued for an endpoint: the chain calls ex.resend() (→ forward) once it has one.
+    if (decision !== PENDING) forward(ex);
   };
 }

@@ -29,6 +29,8 @@ export interface AccessLogEntry {
   readonly bytes_received: number;
   readonly bytes_sent: number;
   readonly retry_attempt: number;
+  /** Why the last retry happened (`stale_connection`, `connect_failure`, …), or null. */
+  readonly retry_reason: string | null;
   /** MESH_ERROR code when the mesh produced the failure, else null. */
   readonly mesh_error: string | null;
   /** True when the client went away before the response completed. */
@@ -65,7 +67,7 @@ export class AccessLog implements HopObserver {
     if (sink === undefined && logger === undefined) return;
     const sc = ex.span.spanContext();
     const durationMs = Math.round((performance.now() - ex.startMs) * 1000) / 1000;
-    const upstream = ex.upstreamPort === 0 ? '' : `${ex.upstreamHost}:${ex.upstreamPort}`;
+    const upstream = ex.endpoint?.address ?? '';
     const meshError = ex.error?.code ?? null;
     const path = ex.path;
     const tlsMode = tlsModeOf(ex) ?? null;
@@ -76,7 +78,7 @@ export class AccessLog implements HopObserver {
         trace_id: sc.traceId,
         span_id: sc.spanId,
         request_id: ex.requestId,
-        direction: ex.ctx.direction,
+        direction: ex.direction,
         source_workload: ex.sourceWorkload,
         service: ex.service,
         method: ex.method,
@@ -88,6 +90,7 @@ export class AccessLog implements HopObserver {
         bytes_received: ex.bytesIn,
         bytes_sent: ex.bytesOut,
         retry_attempt: ex.attempt,
+        retry_reason: ex.retryReason ?? null,
         mesh_error: meshError,
         aborted: ex.downstreamAborted,
         tls_mode: tlsMode,
@@ -101,7 +104,7 @@ export class AccessLog implements HopObserver {
       const failed = meshError !== null || ex.status >= 500 || ex.downstreamAborted;
       // One object with the fixed keys first, optional ones assigned after: no spreads per request.
       const attributes: LogAttributes = {
-        [ATTR.meshDirection]: ex.ctx.direction,
+        [ATTR.meshDirection]: ex.direction,
         [ATTR.httpRequestMethod]: ex.method,
         [ATTR.urlPath]: path,
         [ATTR.httpResponseStatusCode]: ex.status,

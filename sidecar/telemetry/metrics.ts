@@ -71,7 +71,7 @@ export class SidecarMetrics implements HopObserver {
 
   onExchangeEnd(ex: HopRecord): void {
     const labels: Labels = {
-      direction: ex.ctx.direction,
+      direction: ex.direction,
       source_workload: ex.sourceWorkload,
       destination_service: ex.service,
       response_code: String(ex.status),

@@ -14,8 +14,9 @@ import {
 } from '@opentelemetry/api';
 import { ATTR, MESH_ERROR } from '../../common/semconv.ts';
 import type { TraceContext, TraceContextResult } from '../../common/trace-context.ts';
+import type { HopState } from '../chain/hop.ts';
 import type { DownstreamRequest } from '../proxy/exchange.ts';
-import { peerIdentityOf, tlsModeOf, type Direction, type HopObserver, type HopRecord } from './hop.ts';
+import { peerIdentityOf, tlsModeOf, type Direction, type HopObserver } from './hop.ts';
 
 const KNOWN_METHODS = new Set(['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'TRACE', 'QUERY']);
 /**
@@ -80,7 +81,6 @@ export interface SpanStart {
   readonly facts?: DownstreamFacts | undefined;
   readonly method: string;
   readonly path: string;
-  readonly service: string;
   readonly serverAddress: string;
   readonly serverPort: number;
   readonly requestId: string;
@@ -118,7 +118,6 @@ export function startExchangeSpan(tracer: Tracer, s: SpanStart): Span {
     [ATTR.serverPort]: s.serverPort,
     [ATTR.networkProtocolVersion]: f.httpVersion,
     [ATTR.meshDirection]: s.direction,
-    [ATTR.meshDestinationService]: s.service,
     [ATTR.requestId]: s.requestId,
   };
   if (!known) attributes['http.request.method_original'] = s.method;
@@ -145,14 +144,36 @@ export function startExchangeSpan(tracer: Tracer, s: SpanStart): Span {
  * the synthesized status.
  */
 export class SpanRecorder implements HopObserver {
-  onExchangeEnd(ex: HopRecord): void {
+  private readonly tracer: Tracer | undefined;
+
+  /** `tracer` makes the spans of failed tries that were retried (without it they are not recorded). */
+  constructor(tracer?: Tracer) {
+    this.tracer = tracer;
+  }
+
+  onExchangeEnd(ex: HopState): void {
     const span = ex.span;
     if (!span.isRecording()) {
       span.end();
       return;
     }
-    const outbound = ex.ctx.direction === 'outbound';
+    const outbound = ex.direction === 'outbound';
+    if (ex.failedAttempts !== undefined) {
+      if (outbound) {
+        if (this.tracer !== undefined) recordFailedTries(this.tracer, ex);
+      } else {
+        // Tries to the local app stay inside this hop (the app is not another hop): one event each.
+        for (const a of ex.failedAttempts) span.addEvent('mesh.retry', { [ATTR.meshRetryAttempt]: a.attempt, [ATTR.meshErrorCode]: a.error.code, 'exception.message': a.error.message }, a.endMs);
+      }
+    }
+    span.setAttribute(ATTR.meshDestinationService, ex.service);
     if (ex.status > 0) span.setAttribute(ATTR.httpResponseStatusCode, ex.status);
+    if (ex.attempt > 0) {
+      if (!outbound) span.setAttribute(ATTR.meshRetryAttempt, ex.attempt);
+      if (ex.retryReason !== undefined) span.setAttribute(ATTR.meshRetryReason, ex.retryReason);
+    }
+    if (ex.circuitOpen !== undefined) span.setAttribute(ATTR.meshCircuitOpen, ex.circuitOpen);
+    if (ex.lbPolicy !== undefined) span.setAttribute(ATTR.meshLbPolicy, ex.lbPolicy);
     const peer = ex.peer;
     const tlsMode = tlsModeOf(ex);
     if (tlsMode !== undefined) span.setAttribute(ATTR.meshTlsMode, tlsMode);
@@ -170,6 +191,7 @@ export class SpanRecorder implements HopObserver {
       }
       const ep = ex.endpoint;
       if (ep !== undefined) {
+        if (ex.endpointEjected) span.setAttribute(ATTR.meshEndpointEjected, true);
         span.setAttribute(ATTR.meshEndpoint, ep.address);
         span.setAttribute(ATTR.networkPeerAddress, ep.host);
         span.setAttribute(ATTR.networkPeerPort, ep.port);
@@ -191,5 +213,42 @@ export class SpanRecorder implements HopObserver {
       span.setStatus({ code: SpanStatusCode.ERROR });
     }
     span.end();
+  }
+}
+
+/**
+ * Outbound: one CLIENT span per failed try that was retried, a sibling of the hop's span (same parent,
+ * same attributes, the try's own time, endpoint and error), so that the path API sees the try
+ * as a failing call at the endpoint where it happened: a recovered failure when the hop
+ * succeeded in the end. Only when the hop's own span is recorded (the same sampling decision).
+ */
+function recordFailedTries(tracer: Tracer, ex: HopState): void {
+  const parent = ex.trace.kind === 'found' ? remoteParent(ex.trace.context) : trace.setSpan(ROOT_CONTEXT, ex.span);
+  for (const a of ex.failedAttempts ?? []) {
+    const attributes: Attributes = {
+      [ATTR.httpRequestMethod]: KNOWN_METHODS.has(ex.method) ? ex.method : '_OTHER',
+      [ATTR.urlPath]: ex.path,
+      [ATTR.serverAddress]: ex.host,
+      [ATTR.meshDirection]: ex.direction,
+      [ATTR.meshDestinationService]: ex.service,
+      [ATTR.requestId]: ex.requestId,
+      [ATTR.meshRetryAttempt]: a.attempt,
+      [ATTR.meshRetryRecovered]: true,
+      [ATTR.meshErrorCode]: a.error.code,
+      [ATTR.errorType]: a.error.code,
+    };
+    if (ex.lbPolicy !== undefined) attributes[ATTR.meshLbPolicy] = ex.lbPolicy;
+    const ep = a.endpoint;
+    if (ep !== undefined) {
+      attributes[ATTR.meshEndpoint] = ep.address;
+      attributes[ATTR.networkPeerAddress] = ep.host;
+      attributes[ATTR.networkPeerPort] = ep.port;
+      if (ep.pod !== undefined) attributes[ATTR.meshEndpointPod] = ep.pod;
+      if (ep.node !== undefined) attributes[ATTR.meshEndpointNode] = ep.node;
+    }
+    const s = tracer.startSpan(KNOWN_METHODS.has(ex.method) ? ex.method : 'HTTP', { kind: SpanKind.CLIENT, attributes, startTime: a.startMs }, parent);
+    s.recordException(a.error, a.endMs);
+    s.setStatus({ code: SpanStatusCode.ERROR, message: a.error.message });
+    s.end(a.endMs);
   }
 }

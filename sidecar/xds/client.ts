@@ -85,9 +85,11 @@ type RawCluster = { name?: string; metadata?: { filter_metadata?: Record<string,
 type RawCla = {
   cluster_name?: string;
   endpoints?: {
+    locality?: { zone?: string };
     lb_endpoints?: {
       endpoint?: { address?: { socket_address?: { address?: string; port_value?: number } } };
       health_status?: string;
+      load_balancing_weight?: { value?: number };
       metadata?: { filter_metadata?: Record<string, { fields?: Record<string, { stringValue?: string }> }> };
     }[];
   }[];
@@ -376,6 +378,8 @@ export class XdsClient {
               pod: meta['pod']?.stringValue,
               node: meta['node']?.stringValue,
               namespace: meta['namespace']?.stringValue,
+              zone: locality.locality?.zone === undefined || locality.locality.zone === '' ? undefined : locality.locality.zone,
+              weight: lb.load_balancing_weight?.value ?? 1,
               identity: meta['identity']?.stringValue,
             });
             const health = lb.health_status ?? 'UNKNOWN';

@@ -1,0 +1,3 @@
+// Loads every built-in balancing policy; each file registers itself by name.
+
+import './round-robin.ts';

@@ -1,0 +1,199 @@
+// The one engine-neutral view of a request and the state of its hop. Every codec (the raw
+// HTTP/1.1 engine in sidecar/h1/, HTTP/2 and gRPC in sidecar/proxy/, and later WebSocket and
+// TCP) makes its per-request object a subclass of HopState, so the chain's layers
+// (sidecar/chain/layers/) and the observers (span, access log, metrics) read one shape
+// without knowing which engine produced it. A subclass costs no allocation beyond the codec's
+// own exchange object.
+
+import type { Span } from '@opentelemetry/api';
+import type { TraceContextResult } from '../../common/trace-context.ts';
+import type { Cluster } from '../balancer/cluster.ts';
+import type { CallTracker } from '../balancer/load-balancer.ts';
+import type { Endpoint } from '../endpoints/endpoints.ts';
+import type { ProxyError } from '../errors.ts';
+
+/** `outbound`: app → mesh (CLIENT span). `inbound`: mesh → local app (SERVER span). */
+export type Direction = 'inbound' | 'outbound';
+
+/**
+ * `mesh.tls.mode` of a hop: `mtls` (verified peer), `plaintext` (no TLS on a sidecar that has
+ * mTLS on: PERMISSIVE or DISABLE, or refused in STRICT), `none` (this sidecar has no mTLS).
+ */
+export type TlsMode = 'mtls' | 'plaintext' | 'none';
+
+/** `mesh.policy.decision`. */
+export type PolicyDecision = 'allow' | 'deny';
+
+/**
+ * What the downstream spoke: `http/1.0`, `http/1.1`, `h2` (HTTP/2, h2c or over TLS) or `grpc`
+ * (a gRPC call over HTTP/2). New codecs add their own (`websocket`, `tcp`).
+ */
+export type Protocol = 'http/1.0' | 'http/1.1' | 'h2' | 'grpc';
+
+/** What a downstream connection proved, when it came through the mesh inbound listener. */
+export interface DownstreamSecurity {
+  readonly tlsMode: 'mtls' | 'plaintext';
+  readonly peerIdentity: string | undefined;
+  /** The client's certificate was refused: every request gets this answer, then the connection closes. */
+  readonly rejection: ProxyError | undefined;
+}
+
+/** The connection facts of an outbound hop over mTLS (the pooled connection it went on). */
+export interface PeerFacts {
+  readonly peerIdentity: string | undefined;
+  readonly localAddress: string | undefined;
+  readonly localPort: number | undefined;
+}
+
+/** Facts of the listener a hop arrived on; one object per listener, shared by its hops. */
+export interface HopScope {
+  readonly direction: Direction;
+  /** This sidecar has mTLS on (outbound hops are then mTLS, or fail). */
+  readonly mtls: boolean;
+}
+
+/** What every codec knows when a request head has been read. */
+export interface HopInit {
+  readonly startMs: number;
+  readonly protocol: Protocol;
+  readonly method: string;
+  readonly target: string;
+  readonly authority: string;
+  readonly host: string;
+  readonly requestId: string;
+  readonly sourceWorkload: string;
+  readonly trace: TraceContextResult;
+  readonly span: Span;
+}
+
+/** One failed try of a hop that was tried again (kept for the span of the recovered failure). */
+export interface FailedAttempt {
+  readonly attempt: number;
+  readonly endpoint: Endpoint | undefined;
+  readonly error: ProxyError;
+  readonly startMs: number;
+  readonly endMs: number;
+}
+
+export abstract class HopState {
+  readonly scope: HopScope;
+  readonly direction: Direction;
+  readonly span: Span;
+  /** `performance.now()` at arrival. */
+  readonly startMs: number;
+  readonly protocol: Protocol;
+  /** Method as received. */
+  readonly method: string;
+  /** Path and query as forwarded upstream (origin-form); a layer may rewrite it (normalization). */
+  target: string;
+  /** Host (and port) the client addressed, as received (`Host`, `:authority` or absolute form). */
+  readonly authority: string;
+  /** `server.address`: the host part of `authority`. */
+  readonly host: string;
+  readonly requestId: string;
+  /** Workload that sent the request, when known (`unknown` otherwise). */
+  readonly sourceWorkload: string;
+  readonly trace: TraceContextResult;
+
+  /** Destination service: set by the route layer (outbound: from the Host; inbound: this sidecar's). */
+  service = '';
+  /** Outbound: the cluster of `service`, set by the balance layer. */
+  cluster: Cluster | undefined = undefined;
+  /** Where the request goes: the chosen endpoint (outbound) or the local app (inbound); set by the pick layer. */
+  endpoint: Endpoint | undefined = undefined;
+  /** The balancing policy that chose `endpoint` (outbound), for `mesh.lb.policy`. */
+  lbPolicy: string | undefined = undefined;
+  /** Sees the call to `endpoint` end (the balancer's load and latency bookkeeping). */
+  tracker: CallTracker | undefined = undefined;
+  /** 0 for the first try; incremented by each retry. */
+  attempt = 0;
+  /** Why the last retry happened (`mesh.retry.reason`). */
+  retryReason: string | undefined = undefined;
+  /** Tries that failed and were retried; undefined until one is. */
+  failedAttempts: FailedAttempt[] | undefined = undefined;
+  /** `performance.now()` when the current try started. */
+  tryStartMs = 0;
+  /** A retry is waiting for its backoff (or for an endpoint); cleared when it fires. */
+  retryTimer: NodeJS.Timeout | undefined = undefined;
+  /** A circuit breaker refused the request (`mesh.circuit.open`: its name). */
+  circuitOpen: string | undefined = undefined;
+  /** The chosen endpoint was ejected by outlier detection when a retry had to pick again. */
+  endpointEjected = false;
+  /** Inbound: how the peer connected; outbound: how this sidecar reached the endpoint. */
+  tlsMode: TlsMode | undefined = undefined;
+  /** Inbound: the SPIFFE ID the client proved. (Outbound: read from `peer`.) */
+  peerIdentity: string | undefined = undefined;
+  /** Outbound over mTLS: the connection the request went on. */
+  peer: PeerFacts | undefined = undefined;
+  policyDecision: PolicyDecision | undefined = undefined;
+  /** `ns/name` of the AuthorizationPolicy that decided, if one did. */
+  policyName: string | undefined = undefined;
+  /** Status sent downstream; 0 when no response was sent. */
+  status = 0;
+  /** Set when the mesh produced the failure. */
+  error: ProxyError | undefined = undefined;
+  /** The downstream client went away before the response completed. */
+  downstreamAborted = false;
+  bytesIn = 0;
+  bytesOut = 0;
+  /** The observers ran (the hop is over). */
+  ended = false;
+
+  constructor(scope: HopScope, init: HopInit) {
+    this.scope = scope;
+    this.direction = scope.direction;
+    this.span = init.span;
+    this.startMs = init.startMs;
+    this.protocol = init.protocol;
+    this.method = init.method;
+    this.target = init.target;
+    this.authority = init.authority;
+    this.host = init.host;
+    this.requestId = init.requestId;
+    this.sourceWorkload = init.sourceWorkload;
+    this.trace = init.trace;
+  }
+
+  /** `url.path`: the target without its query. */
+  get path(): string {
+    const q = this.target.indexOf('?');
+    return q === -1 ? this.target : this.target.slice(0, q);
+  }
+
+  /** One request header by lower-case name (repeated values joined with `, `); for hash keys and routes. */
+  abstract header(name: string): string | undefined;
+
+  /** The request's header fields by lower-case name (for policy rules); may be built on demand. */
+  abstract headers(): Readonly<Record<string, string | string[] | undefined>>;
+
+  /** How the downstream connection was secured, as the inbound listener judged it; undefined: plaintext without the mesh listener. */
+  abstract get security(): DownstreamSecurity | undefined;
+
+  /** The downstream peer's address. */
+  abstract get remoteAddress(): string | undefined;
+
+  /**
+   * The request could be sent again as it is: nothing of a body has to be replayed (no body,
+   * or none read yet from the client and none written upstream).
+   */
+  abstract get replayable(): boolean;
+
+  /**
+   * The downstream connection must not carry more requests after this one (a refused
+   * connection, plaintext in STRICT): HTTP/1.1 closes it, HTTP/2 sends the refusal GOAWAY.
+   */
+  abstract refuseConnection(): void;
+
+  /**
+   * Sends the request (again) to `endpoint`. Called by the chain for a retry, synchronously
+   * from `onUpstreamFailure` or later from a backoff timer; never after the hop ended.
+   */
+  abstract resend(): void;
+
+  /**
+   * Ends the hop with a mesh failure, answered the codec's way (a synthesized response, a gRPC
+   * status, or a cut connection when the response had started). Used by the chain when a
+   * retry it took over cannot go on (no endpoint left, budget spent while waiting).
+   */
+  abstract reject(err: ProxyError): void;
+}

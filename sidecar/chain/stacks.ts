@@ -1,0 +1,57 @@
+// The one place where the inbound and outbound chains are assembled, layer by layer, in the
+// order their hooks run. A new behaviour is one layer module plus one line here:
+//
+//   outbound (app → mesh):  route → connection-retry → balance → telemetry
+//   inbound  (mesh → app):  route → authorize → connection-retry → balance → telemetry
+//
+// Every codec of a direction (HTTP/1.1, HTTP/2, gRPC; later WebSocket and TCP) runs the same chain.
+
+import type { ClusterManager } from '../balancer/cluster.ts';
+import type { InboundPolicy } from '../inbound/authorization.ts';
+import type { HopObserver } from '../telemetry/hop.ts';
+import { Chain, type Layer } from './chain.ts';
+import { authorizeLayer } from './layers/authorize.ts';
+import { inboundBalanceLayer, outboundBalanceLayer } from './layers/balance.ts';
+import { connectionRetryLayer } from './layers/retry.ts';
+import { inboundRouteLayer, outboundRouteLayer, type RouteResolver } from './layers/route.ts';
+import { telemetryLayer, type InFlight } from './layers/telemetry.ts';
+
+export interface OutboundStackDeps {
+  readonly clusters: ClusterManager;
+  readonly observers: readonly HopObserver[];
+  readonly inFlight: InFlight;
+  /** Route matching (HTTPRoute); default: the service named by the Host. */
+  readonly route?: RouteResolver;
+}
+
+export function outboundStack(d: OutboundStackDeps): Chain {
+  const layers: Layer[] = [
+    outboundRouteLayer(d.route),
+    connectionRetryLayer(),
+    outboundBalanceLayer(d.clusters),
+    telemetryLayer(d.observers, d.inFlight),
+  ];
+  return new Chain(layers);
+}
+
+export interface InboundStackDeps {
+  readonly service: string;
+  readonly policy: InboundPolicy;
+  /** The sidecar has mTLS on. */
+  readonly mtls: boolean;
+  readonly appHost: string;
+  readonly appPort: number;
+  readonly observers: readonly HopObserver[];
+  readonly inFlight: InFlight;
+}
+
+export function inboundStack(d: InboundStackDeps): Chain {
+  const layers: Layer[] = [
+    inboundRouteLayer(d.service),
+    authorizeLayer(d.policy, d.mtls, d.appPort),
+    connectionRetryLayer(),
+    inboundBalanceLayer(d.appHost, d.appPort),
+    telemetryLayer(d.observers, d.inFlight),
+  ];
+  return new Chain(layers);
+}
