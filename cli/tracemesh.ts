@@ -20,6 +20,10 @@ const commands: Record<string, Subcommand> = {
     summary: 'Run one sidecar proxy in front of an application (outbound and inbound listeners).',
     load: async () => (await import('../sidecar/main.ts')).runSidecar,
   },
+  intercept: {
+    summary: "Install or remove the iptables rules that send an app's outbound traffic to its sidecar (init-container style).",
+    load: async () => (await import('../sidecar/intercept/main.ts')).runIntercept,
+  },
   collector: {
     summary: 'Run the OTLP collector (gRPC :4317, HTTP :4318) that stores spans and logs in ClickHouse.',
     load: async () => (await import('../collector/main.ts')).runCollector,

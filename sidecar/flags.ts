@@ -39,7 +39,27 @@ export const sidecarFlags = [
   { name: 'policy-files', kind: 'list', default: '', description: 'Comma-separated AuthorizationPolicy/PeerAuthentication YAML files or directories (local mode); reloaded when they change.' },
   { name: 'policy-root-namespace', kind: 'string', default: 'tracemesh-system', description: 'Namespace whose policies apply to every workload (Istio\'s root namespace).' },
   { name: 'workload-labels', kind: 'list', default: '', description: 'Pod labels that policy selectors match, as key=value pairs separated by commas. Empty: app=<service>.' },
+  { name: 'intercept', kind: 'bool', default: 'false', description: "Transparent interception: install iptables rules (nat OUTPUT) that send the app's outbound TCP to --intercept-ports to the outbound listener, and remove them on shutdown. Needs root or CAP_NET_ADMIN; the app must run under another uid than the sidecar." },
+  { name: 'intercept-ports', kind: 'list', default: '80', description: 'Destination ports whose traffic --intercept redirects to the outbound listener as HTTP (the Host header names the Service).' },
+  { name: 'intercept-exclude', kind: 'list', default: '', description: 'IPv4 destinations (CIDRs) that --intercept never redirects; loopback is always excluded.' },
 ] as const satisfies readonly FlagSpec[];
+
+/** What `--intercept` asks for; undefined when it is off. */
+export interface InterceptFlags {
+  readonly httpPorts: readonly number[];
+  readonly exclude: readonly string[];
+}
+
+/** The interception flags; throws ConfigError on a bad port. */
+export function interceptFromFlags(v: SidecarFlagValues): InterceptFlags | undefined {
+  if (!v.intercept) return undefined;
+  const httpPorts = v['intercept-ports'].map((p) => {
+    const n = Number(p);
+    if (!/^\d{1,5}$/.test(p) || n < 1 || n > 65535) throw new ConfigError(`--intercept-ports (or TRACEMESH_INTERCEPT_PORTS) must be ports from 1 to 65535, got "${p}"`);
+    return n;
+  });
+  return { httpPorts, exclude: v['intercept-exclude'] };
+}
 
 export type SidecarFlagValues = FlagValues<typeof sidecarFlags>;
 

@@ -7,7 +7,8 @@ import { DiagLogLevel, diag, type DiagLogger } from '@opentelemetry/api';
 import { ConfigError } from '../common/errors.ts';
 import { helpText, parseFlags } from '../common/flags.ts';
 import { createLogger, type Logger } from '../common/logger.ts';
-import { optionsFromFlags, sidecarFlags } from './flags.ts';
+import { interceptFromFlags, optionsFromFlags, sidecarFlags, type InterceptFlags } from './flags.ts';
+import { installIntercept, removeIntercept } from './intercept/iptables.ts';
 import { startSidecar } from './sidecar.ts';
 
 export { sidecarFlags } from './flags.ts';
@@ -47,8 +48,11 @@ export async function runSidecar(argv: readonly string[], options: RunOptions = 
     return 0;
   }
   let sidecarOptions;
+  let intercept: InterceptFlags | undefined;
   try {
-    sidecarOptions = optionsFromFlags(parseFlags(sidecarFlags, argv, options.env ?? process.env));
+    const values = parseFlags(sidecarFlags, argv, options.env ?? process.env);
+    sidecarOptions = optionsFromFlags(values);
+    intercept = interceptFromFlags(values);
   } catch (err) {
     if (err instanceof ConfigError) {
       errOut(`tracemesh sidecar: ${err.message}\n`);
@@ -78,8 +82,23 @@ export async function runSidecar(argv: readonly string[], options: RunOptions = 
     inboundMtlsMode: sidecar.tls === undefined ? undefined : sidecar.policy.mode,
   });
 
+  if (intercept !== undefined) {
+    const rules = { outboundPort: sidecar.outboundPort, proxyUid: process.getuid?.() ?? 0, httpPorts: intercept.httpPorts, tcp: [], exclude: intercept.exclude };
+    try {
+      await installIntercept(rules, log);
+    } catch (err) {
+      log.error('transparent interception could not be installed', { err });
+      errOut(`tracemesh sidecar: ${(err as Error).message}\n`);
+      await sidecar.close();
+      return 1;
+    }
+    log.info('transparent interception installed', { ports: intercept.httpPorts, outboundPort: sidecar.outboundPort, proxyUid: rules.proxyUid });
+  }
+
   const reason = await waitForStop(options.signal);
   log.info('shutting down', { reason, inFlightDeadlineMs: sidecar.config.drainTimeoutMs });
+  // Rules first: new connections from the app must not reach a listener that is going away.
+  if (intercept !== undefined) await removeIntercept(log);
   await sidecar.close();
   log.info('sidecar stopped');
   return 0;
