@@ -8,6 +8,8 @@ import {
   parseB3Single,
   parseTraceparent,
   validateTracestate,
+  propagatedTraceFlags,
+  formatTraceresponse,
   type TraceContextResult,
 } from './trace-context.ts';
 
@@ -76,10 +78,23 @@ void describe('parseTraceparent', () => {
 });
 
 void describe('validateTracestate', () => {
-  void it('keeps a valid header exactly as received', () => {
+  void it('keeps a valid header, without the optional whitespace and empty members', () => {
     assert.equal(validateTracestate('rojo=00f067aa0ba902b7,congo=t61rcWkgMzE'), 'rojo=00f067aa0ba902b7,congo=t61rcWkgMzE');
-    assert.equal(validateTracestate('foo@bar=1, a*b/c_d-e=x y'), 'foo@bar=1, a*b/c_d-e=x y');
-    assert.equal(validateTracestate('a=1,,b=2'), 'a=1,,b=2');
+    assert.equal(validateTracestate('foo@bar=1, a*b/c_d-e=x y'), 'foo@bar=1,a*b/c_d-e=x y');
+    assert.equal(validateTracestate('a=1,,b=2'), 'a=1,b=2');
+    assert.equal(validateTracestate(' \tfoo=1 \t , \t bar= 2 \t'), 'foo=1,bar= 2', 'a value keeps its leading spaces');
+  });
+
+  void it('follows the current key grammar: a leading digit, at signs anywhere after the first character, 256 characters', () => {
+    for (const key of ['1a', 'foo@', 'foo@@bar', 'foo@bar@baz', `${'a'.repeat(242)}@b`, `t@${'v'.repeat(15)}`, 'z'.repeat(256)]) {
+      assert.equal(validateTracestate(`${key}=1`), `${key}=1`, key);
+    }
+    for (const key of ['@foo', 'z'.repeat(257), 'Foo', 'foo.bar', 'foo ']) assert.equal(validateTracestate(`${key}=1,bar=2`), undefined, key);
+  });
+
+  void it('keeps the first member of a duplicated key', () => {
+    assert.equal(validateTracestate('a=1,a=2'), 'a=1');
+    assert.equal(validateTracestate('a=1,b=2,a=1'), 'a=1,b=2');
   });
 
   void it('accepts exactly 32 members and drops 33', () => {
@@ -89,9 +104,8 @@ void describe('validateTracestate', () => {
   });
 
   const bad = [
-    ['duplicate key', 'a=1,a=2'],
     ['uppercase key', 'Foo=1'],
-    ['key starting with digit', '1a=1'],
+    ['key starting with an at sign', '@a=1'],
     ['no equals', 'foo'],
     ['empty key', '=1'],
     ['value with equals', 'a=b=c'],
@@ -99,7 +113,7 @@ void describe('validateTracestate', () => {
     ['control char', 'a=\u0001'],
     ['value too long', `a=${'x'.repeat(257)}`],
     ['only commas', ',,,'],
-    ['tenant too long', `${'a'.repeat(242)}@b=1`],
+    ['key too long', `${'a'.repeat(257)}=1`],
     ['huge', 'a=1,'.repeat(10_000)],
   ];
   for (const [name, value] of bad) {
@@ -155,8 +169,32 @@ void describe('extractTraceContext', () => {
     assert.equal(r.format, 'w3c');
   });
 
-  void it('treats a repeated traceparent as invalid', () => {
-    invalid(extractTraceContext({ traceparent: [`00-${TRACE}-${SPAN}-01`, `00-${TRACE}-${SPAN}-01`] }));
+  void it('treats a repeated traceparent as invalid, as lines or joined by a comma', () => {
+    assert.equal(invalid(extractTraceContext({ traceparent: [`00-${TRACE}-${SPAN}-01`, `00-${TRACE}-${SPAN}-01`] })).reason, 'traceparent was sent more than once');
+    assert.equal(invalid(extractTraceContext({ traceparent: `00-${TRACE}-${SPAN}-01, 00-${TRACE}-${SPAN}-01` })).reason, 'traceparent was sent more than once');
+  });
+
+  void it('combines tracestate header lines in order', () => {
+    const r = found(extractTraceContext({ traceparent: `00-${TRACE}-${SPAN}-01`, tracestate: ['foo=1,bar=2', '', 'rojo=1', 'foo=9'] }));
+    assert.equal(r.context.traceState, 'foo=1,bar=2,rojo=1');
+  });
+
+  void it('keeps the sampled and random flags, and clears the others', () => {
+    assert.equal(found(extractTraceContext({ traceparent: `00-${TRACE}-${SPAN}-02` })).context.traceFlags, 2);
+    assert.equal(found(extractTraceContext({ traceparent: `00-${TRACE}-${SPAN}-ff` })).context.traceFlags, 3);
+  });
+
+  void it('propagates the random flag from a W3C parent and sets it on new traces', () => {
+    assert.equal(propagatedTraceFlags(extractTraceContext({ traceparent: `00-${TRACE}-${SPAN}-02` }), 0), 2);
+    assert.equal(propagatedTraceFlags(extractTraceContext({ traceparent: `00-${TRACE}-${SPAN}-02` }), 1), 3);
+    assert.equal(propagatedTraceFlags(extractTraceContext({ traceparent: `00-${TRACE}-${SPAN}-01` }), 1), 1);
+    assert.equal(propagatedTraceFlags({ kind: 'absent' }, 1), 3);
+    assert.equal(propagatedTraceFlags(extractTraceContext({ traceparent: 'garbage' }), 0), 2);
+    assert.equal(propagatedTraceFlags(extractTraceContext({ b3: `${TRACE}-${SPAN}-1` }), 1), 1, 'a B3 id may not be random');
+  });
+
+  void it('formats traceresponse like a version-00 traceparent', () => {
+    assert.equal(formatTraceresponse(TRACE, SPAN, 3), `00-${TRACE}-${SPAN}-03`);
   });
 
   void it('converts B3 single to W3C', () => {
@@ -208,12 +246,12 @@ void describe('extractTraceContext', () => {
 void describe('properties', () => {
   const hex = (n: number) => fc.stringMatching(new RegExp(`^[0-9a-f]{${n}}$`));
 
-  void it('formatTraceparent and parseTraceparent round-trip', () => {
+  void it('formatTraceparent and parseTraceparent round-trip (the flags the spec defines)', () => {
     fc.assert(
       fc.property(hex(32), hex(16), fc.integer({ min: 0, max: 255 }), (traceId, spanId, flags) => {
         fc.pre(!/^0+$/.test(traceId) && !/^0+$/.test(spanId));
         const r = parseTraceparent(formatTraceparent(traceId, spanId, flags));
-        assert.deepEqual(r, { ok: true, value: { traceId, spanId, traceFlags: flags } });
+        assert.deepEqual(r, { ok: true, value: { traceId, spanId, traceFlags: flags & 0x03 } });
       }),
     );
   });
@@ -241,11 +279,17 @@ void describe('properties', () => {
     );
   });
 
-  void it('validateTracestate either returns its trimmed input or undefined', () => {
+  void it('validateTracestate returns undefined or well-formed, unique members that were in its input', () => {
+    const member = fc.tuple(fc.constantFrom('a', 'b', 'foo@x', '9z', 'A', '@q'), fc.constantFrom('1', ' 2', 'x=y', '', 'v')).map(([k, v]) => `${k}=${v}`);
+    const header = fc.oneof(fc.string(), fc.array(fc.oneof(member, fc.constantFrom('', ' ', '\t')), { maxLength: 40 }).map((m) => m.join(fc.sample(fc.constantFrom(',', ' , ', '\t,'), 1)[0] ?? ',')));
     fc.assert(
-      fc.property(fc.string(), (s) => {
+      fc.property(header, (s) => {
         const r = validateTracestate(s);
-        assert.ok(r === undefined || r === s.trim());
+        if (r === undefined) return;
+        const keys = r.split(',').map((m) => m.slice(0, m.indexOf('=')));
+        assert.equal(new Set(keys).size, keys.length);
+        for (const m of r.split(',')) assert.ok(s.includes(m), `${m} from ${JSON.stringify(s)}`);
+        assert.ok(keys.length <= 32);
       }),
     );
   });

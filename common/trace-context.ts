@@ -1,5 +1,6 @@
-// Trace context on the wire: W3C `traceparent`/`tracestate`/`baggage`, plus B3 (single and
-// multi header) accepted and converted to W3C. Pure functions, no OpenTelemetry dependency.
+// Trace context on the wire: W3C `traceparent`/`tracestate`/`baggage` (Trace Context Level 2:
+// the random flag, `traceresponse`), plus B3 (single and multi header) accepted and converted to
+// W3C. Pure functions, no OpenTelemetry dependency.
 
 /** A parsed remote span context, always in W3C terms (128-bit trace id, 64-bit span id). */
 export interface TraceContext {
@@ -7,9 +8,13 @@ export interface TraceContext {
   readonly traceId: string;
   /** 16 lowercase hex characters, never all zeros. */
   readonly spanId: string;
-  /** W3C trace-flags; bit 0 (`0x01`) is "sampled". */
+  /** W3C trace-flags: `0x01` sampled, `0x02` random (Level 2); other bits are cleared. */
   readonly traceFlags: number;
-  /** The `tracestate` header exactly as received, or undefined when absent or invalid. */
+  /**
+   * The `tracestate` list, every header line combined, members joined by `,` without the
+   * optional whitespace, a duplicated key's later members dropped; undefined when absent,
+   * empty or invalid.
+   */
   readonly traceState: string | undefined;
 }
 
@@ -31,6 +36,8 @@ export type TraceContextResult =
 export type HeaderBag = Readonly<Record<string, string | readonly string[] | undefined>>;
 
 export const TRACEPARENT = 'traceparent';
+/** Trace Context Level 2 response header: the server's position in the trace. */
+export const TRACERESPONSE = 'traceresponse';
 export const TRACESTATE = 'tracestate';
 export const BAGGAGE = 'baggage';
 export const B3 = 'b3';
@@ -53,6 +60,9 @@ export const TRACE_HEADERS: readonly string[] = [
 ];
 
 export const SAMPLED_FLAG = 0x01;
+/** Trace Context Level 2: the trace id's rightmost 7 bytes are random. */
+export const RANDOM_FLAG = 0x02;
+const KNOWN_FLAGS = SAMPLED_FLAG | RANDOM_FLAG;
 const MAX_TRACESTATE_MEMBERS = 32;
 // Far above anything legitimate (32 members × ~512 chars); bounds the work a hostile header can cause.
 const MAX_TRACESTATE_LENGTH = 16_384;
@@ -61,11 +71,18 @@ const ZERO_SPAN_ID = '0000000000000000';
 const HEX_LC = /^[0-9a-f]+$/;
 const HEX_ANY = /^[0-9a-fA-F]+$/;
 
-/** Raw single value of a header; repeated headers count as one comma-joined value. */
+/** Raw single value of a header; repeated header lines count as one comma-joined value (RFC 9110 §5.3). */
 function headerValue(headers: HeaderBag, name: string): string | undefined {
   const v = headers[name];
   if (v === undefined) return undefined;
   return typeof v === 'string' ? v : v.join(',');
+}
+
+/** Lines a header arrived in: an array holds one per line; a string may already be lines joined by commas. */
+function headerLines(headers: HeaderBag, name: string): number {
+  const v = headers[name];
+  if (v === undefined) return 0;
+  return typeof v === 'string' ? 1 : v.length;
 }
 
 function isHexLc(s: string, len: number): boolean {
@@ -97,38 +114,47 @@ export function parseTraceparent(raw: string): Parsed<{ traceId: string; spanId:
   if (!isHexLc(flags, 2)) return fail('trace-flags is not 2 lowercase hex digits');
   if (traceId === ZERO_TRACE_ID) return fail('trace-id is all zeros');
   if (spanId === ZERO_SPAN_ID) return fail('parent-id is all zeros');
-  // A future version may define more flags; only the bits of version 00 are understood.
-  const traceFlags = Number.parseInt(flags, 16);
-  return { ok: true, value: { traceId, spanId, traceFlags: version === '00' ? traceFlags : traceFlags & SAMPLED_FLAG } };
+  // Only the flags this version of the spec defines (sampled, random) are understood; the
+  // others are cleared rather than propagated (Level 2 §3.2.2.5).
+  const traceFlags = Number.parseInt(flags, 16) & KNOWN_FLAGS;
+  return { ok: true, value: { traceId, spanId, traceFlags } };
 }
 
-// key = simple-key / multi-tenant-key (W3C Trace Context §3.3.1.3.1)
-const TS_KEY = /^(?:[a-z][_0-9a-z\-*/]{0,255}|[a-z0-9][_0-9a-z\-*/]{0,240}@[a-z][_0-9a-z\-*/]{0,13})$/;
+// key = ( lcalpha / DIGIT ) 0*255 ( keychar ); keychar = lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@"
+// (the current grammar: the older tenant@system length rules are gone).
+const TS_KEY = /^[a-z0-9][_0-9a-z\-*/@]{0,255}$/;
 // value = 0*255(chr) nblk-chr; chr = %x20 / nblk-chr; nblk-chr = %x21-2B / %x2D-3C / %x3E-7E
 const TS_VALUE = /^[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]$/;
+// OWS around the list separator: spaces and tabs only.
+const TS_SEPARATOR = /[ \t]*,[ \t]*/;
 
 /**
- * Validates a `tracestate` value. Returns it unchanged when every list member is well formed,
- * keys are unique and there are at most 32 members; otherwise undefined (the whole header is
- * dropped, as the spec allows). An empty or whitespace-only value is treated as absent.
+ * Validates a `tracestate` value (several header lines already joined by `,`). Returns the
+ * list re-serialized, `key=value` members joined by `,`: optional whitespace and empty members
+ * dropped, and of a duplicated key only the first member kept (the spec lets a vendor keep
+ * duplicates or drop them). Any malformed member, or more than 32 members, drops the whole
+ * header (undefined), as does an empty one.
  */
 export function validateTracestate(raw: string): string | undefined {
   if (raw.length > MAX_TRACESTATE_LENGTH) return undefined;
-  const members = raw.split(',');
+  const members = raw.replace(/^[ \t]+|[ \t]+$/g, '').split(TS_SEPARATOR);
   const seen = new Set<string>();
-  for (const m of members) {
-    const member = m.trim();
+  const kept: string[] = [];
+  let count = 0;
+  for (const member of members) {
     if (member.length === 0) continue; // empty list members are allowed and ignored
+    // Duplicates count towards the limit: the header as sent had that many members.
+    if (++count > MAX_TRACESTATE_MEMBERS) return undefined;
     const eq = member.indexOf('=');
     if (eq <= 0) return undefined;
     const key = member.slice(0, eq);
     const value = member.slice(eq + 1);
     if (!TS_KEY.test(key) || !TS_VALUE.test(value)) return undefined;
-    if (seen.has(key)) return undefined;
+    if (seen.has(key)) continue;
     seen.add(key);
-    if (seen.size > MAX_TRACESTATE_MEMBERS) return undefined;
+    kept.push(`${key}=${value}`);
   }
-  return seen.size === 0 ? undefined : raw.trim();
+  return kept.length === 0 ? undefined : kept.join(',');
 }
 
 /** Left-pads a 64-bit B3 trace id to 128 bits; lowercases. Undefined when not valid B3 hex. */
@@ -194,6 +220,11 @@ export function parseB3Single(raw: string): Parsed<{ traceId: string; spanId: st
 export function extractTraceContext(headers: HeaderBag): TraceContextResult {
   const tp = headerValue(headers, TRACEPARENT);
   if (tp !== undefined) {
+    // A repeated traceparent (two lines, or lines a server already joined with a comma) is
+    // ambiguous: the trace restarts (W3C Trace Context §3.2.1, "invalid" handling).
+    if (headerLines(headers, TRACEPARENT) > 1 || tp.includes(',')) {
+      return { kind: 'invalid', format: 'w3c', header: TRACEPARENT, value: tp, reason: 'traceparent was sent more than once' };
+    }
     const parsed = parseTraceparent(tp);
     if (!parsed.ok) return { kind: 'invalid', format: 'w3c', header: TRACEPARENT, value: tp, reason: parsed.reason };
     const ts = headerValue(headers, TRACESTATE);
@@ -239,6 +270,26 @@ const HEX2 = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0
 /** Formats a version-00 `traceparent`. The caller guarantees well-formed ids. */
 export function formatTraceparent(traceId: string, spanId: string, traceFlags: number): string {
   return `00-${traceId}-${spanId}-${HEX2[traceFlags & 0xff] ?? '00'}`;
+}
+
+/**
+ * Formats a version-00 `traceresponse` (Level 2): the trace and the id of the span that
+ * served the request, so a client that sent no traceparent can find its trace.
+ */
+export function formatTraceresponse(traceId: string, spanId: string, traceFlags: number): string {
+  return formatTraceparent(traceId, spanId, traceFlags);
+}
+
+/**
+ * The trace-flags to send with a child span: its own sampling decision (`spanFlags`, from the
+ * sampler), plus the random flag (Level 2) when the trace id is known to be random: kept from
+ * a W3C parent that set it, set on a trace this process started (its ids come from a random
+ * generator). A B3 parent's id is of unknown origin, so its children do not claim it.
+ */
+export function propagatedTraceFlags(incoming: TraceContextResult, spanFlags: number): number {
+  const sampled = spanFlags & SAMPLED_FLAG;
+  if (incoming.kind === 'found') return sampled | (incoming.format === 'w3c' ? incoming.context.traceFlags & RANDOM_FLAG : 0);
+  return sampled | RANDOM_FLAG;
 }
 
 /** The `baggage` header, passed through untouched; undefined when absent. */
