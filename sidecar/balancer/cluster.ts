@@ -23,7 +23,7 @@ export interface ClusterOptions {
   readonly onEndpoints?: (cluster: Cluster) => void;
 }
 
-export const DEFAULT_LB_POLICY = 'round_robin';
+export const DEFAULT_LB_POLICY = 'peak_ewma';
 
 /**
  * Decides which of a cluster's endpoints are usable now. The resilience layer (outlier

@@ -73,7 +73,7 @@ export interface LoadBalancerConfig {
   readonly childPolicy: string;
 }
 
-export const DEFAULT_LB_CONFIG: LoadBalancerConfig = { hashKey: 'source', childPolicy: 'round_robin' };
+export const DEFAULT_LB_CONFIG: LoadBalancerConfig = { hashKey: 'source', childPolicy: 'peak_ewma' };
 
 export type LoadBalancerFactory = (helper: LoadBalancerHelper, config: LoadBalancerConfig) => LoadBalancer;
 

@@ -79,6 +79,6 @@ void describe('ClusterManager', () => {
   });
 
   void it('rejects an unknown policy with a ConfigError that names the flag', () => {
-    assert.throws(() => new ClusterManager(new StaticEndpointSource(), { policy: 'fastest' }), (e: unknown) => e instanceof ConfigError && /--lb-policy/.test(e.message) && /round_robin/.test(e.message));
+    assert.throws(() => new ClusterManager(new StaticEndpointSource(), { policy: 'fastest' }), (e: unknown) => e instanceof ConfigError && /--lb-policy/.test(e.message) && /peak_ewma/.test(e.message));
   });
 });
