@@ -281,6 +281,14 @@ export function formatTraceresponse(traceId: string, spanId: string, traceFlags:
 }
 
 /**
+ * The `traceresponse` a proxy adds for the span that served a request (`span`, with the
+ * sampler's flags), given the trace context the request came with.
+ */
+export function traceresponseFor(span: { readonly traceId: string; readonly spanId: string; readonly traceFlags: number }, incoming: TraceContextResult): string {
+  return formatTraceresponse(span.traceId, span.spanId, propagatedTraceFlags(incoming, span.traceFlags));
+}
+
+/**
  * The trace-flags to send with a child span: its own sampling decision (`spanFlags`, from the
  * sampler), plus the random flag (Level 2) when the trace id is known to be random: kept from
  * a W3C parent that set it, set on a trace this process started (its ids come from a random

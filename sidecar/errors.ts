@@ -80,7 +80,7 @@ export function errorBody(err: ProxyError, hop: Hop, traceId: string): string {
  * response; HTTP/2 has no such header (the stream ends on its own).
  * Returns the number of body bytes written.
  */
-export function synthesizeResponse(res: ServerResponse | Http2ServerResponse, err: ProxyError, hop: Hop, traceId: string, closeConnection: boolean): number {
+export function synthesizeResponse(res: ServerResponse | Http2ServerResponse, err: ProxyError, hop: Hop, traceId: string, closeConnection: boolean, traceresponse?: string): number {
   const body = errorBody(err, hop, traceId);
   const length = Buffer.byteLength(body);
   const headers: Record<string, string | number> = {
@@ -88,6 +88,7 @@ export function synthesizeResponse(res: ServerResponse | Http2ServerResponse, er
     'content-length': length,
     [MESH_ERROR_HEADER]: err.code,
   };
+  if (traceresponse !== undefined) headers['traceresponse'] = traceresponse;
   if (res.req.httpVersionMajor === 2) {
     (res as Http2ServerResponse).writeHead(err.status, headers);
   } else {

@@ -164,7 +164,8 @@ void describe('startSidecar / close', () => {
     cleanups.push(() => t.close());
     const r = await httpRequest(t.sidecar.inboundPort, { path: '/new', headers: { 'x-request-id': 'unsampled' } });
     const tp = (JSON.parse(r.body) as { headers: Record<string, string> }).headers['traceparent'];
-    assert.match(tp ?? '', /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/, 'the app is told the trace is not sampled');
+    // Not sampled; the random flag (Level 2) says the new trace id is random.
+    assert.match(tp ?? '', /^00-[0-9a-f]{32}-[0-9a-f]{16}-02$/, 'the app is told the trace is not sampled');
 
     const parent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
     await httpRequest(t.sidecar.inboundPort, { path: '/child', headers: { traceparent: parent, 'x-request-id': 'sampled' } });

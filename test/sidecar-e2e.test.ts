@@ -209,8 +209,9 @@ void describe('sidecar mesh end to end', () => {
     assert.equal(bOut.parentSpanContext?.spanId, app.spanContext().spanId);
     assert.equal(cIn.parentSpanContext?.spanId, bOut.spanContext().spanId);
 
-    // The apps see a traceparent whose parent is their sidecar's SERVER span.
-    assert.equal(body.received['traceparent'], formatTraceparent(traceId, bIn.spanContext().spanId, 1));
+    // The apps see a traceparent whose parent is their sidecar's SERVER span; a started the
+    // trace with random ids, so the Level 2 random flag (02) rides along with sampled (01).
+    assert.equal(body.received['traceparent'], formatTraceparent(traceId, bIn.spanContext().spanId, 3));
     assert.equal(body.fromC.headers['traceparent'], formatTraceparent(traceId, cIn.spanContext().spanId, 1));
     // x-request-id and baggage pass through; mesh-internal headers do not reach the app.
     assert.equal(body.received['x-request-id'], 'req-chain-1');

@@ -22,7 +22,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Tracer } from '@opentelemetry/api';
 import { MESH_ERROR, MESH_ERROR_HEADER } from '../../common/semconv.ts';
-import { extractTraceContext, formatTraceparent, TRACE_HEADERS, type TraceContextResult } from '../../common/trace-context.ts';
+import { extractTraceContext, formatTraceparent, propagatedTraceFlags, TRACE_HEADERS, TRACERESPONSE, traceresponseFor, type TraceContextResult } from '../../common/trace-context.ts';
 import { PENDING, type Chain, type FailureKind } from '../chain/chain.ts';
 import { HopState, type DownstreamSecurity, type HopInit, type HopScope } from '../chain/hop.ts';
 import type { Endpoint } from '../endpoints/endpoints.ts';
@@ -454,7 +454,9 @@ function startExchange(d: Downstream, head: RequestHead): void {
     }
   }
   const { host, port } = splitAuthority(authority);
-  let traceHeaders: Record<string, string> | undefined;
+  // Every line of a repeated trace header is kept: a repeated traceparent must restart the
+  // trace, a tracestate sent on several lines keeps all its members.
+  let traceHeaders: Record<string, string[]> | undefined;
   let rid: string | undefined;
   let src: string | undefined;
   let ua: string | undefined;
@@ -464,7 +466,7 @@ function startExchange(d: Downstream, head: RequestHead): void {
     if (n === REQUEST_ID_HEADER) rid = values[i];
     else if (n === 'user-agent') ua = values[i];
     else if (n === SOURCE_WORKLOAD_HEADER) src = values[i];
-    else if (TRACE_HEADER_SET.has(n)) (traceHeaders ??= {})[n] = values[i] as string;
+    else if (TRACE_HEADER_SET.has(n)) ((traceHeaders ??= {})[n] ??= []).push(values[i] as string);
   }
   const trace: TraceContextResult = traceHeaders === undefined ? { kind: 'absent' } : extractTraceContext(traceHeaders);
   const requestId = rid !== undefined && rid !== '' ? rid : randomUUID();
@@ -536,7 +538,7 @@ function upstreamHead(ex: H1Exchange): string {
     h += `${rawNames[i] as string}: ${values[i] as string}\r\n`;
   }
   const sc = ex.span.spanContext();
-  h += `traceparent: ${formatTraceparent(sc.traceId, sc.spanId, sc.traceFlags)}\r\n`;
+  h += `traceparent: ${formatTraceparent(sc.traceId, sc.spanId, propagatedTraceFlags(ex.trace, sc.traceFlags))}\r\n`;
   const ts = ex.trace.kind === 'found' ? ex.trace.context.traceState : undefined;
   if (ts !== undefined) h += `tracestate: ${ts}\r\n`;
   h += `${REQUEST_ID_HEADER}: ${ex.requestId}\r\n`;
@@ -655,6 +657,9 @@ function startResponse(ex: H1Exchange, conn: UpstreamConnection, head: ResponseH
     if (RESPONSE_DROPPED.has(n) || (connectionNames !== undefined && connectionNames.includes(n))) continue;
     h += `${rawNames[i] as string}: ${values[i] as string}\r\n`;
   }
+  // Trace Context Level 2: the span that served the request, unless the answer already names
+  // one (the app's own span, or the peer sidecar's: deeper in the same trace).
+  if (!names.includes(TRACERESPONSE)) h += `${TRACERESPONSE}: ${traceresponseFor(ex.span.spanContext(), ex.trace)}\r\n`;
   if (d.closing) h += 'connection: close\r\n';
   else if (ex.head.minor === 0) h += 'connection: keep-alive\r\n'; // HTTP/1.0 closes without it
   h += '\r\n';
@@ -798,7 +803,7 @@ function fail(ex: H1Exchange, err: ProxyError): void {
   ex.bytesOut += length;
   if (!d.gone) {
     d.socket.write(
-      `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n${MESH_ERROR_HEADER}: ${e.code}\r\n${d.closing ? 'connection: close\r\n' : ex.head.minor === 0 ? 'connection: keep-alive\r\n' : ''}\r\n${body}`,
+      `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n${MESH_ERROR_HEADER}: ${e.code}\r\n${TRACERESPONSE}: ${traceresponseFor(ex.span.spanContext(), ex.trace)}\r\n${d.closing ? 'connection: close\r\n' : ex.head.minor === 0 ? 'connection: keep-alive\r\n' : ''}\r\n${body}`,
     );
   }
   finish(ex);

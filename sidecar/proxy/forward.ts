@@ -13,6 +13,7 @@ import { constants as h2constants, type ClientHttp2Stream, type Http2ServerRespo
 import { MESH_ERROR } from '../../common/semconv.ts';
 import type { FailureKind } from '../chain/chain.ts';
 import type { Endpoint } from '../endpoints/endpoints.ts';
+import { TRACERESPONSE, traceresponseFor } from '../../common/trace-context.ts';
 import { ProxyError, synthesizeResponse, upstreamError } from '../errors.ts';
 import type { H2Pool } from '../transport/h2-pool.ts';
 import type { DownstreamRequest, DownstreamResponse, Exchange } from './exchange.ts';
@@ -126,7 +127,7 @@ export function failExchange(ex: Exchange, err: ProxyError): void {
   }
   ex.status = ex.error.status;
   // Keep the connection only if no unread request body is left on it.
-  ex.bytesOut += synthesizeResponse(res, ex.error, ex.ctx.hop, ex.span.spanContext().traceId, ex.hasBody && !req.complete);
+  ex.bytesOut += synthesizeResponse(res, ex.error, ex.ctx.hop, ex.span.spanContext().traceId, ex.hasBody && !req.complete, traceresponseFor(ex.span.spanContext(), ex.trace));
 }
 
 /** Names the upstream in error messages; only called on failure paths. */
@@ -244,6 +245,8 @@ function onUpstreamResponse(this: ClientRequest, upRes: IncomingMessage): void {
 function relayHead(ex: Exchange, status: number, message: string | undefined, headers: IncomingHttpHeaders): boolean {
   try {
     const out = downstreamResponseHeaders(headers);
+    // Trace Context Level 2: the span that served the request, unless the answer names one.
+    out[TRACERESPONSE] ??= traceresponseFor(ex.span.spanContext(), ex.trace);
     // HTTP/2 has no reason phrase (RFC 9113 §8.3.2). The compatibility API is kept for HTTP/2
     // responses on purpose: it holds the stream open until the last write has completed (it
     // waits for trailers), whereas a bare stream that ends with its last DATA frame can close
@@ -342,6 +345,8 @@ function relayTrailersOnly(ex: Exchange, up: ClientHttp2Stream, headers: H2Incom
   noteGrpcStatus(ex, headers);
   try {
     const out = downstreamResponseHeaders(headers);
+    // Trace Context Level 2: the span that served the request, unless the answer names one.
+    out[TRACERESPONSE] ??= traceresponseFor(ex.span.spanContext(), ex.trace);
     for (const name in out) res.setHeader(name, out[name] as string | string[]);
     res.statusCode = status;
   } catch (err) {

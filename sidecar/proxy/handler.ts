@@ -5,7 +5,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { Http2ServerRequest } from 'node:http2';
-import { extractTraceContext, formatTraceparent } from '../../common/trace-context.ts';
+import { extractTraceContext, formatTraceparent, propagatedTraceFlags } from '../../common/trace-context.ts';
 import { PENDING } from '../chain/chain.ts';
 import { startExchangeSpan } from '../telemetry/spans.ts';
 import { Exchange, type DownstreamRequest, type DownstreamResponse, type ProxyContext, type UpstreamProtocol } from './exchange.ts';
@@ -126,7 +126,7 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
       out.host = authority;
     }
     const sc = span.spanContext();
-    out.traceparent = formatTraceparent(sc.traceId, sc.spanId, sc.traceFlags);
+    out.traceparent = formatTraceparent(sc.traceId, sc.spanId, propagatedTraceFlags(trace, sc.traceFlags));
     const ts = trace.kind === 'found' ? trace.context.traceState : undefined;
     if (ts !== undefined) out.tracestate = ts;
     out[REQUEST_ID_HEADER] = requestId;
