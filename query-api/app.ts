@@ -8,6 +8,8 @@ import type { Logger } from '../common/logger.ts';
 import { silentLogger } from '../common/logger.ts';
 import type { TraceReader } from '../storage/model.ts';
 import type { OutcomeReader } from '../storage/outcomes/model.ts';
+import { createQueryAdmission, DEFAULT_QUERY_ADMISSION_LIMITS, type QueryAdmissionLimits } from './admission/admission.ts';
+import { cachingServices } from './admission/services-cache.ts';
 import { ApiError, errorResponse } from './errors.ts';
 import { createMetrics } from './metrics.ts';
 import { openApiDocument } from './openapi.ts';
@@ -35,6 +37,10 @@ export interface QueryApiDeps {
   readonly maxPathSpans?: number;
   /** A trace with a span that ended less than this many ms ago may still grow (default 10 000). */
   readonly quietPeriodMs?: number;
+  /** Admission limits (query-api/admission/); defaults in DEFAULT_QUERY_ADMISSION_LIMITS. */
+  readonly admission?: Partial<QueryAdmissionLimits>;
+  /** How long `/api/services` answers from its cache (default 10 s; 0 turns the cache off). */
+  readonly servicesCacheTtlMs?: number;
 }
 
 export interface QueryApp {
@@ -50,14 +56,19 @@ export function createQueryApp(deps: QueryApiDeps): QueryApp {
   const now = deps.now ?? nowNano;
   const metrics = createMetrics(deps.registry ? { registry: deps.registry, defaultMetrics: false } : {});
   const app = new Hono();
+  const reader = cachingServices(deps.reader, { ttlMs: deps.servicesCacheTtlMs ?? 10_000 });
+  const admission = createQueryAdmission({ ...DEFAULT_QUERY_ADMISSION_LIMITS, ...deps.admission }, metrics.registry, logger);
 
+  // App-wide, before every route (routes added below are covered too): metrics first, so
+  // that shed requests are counted, then admission.
   app.use('*', metrics.middleware);
+  app.use('*', admission.middleware);
   app.onError((err, c) => errorResponse(c, err, logger));
   app.notFound((c) => errorResponse(c, new ApiError(404, 'ROUTE_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}; see /openapi.json`), logger));
 
-  app.route('/', jaegerRoutes({ reader: deps.reader, now }));
-  app.route('/', jaegerV3Routes({ reader: deps.reader }));
-  app.route('/', pathRoutes({ reader: deps.reader, now, maxPathSpans: deps.maxPathSpans ?? DEFAULT_MAX_PATH_SPANS, quietPeriodNano: BigInt(deps.quietPeriodMs ?? 10_000) * 1_000_000n }));
+  app.route('/', jaegerRoutes({ reader, now }));
+  app.route('/', jaegerV3Routes({ reader }));
+  app.route('/', pathRoutes({ reader, now, maxPathSpans: deps.maxPathSpans ?? DEFAULT_MAX_PATH_SPANS, quietPeriodNano: BigInt(deps.quietPeriodMs ?? 10_000) * 1_000_000n }));
 
   app.route('/', pathsRoutes({ outcomes: deps.outcomes, now }));
 

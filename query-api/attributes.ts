@@ -52,8 +52,9 @@ export function attrJsonValue(a: Attribute): unknown {
   }
 }
 
+/** Attributes as a JSON object; prototype-free, so an attribute named `__proto__` is kept as a key. */
 export function attrsObject(attrs: readonly Attribute[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+  const out = Object.create(null) as Record<string, unknown>;
   for (const a of attrs) out[a.key] = attrJsonValue(a);
   return out;
 }

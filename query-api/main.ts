@@ -11,6 +11,7 @@ import { ClickHouseTraceReader, createClickHouseClient, migrate, type StorageCli
 import type { TraceReader } from '../storage/model.ts';
 import type { OutcomeReader } from '../storage/outcomes/model.ts';
 import { ClickHouseOutcomeReader } from '../storage/outcomes/reader.ts';
+import type { QueryAdmissionLimits } from './admission/admission.ts';
 import { createQueryApp } from './app.ts';
 import { QUERY_API_FLAGS } from './flags.ts';
 
@@ -25,6 +26,8 @@ export interface QueryApiServerOptions {
   readonly maxPathSpans?: number;
   /** Milliseconds; see QueryApiDeps.quietPeriodMs. */
   readonly quietPeriodMs?: number;
+  readonly admission?: Partial<QueryAdmissionLimits>;
+  readonly servicesCacheTtlMs?: number;
 }
 
 export interface QueryApiServer {
@@ -44,9 +47,13 @@ export async function startQueryApi(options: QueryApiServerOptions): Promise<Que
     ...(options.ready ? { ready: options.ready } : {}),
     ...(options.maxPathSpans !== undefined ? { maxPathSpans: options.maxPathSpans } : {}),
     ...(options.quietPeriodMs !== undefined ? { quietPeriodMs: options.quietPeriodMs } : {}),
+    ...(options.admission !== undefined ? { admission: options.admission } : {}),
+    ...(options.servicesCacheTtlMs !== undefined ? { servicesCacheTtlMs: options.servicesCacheTtlMs } : {}),
   });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, port: options.port, hostname: options.host }, () => resolve(s));
+    // Headers must arrive within 10 s (node answers 408), checked every second; the API reads no request bodies.
+    const serverOptions = { headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1_000 };
+    const s = serve({ fetch: app.fetch, port: options.port, hostname: options.host, serverOptions }, () => resolve(s));
     s.once('error', reject);
   });
   const address = server.address() as AddressInfo;
@@ -93,6 +100,16 @@ export async function runQueryApi(argv: string[], env: NodeJS.ProcessEnv = proce
   if (flags._.length > 0) throw new ConfigError(`unexpected argument "${flags._[0]}"; run with --help to list the flags`);
   if (flags.port < 0 || flags.port > 65535) throw new ConfigError(`--port must be from 0 to 65535, got ${flags.port}`);
   if (flags['max-path-spans'] < 1) throw new ConfigError(`--max-path-spans must be at least 1, got ${flags['max-path-spans']}`);
+  for (const name of ['max-concurrent-queries', 'max-concurrent-cheap', 'query-queue-timeout', 'query-timeout'] as const) {
+    if (flags[name] < 1) throw new ConfigError(`--${name} must be at least 1, got ${flags[name]}`);
+  }
+  if (flags['query-queue-size'] < 0) throw new ConfigError(`--query-queue-size must not be negative, got ${flags['query-queue-size']}`);
+  const admission: QueryAdmissionLimits = {
+    maxConcurrentQueries: flags['max-concurrent-queries'],
+    queueSize: flags['query-queue-size'],
+    queueTimeoutMs: flags['query-queue-timeout'],
+    maxConcurrentCheap: flags['max-concurrent-cheap'],
+  };
   const logger = createLogger({ component: 'query-api' });
 
   let embedded: ClickHouseHandle | undefined;
@@ -104,7 +121,15 @@ export async function runQueryApi(argv: string[], env: NodeJS.ProcessEnv = proce
       embedded = await provideClickHouse({ dataDir: flags['clickhouse-data-dir'], logger });
       url = embedded.url;
     }
-    client = createClickHouseClient({ url, database: flags['clickhouse-database'] });
+    client = createClickHouseClient({
+      url,
+      database: flags['clickhouse-database'],
+      // The storage lane's slots plus a few for /ready and the service-list refresh, which
+      // must not wait behind a socket held by a search.
+      maxOpenConnections: admission.maxConcurrentQueries + 4,
+      maxExecutionTimeSeconds: Math.max(1, Math.ceil(flags['query-timeout'] / 1000)),
+      requestTimeoutMs: Math.max(30_000, flags['query-timeout'] + 5_000),
+    });
     if (!flags['skip-migrate']) await migrate(client, { logger });
     const storage = client;
     server = await startQueryApi({
@@ -116,6 +141,8 @@ export async function runQueryApi(argv: string[], env: NodeJS.ProcessEnv = proce
       ready: () => storage.ping(),
       maxPathSpans: flags['max-path-spans'],
       quietPeriodMs: flags['trace-quiet-period'],
+      admission,
+      servicesCacheTtlMs: flags['services-cache-ttl'],
     });
     logger.info('query API listening', { url: server.url, clickhouse: url, database: flags['clickhouse-database'] });
     const signal = await untilSignal();

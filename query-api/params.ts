@@ -121,6 +121,15 @@ export const boolParam = optional(
   z.enum(['true', 'false', '1', '0'], { message: 'must be true or false' }).transform((v) => v === 'true' || v === '1'),
 );
 
+/**
+ * An empty object without a prototype, for maps keyed by request input: `constructor`,
+ * `toString` or `__proto__` are then keys like any other (with `{}`, `out['__proto__'] = v`
+ * would set the prototype and the tag would vanish; `out['constructor']` would read a function).
+ */
+export function keyedByInput<V>(): Record<string, V> {
+  return Object.create(null) as Record<string, V>;
+}
+
 /** Jaeger's `tags` parameter: a JSON object of strings (numbers and booleans are stringified). */
 export function parseTagsJson(raw: string): Record<string, string> | string {
   if (raw.length > 8192) return 'must be at most 8192 characters';
@@ -133,7 +142,8 @@ export function parseTagsJson(raw: string): Record<string, string> | string {
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     return `must be a JSON object such as {"http.response.status_code":"500"}, got ${quote(raw)}`;
   }
-  const out: Record<string, string> = {};
+  // JSON.parse makes `__proto__` an own property, so Object.entries sees it like any key.
+  const out = keyedByInput<string>();
   for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) {
     if (k === '' || k.length > 256) return `keys must be 1 to 256 characters, got ${quote(k)}`;
     if (typeof v === 'string') out[k] = v;
@@ -147,7 +157,7 @@ export function parseTagsJson(raw: string): Record<string, string> | string {
 
 /** Jaeger's older repeated `tag=key:value` form. */
 export function parseTagPairs(pairs: readonly string[]): Record<string, string> | string {
-  const out: Record<string, string> = {};
+  const out = keyedByInput<string>();
   for (const p of pairs) {
     const i = p.indexOf(':');
     if (i <= 0) return `must look like key:value, got ${quote(p)}`;

@@ -6,7 +6,9 @@
 // truncated body.
 
 import { Readable } from 'node:stream';
+import { randomUUID } from 'node:crypto';
 import { createClient, ClickHouseLogLevel, type ClickHouseClient } from '@clickhouse/client';
+import { currentAbortSignal } from './cancellation.ts';
 import { StorageError, clickhouseCodeOf, isTransientFailure, type StorageErrorCode } from './errors.ts';
 import type { Sql } from './sql.ts';
 
@@ -21,6 +23,11 @@ export interface ClickHouseConnectionOptions {
   readonly requestTimeoutMs?: number;
   /** Sockets kept open to the server; default 10. */
   readonly maxOpenConnections?: number;
+  /**
+   * Server-side time limit of every SELECT (`max_execution_time`), in seconds; 0 or unset: none.
+   * The query API sets it so that no search can run for minutes.
+   */
+  readonly maxExecutionTimeSeconds?: number;
 }
 
 export interface StorageClient {
@@ -79,11 +86,14 @@ class ClickHouseStorageClient implements StorageClient {
   readonly database: string;
   readonly #client: ClickHouseClient;
   readonly #url: string;
+  readonly #selectSettings: Readonly<Record<string, number>>;
   #closed: Promise<void> | undefined;
 
   constructor(options: ClickHouseConnectionOptions) {
     this.database = options.database;
     this.#url = options.url;
+    const limit = options.maxExecutionTimeSeconds ?? 0;
+    this.#selectSettings = limit > 0 ? { ...QUERY_SETTINGS, max_execution_time: Math.ceil(limit) } : QUERY_SETTINGS;
     this.#client = createClient({
       url: options.url,
       // The database is named in every statement; sending it as the session default would make
@@ -101,7 +111,7 @@ class ClickHouseStorageClient implements StorageClient {
   }
 
   async query<T>(statement: Sql): Promise<T[]> {
-    const text = await this.#run(`${statement.text}\nFORMAT JSONEachRow`, undefined, 'STORAGE_QUERY_FAILED');
+    const text = await this.#run(`${statement.text}\nFORMAT JSONEachRow`, undefined, 'STORAGE_QUERY_FAILED', this.#selectSettings, currentAbortSignal());
     const rows: T[] = [];
     let start = 0;
     while (start < text.length) {
@@ -143,21 +153,37 @@ class ClickHouseStorageClient implements StorageClient {
     return (this.#closed ??= this.#client.close());
   }
 
-  async #run(statement: string, body: string | readonly Uint8Array[] | undefined, code: StorageErrorCode): Promise<string> {
+  async #run(
+    statement: string,
+    body: string | readonly Uint8Array[] | undefined,
+    code: StorageErrorCode,
+    settings: Readonly<Record<string, number>> = QUERY_SETTINGS,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    if (signal?.aborted === true) throw new StorageError(code, `the request was cancelled before its statement was sent: ${statementHead(statement)}`);
+    // A SELECT whose caller went away is cut on our side and KILLed on the server: ClickHouse
+    // 18.16 does not notice a closed HTTP connection until it writes the result.
+    const queryId = signal !== undefined ? randomUUID() : undefined;
+    const onAbort = queryId !== undefined ? (): void => this.#kill(queryId) : undefined;
+    if (onAbort !== undefined) signal!.addEventListener('abort', onAbort, { once: true });
     let status: number | undefined;
     let responseText: string;
     try {
       const result = await this.#client.exec({
         query: statement,
-        clickhouse_settings: QUERY_SETTINGS,
+        clickhouse_settings: settings,
         ignore_error_response: true,
+        ...(queryId !== undefined && signal !== undefined ? { query_id: queryId, abort_signal: signal } : {}),
         ...(body !== undefined ? { values: Readable.from(typeof body === 'string' ? [Buffer.from(body, 'utf8')] : body, { objectMode: false }) } : {}),
       });
       status = result.http_status_code;
       responseText = await readAll(result.stream);
     } catch (cause) {
-      const transient = isTransientFailure({ error: cause });
+      const cancelled = signal !== undefined && signal.aborted;
+      const transient = !cancelled && isTransientFailure({ error: cause });
       throw new StorageError(code, `ClickHouse at ${this.#url} did not answer (${(cause as Error).message}) for: ${statementHead(statement)}`, { cause, transient });
+    } finally {
+      if (onAbort !== undefined) signal!.removeEventListener('abort', onAbort);
     }
     if (status !== undefined && status >= 400) {
       const clickhouseCode = clickhouseCodeOf(responseText);
@@ -167,6 +193,13 @@ class ClickHouseStorageClient implements StorageClient {
       throw new StorageError(code, `ClickHouse refused the statement (HTTP ${status}): ${summarize(responseText)} — statement: ${statementHead(statement)}`, { clickhouseCode, transient });
     }
     return responseText;
+  }
+
+  /** Asks the server to stop a statement whose caller went away (the id is ours, a UUID). */
+  #kill(queryId: string): void {
+    this.#client.command({ query: `KILL QUERY WHERE query_id = '${queryId}' ASYNC` }).catch(() => {
+      // The statement may have finished meanwhile; nothing to undo.
+    });
   }
 }
 

@@ -285,13 +285,14 @@ export class ClickHouseTraceReader implements TraceReader {
 }
 
 /** Promoted columns that hold a copy of an attribute, so a tag filter can use them. */
-const PROMOTED_STRING_COLUMNS: Readonly<Record<string, string>> = {
-  [ATTR.k8sPodName]: 'k8s_pod_name',
-  [ATTR.k8sNamespaceName]: 'k8s_namespace_name',
-  [ATTR.k8sNodeName]: 'k8s_node_name',
-  [ATTR.meshErrorCode]: 'mesh_error_code',
-  [ATTR.serviceName]: 'service_name',
-};
+// A Map: a tag key is user input, and `constructor` must not find Object's function.
+const PROMOTED_STRING_COLUMNS: ReadonlyMap<string, string> = new Map([
+  [ATTR.k8sPodName, 'k8s_pod_name'],
+  [ATTR.k8sNamespaceName, 'k8s_namespace_name'],
+  [ATTR.k8sNodeName, 'k8s_node_name'],
+  [ATTR.meshErrorCode, 'mesh_error_code'],
+  [ATTR.serviceName, 'service_name'],
+]);
 
 /**
  * One tag filter: the span has the attribute, or its resource has it, or a promoted column
@@ -303,7 +304,7 @@ export function tagCondition(key: string, value: string): Sql {
     sql`arrayExists((k, v) -> k = ${key} AND v = ${value}, attr_keys, attr_values)`,
     sql`arrayExists((k, v) -> k = ${key} AND v = ${value}, resource_attr_keys, resource_attr_values)`,
   ];
-  const column = PROMOTED_STRING_COLUMNS[key];
+  const column = PROMOTED_STRING_COLUMNS.get(key);
   if (column !== undefined) alternatives.push(sql`${raw(column)} = ${value}`);
   if (key === ATTR.httpResponseStatusCode || key === 'http.status_code') {
     const n = Number(value);

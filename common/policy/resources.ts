@@ -147,9 +147,25 @@ const serviceAccountList = z.array(serviceAccount).max(16, 'may not have more th
 
 const list = <T extends z.ZodType>(item: T) => z.array(item).exactOptional();
 
+/**
+ * A string → string map from a document, as a prototype-free object. zod's z.record drops a
+ * `__proto__` key silently, which would widen a selector to workloads it does not name.
+ */
+const stringMap = z.unknown().transform((input, ctx): Record<string, string> => {
+  const out = Object.create(null) as Record<string, string>;
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    ctx.addIssue({ code: 'custom', message: 'must be a map of strings' });
+    return z.NEVER;
+  }
+  for (const [k, v] of Object.entries(input)) {
+    if (typeof v !== 'string') ctx.addIssue({ code: 'custom', path: [k], message: `expected string, received ${v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v}` });
+    else out[k] = v;
+  }
+  return out;
+});
+
 const selectorSchema = z.strictObject({
-  matchLabels: z
-    .record(z.string(), z.string())
+  matchLabels: stringMap
     .superRefine((labels, ctx) => {
       for (const [k, v] of Object.entries(labels)) {
         if (k === '') ctx.addIssue({ code: 'custom', message: 'empty label key is not allowed' });

@@ -19,6 +19,7 @@ import {
   parseTagPairs,
   parseTagsJson,
   parseTraceId,
+  keyedByInput,
   timeRange,
   unixTimeParam,
 } from '../params.ts';
@@ -64,17 +65,17 @@ const dependenciesQuery = z.object({ endTs: unixTimeParam, lookback: lookbackPar
 
 function buildSearch(c: Context, now: bigint): TraceQuery {
   const q = parseQuery(c, searchQuery);
-  const tags: Record<string, string> = {};
+  const tags = keyedByInput<string>();
   if (q.tags !== undefined && q.tags.trim() !== '') {
     const parsed = parseTagsJson(q.tags);
     if (typeof parsed === 'string') throw invalidParameter(`tags: ${parsed}`);
-    Object.assign(tags, parsed);
+    for (const [k, v] of Object.entries(parsed)) tags[k] = v;
   }
   const pairs = c.req.queries('tag') ?? [];
   if (pairs.length > 0) {
     const parsed = parseTagPairs(pairs);
     if (typeof parsed === 'string') throw invalidParameter(`tag: ${parsed}`);
-    Object.assign(tags, parsed);
+    for (const [k, v] of Object.entries(parsed)) tags[k] = v;
   }
   if (q.minDuration !== undefined && q.maxDuration !== undefined && q.minDuration > q.maxDuration) {
     throw invalidParameter('minDuration must not be greater than maxDuration');
