@@ -1,0 +1,126 @@
+// Abuse suite for the query API's port (16686), against a `tracemesh query-api` process on
+// real ClickHouse with small limits: a 200-client flood of expensive searches (shed with 503
+// + Retry-After, never queued without bound, while /ready and /api/services stay fast), and
+// tag keys named after Object.prototype's members (filters like any key, never a 500, no
+// native function text in SQL).
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { createClickHouseClient, type StorageClient } from '../../storage/clickhouse.ts';
+import type { SpanRecord } from '../../storage/model.ts';
+import { migrate } from '../../storage/schema/migrate.ts';
+import { makeSpan } from '../../storage/testing/fixtures.ts';
+import { ClickHouseTraceWriter } from '../../storage/writer.ts';
+import { PROTOTYPE_KEYS } from '../../common/testing/prototype-keys.ts';
+import { createTestDatabase, type TestDatabase } from '../support/clickhouse.ts';
+import { flood } from './support/flood.ts';
+import { metricValue, startComponent, timed, type ComponentProcess } from './support/processes.ts';
+
+/** /ready and /api/services answer within this during the flood (2 shared cores, other tests running). */
+const CHEAP_BOUND_MS = 1_000;
+/** A shed request leaves the server within the queue timeout (1 s) plus slack: a histogram bucket bound. */
+const SHED_BOUND_S = 2.5;
+
+let db: TestDatabase;
+let client: StorageClient;
+let api: ComponentProcess;
+let base: string;
+const BASE_NS = BigInt(Date.now() - 600_000) * 1_000_000n;
+
+before(async () => {
+  db = await createTestDatabase();
+  client = createClickHouseClient({ url: db.url, database: db.database });
+  await migrate(client);
+  const spans: SpanRecord[] = [];
+  for (let t = 0; t < 400; t++) {
+    const traceId = (t + 1).toString(16).padStart(32, 'c');
+    for (let s = 0; s < 10; s++) {
+      spans.push(
+        makeSpan(BASE_NS, {
+          traceId,
+          spanId: (t * 10 + s + 1).toString(16).padStart(16, 'd'),
+          service: `svc-${s}`,
+          name: `op-${s}`,
+          kind: 'SERVER',
+          startMs: t * 100 + s,
+          durationMs: 5,
+          attributes: [{ key: 'http.response.status_code', type: 'int', value: s === 9 && t % 7 === 0 ? '500' : '200' }],
+        }),
+      );
+    }
+  }
+  // One trace per prototype-named key, tagged with it.
+  PROTOTYPE_KEYS.forEach((key, i) => {
+    spans.push(makeSpan(BASE_NS, { traceId: (i + 1).toString(16).padStart(32, 'e'), spanId: (i + 1).toString(16).padStart(16, 'f'), service: 'proto', name: key, kind: 'SERVER', startMs: 1, durationMs: 1, attributes: [{ key, type: 'string', value: 'yes' }] }));
+  });
+  await new ClickHouseTraceWriter(client).writeSpans(spans);
+  api = await startComponent(
+    'query-api',
+    [
+      ...['--port', '0', '--clickhouse-url', db.url, '--clickhouse-database', db.database, '--skip-migrate'],
+      ...['--max-concurrent-queries', '4', '--query-queue-size', '8', '--query-queue-timeout', '1s', '--query-timeout', '2s'],
+    ],
+    'query API listening',
+  );
+  base = String(api.started['url']);
+});
+
+after(async () => {
+  await api?.stop();
+  await client?.close();
+  await db?.drop();
+});
+
+const searchUrl = (): string => `${base}/api/traces?lookback=2h&limit=20&tags=${encodeURIComponent('{"http.response.status_code":"500"}')}&minDuration=1ms`;
+
+function p99(samples: number[]): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))]!;
+}
+
+void describe('query API under attack', () => {
+  void it('a 200-client search flood is shed with 503 + Retry-After; /ready and /api/services stay fast', async () => {
+    const stopAt = Date.now() + 3_000;
+    const cheap: number[] = [];
+    const prober = async (path: string): Promise<void> => {
+      while (Date.now() < stopAt) {
+        const { ms, value: res } = await timed(() => fetch(`${base}${path}`));
+        await res.arrayBuffer();
+        assert.equal(res.status, 200, `${path} answered ${res.status} during the flood`);
+        cheap.push(ms);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    const [result] = await Promise.all([flood({ url: searchUrl(), clients: 200, durationMs: 3_000 }), prober('/ready'), prober('/api/services')]);
+    const statuses = Object.keys(result.statuses);
+    assert.deepEqual(statuses.filter((s) => s !== '200' && s !== '503'), [], `only 200 and 503: ${JSON.stringify(result.statuses)}`);
+    assert.ok((result.statuses['503'] ?? 0) > 0, 'the flood was shed');
+    assert.ok((result.statuses['200'] ?? 0) > 0, 'searches were still served');
+    assert.equal(result.missingRetryAfter, 0, 'every 503 carries Retry-After');
+    // The server answers every shed request within the queue timeout (plus slack): it holds none
+    // longer. (What the flooders see on top of that is their own closed loop saturating 2 cores.)
+    const metrics = `${base}/metrics`;
+    const shed = await metricValue(metrics, 'tracemesh_query_http_request_duration_seconds_count', { route: '/api/traces', status: '503' });
+    const shedFast = await metricValue(metrics, 'tracemesh_query_http_request_duration_seconds_bucket', { route: '/api/traces', status: '503', le: String(SHED_BOUND_S) });
+    assert.ok(shed > 0);
+    assert.equal(shedFast, shed, `every 503 left the server within ${SHED_BOUND_S} s`);
+    assert.ok(p99(cheap) < CHEAP_BOUND_MS, `cheap-lane p99 ${Math.round(p99(cheap))} ms over ${cheap.length} probes`);
+    assert.ok((await metricValue(`${base}/metrics`, 'tracemesh_query_admission_refusals_total', { lane: 'storage' })) > 0);
+    // Nothing lingers once the flood stops: the next search is answered at once.
+    const after = await timed(() => fetch(searchUrl()));
+    assert.equal(after.value.status, 200);
+    assert.ok(after.ms < CHEAP_BOUND_MS, `a search after the flood took ${Math.round(after.ms)} ms`);
+  });
+
+  void it('tag keys named after Object.prototype members filter like any other key, on real ClickHouse', async () => {
+    for (const [i, key] of PROTOTYPE_KEYS.entries()) {
+      const res = await fetch(`${base}/api/traces?service=proto&lookback=2h&tags=${encodeURIComponent(JSON.stringify({ [key]: 'yes' }))}`);
+      const text = await res.text();
+      assert.equal(res.status, 200, `${key}: ${text}`);
+      const ids = (JSON.parse(text) as { data: { traceID: string }[] }).data.map((t) => t.traceID);
+      assert.deepEqual(ids, [(i + 1).toString(16).padStart(32, 'e')], `the tag ${key} selects its trace only`);
+      const pair = await fetch(`${base}/api/traces?service=proto&lookback=2h&tag=${encodeURIComponent(`${key}:yes`)}`);
+      assert.deepEqual(((await pair.json()) as { data: { traceID: string }[] }).data.map((t) => t.traceID), ids);
+    }
+  });
+});
