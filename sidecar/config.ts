@@ -97,6 +97,19 @@ export interface SidecarOptions {
   readonly workloadLabels?: Readonly<Record<string, string>>;
   /** How long startup waits for the first workload certificate. Default 30 s. */
   readonly identityTimeoutMs?: number;
+
+  // Control plane (xDS). With it, endpoints, per-peer mTLS modes and policy come from the
+  // stream; --endpoints-file and --policy-files are for running without one.
+  /** Control plane xDS `host:port` (the CA's port, 15012); '' = none. */
+  readonly controlPlane?: string;
+  /** Dial xDS without TLS (a control plane run with --ca-plaintext, local development only). */
+  readonly controlPlanePlaintext?: boolean;
+  /** Register this workload with the control plane (outside Kubernetes). Default false. */
+  readonly register?: boolean;
+  /** `host:port` peers dial to reach this sidecar's inbound port; default `<bind address or 127.0.0.1>:<inbound port>`. */
+  readonly advertiseAddress?: string;
+  /** How long startup waits for the first configuration from the control plane. Default 10 s. */
+  readonly controlPlaneTimeoutMs?: number;
 }
 
 export type SidecarConfig = Required<SidecarOptions>;
@@ -171,6 +184,20 @@ export function resolveConfig(o: SidecarOptions): SidecarConfig {
   loadBalancerFactory(lbLocalityChild, '--lb-locality-child');
   const lbHashKey = o.lbHashKey ?? 'source';
   parseHashKey(lbHashKey);
+  const controlPlane = o.controlPlane ?? '';
+  if (controlPlane !== '') {
+    if (parseAddress(controlPlane) === undefined) throw new ConfigError(`control plane address "${controlPlane}" must be host:port, e.g. tracemesh-controlplane.tracemesh-system.svc:15012; set --control-plane`);
+    if ((o.endpointsFile ?? '') !== '' || (o.policyFiles ?? []).length > 0) {
+      throw new ConfigError('with --control-plane, endpoints and policies come from the control plane: drop --endpoints-file and --policy-files');
+    }
+    if (!(o.controlPlanePlaintext ?? false) && caAddress === '' && files === 0) {
+      throw new ConfigError('xDS is served over mTLS: give the sidecar an identity (--ca-address or --tls-cert-file) or set --control-plane-plaintext for a plaintext control plane');
+    }
+  }
+  const advertiseAddress = o.advertiseAddress ?? '';
+  if (advertiseAddress !== '' && parseAddress(advertiseAddress) === undefined) throw new ConfigError(`advertise address "${advertiseAddress}" must be host:port; set --advertise-address`);
+  if ((o.register ?? false) && controlPlane === '') throw new ConfigError('--register needs --control-plane');
+  const controlPlaneTimeoutMs = o.controlPlaneTimeoutMs ?? 10_000;
   const collectorEndpoint = o.collectorEndpoint ?? 'http://127.0.0.1:4317';
   if (collectorEndpoint !== '' && !/^https?:\/\/[^/\s]+\/?$/.test(collectorEndpoint)) {
     throw new ConfigError(`collector endpoint "${collectorEndpoint}" must look like http://host:4317; set --collector-endpoint`);
@@ -211,5 +238,10 @@ export function resolveConfig(o: SidecarOptions): SidecarConfig {
     policyRootNamespace: o.policyRootNamespace === undefined || o.policyRootNamespace === '' ? 'tracemesh-system' : o.policyRootNamespace,
     workloadLabels: o.workloadLabels ?? { app: o.service },
     identityTimeoutMs,
+    controlPlane,
+    controlPlanePlaintext: o.controlPlanePlaintext ?? false,
+    register: o.register ?? false,
+    advertiseAddress,
+    controlPlaneTimeoutMs,
   };
 }

@@ -42,6 +42,11 @@ export const sidecarFlags = [
   { name: 'intercept', kind: 'bool', default: 'false', description: "Transparent interception: install iptables rules (nat OUTPUT) that send the app's outbound TCP to --intercept-ports to the outbound listener, and remove them on shutdown. Needs root or CAP_NET_ADMIN; the app must run under another uid than the sidecar." },
   { name: 'intercept-ports', kind: 'list', default: '80', description: 'Destination ports whose traffic --intercept redirects to the outbound listener as HTTP (the Host header names the Service).' },
   { name: 'intercept-exclude', kind: 'list', default: '', description: 'IPv4 destinations (CIDRs) that --intercept never redirects; loopback is always excluded.' },
+  { name: 'control-plane', kind: 'string', default: '', description: 'Control plane xDS host:port (the CA port, e.g. tracemesh-controlplane.tracemesh-system.svc:15012): endpoints, per-peer mTLS modes and policies come from it over mTLS. Empty: use --endpoints-file and --policy-files.' },
+  { name: 'control-plane-plaintext', kind: 'bool', default: 'false', description: 'Dial xDS without TLS (only for a control plane run with --ca-plaintext on loopback).' },
+  { name: 'register', kind: 'bool', default: 'false', description: 'Register this workload (service, pod, node, namespace, labels, --advertise-address) with the control plane while connected; for workloads outside Kubernetes.' },
+  { name: 'advertise-address', kind: 'string', default: '', description: 'host:port other sidecars dial to reach this one\'s inbound port; empty: the bind address (127.0.0.1 for 0.0.0.0) and --inbound-port.' },
+  { name: 'control-plane-timeout', kind: 'duration', default: '10s', description: 'How long startup waits for the first configuration from the control plane before serving with what it has.' },
 ] as const satisfies readonly FlagSpec[];
 
 /** What `--intercept` asks for; undefined when it is off. */
@@ -123,5 +128,10 @@ export function optionsFromFlags(v: SidecarFlagValues): SidecarOptions {
     policyFiles: v['policy-files'],
     policyRootNamespace: v['policy-root-namespace'],
     ...(Object.keys(labels).length > 0 ? { workloadLabels: labels } : {}),
+    controlPlane: v['control-plane'],
+    controlPlanePlaintext: v['control-plane-plaintext'],
+    register: v.register,
+    advertiseAddress: v['advertise-address'],
+    controlPlaneTimeoutMs: v['control-plane-timeout'],
   };
 }

@@ -43,6 +43,8 @@ import { H1Listener, type DownstreamSecurity } from './h1/engine.ts';
 import { UpstreamPool } from './h1/pool.ts';
 import type { HopObserver } from './telemetry/hop.ts';
 import type { Socket } from 'node:net';
+import { controlPlaneSpiffeId } from './identity/ca-source.ts';
+import { XdsClient } from './xds/client.ts';
 
 export type { SidecarOptions, SidecarConfig } from './config.ts';
 
@@ -136,6 +138,36 @@ function identityReport(tls: MeshTls | undefined, policy: InboundPolicy, pool: H
   };
 }
 
+/** The xDS client of a sidecar given --control-plane; the stream opens in start(). */
+function createXdsClient(config: SidecarConfig, logger: Logger, tls: () => MeshTls | undefined): XdsClient {
+  const trustDomain = config.trustDomain !== '' ? config.trustDomain : 'cluster.local';
+  return new XdsClient({
+    address: config.controlPlane,
+    transport: config.controlPlanePlaintext
+      ? { kind: 'plaintext' }
+      : {
+          kind: 'mtls',
+          identity: () => {
+            const t = tls();
+            if (t === undefined) throw new ConfigError('xDS over mTLS needs the workload identity');
+            return t.identity;
+          },
+          serverSpiffeId: controlPlaneSpiffeId(trustDomain),
+        },
+    nodeId: `sidecar~${config.pod}.${config.namespace}`,
+    namespace: config.namespace,
+    metadata: {
+      TRACEMESH_REGISTER: config.register ? 'true' : 'false',
+      TRACEMESH_SERVICE: config.service,
+      TRACEMESH_NAMESPACE: config.namespace,
+      TRACEMESH_POD: config.pod,
+      ...(config.node !== '' ? { TRACEMESH_NODE: config.node } : {}),
+      TRACEMESH_LABELS: config.workloadLabels,
+    },
+    logger,
+  });
+}
+
 function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => {
     if (!server.listening) {
@@ -188,9 +220,16 @@ async function assemble(
   cleanups: Array<() => void | Promise<void>>,
   cleanup: () => Promise<void>,
 ): Promise<Sidecar> {
+  // With a control plane, endpoints and policies come over xDS. The stream opens once the
+  // identity is known and the listeners are bound (registration advertises the port).
+  let tls: MeshTls | undefined;
+  const xds = config.controlPlane === '' ? undefined : createXdsClient(config, logger, () => tls);
+  if (xds !== undefined) cleanups.push(() => xds.close());
   let endpoints: EndpointSource;
   if (deps.endpoints !== undefined) {
     endpoints = deps.endpoints;
+  } else if (xds !== undefined) {
+    endpoints = xds.endpoints;
   } else if (config.endpointsFile !== '') {
     endpoints = await FileEndpointSource.open(config.endpointsFile, { logger, onReload: (result) => metrics.reloads.inc({ result }) });
     const owned = endpoints;
@@ -202,7 +241,7 @@ async function assemble(
   cleanups.push(() => clusters.close());
 
   // Security policies (local mode: YAML files, watched).
-  let policies: PolicySetSource | undefined = deps.policies;
+  let policies: PolicySetSource | undefined = deps.policies ?? xds?.policySource;
   if (policies === undefined && config.policyFiles.length > 0) {
     let watcher: PolicyWatcher;
     try {
@@ -265,7 +304,6 @@ async function assemble(
     cleanups.push(() => source.close());
     identity = source;
   }
-  let tls: MeshTls | undefined;
   if (identity !== undefined) {
     tls = await MeshTls.start(identity, {
       trustDomain: config.trustDomain,
@@ -334,16 +372,20 @@ async function assemble(
     inbound = meshInbound.server;
   }
   let closing = false;
+  let configured = xds === undefined;
   const admin = createAdminServer({
     registry: metrics.registry,
-    ready: () => !closing,
+    ready: () => !closing && configured,
     endpoints: () => endpoints.current(),
     identity: () => identityReport(tls, policy, pool, h1Pool),
+    ...(xds !== undefined ? { xds: () => xds.status() } : {}),
   });
 
   // Listeners go down first (cleanups run in reverse): stop accepting, drain, cut the rest.
   cleanups.push(async () => {
     closing = true;
+    // Deregister first, so peers stop picking this sidecar while it drains.
+    xds?.close();
     const stopped = Promise.all([closeServer(outbound), meshInbound === undefined ? closeServer(inbound) : meshInbound.stopAccepting()]);
     h1Outbound.closeIdle();
     h1Inbound.closeIdle();
@@ -370,6 +412,14 @@ async function assemble(
   const outboundPort = await listen(outbound, config.outboundPort, '127.0.0.1', 'outbound-port');
   const inboundPort = await listen(inbound, config.inboundPort, config.bindAddress, 'inbound-port');
   const adminPort = await listen(admin, config.adminPort, config.bindAddress, 'admin-port');
+  if (xds !== undefined) {
+    const host = config.bindAddress === '0.0.0.0' || config.bindAddress === '::' ? '127.0.0.1' : config.bindAddress;
+    xds.start({ TRACEMESH_INBOUND_ADDRESS: config.advertiseAddress === '' ? `${host.includes(':') ? `[${host}]` : host}:${inboundPort}` : config.advertiseAddress });
+    if (!(await withDeadline(xds.ready(), config.controlPlaneTimeoutMs))) {
+      logger.warn('no configuration from the control plane yet; serving with none and waiting for it', { controlPlane: config.controlPlane });
+    }
+    configured = true;
+  }
   if (tls !== undefined) {
     logger.info('mTLS on', { spiffeId: tls.identity.spiffeId, trustDomain: tls.trustDomain, notAfter: tls.identity.notAfter.toISOString(), mtlsMode: policy.mode });
   }

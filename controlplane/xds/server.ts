@@ -243,8 +243,21 @@ export class XdsServer {
       }
     };
     call.on('data', (request: DiscoveryRequest) => {
-      if (queue !== undefined) queue.push(request);
-      else handle(request);
+      if (queue === undefined) {
+        handle(request);
+        return;
+      }
+      // Held: the client is known (and registered) at once; only the answers wait.
+      if (stream === undefined && !this.closed) {
+        try {
+          stream = this.open(call, request, spiffeId);
+        } catch (err) {
+          this.logger.warn('xDS stream failed; disconnecting the client', { peer: call.getPeer(), err });
+          call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: `bad DiscoveryRequest: ${(err as Error).message}` });
+          return;
+        }
+      }
+      queue.push(request);
     });
     call.on('end', () => {
       this.drop(stream, true);

@@ -5,6 +5,9 @@
 //   GET /debug/endpoints  JSON: the endpoint snapshot the balancer currently uses
 //   GET /debug/identity   JSON: mTLS state: own SPIFFE ID, certificate serial and expiry, trust
 //                         bundle roots, inbound mTLS mode, applicable policies, outbound connections
+//   GET /debug/xds        JSON (with --control-plane): connection state, each type's ACKed version,
+//                         every resource held with the version that last changed it, clusters with
+//                         their peers' mTLS modes
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
@@ -17,6 +20,8 @@ export interface AdminDeps {
   endpoints(): EndpointSnapshot;
   /** The body of /debug/identity. */
   identity(): unknown;
+  /** The body of /debug/xds (with --control-plane): config held and each resource's version. */
+  xds?: () => unknown;
 }
 
 function send(res: ServerResponse, status: number, type: string, body: string): void {
@@ -51,6 +56,10 @@ export function createAdminServer(deps: AdminDeps): Server {
         send(res, 200, 'application/json', JSON.stringify({ services }, null, 2) + '\n');
         return;
       }
+      case '/debug/xds':
+        if (deps.xds === undefined) send(res, 404, 'text/plain', 'no control plane: this sidecar runs without --control-plane\n');
+        else send(res, 200, 'application/json', JSON.stringify(deps.xds(), null, 2) + '\n');
+        return;
       case '/debug/identity':
         send(res, 200, 'application/json', JSON.stringify(deps.identity(), null, 2) + '\n');
         return;

@@ -132,8 +132,11 @@ export class XdsClient {
     }
   }
 
-  /** Opens the stream (and keeps reopening it until close()). */
-  start(): void {
+  private metadata: Readonly<Record<string, unknown>> = {};
+
+  /** Opens the stream (and keeps reopening it until close()); `metadata` joins the node metadata. */
+  start(metadata: Readonly<Record<string, unknown>> = {}): void {
+    this.metadata = { ...this.options.metadata, ...metadata };
     this.connect();
   }
 
@@ -243,7 +246,7 @@ export class XdsClient {
     // A new stream: versions are kept (the server learns what we hold), nonces are not.
     for (const st of this.state.values()) st.nonce = '';
     // Subscriptions: clusters and policies as wildcards, endpoints by the clusters we hold.
-    const node = { id: this.options.nodeId, cluster: 'tracemesh', metadata: jsonToStruct(this.options.metadata), user_agent_name: 'tracemesh-sidecar' };
+    const node = { id: this.options.nodeId, cluster: 'tracemesh', metadata: jsonToStruct(this.metadata), user_agent_name: 'tracemesh-sidecar' };
     this.request(call, TYPE_URL.cluster, [], node);
     this.request(call, TYPE_URL.policy, []);
     if (this.clusters.size > 0) this.request(call, TYPE_URL.endpoint, [...this.clusters.keys()]);
