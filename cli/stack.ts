@@ -1,9 +1,10 @@
 // The observability backend in one process: ClickHouse (external or embedded), the schema,
-// the collector and the query API. The demo and the end-to-end tests start it this way.
+// the collector, the query API and (when asked) the outcomes component. The demo and the end-to-end tests start it this way.
 
 import { createLogger, type Logger } from '../common/logger.ts';
 import { startCollector, type Collector, type CollectorOptions } from '../collector/collector.ts';
 import { startQueryApi, type QueryApiServer } from '../query-api/main.ts';
+import { startOutcomes, type Outcomes, type OutcomesOptions } from '../outcomes/component.ts';
 import { ClickHouseOutcomeReader } from '../storage/outcomes/reader.ts';
 import { provideClickHouse, type ClickHouseHandle } from '../storage/clickhouse-server.ts';
 import { ClickHouseTraceReader, ClickHouseTraceWriter, createClickHouseClient, migrate, type StorageClient } from '../storage/index.ts';
@@ -18,6 +19,11 @@ export interface BackendOptions {
   readonly queryHost: string;
   readonly queryPort: number;
   readonly logger?: Logger;
+  /**
+   * Starts the outcomes component (analyser, metrics, alert evaluator) with these options;
+   * undefined: not started. Its `uiUrl` defaults to the query API's URL.
+   */
+  readonly outcomes?: Omit<OutcomesOptions, 'storage' | 'logger'>;
 }
 
 export interface Backend {
@@ -26,6 +32,8 @@ export interface Backend {
   readonly reader: ClickHouseTraceReader;
   readonly collector: Collector;
   readonly queryApi: QueryApiServer;
+  /** Undefined unless `outcomes` was given. */
+  readonly outcomes: Outcomes | undefined;
   /** OTLP/gRPC endpoint for SDKs and sidecars, e.g. `http://127.0.0.1:4317`. */
   readonly otlpGrpcEndpoint: string;
   /** Stops the query API, flushes and stops the collector, then ClickHouse. Safe to call twice. */
@@ -53,6 +61,12 @@ export async function startBackend(options: BackendOptions): Promise<Backend> {
     const reader = new ClickHouseTraceReader(storage);
     const queryApi = await startQueryApi({ reader, outcomes: new ClickHouseOutcomeReader(storage), logger, host: options.queryHost, port: options.queryPort, ready: () => storage.ping() });
     cleanups.push(() => queryApi.close());
+    let outcomes: Outcomes | undefined;
+    if (options.outcomes) {
+      outcomes = await startOutcomes({ uiUrl: queryApi.url, ...options.outcomes, storage, logger });
+      const started = outcomes;
+      cleanups.push(() => started.close());
+    }
     let closing: Promise<void> | undefined;
     return {
       clickhouse,
@@ -60,6 +74,7 @@ export async function startBackend(options: BackendOptions): Promise<Backend> {
       reader,
       collector,
       queryApi,
+      outcomes,
       otlpGrpcEndpoint: `http://127.0.0.1:${collector.grpcPort}`,
       close: () => (closing ??= unwind()),
     };

@@ -32,6 +32,10 @@ const commands: Record<string, Subcommand> = {
     summary: 'Run the query API (:16686): Jaeger-compatible trace lookup, path reconstruction and root cause.',
     load: async () => (await import('../query-api/main.ts')).runQueryApi,
   },
+  outcomes: {
+    summary: 'Run the trace-outcome analyser (failing paths, root causes), its metrics and the alert evaluator (posts to Alertmanager).',
+    load: async () => (await import('../outcomes/main.ts')).runOutcomes,
+  },
   controlplane: {
     summary: 'Run the control plane: the certificate authority that issues SPIFFE workload certificates.',
     load: async () => (await import('../controlplane/main.ts')).runControlPlane,
