@@ -5,11 +5,16 @@
 import type { Logger } from '../common/logger.ts';
 import { silentLogger } from '../common/logger.ts';
 import type { EdgeRecord, EncodedRowWriter, TraceWriter } from '../storage/model.ts';
-import { decodeLogs, decodeSpans, type EncodedLogs, type EncodedSpans } from '../storage/rows.ts';
+import { isPermanentWriteFailure } from '../storage/errors.ts';
+import { decodeLogs, decodeSpans, splitLogRows, splitSpanRows, type EncodedLogs, type EncodedSpans } from '../storage/rows.ts';
 import { Admission, DEFAULT_ADMISSION_LIMITS, type AdmissionLimits } from './admission/admission.ts';
 import { createAdminApp } from './admin.ts';
 import { createCollectorMetrics, type CollectorMetrics } from './metrics.ts';
 import { BatchPipeline, type PipelineObserver } from './pipeline/batch-pipeline.ts';
+import type { Journal } from './pipeline/journal.ts';
+import { rowsEntry, type DeadLetterFile } from './wal/dead-letter.ts';
+import { ROWS_SCHEMA_VERSION } from './wal/index.ts';
+import type { ReplayStats } from './wal/wal.ts';
 import { startGrpcReceiver, type GrpcReceiver } from './receiver/grpc.ts';
 import { createOtlpHttpApp } from './receiver/http.ts';
 import { createIngest } from './receiver/ingest.ts';
@@ -83,6 +88,18 @@ export interface CollectorDeps {
   /** Where batches go. The collector does not close it; its owner does, after close(). */
   readonly writer: TraceWriter;
   readonly logger?: Logger;
+  /**
+   * Durable queues for spans and logs (the write-ahead log of collector/wal/, opened by
+   * main.ts). Without them the queues are memory only and a crash loses what is queued.
+   * The collector does not close them; their owner does, after close().
+   */
+  readonly journals?: { readonly spans: Journal<EncodedSpans>; readonly logs: Journal<EncodedLogs> };
+  /** Where rows that storage refuses permanently go; without one they are only counted. */
+  readonly deadLetter?: DeadLetterFile;
+  /** What opening the journals found, for the metrics. */
+  readonly walStats?: { readonly spans: ReplayStats; readonly logs: ReplayStats };
+  /** Journal records that could not be decoded (dead-lettered by the opener). */
+  readonly walUnreadable?: readonly { readonly signal: 'spans' | 'logs'; readonly count: number }[];
 }
 
 export interface Collector {
@@ -122,6 +139,14 @@ function observer(signal: 'spans' | 'logs' | 'edges', metrics: CollectorMetrics,
       metrics.droppedItems.inc({ signal, reason }, count);
       logger.error('gave up unwritten items at shutdown', { signal, items: count, reason });
     },
+    replayed(count) {
+      metrics.walReplayedItems.inc({ signal }, count);
+      logger.info('replaying items from the write-ahead log', { signal, items: count });
+    },
+    deadLettered(count, error) {
+      metrics.deadLetteredItems.inc({ signal }, count);
+      logger.error('storage refused items permanently; they were moved to the dead-letter file', { signal, items: count, error });
+    },
   };
 }
 
@@ -137,14 +162,33 @@ export async function startCollector(options: CollectorOptions, deps: CollectorD
   let ready = false;
 
   // The gauges read the pipelines lazily, at scrape time, after they exist.
+  const { journals, deadLetter } = deps;
   const metrics = createCollectorMetrics({
     pending: () => ({ spans: spans.pending, logs: logs.pending, edges: edges.pending }),
     capacity: () => ({ spans: spans.capacity, logs: logs.capacity, edges: edges.capacity }),
     servicegraphPending: () => graph?.pendingCount ?? 0,
     inflightBytes: () => ({ inUse: admission.budget.inUse, limit: admission.budget.limit }),
     inflightRequests: () => admission.activeRequests,
+    walBytes: () => (journals ? { spans: journals.spans.bytes, logs: journals.logs.bytes } : undefined),
+    walMaxBytes: () => (journals ? { spans: journals.spans.maxBytes, logs: journals.logs.maxBytes } : undefined),
   }, { defaultMetrics: config.processMetrics });
   const admission = new Admission(config.admission, { refused: (transport, reason) => metrics.admissionRefusals.inc({ transport, reason }) }, logger);
+  if (deps.walStats) {
+    for (const signal of ['spans', 'logs'] as const) {
+      const st = deps.walStats[signal];
+      if (st.corrupt + st.tornTails > 0) metrics.walCorruptRecords.inc({ signal }, st.corrupt + st.tornTails);
+    }
+  }
+  for (const u of deps.walUnreadable ?? []) metrics.walCorruptRecords.inc({ signal: u.signal });
+  const deadLetterRows = (signal: 'spans' | 'logs') => async (items: readonly EncodedSpans[], error: unknown): Promise<void> => {
+    if (deadLetter === undefined) return;
+    let count = 0;
+    for (const i of items) count += i.count;
+    if (!deadLetter.write(rowsEntry(signal, items, error, ROWS_SCHEMA_VERSION))) {
+      metrics.droppedItems.inc({ signal, reason: 'dead_letter_full' }, count);
+      logger.error('the dead-letter file is full or cannot be written; refused items are only counted', { signal, items: count, path: deadLetter.path });
+    }
+  };
   const common = {
     capacity: config.queueSize,
     batchSize: config.batchSize,
@@ -164,23 +208,38 @@ export async function startCollector(options: CollectorOptions, deps: CollectorD
     weight: (chunk) => chunk.count,
     export: rowWriter ? (b) => rowWriter.writeEncodedSpans(b) : (b) => writer.writeSpans(b.flatMap(decodeSpans)),
     observer: observer('spans', metrics, logger),
+    isPermanent: isPermanentWriteFailure,
+    split: splitSpanRows,
+    deadLetter: deadLetterRows('spans'),
+    ...(journals ? { journal: journals.spans } : {}),
   });
   const logs = new BatchPipeline<EncodedLogs>({
     ...common,
     weight: (chunk) => chunk.count,
     export: rowWriter ? (b) => rowWriter.writeEncodedLogs(b) : (b) => writer.writeLogs(b.flatMap(decodeLogs)),
     observer: observer('logs', metrics, logger),
+    isPermanent: isPermanentWriteFailure,
+    split: splitLogRows,
+    deadLetter: deadLetterRows('logs'),
+    ...(journals ? { journal: journals.logs } : {}),
   });
   const edges = new BatchPipeline<EdgeRecord>({
     ...common,
     // Edges are few (per minute and service pair), so a small queue is plenty.
     capacity: Math.max(10_000, config.batchSize),
-    export: (b) => writer.writeEdges(b),
+    // The batch id makes a retried edge write idempotent (storage keeps one copy per id).
+    export: (b, info) => writer.writeEdges(b, { batchId: info.batchId }),
     observer: observer('edges', metrics, logger),
+    isPermanent: isPermanentWriteFailure,
+    deadLetter: async (items, error) => {
+      if (deadLetter === undefined) return;
+      const entry = { time: new Date().toISOString(), signal: 'edges' as const, count: items.length, error: (error as Error).message, clickhouseCode: (error as { clickhouseCode?: number }).clickhouseCode, schemaVersion: undefined, records: items };
+      if (!deadLetter.write(entry)) metrics.droppedItems.inc({ signal: 'edges', reason: 'dead_letter_full' }, items.length);
+    },
   });
   const graph = config.servicegraph.enabled
     ? new ServiceGraphProcessor(
-        (records) => edges.offer(records) !== 'full',
+        (records) => edges.offerNow(records) !== 'full',
         { waitMs: config.servicegraph.waitMs, maxPending: config.servicegraph.maxPending, flushIntervalMs: config.servicegraph.flushIntervalMs },
         {
           paired: () => metrics.servicegraphPairs.inc(),

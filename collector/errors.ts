@@ -60,3 +60,13 @@ export function shuttingDown(retryAfterMs: number): OtlpError {
 export function overloaded(reason: 'memory' | 'concurrency' | 'deadline' | 'rate', message: string, retryAfterMs: number): OtlpError {
   return new OtlpError('COLLECTOR_OVERLOADED', 'overloaded', message, { retryAfterMs, admissionReason: reason });
 }
+
+/** The write-ahead log could not take the request (an I/O error other than a full disk). */
+export function walFailed(cause: unknown, retryAfterMs: number): OtlpError {
+  return new OtlpError(
+    'COLLECTOR_WAL_FAILED',
+    'unavailable',
+    `the collector could not make the data durable (${(cause as Error).message}); retry later or against another replica, and check the collector's --wal-dir disk`,
+    { cause, retryAfterMs },
+  );
+}

@@ -3,7 +3,9 @@
 
 import { ConfigError } from '../common/errors.ts';
 import type { FlagSpec, FlagValues } from '../common/flags.ts';
+import { join } from 'node:path';
 import type { CollectorConfig } from './collector.ts';
+import type { WalConfig } from './wal/index.ts';
 
 export const COLLECTOR_FLAGS = [
   {
@@ -61,6 +63,51 @@ export const COLLECTOR_FLAGS = [
     default: '30s',
     env: 'TRACEMESH_COLLECTOR_SHUTDOWN_TIMEOUT',
     description: 'On SIGINT/SIGTERM, how long to keep writing queued data before giving up what is left (counted in tracemesh_collector_dropped_items_total).',
+  },
+  {
+    name: 'wal-dir',
+    kind: 'string',
+    default: '.tracemesh/wal',
+    env: 'TRACEMESH_COLLECTOR_WAL_DIR',
+    description:
+      'Write-ahead log directory (one subdirectory per signal). An export is acknowledged only once it is in the log; the log is replayed at start and truncated as ClickHouse confirms writes. One collector per directory. Empty: memory-only queue (a crash loses what is queued).',
+  },
+  {
+    name: 'wal-max-bytes',
+    kind: 'int',
+    default: String(512 * 1024 * 1024),
+    env: 'TRACEMESH_COLLECTOR_WAL_MAX_BYTES',
+    description: 'Bound of the write-ahead log per signal, in bytes on disk. When full (or the disk is), exports are refused with RESOURCE_EXHAUSTED / 429 and a retry hint.',
+  },
+  {
+    name: 'wal-segment-size',
+    kind: 'int',
+    default: String(32 * 1024 * 1024),
+    env: 'TRACEMESH_COLLECTOR_WAL_SEGMENT_SIZE',
+    description: 'Size at which a WAL segment file is closed and a new one started; a segment is deleted once all its records are written.',
+  },
+  {
+    name: 'wal-fsync',
+    kind: 'string',
+    default: 'always',
+    env: 'TRACEMESH_COLLECTOR_WAL_FSYNC',
+    description:
+      'always: fdatasync before acknowledging (group commit: one sync for all exports arriving meanwhile; survives power loss). interval: acknowledge once written to the OS, fdatasync every --wal-fsync-interval (survives a collector crash, not a machine crash). never: leave write-back to the OS.',
+  },
+  { name: 'wal-fsync-interval', kind: 'duration', default: '1s', env: 'TRACEMESH_COLLECTOR_WAL_FSYNC_INTERVAL', description: 'With --wal-fsync interval: how often the log is synced.' },
+  {
+    name: 'dead-letter-file',
+    kind: 'string',
+    default: '',
+    env: 'TRACEMESH_COLLECTOR_DEAD_LETTER_FILE',
+    description: 'Where rows that ClickHouse refuses permanently go (one JSON line per row; the batch is split to isolate them). Empty: <wal-dir>/dead-letter.ndjson, or none without a WAL (only counted).',
+  },
+  {
+    name: 'dead-letter-max-bytes',
+    kind: 'int',
+    default: String(64 * 1024 * 1024),
+    env: 'TRACEMESH_COLLECTOR_DEAD_LETTER_MAX_BYTES',
+    description: 'Bound of the dead-letter file; refused rows beyond it are only counted (tracemesh_collector_dropped_items_total{reason="dead_letter_full"}).',
   },
   { name: 'disable-servicegraph', kind: 'bool', default: 'false', env: 'TRACEMESH_COLLECTOR_DISABLE_SERVICEGRAPH', description: 'Do not derive service-graph edges from CLIENT/SERVER span pairs.' },
   {
@@ -137,6 +184,32 @@ function positive(name: string, v: number): number {
 function nonNegative(name: string, v: number): number {
   if (v < 0) throw new ConfigError(`--${name} must not be negative, got ${v}`);
   return v;
+}
+
+export interface DurabilityConfig {
+  /** undefined: no WAL. */
+  readonly wal: WalConfig | undefined;
+  readonly deadLetterFile: string | undefined;
+  readonly deadLetterMaxBytes: number;
+}
+
+/** The WAL and dead-letter settings from parsed flags; throws ConfigError for bad values. */
+export function durabilityFromFlags(f: CollectorFlagValues): DurabilityConfig {
+  const fsync = f['wal-fsync'];
+  if (fsync !== 'always' && fsync !== 'interval' && fsync !== 'never') throw new ConfigError(`--wal-fsync must be always, interval or never, got "${fsync}"`);
+  const dir = f['wal-dir'];
+  const wal: WalConfig | undefined =
+    dir === ''
+      ? undefined
+      : {
+          dir,
+          maxBytes: positive('wal-max-bytes', f['wal-max-bytes']),
+          segmentBytes: positive('wal-segment-size', f['wal-segment-size']),
+          fsync,
+          fsyncIntervalMs: positive('wal-fsync-interval', f['wal-fsync-interval']),
+        };
+  const deadLetterFile = f['dead-letter-file'] !== '' ? f['dead-letter-file'] : dir !== '' ? join(dir, 'dead-letter.ndjson') : undefined;
+  return { wal, deadLetterFile, deadLetterMaxBytes: positive('dead-letter-max-bytes', f['dead-letter-max-bytes']) };
 }
 
 /** The collector config from parsed flags; throws ConfigError naming a flag that is out of range. */

@@ -9,7 +9,9 @@ import { provideClickHouse, type ClickHouseHandle } from '../storage/clickhouse-
 import { migrate } from '../storage/schema/migrate.ts';
 import { ClickHouseTraceWriter } from '../storage/writer.ts';
 import { startCollector, type Collector } from './collector.ts';
-import { COLLECTOR_FLAGS, configFromFlags } from './flags.ts';
+import { COLLECTOR_FLAGS, configFromFlags, durabilityFromFlags } from './flags.ts';
+import { DeadLetterFile } from './wal/dead-letter.ts';
+import { openCollectorWal, type CollectorWal } from './wal/index.ts';
 
 const USAGE = 'tracemesh collector [flags]';
 const SUMMARY = `Receives OpenTelemetry traces and logs over OTLP (gRPC and HTTP, protobuf or JSON), batches
@@ -58,6 +60,7 @@ export async function runCollector(argv: string[], options: RunCollectorOptions 
   const flags = parseFlags(COLLECTOR_FLAGS, argv, env);
   if (flags._.length > 0) throw new ConfigError(`unexpected argument "${flags._[0]}"; run with --help to list the flags`);
   const config = configFromFlags(flags);
+  const durability = durabilityFromFlags(flags);
   const logger = options.logger ?? createLogger({ component: 'collector' });
 
   let clickhouse: ClickHouseHandle | undefined;
@@ -69,11 +72,32 @@ export async function runCollector(argv: string[], options: RunCollectorOptions 
   const client = createClickHouseClient({ url, database: flags['clickhouse-database'] });
   const writer = new ClickHouseTraceWriter(client, { logger });
   let collector: Collector | undefined;
+  let wal: CollectorWal | undefined;
   try {
     const migrated = await migrate(client, { logger });
     logger.info('clickhouse schema ready', { url, database: flags['clickhouse-database'], version: migrated.version, applied: migrated.applied });
+    const deadLetter = durability.deadLetterFile !== undefined ? new DeadLetterFile(durability.deadLetterFile, durability.deadLetterMaxBytes) : undefined;
+    const unreadable: { signal: 'spans' | 'logs'; count: number }[] = [];
+    if (durability.wal) {
+      wal = openCollectorWal(
+        durability.wal,
+        (signal, record, error) => {
+          unreadable.push({ signal, count: record.count });
+          logger.error('a WAL record cannot be read by this collector; it goes to the dead-letter file', { signal, items: record.count, version: record.version, error });
+          deadLetter?.write({ time: new Date().toISOString(), signal, count: record.count, error: error.message, clickhouseCode: undefined, schemaVersion: record.version, rowBinaryBase64: Buffer.from(record.payload).toString('base64') });
+        },
+        (error) => logger.warn('write-ahead log background failure', { error }),
+      );
+      const { stats } = wal;
+      logger.info('write-ahead log open', { dir: durability.wal.dir, fsync: durability.wal.fsync, replayedSpanRecords: stats.spans.records, replayedLogRecords: stats.logs.records, corrupt: stats.spans.corrupt + stats.logs.corrupt, tornTails: stats.spans.tornTails + stats.logs.tornTails });
+    }
     try {
-      collector = await startCollector(config, { writer, logger });
+      collector = await startCollector(config, {
+        writer,
+        logger,
+        ...(wal ? { journals: { spans: wal.spans, logs: wal.logs }, walStats: wal.stats, walUnreadable: unreadable } : {}),
+        ...(deadLetter ? { deadLetter } : {}),
+      });
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       if (code === 'EADDRINUSE' || /address already in use|No address added/i.test((err as Error).message)) {
@@ -90,6 +114,7 @@ export async function runCollector(argv: string[], options: RunCollectorOptions 
   } finally {
     // The collector flushes into the writer, so it closes first; the server goes last.
     await collector?.close();
+    await wal?.close();
     await writer.close();
     await client.close();
     await clickhouse?.stop();

@@ -10,9 +10,10 @@ export type Transport = 'grpc' | 'http';
  * - `invalid`: the item failed validation (partial success);
  * - `queue_full`: backpressure, the client was told to retry;
  * - `shutting_down`: the collector was closing, the client was told to retry;
+ * - `wal_failed`: the write-ahead log could not write (not for lack of space), the client was told to retry;
  * - `malformed`, `too_large`, `unsupported_media_type`: the whole request was refused.
  */
-export type RejectReason = 'invalid' | 'queue_full' | 'shutting_down' | 'malformed' | 'too_large' | 'unsupported_media_type';
+export type RejectReason = 'invalid' | 'queue_full' | 'shutting_down' | 'wal_failed' | 'malformed' | 'too_large' | 'unsupported_media_type';
 
 export interface CollectorMetrics {
   readonly registry: Registry;
@@ -25,6 +26,9 @@ export interface CollectorMetrics {
   readonly writtenEdges: Counter;
   readonly rejectedRequests: Counter<'transport' | 'signal' | 'reason'>;
   readonly droppedItems: Counter<'signal' | 'reason'>;
+  readonly deadLetteredItems: Counter<'signal'>;
+  readonly walCorruptRecords: Counter<'signal'>;
+  readonly walReplayedItems: Counter<'signal'>;
   readonly writeRetries: Counter<'signal'>;
   readonly writeDuration: Histogram<'signal' | 'outcome'>;
   readonly servicegraphPairs: Counter;
@@ -43,6 +47,9 @@ export interface QueueGauges {
   readonly inflightBytes?: () => { inUse: number; limit: number };
   /** Requests being received or handled. */
   readonly inflightRequests?: () => number;
+  /** Write-ahead log bytes on disk and their bound per signal; undefined without a WAL. */
+  readonly walBytes?: () => { spans: number; logs: number } | undefined;
+  readonly walMaxBytes?: () => { spans: number; logs: number } | undefined;
 }
 
 export function createCollectorMetrics(gauges: QueueGauges, options: { defaultMetrics?: boolean } = {}): CollectorMetrics {
@@ -114,8 +121,51 @@ export function createCollectorMetrics(gauges: QueueGauges, options: { defaultMe
     });
   }
 
+  new Gauge({
+    name: 'tracemesh_collector_wal_bytes',
+    help: 'Bytes of the write-ahead log on disk per signal (records not yet written to storage, in whole segments).',
+    labelNames: ['signal'],
+    registers,
+    collect() {
+      const b = gauges.walBytes?.();
+      if (b === undefined) return;
+      this.set({ signal: 'spans' }, b.spans);
+      this.set({ signal: 'logs' }, b.logs);
+    },
+  });
+  new Gauge({
+    name: 'tracemesh_collector_wal_max_bytes',
+    help: 'Bound of the write-ahead log per signal (--wal-max-bytes); exports beyond it are refused with RESOURCE_EXHAUSTED / 429.',
+    labelNames: ['signal'],
+    registers,
+    collect() {
+      const b = gauges.walMaxBytes?.();
+      if (b === undefined) return;
+      this.set({ signal: 'spans' }, b.spans);
+      this.set({ signal: 'logs' }, b.logs);
+    },
+  });
+
   return {
     registry,
+    deadLetteredItems: new Counter({
+      name: 'tracemesh_collector_dead_lettered_items_total',
+      help: 'Items that storage refused permanently (after splitting their batch), moved to the dead-letter file, per signal.',
+      labelNames: ['signal'],
+      registers,
+    }),
+    walCorruptRecords: new Counter({
+      name: 'tracemesh_collector_wal_corrupt_records_total',
+      help: 'Write-ahead-log records skipped at replay: checksum mismatch, torn tail, or a schema version this collector cannot read.',
+      labelNames: ['signal'],
+      registers,
+    }),
+    walReplayedItems: new Counter({
+      name: 'tracemesh_collector_wal_replayed_items_total',
+      help: 'Spans and log records read back from the write-ahead log at start (accepted before a crash or restart, not yet written).',
+      labelNames: ['signal'],
+      registers,
+    }),
     admissionRefusals: new Counter({
       name: 'tracemesh_collector_admission_refusals_total',
       help: 'OTLP requests (and connections) refused by an admission limit, by transport and reason: memory (in-flight bytes), concurrency (requests or connections), deadline (--request-timeout), rate (--min-body-rate).',
@@ -157,7 +207,7 @@ export function createCollectorMetrics(gauges: QueueGauges, options: { defaultMe
     }),
     droppedItems: new Counter({
       name: 'tracemesh_collector_dropped_items_total',
-      help: 'Accepted items that were never written (only when a shutdown runs out of time), per signal.',
+      help: 'Accepted items that were never written, per signal and reason (shutdown_timeout: a shutdown ran out of time without a WAL; dead_letter_full: refused permanently and the dead-letter file was full).',
       labelNames: ['signal', 'reason'],
       registers,
     }),

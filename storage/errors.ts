@@ -103,3 +103,14 @@ export function isTransientFailure(input: { clickhouseCode?: number | undefined;
   }
   return false;
 }
+
+/**
+ * Whether a failed write would fail the same way however often it is retried: ClickHouse
+ * refused the statement or the data (a code outside TRANSIENT_CLICKHOUSE_CODES, or a 4xx),
+ * or the rows could not even be encoded. The collector splits such a batch and dead-letters
+ * the rows that still fail. A closed writer is not permanent: the data is kept.
+ */
+export function isPermanentWriteFailure(err: unknown): boolean {
+  if (err instanceof StorageError) return !err.transient && (err.code === 'STORAGE_WRITE_FAILED' || err.code === 'INVALID_SQL_VALUE');
+  return err instanceof RangeError;
+}

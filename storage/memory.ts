@@ -3,7 +3,7 @@
 // do not need a database; not for production (no retention, no limits on memory).
 
 import { StorageError } from './errors.ts';
-import type { Attribute, EdgeRecord, LogRecord, Operation, SpanKind, SpanRecord, TraceQuery, TraceReader, TraceWriter } from './model.ts';
+import type { Attribute, EdgeRecord, EdgeWriteOptions, LogRecord, Operation, SpanKind, SpanRecord, TraceQuery, TraceReader, TraceWriter } from './model.ts';
 import { MAX_TRACE_LIMIT, normalizeTraceId } from './reader.ts';
 import { promotedColumns } from './rows.ts';
 import { ATTR } from '../common/semconv.ts';
@@ -70,6 +70,7 @@ export class InMemoryTraceStore implements TraceReader, TraceWriter {
   readonly #spans: SpanRecord[] = [];
   readonly #logs: LogRecord[] = [];
   readonly #edges: EdgeRecord[] = [];
+  readonly #edgeBatches = new Set<string>();
   #closed = false;
 
   async writeSpans(spans: readonly SpanRecord[]): Promise<void> {
@@ -82,8 +83,13 @@ export class InMemoryTraceStore implements TraceReader, TraceWriter {
     for (const l of logs) this.#logs.push(stored({ ...l, severityNumber: Number.isInteger(l.severityNumber) && l.severityNumber >= 0 && l.severityNumber <= 255 ? l.severityNumber : 0 }));
   }
 
-  async writeEdges(edges: readonly EdgeRecord[]): Promise<void> {
+  async writeEdges(edges: readonly EdgeRecord[], options: EdgeWriteOptions = {}): Promise<void> {
     this.#open();
+    // One copy per batch id, as in ClickHouse (edge_batches).
+    if (options.batchId !== undefined) {
+      if (this.#edgeBatches.has(options.batchId)) return;
+      this.#edgeBatches.add(options.batchId);
+    }
     for (const e of edges) {
       const m = Math.max(0, Math.floor(e.minuteUnixSeconds));
       const count = (n: number): number => (Number.isFinite(n) && n > 0 ? Math.floor(n) : 0);

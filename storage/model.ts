@@ -100,11 +100,20 @@ export interface Operation {
   readonly spanKind: SpanKind;
 }
 
+/** Options of one edge write. */
+export interface EdgeWriteOptions {
+  /**
+   * The same for every retry of the same edges: storage keeps one copy per batch id, so a
+   * retried write never counts calls twice. Default: a new id per call.
+   */
+  readonly batchId?: string;
+}
+
 /** Writes are durable once the promise resolves. */
 export interface TraceWriter {
   writeSpans(spans: readonly SpanRecord[]): Promise<void>;
   writeLogs(logs: readonly LogRecord[]): Promise<void>;
-  writeEdges(edges: readonly EdgeRecord[]): Promise<void>;
+  writeEdges(edges: readonly EdgeRecord[], options?: EdgeWriteOptions): Promise<void>;
   /** Safe to call twice. */
   close(): Promise<void>;
 }

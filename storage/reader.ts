@@ -239,8 +239,16 @@ export class ClickHouseTraceReader implements TraceReader {
         sum(calls) AS total_calls,
         sum(errors) AS total_errors,
         sum(duration_sum_nano) AS total_duration_nano
-      FROM ${this.#tables.edges}
-      WHERE minute >= toDateTime(${from}) AND minute < toDateTime(${to})
+      FROM (
+        SELECT minute, client_service, server_service, any(calls) AS calls, any(errors) AS errors, any(duration_sum_nano) AS duration_sum_nano
+        FROM ${this.#tables.edgeBatches}
+        WHERE minute >= toDateTime(${from}) AND minute < toDateTime(${to})
+        GROUP BY minute, client_service, server_service, batch_id
+        UNION ALL
+        SELECT minute, client_service, server_service, calls, errors, duration_sum_nano
+        FROM ${this.#tables.edges}
+        WHERE minute >= toDateTime(${from}) AND minute < toDateTime(${to})
+      )
       GROUP BY client_service, server_service
       ORDER BY client_service, server_service`);
     return rows.map((r) => ({

@@ -71,7 +71,7 @@ void describe('dropPartitionsOlderThan', () => {
   void test('drops days older than the retention from every table, keeps the rest', async () => {
     const all = DAYS_AGO.map(dayId).sort();
     const before = await partitions();
-    for (const table of ['tracemesh_spans', 'tracemesh_trace_index', 'tracemesh_operations', 'tracemesh_logs', 'tracemesh_edges']) {
+    for (const table of ['tracemesh_spans', 'tracemesh_trace_index', 'tracemesh_operations', 'tracemesh_logs', 'tracemesh_edge_batches']) {
       assert.deepStrictEqual(before.get(table), all, table);
     }
 
@@ -80,7 +80,7 @@ void describe('dropPartitionsOlderThan', () => {
     const old = [dayId(10), dayId(8)];
     assert.deepStrictEqual(
       dropped.map((d) => `${d.table}/${d.partitionId}`).sort(),
-      ['tracemesh_edges', 'tracemesh_logs', 'tracemesh_operations', 'tracemesh_spans', 'tracemesh_trace_index'].flatMap((t) => old.map((p) => `${t}/${p}`)).sort(),
+      ['tracemesh_edge_batches', 'tracemesh_logs', 'tracemesh_operations', 'tracemesh_spans', 'tracemesh_trace_index'].flatMap((t) => old.map((p) => `${t}/${p}`)).sort(),
     );
     const after = await partitions();
     const kept = [dayId(7), dayId(1), dayId(0)].sort();

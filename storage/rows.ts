@@ -111,7 +111,7 @@ export const LOG_INSERT_COLUMNS: readonly string[] = [
   'service_name', 'body', 'scope_name', 'resource_attr_keys', 'resource_attr_values', 'resource_attr_types', 'attr_keys', 'attr_values', 'attr_types',
 ];
 
-export const EDGE_INSERT_COLUMNS: readonly string[] = ['minute', 'client_service', 'server_service', 'calls', 'errors', 'duration_sum_nano'];
+export const EDGE_INSERT_COLUMNS: readonly string[] = ['minute', 'client_service', 'server_service', 'batch_id', 'calls', 'errors', 'duration_sum_nano'];
 
 /** Rows already encoded for an insert (RowBinary), `count` of them back to back. */
 export interface EncodedRows {
@@ -326,11 +326,12 @@ function count(n: number): number {
 }
 
 /** Appends one edges row; the minute is floored to a whole minute. */
-export function writeEdgeRow(w: RowBinaryWriter, edge: EdgeRecord): void {
+export function writeEdgeRow(w: RowBinaryWriter, edge: EdgeRecord, batchId: string): void {
   const m = Math.max(0, Math.min(MAX_DATETIME, Math.floor(edge.minuteUnixSeconds)));
   w.u32(m - (m % 60));
   w.string(edge.clientService);
   w.string(edge.serverService);
+  w.string(batchId);
   w.u64n(BigInt(count(edge.calls)));
   w.u64n(BigInt(count(edge.errors)));
   w.u64n(edge.durationSumNano);
@@ -473,4 +474,29 @@ export function decodeLog(row: LogRow): LogRecord {
     resourceAttributes: attributesFrom(row.resource_attr_keys, row.resource_attr_values, row.resource_attr_types),
     attributes: attributesFrom(row.attr_keys, row.attr_values, row.attr_types),
   };
+}
+
+/**
+ * Encoded rows cut into one chunk per row, byte for byte (to isolate a row that storage
+ * refuses). Throws RangeError when the bytes are not `count` rows.
+ */
+export function splitSpanRows(rows: EncodedSpans): EncodedSpans[] {
+  return splitRows(rows, readSpanRow);
+}
+
+export function splitLogRows(rows: EncodedLogs): EncodedLogs[] {
+  return splitRows(rows, readLogRow);
+}
+
+function splitRows(rows: EncodedRows, read: (r: RowBinaryReader) => unknown): EncodedRows[] {
+  const r = new RowBinaryReader(rows.bytes);
+  const out: EncodedRows[] = [];
+  let start = r.pos;
+  for (let i = 0; i < rows.count; i++) {
+    read(r);
+    out.push({ count: 1, bytes: rows.bytes.subarray(start, r.pos) });
+    start = r.pos;
+  }
+  if (r.pos !== r.end) throw new RangeError(`RowBinary: ${r.end - r.pos} bytes left after ${rows.count} rows`);
+  return out;
 }

@@ -3,11 +3,12 @@
 // without a fault in the request). A write resolves once ClickHouse has acknowledged it.
 // writeEncodedSpans() takes rows that the collector encoded straight from OTLP protobuf.
 
+import { randomBytes } from 'node:crypto';
 import type { Logger } from '../common/logger.ts';
 import { silentLogger } from '../common/logger.ts';
 import type { StorageClient } from './clickhouse.ts';
 import { StorageError } from './errors.ts';
-import type { EdgeRecord, EncodedRowWriter, LogRecord, SpanRecord, TraceWriter } from './model.ts';
+import type { EdgeRecord, EdgeWriteOptions, EncodedRowWriter, LogRecord, SpanRecord, TraceWriter } from './model.ts';
 import { EDGE_INSERT_COLUMNS, encodeLogs, encodeSpans, LOG_INSERT_COLUMNS, SPAN_INSERT_COLUMNS, writeEdgeRow, type EncodedLogs, type EncodedRows, type EncodedSpans } from './rows.ts';
 import { RowBinaryWriter } from './rowbinary.ts';
 import { resolveSchema, tableRefs, type SchemaOptions, type TableRefs } from './schema/options.ts';
@@ -90,11 +91,26 @@ export class ClickHouseTraceWriter implements TraceWriter, EncodedRowWriter {
     return this.#track(table, columns, what, chunks.map((c) => c.bytes), count);
   }
 
-  writeEdges(edges: readonly EdgeRecord[]): Promise<void> {
+  /** Into `edge_batches`, under `options.batchId` (SCHEMA.md, "Duplicates"). */
+  writeEdges(edges: readonly EdgeRecord[], options: EdgeWriteOptions = {}): Promise<void> {
     if (edges.length === 0) return Promise.resolve();
+    const batchId = options.batchId ?? randomBytes(8).toString('hex');
+    // Storage keeps one row per (minute, pair, batch id), so rows of one call are summed first.
+    const summed = new Map<string, EdgeRecord>();
+    for (const e of edges) {
+      const m = Math.floor(e.minuteUnixSeconds);
+      const key = `${m - (m % 60)}\u0000${e.clientService}\u0000${e.serverService}`;
+      const prev = summed.get(key);
+      summed.set(
+        key,
+        prev === undefined
+          ? { ...e, calls: countOf(e.calls), errors: countOf(e.errors), durationSumNano: e.durationSumNano > 0n ? e.durationSumNano : 0n }
+          : { ...prev, calls: prev.calls + countOf(e.calls), errors: prev.errors + countOf(e.errors), durationSumNano: prev.durationSumNano + (e.durationSumNano > 0n ? e.durationSumNano : 0n) },
+      );
+    }
     const w = this.#rows;
-    for (let i = 0; i < edges.length; i++) writeEdgeRow(w, edges[i]!);
-    return this.#track(this.#tables.edges, EDGE_INSERT_COLUMNS, 'edges', [w.take()], edges.length);
+    for (const e of summed.values()) writeEdgeRow(w, e, batchId);
+    return this.#track(this.#tables.edgeBatches, EDGE_INSERT_COLUMNS, 'edges', [w.take()], edges.length);
   }
 
   /**
@@ -150,6 +166,10 @@ export class ClickHouseTraceWriter implements TraceWriter, EncodedRowWriter {
       }
     }
   }
+}
+
+function countOf(n: number): number {
+  return Number.isFinite(n) && n > 0 ? Math.floor(n) : 0;
 }
 
 function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {

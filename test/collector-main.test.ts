@@ -4,6 +4,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import type { Collector } from '../collector/collector.ts';
@@ -17,6 +20,12 @@ import { createTestDatabase, eventually, type TestDatabase } from './support/cli
 
 let db: TestDatabase;
 let client: StorageClient;
+const walDirs: string[] = [];
+function walDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'tm-wal-'));
+  walDirs.push(d);
+  return d;
+}
 
 before(async () => {
   db = await createTestDatabase();
@@ -24,6 +33,7 @@ before(async () => {
 });
 
 after(async () => {
+  for (const d of walDirs) rmSync(d, { recursive: true, force: true });
   await client?.close();
   await db?.drop();
 });
@@ -46,7 +56,7 @@ void describe('runCollector', () => {
   void it('migrates, serves, and on stop writes what is still queued before returning', async () => {
     const stop = new AbortController();
     let collector: Collector | undefined;
-    const args = ['--grpc-port', '0', '--http-port', '0', '--admin-port', '0', '--clickhouse-url', db.url, '--clickhouse-database', db.database, '--batch-timeout', '1h'];
+    const args = ['--grpc-port', '0', '--http-port', '0', '--admin-port', '0', '--clickhouse-url', db.url, '--clickhouse-database', db.database, '--batch-timeout', '1h', '--wal-dir', walDir()];
     const run = runCollector(args, { env: {}, logger: silentLogger, signal: stop.signal, onStarted: (c) => (collector = c) });
     await eventually(async () => collector, (c) => c !== undefined, 30_000, 'the collector to start');
     const traceId = newTraceId();
@@ -71,7 +81,7 @@ void describe('runCollector', () => {
 void describe('tracemesh collector (the CLI process)', () => {
   void it('serves until SIGTERM, then writes what is queued and exits 0', async () => {
     const cli = fileURLToPath(new URL('../cli/tracemesh.ts', import.meta.url));
-    const child = spawn(process.execPath, [cli, 'collector', '--grpc-port', '0', '--http-port', '0', '--admin-port', '0', '--batch-timeout', '1h'], {
+    const child = spawn(process.execPath, [cli, 'collector', '--grpc-port', '0', '--http-port', '0', '--admin-port', '0', '--batch-timeout', '1h', '--wal-dir', walDir()], {
       env: { ...process.env, TRACEMESH_CLICKHOUSE_URL: db.url, TRACEMESH_CLICKHOUSE_DATABASE: db.database, TRACEMESH_LOG_LEVEL: 'info' },
       stdio: ['ignore', 'ignore', 'pipe'],
     });

@@ -1,12 +1,31 @@
 // The processor stage: a bounded queue that batches items by count and by time and hands the
-// batches to an export function (the TraceWriter). A batch whose export fails is kept and
-// retried with backoff, so an item that offer() accepted is written eventually; only a
-// shutdown whose deadline passes gives items up, and those are counted.
+// batches to an export function (the TraceWriter). A batch whose export fails for a transient
+// reason is kept and retried with backoff; one that fails permanently (storage says the data
+// or statement is invalid) is split to isolate the bad items: what can be written is written,
+// the rest goes to the dead-letter sink, counted. So an item that offer() accepted is written
+// or dead-lettered eventually.
+//
+// Durability is injected: with a journal (the collector's write-ahead log), offer() resolves
+// only once the items are on disk, what an earlier run left is queued first, and an item's
+// record is released once it and everything offered before it are written or dead-lettered.
+// Without one, the queue is memory only and a shutdown whose deadline passes drops (and
+// counts) what is left; with one, what is left stays in the journal for the next start.
 
+import { randomBytes } from 'node:crypto';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff.ts';
+import type { Journal, JournalTicket } from './journal.ts';
 import { ChunkQueue, weightOf } from './queue.ts';
 
 export type OfferResult = 'accepted' | 'full' | 'closed';
+
+/** What an export learns besides the items. */
+export interface ExportInfo {
+  /**
+   * Stable for the same items: a retried batch keeps its id, a piece of a split batch gets
+   * the batch id plus its position. Writers may use it to make the write idempotent.
+   */
+  readonly batchId: string;
+}
 
 /** What the pipeline reports; the collector turns it into metrics and logs. */
 export interface PipelineObserver {
@@ -14,9 +33,16 @@ export interface PipelineObserver {
   written(count: number, seconds: number): void;
   /** An export attempt failed; the batch will be tried again after `retryInMs`. */
   writeFailed(error: unknown, info: { readonly count: number; readonly attempt: number; readonly seconds: number; readonly retryInMs: number }): void;
-  /** Items given up (only at a shutdown that ran out of time). */
+  /** Items given up (only at a shutdown that ran out of time, without a journal). */
   dropped(count: number, reason: 'shutdown_timeout'): void;
+  /** Items read back from the journal at start, queued before anything new. */
+  replayed?(count: number): void;
+  /** Items that storage refused permanently, handed to the dead-letter sink. */
+  deadLettered?(count: number, error: unknown): void;
 }
+
+/** Where items go that storage refuses permanently. Must not throw for bad items. */
+export type DeadLetterSink<T> = (items: readonly T[], error: unknown) => Promise<void>;
 
 export interface BatchPipelineOptions<T> {
   /**
@@ -34,15 +60,32 @@ export interface BatchPipelineOptions<T> {
   /** Batches written at the same time. */
   readonly concurrency: number;
   readonly backoff: BackoffOptions;
-  /** Durable once resolved. May throw; the batch is retried. */
-  readonly export: (batch: readonly T[]) => Promise<void>;
+  /** Durable once resolved. May throw; the batch is retried, or split when `isPermanent` says so. */
+  readonly export: (batch: readonly T[], info: ExportInfo) => Promise<void>;
   readonly observer: PipelineObserver;
+  /** Durable store of the queued items (see the header); none: memory only. */
+  readonly journal?: Journal<T>;
+  /** Whether a failed export would fail the same way on every retry. Default: never. */
+  readonly isPermanent?: (error: unknown) => boolean;
+  /**
+   * Splits one item into smaller ones (a request's rows into single rows) to isolate a bad
+   * part; returns the item alone when it cannot be split. Default: items are not split.
+   */
+  readonly split?: (item: T) => T[];
+  /** Default: items refused permanently are only counted (observer.deadLettered). */
+  readonly deadLetter?: DeadLetterSink<T>;
 }
 
 interface InFlight {
   /** Sequence number of the batch's first item. */
   readonly startSeq: number;
   readonly count: number;
+}
+
+interface HeldTicket {
+  /** Sequence number just past the ticket's items. */
+  readonly end: number;
+  readonly ticket: JournalTicket;
 }
 
 interface FlushWaiter {
@@ -57,6 +100,11 @@ export class BatchPipeline<T> {
   /** The running #write() calls; they settle promptly once #abandon aborts. */
   readonly #writes = new Set<Promise<void>>();
   #inFlightItems = 0;
+  /** Weight of offers waiting for the journal: counted against the capacity. */
+  #appending = 0;
+  /** Journal tickets in sequence order; released once everything before `end` is complete. */
+  #tickets: HeldTicket[] = [];
+  #ticketHead = 0;
   /** Items ever enqueued / ever taken from the queue; item n has sequence number n. */
   #enqueuedSeq = 0;
   #dequeuedSeq = 0;
@@ -77,11 +125,19 @@ export class BatchPipeline<T> {
     }
     this.#options = options;
     this.#queue = new ChunkQueue<T>(options.weight);
+    // What an earlier run left comes first, even beyond the capacity (it was accepted then).
+    let replayed = 0;
+    for (const r of options.journal?.takeReplay() ?? []) {
+      this.#enqueue(r.items, r.ticket);
+      replayed += weightOf(r.items, options.weight);
+    }
+    if (replayed > 0) options.observer.replayed?.(replayed);
+    this.#pump();
   }
 
-  /** Items queued plus items being written. */
+  /** Items queued plus items being written (plus offers waiting for the journal). */
   get pending(): number {
-    return this.#queue.size + this.#inFlightItems;
+    return this.#queue.size + this.#inFlightItems + this.#appending;
   }
 
   get capacity(): number {
@@ -98,19 +154,66 @@ export class BatchPipeline<T> {
 
   /**
    * Takes all of `items` or none: 'full' when they would overflow the capacity (an oversized
-   * offer is still taken when nothing is pending, so it cannot be refused forever), 'closed'
-   * after shutdown() began. Never blocks.
+   * offer is still taken when nothing is pending, so it cannot be refused forever) or the
+   * journal has no room, 'closed' after shutdown() began. Resolves once the items are as
+   * durable as the journal makes them (at once without a journal). Rejects when the journal
+   * fails for another reason than space.
    */
-  offer(items: readonly T[]): OfferResult {
+  async offer(items: readonly T[]): Promise<OfferResult> {
+    const journal = this.#options.journal;
+    if (journal === undefined) return this.offerNow(items);
     if (this.#closed) return 'closed';
     const weight = weightOf(items, this.#options.weight);
     if (weight === 0) return 'accepted';
     const pending = this.pending;
     if (pending > 0 && pending + weight > this.#options.capacity) return 'full';
-    this.#queue.push(items);
-    this.#enqueuedSeq += weight;
+    this.#appending += weight;
+    let ticket: JournalTicket | 'full';
+    try {
+      ticket = await journal.append(items);
+    } finally {
+      this.#appending -= weight;
+    }
+    if (ticket === 'full') return 'full';
+    // Durable now, so taken even if a shutdown began meanwhile (the next start replays it
+    // if this run cannot write it).
+    this.#enqueue(items, ticket);
     this.#pump();
     return 'accepted';
+  }
+
+  /** offer() for a pipeline without a journal, synchronously. */
+  offerNow(items: readonly T[]): OfferResult {
+    if (this.#options.journal !== undefined) throw new Error('offerNow() is for pipelines without a journal; use offer()');
+    if (this.#closed) return 'closed';
+    const weight = weightOf(items, this.#options.weight);
+    if (weight === 0) return 'accepted';
+    const pending = this.pending;
+    if (pending > 0 && pending + weight > this.#options.capacity) return 'full';
+    this.#enqueue(items, undefined);
+    this.#pump();
+    return 'accepted';
+  }
+
+  #enqueue(items: readonly T[], ticket: JournalTicket | undefined): void {
+    this.#queue.push(items);
+    this.#enqueuedSeq += weightOf(items, this.#options.weight);
+    if (ticket !== undefined) this.#tickets.push({ end: this.#enqueuedSeq, ticket });
+  }
+
+  /** Releases the journal records of every item up to the completed sequence number. */
+  #releaseTickets(): void {
+    const journal = this.#options.journal;
+    if (journal === undefined) return;
+    const done = this.#completedSeq();
+    while (this.#ticketHead < this.#tickets.length && this.#tickets[this.#ticketHead]!.end <= done) {
+      journal.release(this.#tickets[this.#ticketHead]!.ticket);
+      this.#ticketHead++;
+    }
+    if (this.#ticketHead > 1024 && this.#ticketHead * 2 > this.#tickets.length) {
+      this.#tickets = this.#tickets.slice(this.#ticketHead);
+      this.#ticketHead = 0;
+    }
   }
 
   /** Resolves when every item offered before the call is written (or given up at shutdown). */
@@ -147,6 +250,8 @@ export class BatchPipeline<T> {
     await Promise.all(this.#writes);
     this.#queue.clear();
     this.#dequeuedSeq = this.#enqueuedSeq;
+    // With a journal nothing is lost: the unreleased records are replayed at the next start.
+    if (this.#options.journal !== undefined) return { lost: 0 };
     if (lost > 0) this.#options.observer.dropped(lost, 'shutdown_timeout');
     this.#resolveWaiters(true);
     return { lost };
@@ -190,7 +295,7 @@ export class BatchPipeline<T> {
       this.#dequeuedSeq += weight;
       this.#inFlight.add(flight);
       this.#inFlightItems += weight;
-      const write = this.#write(batch, flight);
+      const write = this.#write(batch, flight, randomBytes(8).toString('hex'));
       this.#writes.add(write);
       void write.finally(() => this.#writes.delete(write));
     }
@@ -207,8 +312,29 @@ export class BatchPipeline<T> {
     }
   }
 
-  /** Writes one batch until it succeeds or the pipeline is abandoned. Never rejects. */
-  async #write(batch: readonly T[], flight: InFlight): Promise<void> {
+  /**
+   * Writes one batch until it is written (or its bad items dead-lettered), or the pipeline is
+   * abandoned. Never rejects.
+   */
+  async #write(batch: readonly T[], flight: InFlight, batchId: string): Promise<void> {
+    try {
+      await this.#writeRetrying(batch, flight.count, batchId, false);
+    } finally {
+      this.#inFlight.delete(flight);
+      this.#inFlightItems -= flight.count;
+      if (!this.#abandon.signal.aborted) this.#releaseTickets();
+      this.#resolveWaiters();
+      this.#pump();
+    }
+  }
+
+  /**
+   * Exports `items` (weighing `count`), retrying transient failures with backoff. A
+   * permanent failure splits the items in halves (or an item into its parts) and writes each
+   * the same way; an item that cannot be split further is dead-lettered. Returns when done or
+   * abandoned.
+   */
+  async #writeRetrying(items: readonly T[], count: number, batchId: string, isolating: boolean): Promise<void> {
     const { observer, backoff } = this.#options;
     const signal = this.#abandon.signal;
     let onAbort: (() => void) | undefined;
@@ -221,25 +347,63 @@ export class BatchPipeline<T> {
       for (let attempt = 1; !signal.aborted; attempt++) {
         const started = performance.now();
         try {
-          const result = await Promise.race([this.#options.export(batch).then(() => 'written' as const), abandoned]);
+          const result = await Promise.race([this.#options.export(items, { batchId }).then(() => 'written' as const), abandoned]);
           if (result === 'abandoned') return;
-          observer.written(flight.count, (performance.now() - started) / 1000);
+          observer.written(count, (performance.now() - started) / 1000);
           this.#currentBackoffMs = 0;
           return;
         } catch (err) {
           if (signal.aborted) return;
+          if (this.#options.isPermanent?.(err) === true) {
+            await this.#isolate(items, batchId, err, isolating);
+            return;
+          }
           const retryInMs = backoffDelay(attempt, backoff);
           this.#currentBackoffMs = retryInMs;
-          observer.writeFailed(err, { count: flight.count, attempt, seconds: (performance.now() - started) / 1000, retryInMs });
+          observer.writeFailed(err, { count, attempt, seconds: (performance.now() - started) / 1000, retryInMs });
           await sleep(retryInMs, signal);
         }
       }
     } finally {
       if (onAbort) signal.removeEventListener('abort', onAbort);
-      this.#inFlight.delete(flight);
-      this.#inFlightItems -= flight.count;
-      this.#resolveWaiters();
-      this.#pump();
+    }
+  }
+
+  async #isolate(items: readonly T[], batchId: string, error: unknown, isolating: boolean): Promise<void> {
+    const weigh = this.#options.weight;
+    let parts: (readonly T[])[];
+    if (items.length > 1) {
+      const half = Math.ceil(items.length / 2);
+      parts = [items.slice(0, half), items.slice(half)];
+    } else {
+      let pieces: T[];
+      try {
+        pieces = this.#options.split?.(items[0]!) ?? [items[0]!];
+      } catch {
+        pieces = [items[0]!]; // cannot even be taken apart: dead-lettered whole
+      }
+      if (pieces.length <= 1) {
+        await this.#deadLetter(items, error);
+        return;
+      }
+      parts = [pieces];
+    }
+    // A batch that fails as a whole may have had nothing bad in it after all (it was the
+    // batch, say, too large): the pieces are tried again, each alone.
+    if (!isolating) this.#options.observer.writeFailed(error, { count: weightOf(items, weigh), attempt: 1, seconds: 0, retryInMs: 0 });
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i]!;
+      await this.#writeRetrying(part, weightOf(part, weigh), `${batchId}.${i}`, true);
+      if (this.#abandon.signal.aborted) return;
+    }
+  }
+
+  async #deadLetter(items: readonly T[], error: unknown): Promise<void> {
+    const count = weightOf(items, this.#options.weight);
+    try {
+      await this.#options.deadLetter?.(items, error);
+    } finally {
+      this.#options.observer.deadLettered?.(count, error);
     }
   }
 }

@@ -25,15 +25,15 @@ after(async () => {
 async function receiver(result: (body: Uint8Array) => IngestResult, maxMessageBytes = 1024 * 1024, limits: Partial<AdmissionLimits> = {}) {
   const bodies: Buffer[] = [];
   const refused: RejectReason[] = [];
-  const record = (body: Uint8Array): IngestResult => {
+  const record = async (body: Uint8Array): Promise<IngestResult> => {
     bodies.push(Buffer.from(body));
     return result(body);
   };
   const ingest: Ingest = {
     tracesProtobuf: record,
     logsProtobuf: record,
-    traces: () => ({ rejected: 0, errorMessage: '' }),
-    logs: () => ({ rejected: 0, errorMessage: '' }),
+    traces: async () => ({ rejected: 0, errorMessage: '' }),
+    logs: async () => ({ rejected: 0, errorMessage: '' }),
     refused: (_t, _s, reason) => void refused.push(reason),
   };
   const shed: AdmissionReason[] = [];

@@ -293,30 +293,36 @@ export async function startGrpcReceiver(options: GrpcReceiverOptions): Promise<G
     z.end(body.bytes);
   }
 
-  /** Decodes and ingests (synchronously: `body` may be reused afterwards) and answers. */
+  /**
+   * Decodes (synchronously: `body` may be reused once this returns), ingests and answers once
+   * the data is accepted (durable, with a write-ahead log).
+   */
   function respond(stream: http2.ServerHttp2Stream, signal: Signal, body: Buffer): void {
-    let response: Uint8Array;
+    let accepted: Promise<Uint8Array>;
     try {
-      if (signal === 'traces') {
-        const r = ingest.tracesProtobuf(body, 'grpc');
-        response = encodeTraceResponse(r.rejected, r.errorMessage);
-      } else {
-        const r = ingest.logsProtobuf(body, 'grpc');
-        response = encodeLogsResponse(r.rejected, r.errorMessage);
-      }
+      accepted =
+        signal === 'traces'
+          ? ingest.tracesProtobuf(body, 'grpc').then((r) => encodeTraceResponse(r.rejected, r.errorMessage))
+          : ingest.logsProtobuf(body, 'grpc').then((r) => encodeLogsResponse(r.rejected, r.errorMessage));
     } catch (err) {
-      if (err instanceof OtlpError) refuse(stream, signal, err);
-      else answer(stream, toGrpcError(err, logger));
-      return;
+      accepted = Promise.reject(err as Error);
     }
-    if (stream.destroyed || stream.closed) return;
-    const framed = Buffer.allocUnsafe(5 + response.length);
-    framed[0] = 0;
-    framed.writeUInt32BE(response.length, 1);
-    framed.set(response, 5);
-    stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
-    stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'grpc-message': '' }));
-    stream.end(framed);
+    accepted.then(
+      (response) => {
+        if (stream.destroyed || stream.closed) return;
+        const framed = Buffer.allocUnsafe(5 + response.length);
+        framed[0] = 0;
+        framed.writeUInt32BE(response.length, 1);
+        framed.set(response, 5);
+        stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
+        stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'grpc-message': '' }));
+        stream.end(framed);
+      },
+      (err: unknown) => {
+        if (err instanceof OtlpError) refuse(stream, signal, err);
+        else answer(stream, toGrpcError(err, logger));
+      },
+    );
   }
 
   server.on('session', (session) => {

@@ -13,7 +13,8 @@ import { createOtlpHttpApp, formatOf } from './http.ts';
 
 function app(result: () => IngestResult) {
   const refused: RejectReason[] = [];
-  const ingest: Ingest = { traces: result, tracesProtobuf: result, logs: result, logsProtobuf: result, refused: (_t, _s, reason) => void refused.push(reason) };
+  const later = async (): Promise<IngestResult> => result();
+  const ingest: Ingest = { traces: later, tracesProtobuf: later, logs: later, logsProtobuf: later, refused: (_t, _s, reason) => void refused.push(reason) };
   const admission = new Admission(DEFAULT_ADMISSION_LIMITS, { refused: () => {} }, silentLogger);
   return { app: createOtlpHttpApp({ ingest, maxBodyBytes: 1024 * 1024, admission, logger: silentLogger }), refused };
 }

@@ -218,21 +218,22 @@ export function createOtlpHttpApp(deps: OtlpHttpAppDeps): Hono {
       throw admitted;
     }
     try {
-      // Decoding and ingest are synchronous: the body's buffer is free again when this returns.
-      return answerExport(c, signal, format, await receiveBody(c, admitted, admission, maxBodyBytes));
+      // Decoding is synchronous (the body's buffer is not kept); the answer waits until the
+      // data is accepted (durable, with a write-ahead log), and the request counts as in flight until then.
+      return await answerExport(c, signal, format, await receiveBody(c, admitted, admission, maxBodyBytes));
     } finally {
       admitted.close();
     }
   };
 
-  const answerExport = (c: Context, signal: Signal, format: Format, body: Buffer): Response => {
+  const answerExport = async (c: Context, signal: Signal, format: Format, body: Buffer): Promise<Response> => {
     if (signal === 'traces') {
-      const r = format === 'json' ? ingest.traces(decodeTraceRequestJson(jsonText(body)), 'http') : ingest.tracesProtobuf(body, 'http');
+      const r = await (format === 'json' ? ingest.traces(decodeTraceRequestJson(jsonText(body)), 'http') : ingest.tracesProtobuf(body, 'http'));
       return format === 'json'
         ? c.body(encodeResponseJson('traces', r.rejected, r.errorMessage), 200, { 'content-type': JSON_TYPE })
         : c.body(new Uint8Array(encodeTraceResponse(r.rejected, r.errorMessage)), 200, { 'content-type': PROTOBUF_TYPE });
     }
-    const r = format === 'json' ? ingest.logs(decodeLogsRequestJson(jsonText(body)), 'http') : ingest.logsProtobuf(body, 'http');
+    const r = await (format === 'json' ? ingest.logs(decodeLogsRequestJson(jsonText(body)), 'http') : ingest.logsProtobuf(body, 'http'));
     return format === 'json'
       ? c.body(encodeResponseJson('logs', r.rejected, r.errorMessage), 200, { 'content-type': JSON_TYPE })
       : c.body(new Uint8Array(encodeLogsResponse(r.rejected, r.errorMessage)), 200, { 'content-type': PROTOBUF_TYPE });

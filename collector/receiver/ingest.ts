@@ -5,7 +5,7 @@
 
 import type { LogRecord } from '../../storage/model.ts';
 import { encodeLogs, encodeSpans, type EncodedLogs, type EncodedSpans } from '../../storage/rows.ts';
-import { queueFull, shuttingDown, type OtlpError } from '../errors.ts';
+import { queueFull, shuttingDown, walFailed, type OtlpError } from '../errors.ts';
 import type { CollectorMetrics, RejectReason, Transport } from '../metrics.ts';
 import { convertLogs, convertTraces, nowUnixNano } from '../otlp/convert.ts';
 import { decodeLogsRequestRecords } from '../otlp/decode-logs.ts';
@@ -23,7 +23,8 @@ export interface IngestResult {
 
 /** The pipeline as ingest sees it. */
 export interface IngestSink<T> {
-  offer(items: readonly T[]): OfferResult;
+  /** Resolves once the items are accepted (durable, with a write-ahead log) or refused. */
+  offer(items: readonly T[]): Promise<OfferResult>;
   retryAfterMs(): number;
 }
 
@@ -43,17 +44,24 @@ export interface IngestDeps {
 
 export interface Ingest {
   /**
-   * An ExportTraceServiceRequest in protobuf. Throws OtlpError `invalid` when the body is not
-   * one, `throttled` or `unavailable` when it cannot be taken now.
+   * An ExportTraceServiceRequest in protobuf. The body is decoded synchronously (the caller
+   * may reuse it once this returns); the promise settles once the spans are accepted (on
+   * disk, with a write-ahead log). Rejects with OtlpError `invalid` when the body is not one
+   * (or throws it synchronously), `throttled` or `unavailable` when it cannot be taken now.
    */
-  tracesProtobuf(body: Uint8Array, transport: Transport): IngestResult;
-  /** A decoded request (OTLP/JSON). Throws OtlpError (`throttled` or `unavailable`). */
-  traces(req: ExportTraceRequestMsg, transport: Transport): IngestResult;
-  /** An ExportLogsServiceRequest in protobuf; throws like tracesProtobuf. */
-  logsProtobuf(body: Uint8Array, transport: Transport): IngestResult;
-  logs(req: ExportLogsRequestMsg, transport: Transport): IngestResult;
+  tracesProtobuf(body: Uint8Array, transport: Transport): Promise<IngestResult>;
+  /** A decoded request (OTLP/JSON). Rejects with OtlpError (`throttled` or `unavailable`). */
+  traces(req: ExportTraceRequestMsg, transport: Transport): Promise<IngestResult>;
+  /** An ExportLogsServiceRequest in protobuf; like tracesProtobuf. */
+  logsProtobuf(body: Uint8Array, transport: Transport): Promise<IngestResult>;
+  logs(req: ExportLogsRequestMsg, transport: Transport): Promise<IngestResult>;
   /** Counts a request refused as a whole before it reached the methods above. */
   refused(transport: Transport, signal: Signal, reason: RejectReason): void;
+}
+
+function refusalReason(refusal: OtlpError): RejectReason {
+  if (refusal.kind === 'throttled') return 'queue_full';
+  return refusal.code === 'COLLECTOR_WAL_FAILED' ? 'wal_failed' : 'shutting_down';
 }
 
 export function createIngest(deps: IngestDeps): Ingest {
@@ -61,8 +69,13 @@ export function createIngest(deps: IngestDeps): Ingest {
   const virtualNodeAttributes = deps.virtualNodeAttributes ?? DEFAULT_VIRTUAL_NODE_ATTRIBUTES;
   const decoder = new TraceDecoder({ virtualNodeAttributes });
 
-  function admit<T>(sink: IngestSink<T>, items: readonly T[], noun: string): OtlpError | undefined {
-    const result = sink.offer(items);
+  async function admit<T>(sink: IngestSink<T>, items: readonly T[], noun: string): Promise<OtlpError | undefined> {
+    let result: OfferResult;
+    try {
+      result = await sink.offer(items);
+    } catch (err) {
+      return walFailed(err, deps.shutdownRetryAfterMs);
+    }
     if (result === 'accepted') return undefined;
     if (result === 'closed') return shuttingDown(deps.shutdownRetryAfterMs);
     const retryAfterMs = sink.retryAfterMs();
@@ -72,13 +85,13 @@ export function createIngest(deps: IngestDeps): Ingest {
     );
   }
 
-  function acceptSpans(d: DecodedTraces, transport: Transport): IngestResult {
+  async function acceptSpans(d: DecodedTraces, transport: Transport): Promise<IngestResult> {
     const { rows, rejected, errorMessage } = d;
     metrics.receivedSpans.inc({ transport }, rows.count + rejected);
     if (rejected > 0) metrics.rejectedSpans.inc({ reason: 'invalid' }, rejected);
-    const refusal = admit(deps.spans, rows.count > 0 ? [rows] : [], 'spans');
+    const refusal = await admit(deps.spans, rows.count > 0 ? [rows] : [], 'spans');
     if (refusal !== undefined) {
-      const reason = refusal.kind === 'throttled' ? 'queue_full' : 'shutting_down';
+      const reason = refusalReason(refusal);
       metrics.rejectedSpans.inc({ reason }, rows.count);
       metrics.rejectedRequests.inc({ transport, signal: 'traces', reason });
       throw refusal;
@@ -87,13 +100,13 @@ export function createIngest(deps: IngestDeps): Ingest {
     return { rejected, errorMessage };
   }
 
-  function acceptLogs(converted: { records: LogRecord[]; rejected: number; errorMessage: string }, transport: Transport): IngestResult {
+  async function acceptLogs(converted: { records: LogRecord[]; rejected: number; errorMessage: string }, transport: Transport): Promise<IngestResult> {
     const { records, rejected, errorMessage } = converted;
     metrics.receivedLogRecords.inc({ transport }, records.length + rejected);
     if (rejected > 0) metrics.rejectedLogRecords.inc({ reason: 'invalid' }, rejected);
-    const refusal = admit(deps.logs, records.length > 0 ? [encodeLogs(records)] : [], 'log records');
+    const refusal = await admit(deps.logs, records.length > 0 ? [encodeLogs(records)] : [], 'log records');
     if (refusal !== undefined) {
-      const reason = refusal.kind === 'throttled' ? 'queue_full' : 'shutting_down';
+      const reason = refusalReason(refusal);
       metrics.rejectedLogRecords.inc({ reason }, records.length);
       metrics.rejectedRequests.inc({ transport, signal: 'logs', reason });
       throw refusal;

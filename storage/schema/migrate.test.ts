@@ -54,6 +54,7 @@ void describe('migrate (single node, real ClickHouse)', () => {
     const first = await migrate(client);
     assert.deepStrictEqual(first, { applied: ALL_VERSIONS, version: SCHEMA_VERSION });
     assert.deepStrictEqual(await tables(client), [
+      'tracemesh_edge_batches',
       'tracemesh_edges',
       'tracemesh_logs',
       'tracemesh_operations',

@@ -25,7 +25,7 @@ export interface SchemaOptions {
 }
 
 /** Base names (without prefix) of the tables that hold telemetry; retention drops their partitions. */
-export const DATA_TABLES = ['spans', 'trace_index', 'operations', 'logs', 'edges', 'trace_activity', 'outcomes'] as const;
+export const DATA_TABLES = ['spans', 'trace_index', 'operations', 'logs', 'edges', 'trace_activity', 'outcomes', 'edge_batches'] as const;
 export type DataTable = (typeof DATA_TABLES)[number];
 
 export interface ResolvedSchema {
@@ -67,6 +67,7 @@ export interface TableRefs {
   readonly operations: Sql;
   readonly logs: Sql;
   readonly edges: Sql;
+  readonly edgeBatches: Sql;
   readonly migrations: Sql;
 }
 
@@ -79,6 +80,7 @@ export function tableRefs(schema: ResolvedSchema): TableRefs {
     operations: t('operations'),
     logs: t('logs'),
     edges: t('edges'),
+    edgeBatches: t('edge_batches'),
     migrations: t('schema_migrations'),
   };
 }
