@@ -60,10 +60,10 @@ void describe('prototype-named attribute keys in OTLP', () => {
 
   void it('a Content-Encoding named after a prototype member is refused with 415', async () => {
     const ingest: Ingest = {
-      traces: () => ({ rejected: 0, errorMessage: '' }),
-      tracesProtobuf: () => ({ rejected: 0, errorMessage: '' }),
-      logs: () => ({ rejected: 0, errorMessage: '' }),
-      logsProtobuf: () => ({ rejected: 0, errorMessage: '' }),
+      traces: async () => ({ rejected: 0, errorMessage: '' }),
+      tracesProtobuf: async () => ({ rejected: 0, errorMessage: '' }),
+      logs: async () => ({ rejected: 0, errorMessage: '' }),
+      logsProtobuf: async () => ({ rejected: 0, errorMessage: '' }),
       refused: () => {},
     };
     const app = createOtlpHttpApp({ ingest, maxBodyBytes: 1 << 20, admission: new Admission(DEFAULT_ADMISSION_LIMITS, { refused: () => {} }, silentLogger), logger: silentLogger });
