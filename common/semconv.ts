@@ -58,6 +58,12 @@ export const ATTR = {
   meshCircuitOpen: 'mesh.circuit.open',
   /** `allow` or `deny`. */
   meshPolicyDecision: 'mesh.policy.decision',
+  /** The HTTPRoute / GRPCRoute that took the request: `HTTPRoute <ns>/<name>`. */
+  meshRoute: 'mesh.route',
+  /** The rule of `mesh.route`: its name, or `rule <index>`. */
+  meshRouteRule: 'mesh.route.rule',
+  /** The FaultInjection that delayed or aborted the request: `FaultInjection <ns>/<name>`. */
+  meshFault: 'mesh.fault',
   meshPolicyName: 'mesh.policy.name',
   /** `mtls`, `plaintext` (accepted in PERMISSIVE mode) or `none`. */
   meshTlsMode: 'mesh.tls.mode',
@@ -85,6 +91,12 @@ export const MESH_ERROR = {
   tlsHandshake: 'TLS_HANDSHAKE_FAILED',
   plaintextRefused: 'PLAINTEXT_REFUSED',
   policyDenied: 'POLICY_DENIED',
+  /** Routes attach to the Service, but no HTTPRoute/GRPCRoute rule matches the request (404). */
+  routeNotFound: 'ROUTE_NOT_FOUND',
+  /** The matching route rule has no backend with weight (500). */
+  noBackend: 'NO_BACKEND',
+  /** A FaultInjection filter aborted the request on purpose (its status). */
+  faultInjected: 'FAULT_INJECTED',
 } as const;
 export type MeshErrorCode = (typeof MESH_ERROR)[keyof typeof MESH_ERROR];
 

@@ -91,6 +91,8 @@ export interface SidecarOptions {
   readonly mtlsMode?: MtlsMode;
   /** AuthorizationPolicy / PeerAuthentication YAML files or directories (local mode); watched. */
   readonly policyFiles?: readonly string[];
+  /** HTTPRoute / GRPCRoute / FaultInjection YAML files or directories (local mode); watched. */
+  readonly routeFiles?: readonly string[];
   /** Namespace whose policies apply mesh-wide. Default `tracemesh-system`. */
   readonly policyRootNamespace?: string;
   /** Labels policies select this workload by. Default `{ app: <service> }`. */
@@ -235,6 +237,7 @@ export function resolveConfig(o: SidecarOptions): SidecarConfig {
     trustBundleFile,
     mtlsMode,
     policyFiles: o.policyFiles ?? [],
+    routeFiles: o.routeFiles ?? [],
     policyRootNamespace: o.policyRootNamespace === undefined || o.policyRootNamespace === '' ? 'tracemesh-system' : o.policyRootNamespace,
     workloadLabels: o.workloadLabels ?? { app: o.service },
     identityTimeoutMs,

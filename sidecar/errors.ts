@@ -15,6 +15,9 @@ export const MESH_ERROR_STATUS: Readonly<Record<MeshErrorCode, number>> = {
   TLS_HANDSHAKE_FAILED: 502,
   PLAINTEXT_REFUSED: 403,
   POLICY_DENIED: 403,
+  ROUTE_NOT_FOUND: 404,
+  NO_BACKEND: 500,
+  FAULT_INJECTED: 503,
 };
 
 /** Extra fields of a synthesized error body (`policy`, `principal`, …); null is written as null. */
@@ -27,12 +30,15 @@ export class ProxyError extends TracemeshError {
   readonly status: number;
   /** Written into the error body next to `code` and `message`. */
   readonly details: ErrorDetails | undefined;
+  /** The gRPC status for gRPC callers, when it is not the code's usual one (an injected abort's). */
+  readonly grpcStatus: number | undefined;
 
-  constructor(code: MeshErrorCode, message: string, options?: { cause?: unknown; status?: number; details?: ErrorDetails }) {
+  constructor(code: MeshErrorCode, message: string, options?: { cause?: unknown; status?: number; details?: ErrorDetails; grpcStatus?: number }) {
     super(code, message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ProxyError';
     this.status = options?.status ?? MESH_ERROR_STATUS[code];
     this.details = options?.details;
+    this.grpcStatus = options?.grpcStatus;
   }
 }
 

@@ -28,6 +28,8 @@ import { InboundPolicy, type PolicySetSource } from './inbound/authorization.ts'
 import { createInboundListener } from './inbound/inbound.ts';
 import { createOutboundListener } from './outbound/outbound.ts';
 import { PolicyWatcher } from '../common/policy/load.ts';
+import { watchRoutes, type LoadedRoutes } from '../common/routes/load.ts';
+import type { WatchedSource } from '../common/watched-source.ts';
 import type { ProxyContext } from './proxy/exchange.ts';
 import type { ProxyListener } from './proxy/listener.ts';
 import { AccessLog, FdLineSink, type AccessLogSink } from './telemetry/access-log.ts';
@@ -256,6 +258,17 @@ async function assemble(
     cleanups.push(() => watcher.close());
     policies = watcher;
   }
+  // Routes (local mode: YAML files, watched; a broken edit keeps the last good table).
+  let routes: WatchedSource<LoadedRoutes> | undefined;
+  if (config.routeFiles.length > 0) {
+    try {
+      routes = await watchRoutes(config.routeFiles, { logger });
+    } catch (err) {
+      throw err instanceof ConfigError ? new ConfigError(`${err.message}; check --route-files`, { cause: err }) : err;
+    }
+    const watched = routes;
+    cleanups.push(() => watched.close());
+  }
   const policy = new InboundPolicy(policies, {
     workload: { namespace: config.namespace, labels: config.workloadLabels },
     rootNamespace: config.policyRootNamespace,
@@ -330,7 +343,7 @@ async function assemble(
   const inFlight = new InFlight();
   const outboundScope: HopScope = { direction: 'outbound', mtls: tls !== undefined };
   const inboundScope: HopScope = { direction: 'inbound', mtls: tls !== undefined };
-  const outboundChain = outboundStack({ clusters, observers, inFlight });
+  const outboundChain = outboundStack({ clusters, observers, inFlight, ...(routes === undefined ? {} : { routes: { table: () => routes.current().table, namespace: config.namespace } }) });
   const inboundChain = inboundStack({ service: config.service, policy, mtls: tls !== undefined, appHost: '127.0.0.1', appPort: config.appPort, observers, inFlight });
   const inboundAgent = new Agent({ keepAlive: true, scheduling: 'lifo', maxFreeSockets: 256 });
   cleanups.push(() => inboundAgent.destroy());

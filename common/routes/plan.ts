@@ -1,5 +1,5 @@
 // What the proxy does with a request once the table found its rule: answer it (no backend,
-// injected abort, redirect) or forward it to a backend chosen by weight, with the path and
+// injected abort) or forward it to a backend chosen by weight, with the path and
 // host rewritten, header edits for the request and the response, a fault delay, timeouts and
 // retries for the resilience layer. Pure: randomness comes in as a function.
 
@@ -45,7 +45,7 @@ export interface ForwardPlan {
 }
 
 /** Why the route answered itself. */
-export type RespondReason = 'ROUTE_NOT_FOUND' | 'NO_BACKEND' | 'FAULT_ABORT' | 'REDIRECT';
+export type RespondReason = 'ROUTE_NOT_FOUND' | 'NO_BACKEND' | 'FAULT_ABORT';
 
 export interface RespondPlan {
   readonly kind: 'respond';
@@ -53,8 +53,6 @@ export interface RespondPlan {
   readonly status: number;
   /** For gRPC callers, when the fault names a gRPC status. */
   readonly grpcStatus: number | undefined;
-  /** RequestRedirect: the Location header. */
-  readonly location: string | undefined;
   readonly message: string;
   /** Injected delay before answering (a fault may delay and abort). */
   readonly delayMs: number;
@@ -71,8 +69,8 @@ export interface DirectPlan {
 
 export type RoutePlan = ForwardPlan | RespondPlan | DirectPlan;
 
-/** Facts about the request that redirects need. */
-export interface RedirectContext {
+/** Facts about the request the plan needs besides the request itself. */
+export interface RouteContext {
   /** `http` in the mesh; the listener's scheme at a gateway. */
   readonly scheme: 'http' | 'https';
   /** Request host without port, lower case. */
@@ -116,26 +114,12 @@ function withQuery(path: string, query: string): string {
   return query === '' ? path : `${path}?${query}`;
 }
 
-const WELL_KNOWN: Readonly<Record<string, number>> = { http: 80, https: 443 };
-
-function redirectLocation(rule: CompiledRule, req: RouteRequest, prefix: string | undefined, ctx: RedirectContext): string {
-  const r = rule.redirect;
-  if (r === undefined) throw new TypeError('rule has no redirect');
-  const scheme = r.scheme ?? ctx.scheme;
-  const host = r.hostname ?? ctx.host;
-  // Gateway API: no port given → the scheme's well-known port if the scheme changed, else the listener's.
-  const port = r.port ?? (r.scheme !== undefined ? (WELL_KNOWN[scheme] ?? ctx.port) : ctx.port);
-  const path = r.path === undefined ? req.path : rewritePath(req.path, r.path, prefix);
-  const authority = port === WELL_KNOWN[scheme] ? host : `${host}:${port}`;
-  return `${scheme}://${authority}${withQuery(path, req.query)}`;
-}
-
 /**
  * Decides what to do with a request: `direct` (no route), `respond` (404 no match, 500 no
- * backend with weight, injected abort, redirect) or `forward`. `random` is drawn once for
+ * backend with weight, injected abort) or `forward`. `random` is drawn once for
  * each fault roll and once for the backend choice.
  */
-export function planRoute(resolution: RouteResolution, req: RouteRequest, ctx: RedirectContext, random: Random = Math.random): RoutePlan {
+export function planRoute(resolution: RouteResolution, req: RouteRequest, _ctx: RouteContext, random: Random = Math.random): RoutePlan {
   if (resolution.kind === 'unrouted') return DIRECT;
   if (resolution.kind === 'unmatched') {
     return {
@@ -143,7 +127,6 @@ export function planRoute(resolution: RouteResolution, req: RouteRequest, ctx: R
       reason: 'ROUTE_NOT_FOUND',
       status: 404,
       grpcStatus: 12, // UNIMPLEMENTED, what Envoy answers a gRPC call that no route takes
-      location: undefined,
       message: `no rule of ${resolution.routes.join(', ') || 'the attached routes'} matches ${req.method} ${req.path}`,
       delayMs: 0,
       route: resolution.routes[0],
@@ -162,12 +145,11 @@ export function planRoute(resolution: RouteResolution, req: RouteRequest, ctx: R
     }
   }
   const responseHeaders: HeaderModifier[] = rule.responseHeaders === undefined ? [] : [rule.responseHeaders];
-  const respond = (reason: RespondReason, status: number, grpcStatus: number | undefined, message: string, location?: string, source?: string): RespondPlan => ({
+  const respond = (reason: RespondReason, status: number, grpcStatus: number | undefined, message: string, source?: string): RespondPlan => ({
     kind: 'respond',
     reason,
     status,
     grpcStatus,
-    location,
     message,
     delayMs,
     route: rule.route,
@@ -178,11 +160,8 @@ export function planRoute(resolution: RouteResolution, req: RouteRequest, ctx: R
   for (const f of rule.faults) {
     if ((f.abortHttpStatus !== undefined || f.abortGrpcStatus !== undefined) && rolled(f.abortPercentage, random)) {
       const status = f.abortHttpStatus ?? httpStatusOfGrpc(f.abortGrpcStatus ?? 2);
-      return respond('FAULT_ABORT', status, f.abortGrpcStatus ?? grpcStatusOfHttp(status), `request aborted by ${f.source} (${f.abortPercentage}% of requests) on ${rule.route}`, undefined, f.source);
+      return respond('FAULT_ABORT', status, f.abortGrpcStatus ?? grpcStatusOfHttp(status), `request aborted by ${f.source} (${f.abortPercentage}% of requests) on ${rule.route}`, f.source);
     }
-  }
-  if (rule.redirect !== undefined) {
-    return respond('REDIRECT', rule.redirect.statusCode, undefined, `redirected by ${rule.route}`, redirectLocation(rule, req, prefix, ctx));
   }
   const backend = chooseBackend(rule, random);
   if (backend === undefined) {

@@ -72,14 +72,6 @@ export interface UrlRewrite {
   readonly hostname?: string;
   readonly path?: PathModifier;
 }
-export interface RequestRedirect {
-  readonly scheme?: 'http' | 'https';
-  readonly hostname?: string;
-  readonly path?: PathModifier;
-  readonly port?: number;
-  /** Default 302. */
-  readonly statusCode: 301 | 302 | 303 | 307 | 308;
-}
 export interface LocalObjectRef {
   readonly group: string;
   readonly kind: string;
@@ -90,7 +82,6 @@ export type HttpRouteFilter =
   | { readonly type: 'RequestHeaderModifier'; readonly requestHeaderModifier: HeaderModifier }
   | { readonly type: 'ResponseHeaderModifier'; readonly responseHeaderModifier: HeaderModifier }
   | { readonly type: 'URLRewrite'; readonly urlRewrite: UrlRewrite }
-  | { readonly type: 'RequestRedirect'; readonly requestRedirect: RequestRedirect }
   | { readonly type: 'ExtensionRef'; readonly extensionRef: LocalObjectRef };
 
 /** A header-modifier filter on one backend (the only filters tracemesh applies per backend). */
@@ -350,13 +341,6 @@ const pathModifierSchema = z
   });
 
 const urlRewriteSchema = z.strictObject({ hostname: hostname.exactOptional(), path: pathModifierSchema.exactOptional() });
-const redirectSchema = z.strictObject({
-  scheme: z.enum(['http', 'https'], { error: 'must be http or https' }).exactOptional(),
-  hostname: hostname.exactOptional(),
-  path: pathModifierSchema.exactOptional(),
-  port: port.exactOptional(),
-  statusCode: z.union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)], { error: 'must be 301, 302, 303, 307 or 308' }).default(302),
-});
 const extensionRefSchema = z.strictObject({ group: z.string(), kind: z.string().min(1), name });
 
 const MIRROR = unsupported('RequestMirror (tracemesh does not mirror traffic)');
@@ -366,7 +350,7 @@ const filterSchema = z.discriminatedUnion(
     z.strictObject({ type: z.literal('RequestHeaderModifier'), requestHeaderModifier: headerModifierSchema }),
     z.strictObject({ type: z.literal('ResponseHeaderModifier'), responseHeaderModifier: headerModifierSchema }),
     z.strictObject({ type: z.literal('URLRewrite'), urlRewrite: urlRewriteSchema }),
-    z.strictObject({ type: z.literal('RequestRedirect'), requestRedirect: redirectSchema }),
+    z.strictObject({ type: z.literal('RequestRedirect'), requestRedirect: unsupported('RequestRedirect (the sidecar does not answer redirects yet)') }),
     z.strictObject({ type: z.literal('ExtensionRef'), extensionRef: extensionRefSchema }),
     z.strictObject({ type: z.literal('RequestMirror'), requestMirror: MIRROR }),
     z.strictObject({ type: z.literal('CORS'), cors: unsupported('CORS filters') }),
@@ -456,9 +440,7 @@ const httpRuleSchema = z
   })
   .superRefine((r, ctx) => {
     checkFilters(r.filters, ctx);
-    const rewritesPrefix = [...(r.filters ?? [])].some(
-      (f) => (f.type === 'URLRewrite' && f.urlRewrite.path?.type === 'ReplacePrefixMatch') || (f.type === 'RequestRedirect' && f.requestRedirect.path?.type === 'ReplacePrefixMatch'),
-    );
+    const rewritesPrefix = (r.filters ?? []).some((f) => f.type === 'URLRewrite' && f.urlRewrite.path?.type === 'ReplacePrefixMatch');
     if (rewritesPrefix && (r.matches.length !== 1 || r.matches[0]?.path?.type !== 'PathPrefix')) {
       ctx.addIssue({ code: 'custom', path: ['filters'], message: 'ReplacePrefixMatch needs exactly one match, and it must be a PathPrefix path match' });
     }

@@ -286,23 +286,6 @@ void describe('filters', () => {
       'x-backend': 'v1',
     });
   });
-
-  void test('RequestRedirect: Location from scheme, host, port and path rules', () => {
-    const t = table(
-      route(
-        'redirect',
-        `
-  - matches: [{ path: { type: PathPrefix, value: /s } }]
-    filters: [{ type: RequestRedirect, requestRedirect: { scheme: https, statusCode: 301 } }]
-  - matches: [{ path: { type: PathPrefix, value: /p } }]
-    filters: [{ type: RequestRedirect, requestRedirect: { hostname: other, port: 8080, path: { type: ReplacePrefixMatch, replacePrefixMatch: /q } } }]`,
-      ),
-    );
-    const s = plan(t, '/s/x?a=1');
-    assert.equal(s.kind === 'respond' && `${s.status} ${s.location}`, '301 https://echo/s/x?a=1');
-    const p = plan(t, '/p/x');
-    assert.equal(p.kind === 'respond' && `${p.status} ${p.location}`, '302 http://other:8080/q/x');
-  });
 });
 
 const FAULTS = `
@@ -451,10 +434,7 @@ void describe('validation: refused with file, name and reason', () => {
       /ReplacePrefixMatch needs exactly one match, and it must be a PathPrefix/,
     );
     refused(one(`  - filters: [{ type: RequestMirror, requestMirror: { backendRef: { name: a } } }]`), /not supported: RequestMirror/);
-    refused(
-      one(`  - filters: [{ type: URLRewrite, urlRewrite: {} }, { type: RequestRedirect, requestRedirect: {} }]`),
-      /either URLRewrite or RequestRedirect, but not both/,
-    );
+    refused(one(`  - filters: [{ type: RequestRedirect, requestRedirect: { scheme: https } }]`), /not supported: RequestRedirect/);
     refused(one(`  - filters: [{ type: RequestHeaderModifier, requestHeaderModifier: { set: [{ name: a, value: "1" }, { name: A, value: "2" }] } }]`), /header "A" is listed twice/);
   });
 

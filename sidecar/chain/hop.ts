@@ -11,6 +11,7 @@ import type { Cluster } from '../balancer/cluster.ts';
 import type { CallTracker } from '../balancer/load-balancer.ts';
 import type { Endpoint } from '../endpoints/endpoints.ts';
 import type { ProxyError } from '../errors.ts';
+import type { RouteFacts } from '../routing/facts.ts';
 
 /** `outbound`: app → mesh (CLIENT span). `inbound`: mesh → local app (SERVER span). */
 export type Direction = 'inbound' | 'outbound';
@@ -97,6 +98,8 @@ export abstract class HopState {
 
   /** Destination service: set by the route layer (outbound: from the Host; inbound: this sidecar's). */
   service = '';
+  /** Set by the route layer when an HTTPRoute / GRPCRoute took the request: its edits, timeouts and retry policy. */
+  route: RouteFacts | undefined = undefined;
   /** Outbound: the cluster of `service`, set by the balance layer. */
   cluster: Cluster | undefined = undefined;
   /** Where the request goes: the chosen endpoint (outbound) or the local app (inbound); set by the pick layer. */

@@ -1,7 +1,7 @@
 // The one place where the inbound and outbound chains are assembled, layer by layer, in the
 // order their hooks run. A new behaviour is one layer module plus one line here:
 //
-//   outbound (app → mesh):  route → connection-retry → balance → telemetry
+//   outbound (app → mesh):  route → connection-retry → balance → fault-delay → telemetry
 //   inbound  (mesh → app):  route → authorize → connection-retry → balance → telemetry
 //
 // Every codec of a direction (HTTP/1.1, HTTP/2, gRPC; later WebSocket and TCP) runs the same chain.
@@ -13,22 +13,24 @@ import { Chain, type Layer } from './chain.ts';
 import { authorizeLayer } from './layers/authorize.ts';
 import { inboundBalanceLayer, outboundBalanceLayer } from './layers/balance.ts';
 import { connectionRetryLayer } from './layers/retry.ts';
-import { inboundRouteLayer, outboundRouteLayer, type RouteResolver } from './layers/route.ts';
+import { inboundRouteLayer, outboundRouteLayer } from './layers/route.ts';
+import { faultDelayLayer, routeLayer, type RouteLayerOptions } from '../routing/layer.ts';
 import { telemetryLayer, type InFlight } from './layers/telemetry.ts';
 
 export interface OutboundStackDeps {
   readonly clusters: ClusterManager;
   readonly observers: readonly HopObserver[];
   readonly inFlight: InFlight;
-  /** Route matching (HTTPRoute); default: the service named by the Host. */
-  readonly route?: RouteResolver;
+  /** HTTPRoute / GRPCRoute matching (sidecar/routing/); default: the service named by the Host. */
+  readonly routes?: RouteLayerOptions;
 }
 
 export function outboundStack(d: OutboundStackDeps): Chain {
   const layers: Layer[] = [
-    outboundRouteLayer(d.route),
+    d.routes === undefined ? outboundRouteLayer() : routeLayer(d.routes),
     connectionRetryLayer(),
     outboundBalanceLayer(d.clusters),
+    faultDelayLayer(),
     telemetryLayer(d.observers, d.inFlight),
   ];
   return new Chain(layers);

@@ -27,6 +27,7 @@ import { PENDING, type Chain, type FailureKind } from '../chain/chain.ts';
 import { HopState, type DownstreamSecurity, type HopInit, type HopScope } from '../chain/hop.ts';
 import type { Endpoint } from '../endpoints/endpoints.ts';
 import { errorBody, ProxyError, upstreamError, type Hop } from '../errors.ts';
+import { editLines, type HeaderLines } from '../routing/headers.ts';
 import { absoluteForm, CLIENT_CERT_HEADER, REQUEST_ID_HEADER, SOURCE_WORKLOAD_HEADER, splitAuthority } from '../proxy/headers.ts';
 import { startExchangeSpan } from '../telemetry/spans.ts';
 import {
@@ -530,12 +531,25 @@ function upstreamHead(ex: H1Exchange): string {
   const head = ex.head;
   const ctx = ex.ctx;
   let h = `${ex.method} ${ex.target} HTTP/1.${head.minor}\r\n`;
-  if (ex.absolute) h += `host: ${ex.authority}\r\n`;
+  const route = ex.route;
   const { rawNames, names, values, connectionNames } = head;
-  for (let i = 0; i < names.length; i++) {
-    const n = names[i] as string;
-    if (REQUEST_DROPPED.has(n) || (ex.absolute && n === 'host') || (connectionNames !== undefined && connectionNames.includes(n))) continue;
-    h += `${rawNames[i] as string}: ${values[i] as string}\r\n`;
+  if (route === undefined) {
+    if (ex.absolute) h += `host: ${ex.authority}\r\n`;
+    for (let i = 0; i < names.length; i++) {
+      const n = names[i] as string;
+      if (REQUEST_DROPPED.has(n) || (ex.absolute && n === 'host') || (connectionNames !== undefined && connectionNames.includes(n))) continue;
+      h += `${rawNames[i] as string}: ${values[i] as string}\r\n`;
+    }
+  } else {
+    // An HTTPRoute's header edits and Host rewrite (only routed requests take this path).
+    const lines: HeaderLines = [['host', route.authority ?? ex.authority]];
+    for (let i = 0; i < names.length; i++) {
+      const n = names[i] as string;
+      if (REQUEST_DROPPED.has(n) || n === 'host' || (connectionNames !== undefined && connectionNames.includes(n))) continue;
+      lines.push([rawNames[i] as string, values[i] as string]);
+    }
+    editLines(lines, route.requestHeaders);
+    for (const [name, value] of lines) h += `${name}: ${value}\r\n`;
   }
   const sc = ex.span.spanContext();
   h += `traceparent: ${formatTraceparent(sc.traceId, sc.spanId, propagatedTraceFlags(ex.trace, sc.traceFlags))}\r\n`;
@@ -652,10 +666,22 @@ function startResponse(ex: H1Exchange, conn: UpstreamConnection, head: ResponseH
   if (kind === 'close') d.closing = true;
   let h = `HTTP/1.1 ${head.status} ${head.reason}\r\n`;
   const { rawNames, names, values, connectionNames } = head;
-  for (let i = 0; i < names.length; i++) {
-    const n = names[i] as string;
-    if (RESPONSE_DROPPED.has(n) || (connectionNames !== undefined && connectionNames.includes(n))) continue;
-    h += `${rawNames[i] as string}: ${values[i] as string}\r\n`;
+  const edits = ex.route?.responseHeaders;
+  if (edits === undefined || edits.length === 0) {
+    for (let i = 0; i < names.length; i++) {
+      const n = names[i] as string;
+      if (RESPONSE_DROPPED.has(n) || (connectionNames !== undefined && connectionNames.includes(n))) continue;
+      h += `${rawNames[i] as string}: ${values[i] as string}\r\n`;
+    }
+  } else {
+    const lines: HeaderLines = [];
+    for (let i = 0; i < names.length; i++) {
+      const n = names[i] as string;
+      if (RESPONSE_DROPPED.has(n) || (connectionNames !== undefined && connectionNames.includes(n))) continue;
+      lines.push([rawNames[i] as string, values[i] as string]);
+    }
+    editLines(lines, edits);
+    for (const [name, value] of lines) h += `${name}: ${value}\r\n`;
   }
   // Trace Context Level 2: the span that served the request, unless the answer already names
   // one (the app's own span, or the peer sidecar's: deeper in the same trace).

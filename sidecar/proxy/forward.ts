@@ -8,6 +8,7 @@
 // module-level functions that find their exchange through a symbol on the emitter, so a
 // request costs no closures.
 
+import { editObject } from '../routing/headers.ts';
 import { request, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import { constants as h2constants, type ClientHttp2Stream, type Http2ServerResponse, type IncomingHttpHeaders as H2IncomingHeaders, type IncomingHttpStatusHeader } from 'node:http2';
 import { MESH_ERROR } from '../../common/semconv.ts';
@@ -247,6 +248,8 @@ function relayHead(ex: Exchange, status: number, message: string | undefined, he
     const out = downstreamResponseHeaders(headers);
     // Trace Context Level 2: the span that served the request, unless the answer names one.
     out[TRACERESPONSE] ??= traceresponseFor(ex.span.spanContext(), ex.trace);
+    const edits = ex.route?.responseHeaders;
+    if (edits !== undefined && edits.length > 0) editObject(out, edits);
     // HTTP/2 has no reason phrase (RFC 9113 §8.3.2). The compatibility API is kept for HTTP/2
     // responses on purpose: it holds the stream open until the last write has completed (it
     // waits for trailers), whereas a bare stream that ends with its last DATA frame can close
@@ -347,6 +350,8 @@ function relayTrailersOnly(ex: Exchange, up: ClientHttp2Stream, headers: H2Incom
     const out = downstreamResponseHeaders(headers);
     // Trace Context Level 2: the span that served the request, unless the answer names one.
     out[TRACERESPONSE] ??= traceresponseFor(ex.span.spanContext(), ex.trace);
+    const edits = ex.route?.responseHeaders;
+    if (edits !== undefined && edits.length > 0) editObject(out, edits);
     for (const name in out) res.setHeader(name, out[name] as string | string[]);
     res.statusCode = status;
   } catch (err) {

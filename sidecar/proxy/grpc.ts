@@ -71,11 +71,15 @@ const STATUS_OF_MESH_ERROR: Readonly<Record<MeshErrorCode, number>> = {
   TLS_HANDSHAKE_FAILED: GRPC_STATUS.UNAVAILABLE,
   PLAINTEXT_REFUSED: GRPC_STATUS.UNAUTHENTICATED,
   POLICY_DENIED: GRPC_STATUS.PERMISSION_DENIED,
+  ROUTE_NOT_FOUND: GRPC_STATUS.UNIMPLEMENTED,
+  NO_BACKEND: GRPC_STATUS.INTERNAL,
+  FAULT_INJECTED: GRPC_STATUS.UNAVAILABLE,
 };
 
 export function grpcStatusOfMeshError(err: ProxyError): number {
   // The inbound side refusing a client certificate (403) is about who the caller is.
   if (err.code === 'TLS_HANDSHAKE_FAILED' && err.status === 403) return GRPC_STATUS.UNAUTHENTICATED;
+  if (err.grpcStatus !== undefined) return err.grpcStatus;
   return STATUS_OF_MESH_ERROR[err.code];
 }
 

@@ -3,6 +3,7 @@
 // the chain where the request goes, rewrite headers, forward. The mesh's decisions are the
 // chain's (sidecar/chain/stacks.ts); what is left here is framing.
 
+import { editObject } from '../routing/headers.ts';
 import { randomUUID } from 'node:crypto';
 import type { Http2ServerRequest } from 'node:http2';
 import { extractTraceContext, formatTraceparent, propagatedTraceFlags } from '../../common/trace-context.ts';
@@ -136,6 +137,14 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
     } else if (ex.tlsMode === 'mtls' && ex.peerIdentity !== undefined) {
       const self = ctx.localIdentity?.();
       if (self !== undefined) out[CLIENT_CERT_HEADER] = `By=${self};URI=${ex.peerIdentity}`;
+    }
+    const route = ex.route;
+    if (route !== undefined) {
+      editObject(out, route.requestHeaders);
+      if (route.authority !== undefined) {
+        if (h2Upstream) out[':authority'] = route.authority;
+        else out.host = route.authority;
+      }
     }
     ex.upstreamHeaders = out;
     // Queued for an endpoint: the chain calls ex.resend() (→ forward) once it has one.

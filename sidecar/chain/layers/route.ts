@@ -9,13 +9,13 @@
 import { MESH_ERROR } from '../../../common/semconv.ts';
 import { ProxyError } from '../../errors.ts';
 import { serviceOfHost } from '../../proxy/headers.ts';
-import type { Layer } from '../chain.ts';
+import type { Layer, Pending } from '../chain.ts';
 import type { HopState } from '../hop.ts';
 
 const NO_HOST = new ProxyError(MESH_ERROR.noEndpoint, 'the request names no service: send it with a Host header such as "Host: b"');
 
-/** Resolves the destination of an outbound request; undefined to go on, or the error to answer with. */
-export type RouteResolver = (hop: HopState) => ProxyError | undefined;
+/** Resolves the destination of an outbound request; undefined to go on, the error to answer with, or PENDING (see Layer.onRequest). */
+export type RouteResolver = (hop: HopState) => ProxyError | Pending | undefined;
 
 /** Today's resolver: the service named by the request's host. */
 export const hostRoute: RouteResolver = (hop) => {
