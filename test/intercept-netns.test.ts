@@ -148,7 +148,7 @@ void test('sidecar --intercept: an unaware app reaches the Service through the s
   assert.equal(seen.path, '/hello?x=1');
   // Only the sidecar adds these: the request went through it.
   assert.equal(seen.headers['x-tracemesh-source-workload'], 'client');
-  assert.match(seen.headers['traceparent'] ?? '', /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+  assert.match(seen.headers['traceparent'] ?? '', /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/);
   const log = JSON.parse((await accessLine).input) as Record<string, unknown>;
   assert.equal(log['service'], 'payments');
   assert.equal(log['upstream'], `127.0.0.1:${appPort}`);
