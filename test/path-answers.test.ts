@@ -40,6 +40,13 @@ const at = (t: TestSidecar, pod: string): EndpointSpec[] => [{ address: `127.0.0
 before(async () => {
   httpApp = await startServer((req, res) => {
     req.resume();
+    if (req.url === '/chunked') {
+      res.writeHead(503, { 'content-type': 'application/json' });
+      res.write('{"error":"');
+      for (let i = 0; i < 40; i++) res.write('overloaded ');
+      res.end('"}');
+      return;
+    }
     if (req.url === '/charge') {
       res.writeHead(500, { 'content-type': 'application/json' });
       res.end(LEDGER_ERROR);
@@ -85,7 +92,7 @@ function pathFrom(traceId: string, ofTrace: ReadableSpan[], nowUnixNano?: bigint
 }
 
 void describe('path answers from real sidecars', () => {
-  void it('an app that answers 500: named once, without "500: 500"', async () => {
+  void it('an app that answers 500: named once, without "500: 500", with its error body', async () => {
     const r = await httpRequest(front.sidecar.outboundPort, { path: '/charge', headers: { host: 'orders', 'x-request-id': 'pa-500' } });
     assert.equal(r.status, 500);
     const { traceId, spans: s } = await spansOf('pa-500', 2);
@@ -93,8 +100,19 @@ void describe('path answers from real sidecars', () => {
     assert.equal(p.rootCause?.pod, 'orders-1');
     assert.equal(p.rootCause?.reason, 'HTTP_500');
     assert.doesNotMatch(p.rootCause?.summary ?? '', /500: 500/);
-    assert.match(p.rootCause?.summary ?? '', /^orders-1 on node-orders \(service orders\) returned 500/);
+    // The inbound sidecar recorded the start of the app's body (mesh.error.body); the summary quotes it.
+    assert.equal(p.rootCause?.errorBody, LEDGER_ERROR);
+    assert.equal(p.rootCause?.summary, `orders-1 on node-orders (service orders) returned 500: ${LEDGER_ERROR}`);
     assert.deepEqual(p.rootCause?.observedBy && { pod: p.rootCause.observedBy.pod, direction: p.rootCause.observedBy.direction }, { pod: 'orders-1', direction: 'inbound' });
+  });
+
+  void it('a long chunked error body is cut to 256 bytes, without chunk framing', async () => {
+    const r = await httpRequest(front.sidecar.outboundPort, { path: '/chunked', headers: { host: 'orders', 'x-request-id': 'pa-chunked' } });
+    assert.equal(r.status, 503);
+    const { traceId, spans: s } = await spansOf('pa-chunked', 2);
+    const body = pathFrom(traceId, s).rootCause?.errorBody ?? '';
+    assert.equal(body.length, 256);
+    assert.equal(body, `{"error":"${'overloaded '.repeat(40)}`.slice(0, 256));
   });
 
   void it('a gRPC app that answers INTERNAL: reason GRPC_INTERNAL with its message', async () => {
@@ -124,7 +142,8 @@ void describe('path answers from real sidecars', () => {
     assert.equal(p.rootCause?.unreached, false, 'the pod was reached; its app refused');
     assert.equal(p.rootCause?.observedBy?.pod, 'ledger-1');
     assert.equal(p.rootCause?.observedBy?.direction, 'inbound');
-    assert.match(p.rootCause?.summary ?? '', /^the app in ledger-1 on node-ledger \(service ledger\) refused the connection from its sidecar \(CONNECTION_REFUSED\): could not connect to .*127\.0\.0\.1:\d+ .*; observed by the inbound sidecar of ledger-1 \(service ledger\)$/);
+    assert.doesNotMatch(p.rootCause?.summary ?? '', /could not connect to sidecar/);
+    assert.match(p.rootCause?.summary ?? '', /^the app in ledger-1 on node-ledger \(service ledger\) refused the connection from its sidecar \(CONNECTION_REFUSED\): could not connect to local app at 127\.0\.0\.1:\d+ .*; observed by the inbound sidecar of ledger-1 \(service ledger\)$/);
   });
 
   void it('read before the called pod reported: says the trace may be incomplete and which peer it waits for', async () => {

@@ -32,6 +32,25 @@ export type PolicyDecision = 'allow' | 'deny';
 export type Protocol = 'http/1.0' | 'http/1.1' | 'h2' | 'grpc';
 
 /** What a downstream connection proved, when it came through the mesh inbound listener. */
+/** Bytes of an app's error response body recorded on its span (`mesh.error.body`). */
+export const ERROR_BODY_BYTES = 256;
+
+/** The data of a prefix of a chunked HTTP/1.1 body (as many whole or partial chunks as it holds). */
+function dechunk(wire: Buffer): Buffer {
+  const out: Buffer[] = [];
+  let i = 0;
+  while (i < wire.length) {
+    const eol = wire.indexOf('\r\n', i, 'latin1');
+    if (eol === -1) break;
+    const size = Number.parseInt(wire.toString('latin1', i, eol).split(';')[0] ?? '', 16);
+    if (!Number.isFinite(size) || size <= 0) break;
+    const start = eol + 2;
+    out.push(wire.subarray(start, Math.min(start + size, wire.length)));
+    i = start + size + 2;
+  }
+  return Buffer.concat(out);
+}
+
 export interface DownstreamSecurity {
   readonly tlsMode: 'mtls' | 'plaintext';
   readonly peerIdentity: string | undefined;
@@ -137,6 +156,9 @@ export abstract class HopState {
   error: ProxyError | undefined = undefined;
   /** The downstream client went away before the response completed. */
   downstreamAborted = false;
+  /** The start of the app's error response body (inbound, status ≥ 500), for `mesh.error.body`. */
+  errorBody: Buffer | undefined = undefined;
+  errorBodyChunked = false;
   bytesIn = 0;
   bytesOut = 0;
   /** The observers ran (the hop is over). */
@@ -155,6 +177,36 @@ export abstract class HopState {
     this.requestId = init.requestId;
     this.sourceWorkload = init.sourceWorkload;
     this.trace = init.trace;
+  }
+
+  /**
+   * Keeps the start of an app's 5xx response body (inbound side only), so the span can say what
+   * the app said. `chunked`: HTTP/1.1 wire bytes with chunk framing, decoded by errorBodyText.
+   */
+  keepErrorBody(chunk: Buffer, chunked = false): void {
+    if (this.status < 500 || this.direction !== 'inbound') return;
+    // Framing can take several bytes per body byte: keep more wire bytes of a chunked body.
+    const cap = chunked ? ERROR_BODY_BYTES * 8 : ERROR_BODY_BYTES;
+    const have = this.errorBody?.length ?? 0;
+    if (have >= cap) return;
+    const part = chunk.subarray(0, cap - have);
+    this.errorBody = this.errorBody === undefined ? Buffer.from(part) : Buffer.concat([this.errorBody, part]);
+    this.errorBodyChunked = chunked;
+  }
+
+  /** The kept error body as at most ERROR_BODY_BYTES of text; undefined when none was kept. */
+  errorBodyText(): string | undefined {
+    let body = this.errorBody;
+    if (body === undefined) return undefined;
+    if (this.errorBodyChunked) body = dechunk(body);
+    const text = body
+      .subarray(0, ERROR_BODY_BYTES)
+      .toString('utf8')
+      .replace(/\uFFFD$/, '') // a character cut at the end
+      // eslint-disable-next-line no-control-regex
+      .replace(/[\u0000-\u001F\u007F]+/g, ' ')
+      .trim();
+    return text === '' ? undefined : text;
   }
 
   /** `url.path`: the target without its query. */

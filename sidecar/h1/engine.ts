@@ -742,6 +742,7 @@ function relayResponseBody(ex: H1Exchange, conn: UpstreamConnection, buf: Buffer
   const d = ex.down;
   if (stop > start) {
     const part = start === 0 && stop === buf.length ? buf : buf.subarray(start, stop);
+    if (ex.status >= 500) ex.keepErrorBody(part, ex.resBody.kind === 'chunked');
     if (!d.gone && !d.socket.write(part)) conn.socket.pause();
   }
   if (end === -1) return;
@@ -778,7 +779,7 @@ function upstreamGone(ex: H1Exchange, conn: UpstreamConnection, err: Error | und
     return;
   }
   // A connection-level failure (refused, TLS): nothing was sent.
-  const failure = conn.failureFor(err ?? Object.assign(new Error('connection closed before the TLS handshake finished'), { code: 'ECONNRESET' }));
+  const failure = conn.failureFor(err ?? Object.assign(new Error('connection closed before the TLS handshake finished'), { code: 'ECONNRESET' }), conn.tls ? undefined : upstreamName(ex));
   if (failure !== undefined) {
     tryFailed(ex, 'connect', failure);
     return;

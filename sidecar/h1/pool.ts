@@ -8,7 +8,7 @@ import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import { connect as connectTls, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { checkServerPeer, type HandshakeFailureKind } from '../identity/peer.ts';
 import type { Endpoint } from '../endpoints/endpoints.ts';
-import type { ProxyError } from '../errors.ts';
+import { upstreamError, type ProxyError } from '../errors.ts';
 import type { MeshTls } from '../transport/credentials.ts';
 import { classifyConnectFailure } from '../transport/tls-failure.ts';
 
@@ -52,6 +52,8 @@ export class UpstreamConnection {
   localPort: number | undefined = undefined;
   /** Why the connection failed before it could carry a request. */
   failure: ProxyError | undefined = undefined;
+  /** First error of a plaintext connection whose TCP connect failed (see failureFor). */
+  connectError: unknown = undefined;
   /** Unparsed bytes of a response head. */
   pending: Buffer | undefined = undefined;
   readonly pool: UpstreamPool;
@@ -106,10 +108,20 @@ export class UpstreamConnection {
     return pod === undefined ? this.endpoint.address : `${this.endpoint.address} (pod ${pod})`;
   }
 
-  /** Why an error seen before the connection was ready happened (classified once). */
-  failureFor(err: unknown): ProxyError | undefined {
+  /**
+   * Why an error seen before the connection was ready happened (classified once). `target`
+   * names the upstream of a plaintext connection whose TCP connect failed (the local app, or a
+   * peer's endpoint); default, and always over TLS: the peer sidecar.
+   */
+  failureFor(err: unknown, target?: string): ProxyError | undefined {
     if (this.failure !== undefined) return this.failure;
     if (this.ready) return undefined;
+    if (!this.tls && !this.tcpConnected) {
+      // Plaintext: only a failed TCP connect is the connection's failure. Its first cause is
+      // kept and named by each caller (the pool serves the local app and peers alike).
+      this.connectError ??= err;
+      return upstreamError(this.connectError, target ?? `sidecar ${this.describe()}`);
+    }
     const f = classifyConnectFailure(err, this.tcpConnected, this.describe());
     this.failure = f.error;
     if (f.kind !== undefined && this.tls) this.pool.handshakeFailed(f.kind);

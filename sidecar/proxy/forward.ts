@@ -271,6 +271,7 @@ function relayHead(ex: Exchange, status: number, message: string | undefined, he
 function onResponseData(this: IncomingMessage | ClientHttp2Stream, chunk: Buffer): void {
   const ex = exchangeOf(this);
   ex.bytesOut += chunk.length;
+  if (ex.status >= 500) ex.keepErrorBody(chunk);
   if (!(ex.res as NodeJS.WritableStream).write(chunk)) this.pause();
 }
 

@@ -168,6 +168,8 @@ export class SpanRecorder implements HopObserver {
     }
     span.setAttribute(ATTR.meshDestinationService, ex.service);
     if (ex.status > 0) span.setAttribute(ATTR.httpResponseStatusCode, ex.status);
+    const errorBody = ex.errorBodyText();
+    if (errorBody !== undefined) span.setAttribute(ATTR.meshErrorBody, errorBody);
     if (ex.attempt > 0) {
       if (!outbound) span.setAttribute(ATTR.meshRetryAttempt, ex.attempt);
       if (ex.retryReason !== undefined) span.setAttribute(ATTR.meshRetryReason, ex.retryReason);
@@ -252,3 +254,4 @@ function recordFailedTries(tracer: Tracer, ex: HopState): void {
     s.end(a.endMs);
   }
 }
+
