@@ -203,7 +203,6 @@ export abstract class HopState {
       .subarray(0, ERROR_BODY_BYTES)
       .toString('utf8')
       .replace(/\uFFFD$/, '') // a character cut at the end
-      // eslint-disable-next-line no-control-regex
       .replace(/[\u0000-\u001F\u007F]+/g, ' ')
       .trim();
     return text === '' ? undefined : text;
