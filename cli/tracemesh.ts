@@ -37,8 +37,12 @@ const commands: Record<string, Subcommand> = {
     load: async () => (await import('../outcomes/main.ts')).runOutcomes,
   },
   controlplane: {
-    summary: 'Run the control plane: the certificate authority that issues SPIFFE workload certificates.',
+    summary: 'Run the control plane: certificate authority and xDS (discovery, mTLS modes, policy) for sidecars and proxyless gRPC.',
     load: async () => (await import('../controlplane/main.ts')).runControlPlane,
+  },
+  'proxy-status': {
+    summary: 'List every xDS client of the control plane and whether each resource type is SYNCED, STALE or NOT SENT.',
+    load: async () => (await import('./proxy-status.ts')).runProxyStatus,
   },
   path: {
     summary: "Print a trace's path across pods and the hop where its failure began (asks the query API).",

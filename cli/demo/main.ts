@@ -10,11 +10,11 @@ import { join, resolve } from 'node:path';
 import { bootstrapTokenAuthenticator, type BootstrapGrant } from '../../controlplane/ca/authn/bootstrap-token.ts';
 import { clientCertificateAuthenticator } from '../../controlplane/ca/authn/client-cert.ts';
 import { createCertificateAuthority, type CertificateAuthority } from '../../controlplane/ca/pki/authority.ts';
-import { startCaServer, type CaServer } from '../../controlplane/ca/server/server.ts';
+import { startControlPlane, type ControlPlane } from '../../controlplane/controlplane.ts';
+import { PolicyWatcher } from '../../common/policy/load.ts';
 import { ConfigError } from '../../common/errors.ts';
 import { helpText, parseFlags, type FlagSpec } from '../../common/flags.ts';
 import { createLogger, type Logger } from '../../common/logger.ts';
-import { snapshotOf, StaticEndpointSource, type EndpointSpec } from '../../sidecar/endpoints/endpoints.ts';
 import { startSidecar, type Sidecar } from '../../sidecar/sidecar.ts';
 import { startBackend, type Backend } from '../stack.ts';
 import { startDemoApp, type DemoApp } from './app.ts';
@@ -41,6 +41,7 @@ export const DEMO_FLAGS = [
   { name: 'rps', env: 'TRACEMESH_DEMO_RPS', kind: 'int', default: '20', description: 'Requests per second sent to the frontend pods' },
   { name: 'duration', env: 'TRACEMESH_DEMO_DURATION', kind: 'duration', default: '0', description: 'Stop after this long (e.g. 60s); 0 runs until Ctrl-C' },
   { name: 'report-interval', env: 'TRACEMESH_DEMO_REPORT_INTERVAL', kind: 'duration', default: '10s', description: 'How often to print traffic and root-cause figures' },
+  { name: 'controlplane-debug-port', env: 'TRACEMESH_DEMO_CONTROLPLANE_DEBUG_PORT', kind: 'int', default: '15014', description: 'Control plane debug port (tracemesh proxy-status reads it); 0 picks a free port' },
   { name: 'access-log', env: 'TRACEMESH_DEMO_ACCESS_LOG', kind: 'string', default: 'off', description: 'Sidecar access-log lines on stdout (stdout) or not (off)' },
 ] as const satisfies readonly FlagSpec[];
 
@@ -64,6 +65,8 @@ export interface DemoOptions {
    * undefined = a temp directory removed on close.
    */
   readonly stateDir: string | undefined;
+  /** Control plane debug port (`/debug/syncz`); default 0 (a free port). */
+  readonly controlPlaneDebugPort?: number;
 }
 
 export interface RootCauseTally {
@@ -84,8 +87,10 @@ export interface DemoStats {
 
 export interface Demo {
   readonly backend: Backend;
-  /** `host:port` of the demo's certificate authority. */
+  /** `host:port` of the demo's control plane (CA and xDS). */
   readonly caAddress: string;
+  /** Base URL of the control plane's debug port, for `tracemesh proxy-status`. */
+  readonly controlPlaneDebugUrl: string;
   readonly queryUrl: string;
   readonly stats: DemoStats;
   /** Looks up the root cause of failed requests that have had time to reach storage. */
@@ -125,14 +130,16 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
   const tracings: AppTracing[] = [];
   const stateDir = options.stateDir ?? mkdtempSync(join(tmpdir(), 'tracemesh-demo-'));
   let ca: CertificateAuthority | undefined;
-  let caServer: CaServer | undefined;
+  let controlPlane: ControlPlane | undefined;
+  let policyWatcher: PolicyWatcher | undefined;
   const close = async (): Promise<void> => {
     await load?.stop();
     await Promise.all(tracings.map((t) => t.shutdown()));
     for (const p of pods) clearTimeout(p.crashTimer);
     await Promise.all(pods.map((p) => p.sidecar.close()));
     await Promise.all(pods.map((p) => p.app.close()));
-    await caServer?.close();
+    await controlPlane?.close();
+    policyWatcher?.close();
     ca?.close();
     await backend.close();
     if (options.stateDir === undefined) rmSync(stateDir, { recursive: true, force: true });
@@ -149,21 +156,27 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
       tokens[token] = { namespace: NAMESPACE, serviceAccount: service };
       tokenOf.set(service, token);
     }
-    caServer = await startCaServer({
-      ca,
-      authenticators: [clientCertificateAuthenticator(trustDomain), bootstrapTokenAuthenticator(trustDomain, tokens)],
-      host: '127.0.0.1',
-      port: 0,
-      logger,
-    });
     mkdirSync(join(stateDir, 'policies'), { recursive: true });
     const caRootCertFile = join(stateDir, 'ca-root.pem');
     writeFileSync(caRootCertFile, ca.trustBundle().pem);
     const policyFile = join(stateDir, 'policies', 'payments-callers.yaml');
     writeFileSync(policyFile, POLICIES_YAML);
+    policyWatcher = await PolicyWatcher.open([policyFile], { logger });
 
-    // All sidecars share one endpoint source: the demo's stand-in for the control plane.
-    const endpoints = new StaticEndpointSource();
+    // The control plane: CA and xDS on one port. Every sidecar registers itself over its xDS
+    // stream and takes endpoints, peers' mTLS modes and the policies from it.
+    controlPlane = await startControlPlane({
+      ca,
+      authenticators: [clientCertificateAuthenticator(trustDomain), bootstrapTokenAuthenticator(trustDomain, tokens)],
+      host: '127.0.0.1',
+      port: 0,
+      debugPort: options.controlPlaneDebugPort ?? 0,
+      policies: policyWatcher,
+      registration: { graceMs: 10_000 },
+      logger,
+    });
+    const cp = controlPlane;
+
     // The ingress pod: a sidecar with no app behind it that the load generator sends through,
     // as an ingress gateway would, so that even the first hop is mTLS.
     for (const spec of [...(options.pods ?? PODS), INGRESS]) {
@@ -197,24 +210,18 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
           collectorEndpoint: backend.otlpGrpcEndpoint,
           accessLog: options.accessLog,
           upstreamTimeoutMs: 5_000,
-          caAddress: caServer.address,
+          caAddress: cp.address,
           caRootCertFile,
           caToken: tokenOf.get(spec.service) ?? '',
           trustDomain,
-          policyFiles: [policyFile],
+          controlPlane: cp.address,
+          register: true,
         },
-        { endpoints, logger: logger.child({ component: 'sidecar', pod: spec.pod }), exportDelayMs: 500 },
+        { logger: logger.child({ component: 'sidecar', pod: spec.pod }), exportDelayMs: 500 },
       );
       app.options.outboundPort = sidecar.outboundPort;
       pods.push({ spec, app, sidecar });
     }
-    const services: Record<string, EndpointSpec[]> = {};
-    for (const p of pods) {
-      if (p.spec === INGRESS) continue;
-      (services[p.spec.service] ??= []).push({ address: `127.0.0.1:${p.sidecar.inboundPort}`, pod: p.spec.pod, node: p.spec.node, namespace: NAMESPACE });
-    }
-    endpoints.set(snapshotOf(services));
-
     // Crash loops: the app stops listening for a while, then comes back on the same port.
     for (const p of pods) {
       const loop = p.spec.crashLoop;
@@ -268,7 +275,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
         }
       }
     };
-    return { backend, caAddress: caServer.address, queryUrl, stats, sampleRootCauses, close };
+    return { backend, caAddress: cp.address, controlPlaneDebugUrl: cp.debugUrl ?? '', queryUrl, stats, sampleRootCauses, close };
   } catch (err) {
     await close();
     throw err;
@@ -311,6 +318,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     stateDir: resolve(flags['state-dir']),
     database: flags['clickhouse-database'],
     rps: flags.rps,
+    controlPlaneDebugPort: flags['controlplane-debug-port'],
     accessLog,
     logger,
   });
@@ -325,7 +333,8 @@ export async function runDemo(argv: string[]): Promise<number> {
   out('  frontend ─▶ checkout ─┬─▶ inventory   inventory-2 (node-2) crashes 4 s in every 20 s: connection refused');
   out('     │                  └─▶ payments    payments-2 (node-3) answers 500 to 30% of its requests');
   out('     └╌╌ 5%: payments /refund          denied by AuthorizationPolicy demo/payments-callers (only checkout may call)');
-  out(`  mTLS between all sidecars (SPIFFE certificates from the demo CA at ${demo.caAddress}); policies in ${resolve(flags['state-dir'], 'policies')}`);
+  out(`  control plane ${demo.caAddress}: CA (mTLS between all sidecars), self-registration and xDS; policies in ${resolve(flags['state-dir'], 'policies')}`);
+  out(`    npm run tracemesh -- proxy-status --control-plane-debug ${demo.controlPlaneDebugUrl}`);
   out(`  ${flags.rps} req/s; expected failures ≈ ${pct(expected.total, 1)} (policy ${pct(expected.policy, 1)}, inventory-2 ${pct(expected.inventory, 1)}, payments-2 ${pct(expected.payments, 1)})`);
   out('');
 

@@ -9,7 +9,7 @@ import { clientCertificateAuthenticator } from './authn/client-cert.ts';
 import { inClusterTokenReviewOptions, kubernetesTokenAuthenticator } from './authn/kubernetes-token.ts';
 import { CA_ERROR, CaError } from '../../common/ca/errors.ts';
 import { createCertificateAuthority, type CertificateAuthority } from './pki/authority.ts';
-import { startCaServer, type CaServer, type CaServerOptions } from './server/server.ts';
+import { startCaServer, type CaServer, type CaServerOptions, type CaServerTransport } from './server/server.ts';
 
 export const CA_FLAGS = [
   {
@@ -70,11 +70,20 @@ export interface RunningCa {
   close(): Promise<void>;
 }
 
+/** The CA and what its server needs, from parsed flags; the server is not started. */
+export interface CaParts {
+  readonly ca: CertificateAuthority;
+  readonly authenticators: readonly Authenticator[];
+  readonly host: string;
+  readonly port: number;
+  readonly transport: CaServerTransport;
+}
+
 /**
- * Builds the CA and its server from parsed flags. Throws `CA_CONFIG_INVALID` when no
- * authenticator for first certificates is configured (a bootstrap tokens file or TokenReview).
+ * Builds the CA from parsed flags. Throws `CA_CONFIG_INVALID` when no authenticator for first
+ * certificates is configured (a bootstrap tokens file or TokenReview).
  */
-export async function startCaFromFlags(flags: CaFlagValues, logger: Logger, extra: Pick<CaServerOptions, 'services'> = {}): Promise<RunningCa> {
+export async function caFromFlags(flags: CaFlagValues, logger: Logger): Promise<CaParts> {
   const trustDomain = flags['trust-domain'];
   const authenticators: Authenticator[] = [];
   if (!flags['ca-plaintext']) authenticators.push(clientCertificateAuthenticator(trustDomain));
@@ -100,17 +109,15 @@ export async function startCaFromFlags(flags: CaFlagValues, logger: Logger, extr
     maxWorkloadCertTtlMs: flags['max-workload-cert-ttl'],
     logger,
   });
+  return { ca, authenticators, host: flags['ca-host'], port: flags['ca-port'], transport: flags['ca-plaintext'] ? { kind: 'plaintext' } : { kind: 'tls' } };
+}
+
+/** Builds the CA and starts its server from parsed flags (see caFromFlags). */
+export async function startCaFromFlags(flags: CaFlagValues, logger: Logger, extra: Pick<CaServerOptions, 'services'> = {}): Promise<RunningCa> {
+  const { ca, authenticators, host, port, transport } = await caFromFlags(flags, logger);
   let server: CaServer;
   try {
-    server = await startCaServer({
-      ca,
-      authenticators,
-      host: flags['ca-host'],
-      port: flags['ca-port'],
-      transport: flags['ca-plaintext'] ? { kind: 'plaintext' } : { kind: 'tls' },
-      logger,
-      ...extra,
-    });
+    server = await startCaServer({ ca, authenticators, host, port, transport, logger, ...extra });
   } catch (err) {
     ca.close();
     throw err;
