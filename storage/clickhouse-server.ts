@@ -27,6 +27,8 @@ export interface ClickHouseHandle {
   readonly embedded: boolean;
   /** Data directory of an embedded server. */
   readonly dataDir: string | undefined;
+  /** Ports of an embedded server (to start it again on the same ones); undefined for an external one. */
+  readonly ports: { readonly http: number; readonly tcp: number } | undefined;
   /**
    * Stops an embedded server: SIGTERM (SIGKILL after 10 s) for a persistent data directory,
    * SIGKILL for a temporary one that is deleted anyway. Safe to call twice.
@@ -45,6 +47,13 @@ export interface ProvideOptions {
   readonly startTimeoutMs?: number;
   readonly logger?: Logger;
   readonly env?: NodeJS.ProcessEnv;
+  /**
+   * Ports for an embedded server (restarting one on the ports it had, so that its clients
+   * reconnect). Default: free ports, picked anew on each attempt.
+   */
+  readonly ports?: { readonly http: number; readonly tcp: number };
+  /** Ignore TRACEMESH_CLICKHOUSE_URL and start a private server (tests that stop and start it). */
+  readonly embedded?: boolean;
 }
 
 const BINARY_CANDIDATES = ['/usr/bin/clickhouse-server', '/usr/sbin/clickhouse-server', '/usr/local/bin/clickhouse-server'];
@@ -163,13 +172,13 @@ async function stopOrphan(dir: string, logger: Logger): Promise<void> {
 export async function provideClickHouse(options: ProvideOptions = {}): Promise<ClickHouseHandle> {
   const env = options.env ?? process.env;
   const logger = options.logger ?? silentLogger;
-  const external = env['TRACEMESH_CLICKHOUSE_URL'];
+  const external = options.embedded === true ? undefined : env['TRACEMESH_CLICKHOUSE_URL'];
   if (external) {
     const url = external.replace(/\/+$/, '');
     if (!(await ping(url))) {
       throw new ClickHouseUnavailableError(`TRACEMESH_CLICKHOUSE_URL=${url} does not answer /ping. Start that server or unset the variable to use an embedded one.`);
     }
-    return { url, embedded: false, dataDir: undefined, stop: async () => {} };
+    return { url, embedded: false, dataDir: undefined, ports: undefined, stop: async () => {} };
   }
 
   let bin = findClickHouseBinary(env);
@@ -192,9 +201,9 @@ export async function provideClickHouse(options: ProvideOptions = {}): Promise<C
   // Ports are picked free and then handed to the server; another process can take one in
   // between, so a start that fails is retried with new ports.
   let lastError = '';
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const httpPort = await freePort();
-    const tcpPort = await freePort();
+  for (let attempt = 0; attempt < (options.ports ? 1 : 3); attempt++) {
+    const httpPort = options.ports?.http ?? (await freePort());
+    const tcpPort = options.ports?.tcp ?? (await freePort());
     const configPath = join(dir, 'config.xml');
     writeFileSync(configPath, configXml(dir, httpPort, tcpPort, usersXmlPath()));
     const child = spawn(bin.cmd, [...bin.args, `--config-file=${configPath}`], {
@@ -229,7 +238,7 @@ export async function provideClickHouse(options: ProvideOptions = {}): Promise<C
           clearTimeout(timer);
           if (temporary) rmSync(dir, { recursive: true, force: true });
         })());
-      return { url, embedded: true, dataDir: dir, stop };
+      return { url, embedded: true, dataDir: dir, ports: { http: httpPort, tcp: tcpPort }, stop };
     }
     child.kill('SIGKILL');
     await exited(child);

@@ -45,6 +45,8 @@ export function encodeRecord(version: number, kind: number, count: number, paylo
 
 export interface ScanResult {
   readonly records: WalRecord[];
+  /** For each record, the offset just past it in the segment. */
+  readonly ends: number[];
   /** Records (or runs of bytes) whose checksum failed and were skipped. */
   readonly corrupt: number;
   /** True when the segment ends in a record cut short (a torn write). */
@@ -54,6 +56,7 @@ export interface ScanResult {
 /** Every intact record of a segment, in order. Never throws on bad content. */
 export function scanSegment(bytes: Buffer): ScanResult {
   const records: WalRecord[] = [];
+  const ends: number[] = [];
   let corrupt = 0;
   let tornTail = false;
   let pos = 0;
@@ -95,10 +98,11 @@ export function scanSegment(bytes: Buffer): ScanResult {
       // A copy: the segment's buffer is dropped after the scan.
       payload: Uint8Array.prototype.slice.call(bytes, pos + HEADER_BYTES, end),
     });
+    ends.push(end);
     pos = end;
   }
   if (pos < bytes.length && pos + HEADER_BYTES > bytes.length && !tornTail) tornTail = true;
-  return { records, corrupt, tornTail };
+  return { records, ends, corrupt, tornTail };
 }
 
 function nextMagic(bytes: Buffer, from: number): number {

@@ -6,7 +6,7 @@
 // Bounded in bytes: an append that would take the log past `maxBytes` is refused ('full'),
 // and so is one that the disk refuses (ENOSPC, EDQUOT); the caller pushes back on the client.
 
-import { closeSync, openSync, readFileSync, readdirSync, unlinkSync, writeFileSync, mkdirSync, fsyncSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync, writeFileSync, mkdirSync, fsyncSync, statSync } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ConfigError, TracemeshError } from '../../common/errors.ts';
@@ -35,6 +35,8 @@ export interface WalOptions {
 
 export interface WalTicket {
   readonly segment: Segment;
+  /** Offset just past the record in its segment. */
+  readonly end: number;
 }
 
 export interface ReplayedRecord {
@@ -78,6 +80,24 @@ interface PendingAppend {
 
 const SEGMENT_RE = /^segment-(\d{16})\.wal$/;
 const LOCK_FILE = 'LOCK';
+/**
+ * `<segment id> <offset>`: every record before that point is released. Written (atomically,
+ * by rename) a moment after releases, so a restart does not replay what a segment that is
+ * still open holds but storage already has. If it lags (a crash), more is replayed: reads
+ * deduplicate (storage/SCHEMA.md, "Duplicates").
+ */
+const CHECKPOINT_FILE = 'CHECKPOINT';
+const CHECKPOINT_DELAY_MS = 200;
+
+function readCheckpoint(dir: string): { id: number; end: number } {
+  try {
+    const [id, end] = readFileSync(join(dir, CHECKPOINT_FILE), 'utf8').trim().split(' ').map(Number);
+    if (Number.isSafeInteger(id) && Number.isSafeInteger(end)) return { id: id!, end: end! };
+  } catch {
+    /* none yet */
+  }
+  return { id: 0, end: 0 };
+}
 
 function segmentName(id: number): string {
   return `segment-${String(id).padStart(16, '0')}.wal`;
@@ -130,6 +150,9 @@ export class WriteAheadLog {
   #flushing: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** The released prefix of the log, and whether it has changed since it was written. */
+  #released = { id: 0, end: 0 };
+  #checkpointTimer: NodeJS.Timeout | undefined;
   readonly #lockPath: string;
   /** Background failures (a segment that could not be deleted): reported, never thrown. */
   readonly #onError: (err: unknown) => void;
@@ -160,19 +183,27 @@ export class WriteAheadLog {
     const replayed: ReplayedRecord[] = [];
     let corrupt = 0;
     let tornTails = 0;
+    const checkpoint = readCheckpoint(options.dir);
+    wal.#released = checkpoint;
     for (const id of ids) {
       const path = join(options.dir, segmentName(id));
+      if (id < checkpoint.id) {
+        unlinkSync(path); // released entirely; the deletion was cut short
+        continue;
+      }
       const scan = scanSegment(readFileSync(path));
       corrupt += scan.corrupt;
       if (scan.tornTail) tornTails++;
-      if (scan.records.length === 0) {
+      const keep: number[] = [];
+      for (let i = 0; i < scan.records.length; i++) if (id > checkpoint.id || scan.ends[i]! > checkpoint.end) keep.push(i);
+      if (keep.length === 0) {
         unlinkSync(path);
         continue;
       }
-      const segment: Segment = { id, path, size: statSync(path).size, live: scan.records.length, sealed: true, fh: undefined };
+      const segment: Segment = { id, path, size: statSync(path).size, live: keep.length, sealed: true, fh: undefined };
       wal.#segments.set(id, segment);
       wal.#bytes += segment.size;
-      for (const record of scan.records) replayed.push({ record, ticket: { segment } });
+      for (const i of keep) replayed.push({ record: scan.records[i]!, ticket: { segment, end: scan.ends[i]! } });
     }
     if (options.fsync === 'interval') {
       wal.#timer = setInterval(() => void wal.#active?.fh?.datasync().catch(onError), options.fsyncIntervalMs);
@@ -215,11 +246,35 @@ export class WriteAheadLog {
     });
   }
 
-  /** The record will not be needed again (written or dead-lettered). Each ticket once. */
+  /**
+   * The record will not be needed again (written or dead-lettered). Each ticket once, in the
+   * order the appends resolved (the pipeline releases a prefix): the checkpoint records the
+   * released prefix.
+   */
   release(ticket: WalTicket): void {
     const segment = ticket.segment;
     segment.live--;
+    if (segment.id > this.#released.id || (segment.id === this.#released.id && ticket.end > this.#released.end)) {
+      this.#released = { id: segment.id, end: ticket.end };
+      if (this.#checkpointTimer === undefined && !this.#closed) {
+        this.#checkpointTimer = setTimeout(() => {
+          this.#checkpointTimer = undefined;
+          this.#writeCheckpoint();
+        }, CHECKPOINT_DELAY_MS);
+        this.#checkpointTimer.unref();
+      }
+    }
     if (segment.live <= 0 && segment.sealed) this.#delete(segment);
+  }
+
+  #writeCheckpoint(): void {
+    const tmp = join(this.#options.dir, `${CHECKPOINT_FILE}.tmp`);
+    try {
+      writeFileSync(tmp, `${this.#released.id} ${this.#released.end}\n`);
+      renameSync(tmp, join(this.#options.dir, CHECKPOINT_FILE));
+    } catch (err) {
+      this.#onError(err);
+    }
   }
 
   /** Waits for appends under way, syncs and closes the active segment; keeps every file. Safe to call twice. */
@@ -227,6 +282,8 @@ export class WriteAheadLog {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
+    if (this.#checkpointTimer) clearTimeout(this.#checkpointTimer);
+    this.#writeCheckpoint();
     while (this.#flushing) await this.#flushing;
     const fh = this.#active?.fh;
     if (fh) {
@@ -272,12 +329,15 @@ export class WriteAheadLog {
         for (const p of group) isNoSpace(err) ? p.resolve('full') : p.reject(new WalError(`cannot write the WAL in ${this.#options.dir}: ${(err as Error).message}`, { cause: err }));
         continue;
       }
+      let end = segment.size;
       segment.size += total;
       this.#bytes += total;
       this.#reserved -= total;
       segment.live += group.length;
-      const ticket: WalTicket = { segment };
-      for (const p of group) p.resolve(ticket);
+      for (const p of group) {
+        end += p.frame.length;
+        p.resolve({ segment, end });
+      }
     }
   }
 
