@@ -16,7 +16,9 @@ import { ConfigError } from '../../common/errors.ts';
 import { helpText, parseFlags, type FlagSpec } from '../../common/flags.ts';
 import { createLogger, type Logger } from '../../common/logger.ts';
 import { startSidecar, type Sidecar } from '../../sidecar/sidecar.ts';
+import type { ServerHandle } from '../../outcomes/prometheus-servers.ts';
 import { startBackend, type Backend } from '../stack.ts';
+import { activeAlerts, failingPathLines, startDemoAlertmanager, startDemoPrometheus } from './alerting.ts';
 import { startDemoApp, type DemoApp } from './app.ts';
 import { startLoad, type LoadGenerator, type LoadResult } from './loadgen.ts';
 import { createAppTracing, type AppTracing } from './tracing.ts';
@@ -42,6 +44,14 @@ export const DEMO_FLAGS = [
   { name: 'duration', env: 'TRACEMESH_DEMO_DURATION', kind: 'duration', default: '0', description: 'Stop after this long (e.g. 60s); 0 runs until Ctrl-C' },
   { name: 'report-interval', env: 'TRACEMESH_DEMO_REPORT_INTERVAL', kind: 'duration', default: '10s', description: 'How often to print traffic and root-cause figures' },
   { name: 'controlplane-debug-port', env: 'TRACEMESH_DEMO_CONTROLPLANE_DEBUG_PORT', kind: 'int', default: '15014', description: 'Control plane debug port (tracemesh proxy-status reads it); 0 picks a free port' },
+  { name: 'outcomes-admin-port', env: 'TRACEMESH_DEMO_OUTCOMES_ADMIN_PORT', kind: 'int', default: '16688', description: 'Outcomes component /metrics and /debug/alerts port; 0 picks a free port' },
+  {
+    name: 'alerting',
+    env: 'TRACEMESH_DEMO_ALERTING',
+    kind: 'string',
+    default: 'auto',
+    description: 'auto: start Prometheus and Alertmanager (free ports, private configs) when they are installed, and send the outcome alerts there; off: evaluate alerts only',
+  },
   { name: 'access-log', env: 'TRACEMESH_DEMO_ACCESS_LOG', kind: 'string', default: 'off', description: 'Sidecar access-log lines on stdout (stdout) or not (off)' },
 ] as const satisfies readonly FlagSpec[];
 
@@ -67,6 +77,10 @@ export interface DemoOptions {
   readonly stateDir: string | undefined;
   /** Control plane debug port (`/debug/syncz`); default 0 (a free port). */
   readonly controlPlaneDebugPort?: number;
+  /** Outcomes admin port; default 0 (a free one). */
+  readonly outcomesAdminPort?: number;
+  /** Start Prometheus and Alertmanager when installed; default false. */
+  readonly alerting?: boolean;
 }
 
 export interface RootCauseTally {
@@ -87,6 +101,9 @@ export interface DemoStats {
 
 export interface Demo {
   readonly backend: Backend;
+  /** Started when alerting is on and both are installed. */
+  readonly alertmanager: ServerHandle | undefined;
+  readonly prometheus: ServerHandle | undefined;
   /** `host:port` of the demo's control plane (CA and xDS). */
   readonly caAddress: string;
   /** Base URL of the control plane's debug port, for `tracemesh proxy-status`. */
@@ -110,6 +127,7 @@ const SETTLE_MS = 4_000;
 
 export async function startDemo(options: DemoOptions): Promise<Demo> {
   const logger = options.logger;
+  const alertmanager = await startDemoAlertmanager(options.alerting ?? false, logger);
   const backend = await startBackend({
     clickhouseUrl: options.clickhouseUrl,
     ...(options.clickhouseDataDir !== undefined ? { clickhouseDataDir: options.clickhouseDataDir } : {}),
@@ -124,7 +142,12 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
     queryHost: options.queryHost,
     queryPort: options.queryPort,
     logger: logger.child({ component: 'backend' }),
+    outcomes: { adminPort: options.outcomesAdminPort ?? 0, evaluate: true, alertmanagerUrls: alertmanager ? [alertmanager.url] : [] },
+  }).catch(async (err: unknown) => {
+    await alertmanager?.stop();
+    throw err;
   });
+  let prometheus: ServerHandle | undefined;
   const pods: Pod[] = [];
   let load: LoadGenerator | undefined;
   const tracings: AppTracing[] = [];
@@ -141,7 +164,9 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
     await controlPlane?.close();
     policyWatcher?.close();
     ca?.close();
+    await prometheus?.stop();
     await backend.close();
+    await alertmanager?.stop();
     if (options.stateDir === undefined) rmSync(stateDir, { recursive: true, force: true });
   };
   try {
@@ -251,6 +276,15 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
       }
     });
 
+    if (alertmanager) {
+      const host = (url: string | undefined): string[] => (url ? [new URL(url).host] : []);
+      prometheus = await startDemoPrometheus(
+        alertmanager,
+        { 'tracemesh-outcomes': host(backend.outcomes?.adminUrl), 'tracemesh-collector': [`127.0.0.1:${backend.collector.adminPort}`] },
+        logger,
+      );
+    }
+
     const queryUrl = backend.queryApi.url;
     const sampleRootCauses = async (max: number): Promise<void> => {
       let looked = 0;
@@ -275,7 +309,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
         }
       }
     };
-    return { backend, caAddress: cp.address, controlPlaneDebugUrl: cp.debugUrl ?? '', queryUrl, stats, sampleRootCauses, close };
+    return { backend, alertmanager, prometheus, caAddress: cp.address, controlPlaneDebugUrl: cp.debugUrl ?? '', queryUrl, stats, sampleRootCauses, close };
   } catch (err) {
     await close();
     throw err;
@@ -302,6 +336,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   if (flags._.length > 0) throw new ConfigError(`unexpected argument "${flags._[0]}"; run with --help to list the flags`);
   if (flags.rps < 1 || flags.rps > 2000) throw new ConfigError(`--rps must be from 1 to 2000, got ${flags.rps}`);
   const accessLog = flags['access-log'];
+  if (flags.alerting !== 'auto' && flags.alerting !== 'off') throw new ConfigError(`--alerting must be auto or off, got "${flags.alerting}"`);
   if (accessLog !== 'stdout' && accessLog !== 'off') throw new ConfigError(`--access-log must be stdout or off, got "${accessLog}"`);
   const logger = createLogger({ component: 'demo' }, (process.env['TRACEMESH_LOG_LEVEL'] as 'info' | undefined) ?? 'warn');
   const out = (s: string): void => void process.stdout.write(s + '\n');
@@ -321,6 +356,8 @@ export async function runDemo(argv: string[]): Promise<number> {
     controlPlaneDebugPort: flags['controlplane-debug-port'],
     accessLog,
     logger,
+    outcomesAdminPort: flags['outcomes-admin-port'],
+    alerting: flags.alerting === 'auto',
   });
   const { backend, queryUrl, stats } = demo;
   const expected = expectedFailureFraction();
@@ -329,6 +366,13 @@ export async function runDemo(argv: string[]): Promise<number> {
   out(`  OTLP gRPC       http://127.0.0.1:${backend.collector.grpcPort}     OTLP HTTP  http://127.0.0.1:${backend.collector.httpPort}`);
   out(`  Query API       ${queryUrl}   (Jaeger API: ${queryUrl}/api/services, OpenAPI: ${queryUrl}/openapi.json)`);
   out(`  Collector       http://127.0.0.1:${backend.collector.adminPort}/metrics`);
+  out(`  Outcomes        ${backend.outcomes?.adminUrl ?? ''}/metrics   failing paths: ${queryUrl}/api/v1/paths   alerts: ${backend.outcomes?.adminUrl ?? ''}/debug/alerts`);
+  if (demo.alertmanager && demo.prometheus) {
+    out(`  Alertmanager    ${demo.alertmanager.url}/#/alerts   (the outcome rules' alerts, with exemplar trace ids; API: ${demo.alertmanager.url}/api/v2/alerts)`);
+    out(`  Prometheus      ${demo.prometheus.url}/alerts   (deploy/prometheus rules over the outcomes metrics)`);
+  } else if (flags.alerting === 'auto') {
+    out('  Alerting        Prometheus/Alertmanager not installed (apt-get install prometheus prometheus-alertmanager): alerts are evaluated only');
+  }
   out('');
   out('  frontend ─▶ checkout ─┬─▶ inventory   inventory-2 (node-2) crashes 4 s in every 20 s: connection refused');
   out('     │                  └─▶ payments    payments-2 (node-3) answers 500 to 30% of its requests');
@@ -343,6 +387,15 @@ export async function runDemo(argv: string[]): Promise<number> {
     await demo.sampleRootCauses(60);
     const causes = [...stats.rootCauses.values()].sort((a, b) => b.count - a.count).map((t) => `${t.pod}@${t.node} ${t.reason} ×${t.count}`);
     out(`[${new Date().toISOString().slice(11, 19)}] sent ${stats.sent}, failed ${stats.failed} (${pct(stats.failed, stats.sent)}); root causes named by the path API: ${causes.join(', ') || '(waiting for spans)'}`);
+    const paths = await failingPathLines(queryUrl);
+    if (paths.length > 0) {
+      out('  top failing paths (last 5 min, from the trace outcomes):');
+      for (const l of paths) out(`    ${l}`);
+    }
+    if (demo.alertmanager) {
+      const firing = await activeAlerts(demo.alertmanager.url);
+      out(`  alerts in Alertmanager: ${firing.join(', ') || '(none yet)'}`);
+    }
     if (!printedExample && stats.exampleTraceId) {
       printedExample = true;
       out('');
