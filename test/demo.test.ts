@@ -52,16 +52,19 @@ void describe('tracemesh demo', () => {
       (causes) =>
         causes.some((c) => c.pod === 'payments-2' && c.reason === 'HTTP_500') &&
         causes.some((c) => c.pod === 'inventory-2') &&
-        causes.some((c) => c.reason === 'POLICY_DENIED'),
+        causes.some((c) => c.reason === 'POLICY_DENIED') &&
+        causes.some((c) => c.reason === 'FAULT_INJECTED'),
       60_000,
-      'both failing pods and a policy denial named as root causes',
+      'both failing pods, a policy denial and an injected fault named as root causes',
     );
     const causes = [...demo.stats.rootCauses.values()];
     for (const c of causes) {
       assert.ok(
         (c.pod === 'payments-2' && c.node === 'node-3' && c.reason === 'HTTP_500') ||
           (c.pod === 'inventory-2' && c.node === 'node-2' && c.reason === 'CONNECTION_REFUSED') ||
-          (c.pod.startsWith('payments-') && c.reason === 'POLICY_DENIED'),
+          (c.pod.startsWith('payments-') && c.reason === 'POLICY_DENIED') ||
+          // The FaultInjection on inventory aborts at the caller's (checkout's) sidecar.
+          (c.pod.startsWith('checkout-') && c.reason === 'FAULT_INJECTED'),
         `unexpected root cause ${JSON.stringify(c)}`,
       );
     }
@@ -74,9 +77,9 @@ void describe('tracemesh demo', () => {
         const res = await fetch(`${demo.queryUrl}/api/dependencies?endTs=${Date.now() + 60_000}&lookback=3600000`);
         return ((await res.json()) as { data: { parent: string; child: string; callCount: number }[] }).data;
       },
-      (d) => ['frontend>checkout', 'checkout>inventory', 'checkout>payments'].every((e) => d.some((x) => `${x.parent}>${x.child}` === e)),
+      (d) => ['frontend>checkout', 'checkout>inventory', 'checkout>payments', 'checkout>payments-v2'].every((e) => d.some((x) => `${x.parent}>${x.child}` === e)),
       30_000,
-      'service graph edges',
+      'service graph edges (payments-v2: the canary split)',
     );
     for (const d of deps) assert.ok(d.callCount > 0);
   });

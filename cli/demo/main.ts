@@ -22,7 +22,7 @@ import { activeAlerts, failingPathLines, startDemoAlertmanager, startDemoPrometh
 import { startDemoApp, type DemoApp } from './app.ts';
 import { startLoad, type LoadGenerator, type LoadResult } from './loadgen.ts';
 import { createAppTracing, type AppTracing } from './tracing.ts';
-import { CALLS, expectedFailureFraction, INGRESS, NAMESPACE, PODS, POLICIES_YAML, type PodSpec } from './topology.ts';
+import { CALLS, CANARY, CANARY_LABELS, CANARY_WEIGHT, expectedFailureFraction, INGRESS, NAMESPACE, PODS, POLICIES_YAML, ROUTES_YAML, type PodSpec } from './topology.ts';
 
 export const DEMO_FLAGS = [
   { name: 'query-host', kind: 'string', default: '127.0.0.1', description: 'Address the query API listens on' },
@@ -176,7 +176,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
     ca = await createCertificateAuthority({ trustDomain, source: { kind: 'self-signed', dir: join(stateDir, 'ca') }, logger });
     const tokens: Record<string, BootstrapGrant> = {};
     const tokenOf = new Map<string, string>();
-    for (const service of new Set([...(options.pods ?? PODS).map((p) => p.service), INGRESS.service])) {
+    for (const service of new Set([...(options.pods ?? PODS).map((p) => p.service), INGRESS.service, CANARY.service])) {
       const token = randomBytes(16).toString('hex');
       tokens[token] = { namespace: NAMESPACE, serviceAccount: service };
       tokenOf.set(service, token);
@@ -186,6 +186,9 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
     writeFileSync(caRootCertFile, ca.trustBundle().pem);
     const policyFile = join(stateDir, 'policies', 'payments-callers.yaml');
     writeFileSync(policyFile, POLICIES_YAML);
+    mkdirSync(join(stateDir, 'routes'), { recursive: true });
+    const routeFile = join(stateDir, 'routes', 'demo-routes.yaml');
+    writeFileSync(routeFile, ROUTES_YAML);
     policyWatcher = await PolicyWatcher.open([policyFile], { logger });
 
     // The control plane: CA and xDS on one port. Every sidecar registers itself over its xDS
@@ -204,7 +207,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
 
     // The ingress pod: a sidecar with no app behind it that the load generator sends through,
     // as an ingress gateway would, so that even the first hop is mTLS.
-    for (const spec of [...(options.pods ?? PODS), INGRESS]) {
+    for (const spec of [...(options.pods ?? PODS), CANARY, INGRESS]) {
       // The payments app is instrumented with the OpenTelemetry SDK; its spans join the trace.
       let tracing: AppTracing | undefined;
       if (spec.service === 'payments') {
@@ -241,6 +244,8 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
           trustDomain,
           controlPlane: cp.address,
           register: true,
+          routeFiles: [routeFile],
+          ...(spec === CANARY ? { workloadLabels: CANARY_LABELS } : {}),
         },
         { logger: logger.child({ component: 'sidecar', pod: spec.pod }), exportDelayMs: 500 },
       );
@@ -374,12 +379,14 @@ export async function runDemo(argv: string[]): Promise<number> {
     out('  Alerting        Prometheus/Alertmanager not installed (apt-get install prometheus prometheus-alertmanager): alerts are evaluated only');
   }
   out('');
-  out('  frontend ─▶ checkout ─┬─▶ inventory   inventory-2 (node-2) crashes 4 s in every 20 s: connection refused');
-  out('     │                  └─▶ payments    payments-2 (node-3) answers 500 to 30% of its requests');
+  out('  frontend ─▶ checkout ─┬─▶ inventory   inventory-2 (node-2) crashes 4 s in every 20 s: connection refused;');
+  out('     │                  │                5% of these calls aborted (503) by FaultInjection demo/inventory-chaos');
+  out('     │                  └─▶ payments    payments-2 (node-3) answers 500 to 30% of its requests;');
+  out(`     │                                  canary split (HTTPRoute demo/payments-canary): ${CANARY_WEIGHT}% to payments-v2 (pod payments-v2-1)`);
   out('     └╌╌ 5%: payments /refund          denied by AuthorizationPolicy demo/payments-callers (only checkout may call)');
-  out(`  control plane ${demo.caAddress}: CA (mTLS between all sidecars), self-registration and xDS; policies in ${resolve(flags['state-dir'], 'policies')}`);
+  out(`  control plane ${demo.caAddress}: CA (mTLS between all sidecars), self-registration and xDS; policies in ${resolve(flags['state-dir'], 'policies')}, routes in ${resolve(flags['state-dir'], 'routes')}`);
   out(`    npm run tracemesh -- proxy-status --control-plane-debug ${demo.controlPlaneDebugUrl}`);
-  out(`  ${flags.rps} req/s; expected failures ≈ ${pct(expected.total, 1)} (policy ${pct(expected.policy, 1)}, inventory-2 ${pct(expected.inventory, 1)}, payments-2 ${pct(expected.payments, 1)})`);
+  out(`  ${flags.rps} req/s; expected failures ≈ ${pct(expected.total, 1)} (policy ${pct(expected.policy, 1)}, fault ${pct(expected.fault, 1)}, inventory-2 ${pct(expected.inventory, 1)}, payments-2 ${pct(expected.payments, 1)})`);
   out('');
 
   let printedExample = false;

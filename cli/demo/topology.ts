@@ -6,6 +6,9 @@
 //                 │                  └─▶ payments    (payments-2 answers 500 to 30% of requests)
 //                 └╌╌ 5%: payments /refund, denied by the AuthorizationPolicy `payments-callers`
 //
+// HTTPRoutes (ROUTES_YAML): 10% of payments calls go to the canary Service payments-v2 (one
+// pod); a FaultInjection aborts 5% of checkout's calls to inventory with 503.
+//
 // Every hop between sidecars is mTLS with certificates from the demo's CA; each service runs
 // as the service account of its own name.
 
@@ -62,14 +65,69 @@ spec:
             principals: ["cluster.local/ns/${NAMESPACE}/sa/checkout"]
 `;
 
+/** Share of payments traffic the canary (Service payments-v2) takes. */
+export const CANARY_WEIGHT = 10;
+
 /**
- * The failure fraction the traffic should show, given round-robin balancing: 5% of requests
- * are denied by policy first; inventory-2 gets half of inventory's calls and refuses them while
- * down (4 s of 20 s); payments-2 gets half of the payments calls that remain and fails 30%.
+ * The canary: a new version of payments, deployed as its own Service (payments-v2) beside the
+ * stable one, as GAMMA traffic splits do. Policies select it as `app: payments`.
  */
-export function expectedFailureFraction(): { policy: number; inventory: number; payments: number; total: number } {
+export const CANARY: PodSpec = { service: 'payments-v2', pod: 'payments-v2-1', node: 'node-1', failRate: 0 };
+export const CANARY_LABELS: Readonly<Record<string, string>> = { app: 'payments', version: 'v2' };
+/** Share of checkout's inventory calls that the FaultInjection aborts (503). */
+export const FAULT_ABORT_PERCENT = 5;
+
+/**
+ * Routes (Gateway API, GAMMA): a canary split of payments (90% the payments Service, 10% the
+ * payments-v2 canary) and a chaos route that aborts 5% of calls to inventory.
+ */
+export const ROUTES_YAML = `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: payments-canary
+  namespace: ${NAMESPACE}
+spec:
+  parentRefs:
+    - { group: "", kind: Service, name: payments }
+  rules:
+    - backendRefs:
+        - { name: payments, port: 80, weight: ${100 - CANARY_WEIGHT} }
+        - { name: payments-v2, port: 80, weight: ${CANARY_WEIGHT} }
+---
+apiVersion: tracemesh.io/v1alpha1
+kind: FaultInjection
+metadata:
+  name: inventory-chaos
+  namespace: ${NAMESPACE}
+spec:
+  abort: { httpStatus: 503, percentage: ${FAULT_ABORT_PERCENT} }
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: inventory-chaos
+  namespace: ${NAMESPACE}
+spec:
+  parentRefs:
+    - { group: "", kind: Service, name: inventory }
+  rules:
+    - filters:
+        - type: ExtensionRef
+          extensionRef: { group: tracemesh.io, kind: FaultInjection, name: inventory-chaos }
+      backendRefs:
+        - { name: inventory, port: 80 }
+`;
+
+/**
+ * The failure fraction the traffic should show: 5% of requests are denied by policy first;
+ * checkout's call to inventory is aborted by the fault 5% of the time, else inventory-2 gets
+ * half of it (round robin) and refuses it while down (4 s of 20 s); of the payments calls that
+ * remain, 10% go to the (healthy) canary and payments-2 gets half of the rest and fails 30%.
+ */
+export function expectedFailureFraction(): { policy: number; fault: number; inventory: number; payments: number; total: number } {
   const policy = 0.05;
-  const inventory = (1 - policy) * 0.5 * (4_000 / 20_000);
-  const payments = (1 - policy - inventory) * 0.5 * 0.3;
-  return { policy, inventory, payments, total: policy + inventory + payments };
+  const fault = (1 - policy) * (FAULT_ABORT_PERCENT / 100);
+  const inventory = (1 - policy - fault) * 0.5 * (4_000 / 20_000);
+  const payments = (1 - policy - fault - inventory) * (1 - CANARY_WEIGHT / 100) * 0.5 * 0.3;
+  return { policy, fault, inventory, payments, total: policy + fault + inventory + payments };
 }

@@ -59,6 +59,13 @@ const UNREACHED_CODES: ReadonlySet<string> = new Set([
   MESH_ERROR.policyDenied,
 ]);
 
+/**
+ * Mesh errors the caller's own sidecar raises on purpose or by its routes (an injected fault,
+ * no route rule, no backend with weight): the request never left the caller, so the failure
+ * began at the caller's hop, not at a target that was never chosen.
+ */
+const CALLER_CODES: ReadonlySet<string> = new Set([MESH_ERROR.faultInjected, MESH_ERROR.routeNotFound, MESH_ERROR.noBackend]);
+
 function httpStatusOf(s: SpanRecord): number | null {
   return intAttr(s, ATTR.httpResponseStatusCode) ?? null;
 }
@@ -262,6 +269,8 @@ export function buildHops(tree: SpanTree): HopGraph {
     if (wraps) continue;
     const answered = s.children.some((c) => c.missingParent === null && hopOfSpan.get(c)?.entry === c);
     if (answered) continue;
+    // Stays a span of the caller's hop, which then carries the failure.
+    if (CALLER_CODES.has(meshCodeOf(s.record) ?? '')) continue;
     const chain = clientChain(s);
     for (const c of chain) consumed.add(c);
     const hop = newHop(`call:${s.key}`, 'client', undefined, chain, hopOfSpan.get(s), targetLocation(s));
