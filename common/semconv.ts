@@ -97,6 +97,8 @@ export const MESH_ERROR = {
   noBackend: 'NO_BACKEND',
   /** A FaultInjection filter aborted the request on purpose (its status). */
   faultInjected: 'FAULT_INJECTED',
+  /** The sidecar shed the request at a limit (--max-concurrent-requests). */
+  overloaded: 'OVERLOADED',
 } as const;
 export type MeshErrorCode = (typeof MESH_ERROR)[keyof typeof MESH_ERROR];
 

@@ -1,5 +1,6 @@
 // The sidecar's configuration: what startSidecar accepts, its defaults, and validation.
 
+import { DEFAULT_SIDECAR_LIMITS, type SidecarLimits } from './limits/limits.ts';
 import { hostname } from 'node:os';
 import { ConfigError } from '../common/errors.ts';
 import { isValidTrustDomain } from '../common/spiffe.ts';
@@ -112,9 +113,28 @@ export interface SidecarOptions {
   readonly advertiseAddress?: string;
   /** How long startup waits for the first configuration from the control plane. Default 10 s. */
   readonly controlPlaneTimeoutMs?: number;
+  /** Timeouts and caps of the listeners (sidecar/limits/); defaults in DEFAULT_SIDECAR_LIMITS. */
+  readonly limits?: Partial<SidecarLimits>;
 }
 
-export type SidecarConfig = Required<SidecarOptions>;
+export type SidecarConfig = Required<Omit<SidecarOptions, 'limits'>> & { readonly limits: SidecarLimits };
+
+const LIMIT_FLAGS: Readonly<Record<keyof SidecarLimits, string>> = {
+  requestHeadersTimeoutMs: 'request-headers-timeout',
+  idleTimeoutMs: 'idle-timeout',
+  upstreamIdleTimeoutMs: 'upstream-idle-timeout',
+  maxConnections: 'max-downstream-connections',
+  maxConcurrentRequests: 'max-concurrent-requests',
+};
+
+function resolveLimits(o: Partial<SidecarLimits> | undefined): SidecarLimits {
+  const limits = { ...DEFAULT_SIDECAR_LIMITS, ...o };
+  for (const [key, flag] of Object.entries(LIMIT_FLAGS) as [keyof SidecarLimits, string][]) {
+    const v = limits[key];
+    if (!Number.isInteger(v) || v < 1) throw new ConfigError(`--${flag} must be at least 1, got ${v}`);
+  }
+  return limits;
+}
 
 function port(value: number, name: string, flag: string): number {
   if (!Number.isInteger(value) || value < 0 || value > 65535) {
@@ -246,5 +266,6 @@ export function resolveConfig(o: SidecarOptions): SidecarConfig {
     register: o.register ?? false,
     advertiseAddress,
     controlPlaneTimeoutMs,
+    limits: resolveLimits(o.limits),
   };
 }

@@ -18,6 +18,7 @@ export const MESH_ERROR_STATUS: Readonly<Record<MeshErrorCode, number>> = {
   ROUTE_NOT_FOUND: 404,
   NO_BACKEND: 500,
   FAULT_INJECTED: 503,
+  OVERLOADED: 503,
 };
 
 /** Extra fields of a synthesized error body (`policy`, `principal`, …); null is written as null. */

@@ -48,6 +48,11 @@ export const sidecarFlags = [
   { name: 'register', kind: 'bool', default: 'false', description: 'Register this workload (service, pod, node, namespace, labels, --advertise-address) with the control plane while connected; for workloads outside Kubernetes.' },
   { name: 'advertise-address', kind: 'string', default: '', description: 'host:port other sidecars dial to reach this one\'s inbound port; empty: the bind address (127.0.0.1 for 0.0.0.0) and --inbound-port.' },
   { name: 'control-plane-timeout', kind: 'duration', default: '10s', description: 'How long startup waits for the first configuration from the control plane before serving with what it has.' },
+  { name: 'request-headers-timeout', kind: 'duration', default: '10s', description: 'A request head must be complete this long after its first byte, on every listener (Envoy\'s request_headers_timeout); then 408 and the connection closes.' },
+  { name: 'idle-timeout', kind: 'duration', default: '60s', description: 'A downstream connection (HTTP/1.1 or HTTP/2) with no request in flight for this long is closed (Envoy\'s idle_timeout).' },
+  { name: 'upstream-idle-timeout', kind: 'duration', default: '60s', description: 'A pooled upstream HTTP/1.1 connection unused for this long is closed.' },
+  { name: 'max-downstream-connections', kind: 'int', default: '4096', description: 'Open connections per listener (outbound, inbound); more are closed at accept and counted. The admin port allows 64.' },
+  { name: 'max-concurrent-requests', kind: 'int', default: '1024', description: 'Requests in flight per direction (Envoy\'s max_requests); more are answered 503 OVERLOADED (gRPC: UNAVAILABLE) and counted. The admin port allows 16.' },
 ] as const satisfies readonly FlagSpec[];
 
 /** What `--intercept` asks for; undefined when it is off. */
@@ -88,7 +93,8 @@ export function optionsFromFlags(v: SidecarFlagValues): SidecarOptions {
   if (!APP_PROTOCOLS.includes(appProtocol as AppProtocol)) {
     throw new ConfigError(`--app-protocol (or TRACEMESH_APP_PROTOCOL) must be auto, http1 or h2c, got "${v['app-protocol']}"`);
   }
-  const labels: Record<string, string> = {};
+  // Prototype-free: a label named `__proto__` or `constructor` is a label like any other.
+  const labels = Object.create(null) as Record<string, string>;
   for (const pair of v['workload-labels']) {
     const eq = pair.indexOf('=');
     if (eq <= 0) throw new ConfigError(`--workload-labels (or TRACEMESH_WORKLOAD_LABELS) must be key=value pairs, got "${pair}"`);
@@ -135,5 +141,12 @@ export function optionsFromFlags(v: SidecarFlagValues): SidecarOptions {
     register: v.register,
     advertiseAddress: v['advertise-address'],
     controlPlaneTimeoutMs: v['control-plane-timeout'],
+    limits: {
+      requestHeadersTimeoutMs: v['request-headers-timeout'],
+      idleTimeoutMs: v['idle-timeout'],
+      upstreamIdleTimeoutMs: v['upstream-idle-timeout'],
+      maxConnections: v['max-downstream-connections'],
+      maxConcurrentRequests: v['max-concurrent-requests'],
+    },
   };
 }

@@ -17,6 +17,7 @@ import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { LogRecordExporter } from '@opentelemetry/sdk-logs';
 import { createLogger, type Logger } from '../common/logger.ts';
 import { createAdminServer } from './admin/admin.ts';
+import { ADMIN_LIMITS, capConnections, concurrencyLayer, limitH2Idle, Refusals, RequestGate } from './limits/limits.ts';
 import { resolveConfig, type SidecarConfig, type SidecarOptions } from './config.ts';
 import { StaticEndpointSource, type EndpointSource } from './endpoints/endpoints.ts';
 import { FileEndpointSource } from './endpoints/file-source.ts';
@@ -31,7 +32,7 @@ import { PolicyWatcher } from '../common/policy/load.ts';
 import { watchRoutes, type LoadedRoutes } from '../common/routes/load.ts';
 import type { WatchedSource } from '../common/watched-source.ts';
 import type { ProxyContext } from './proxy/exchange.ts';
-import type { ProxyListener } from './proxy/listener.ts';
+import { ProxyListener } from './proxy/listener.ts';
 import { AccessLog, FdLineSink, type AccessLogSink } from './telemetry/access-log.ts';
 import { SidecarMetrics } from './telemetry/metrics.ts';
 import { SpanRecorder } from './telemetry/spans.ts';
@@ -343,8 +344,25 @@ async function assemble(
   const inFlight = new InFlight();
   const outboundScope: HopScope = { direction: 'outbound', mtls: tls !== undefined };
   const inboundScope: HopScope = { direction: 'inbound', mtls: tls !== undefined };
-  const outboundChain = outboundStack({ clusters, observers, inFlight, ...(routes === undefined ? {} : { routes: { table: () => routes.current().table, namespace: config.namespace } }) });
-  const inboundChain = inboundStack({ service: config.service, policy, mtls: tls !== undefined, appHost: '127.0.0.1', appPort: config.appPort, observers, inFlight });
+  const limits = config.limits;
+  const refusals = new Refusals(metrics.registry, logger);
+  const outboundChain = outboundStack({
+    clusters,
+    observers,
+    inFlight,
+    ...(routes === undefined ? {} : { routes: { table: () => routes.current().table, namespace: config.namespace } }),
+    concurrency: concurrencyLayer(new RequestGate(limits.maxConcurrentRequests), 'outbound', refusals),
+  });
+  const inboundChain = inboundStack({
+    service: config.service,
+    policy,
+    mtls: tls !== undefined,
+    appHost: '127.0.0.1',
+    appPort: config.appPort,
+    observers,
+    inFlight,
+    concurrency: concurrencyLayer(new RequestGate(limits.maxConcurrentRequests), 'inbound', refusals),
+  });
   const inboundAgent = new Agent({ keepAlive: true, scheduling: 'lifo', maxFreeSockets: 256 });
   cleanups.push(() => inboundAgent.destroy());
   const pool = tls === undefined ? undefined : new H2Pool({ tls, logger, onHandshakeFailure: (kind) => failures.outbound(kind) });
@@ -359,14 +377,19 @@ async function assemble(
   const appH2c = config.appProtocol === 'h2c';
 
   // HTTP/1.1 goes through the raw-socket engine (sidecar/h1), HTTP/1.1 on the hop as well.
-  const h1Pool = new UpstreamPool({ tls, onHandshakeFailure: (kind) => failures.outbound(kind) });
-  const appPool = new UpstreamPool();
+  const h1Pool = new UpstreamPool({ tls, onHandshakeFailure: (kind) => failures.outbound(kind), idleTimeoutMs: limits.upstreamIdleTimeoutMs });
+  const appPool = new UpstreamPool({ idleTimeoutMs: limits.upstreamIdleTimeoutMs });
   cleanups.push(() => {
     h1Pool.close();
     appPool.close();
   });
-  const h1Outbound = new H1Listener({ ...base, scope: outboundScope, chain: outboundChain, pool: h1Pool });
-  const h1Inbound = new H1Listener({ ...base, scope: inboundScope, chain: inboundChain, pool: appPool, localIdentity });
+  const downstreamLimits = (listener: 'outbound' | 'inbound') => ({
+    requestHeadersTimeoutMs: limits.requestHeadersTimeoutMs,
+    idleTimeoutMs: limits.idleTimeoutMs,
+    onHeadersTimeout: () => refusals.refused(listener, 'deadline', 'request head'),
+  });
+  const h1Outbound = new H1Listener({ ...base, scope: outboundScope, chain: outboundChain, pool: h1Pool, downstreamLimits: downstreamLimits('outbound') });
+  const h1Inbound = new H1Listener({ ...base, scope: inboundScope, chain: inboundChain, pool: appPool, localIdentity, downstreamLimits: downstreamLimits('inbound') });
   const outbound = createOutboundListener(outboundCtx, (socket: Socket) => h1Outbound.serve(socket));
   let inbound: Server;
   let meshInbound: MeshInboundListener | undefined;
@@ -392,7 +415,14 @@ async function assemble(
     endpoints: () => endpoints.current(),
     identity: () => identityReport(tls, policy, pool, h1Pool),
     ...(xds !== undefined ? { xds: () => xds.status() } : {}),
+    limits: { requestHeadersTimeoutMs: limits.requestHeadersTimeoutMs, idleTimeoutMs: limits.idleTimeoutMs, maxConcurrentRequests: ADMIN_LIMITS.maxConcurrentRequests },
+    refusals,
   });
+  capConnections(outbound, limits.maxConnections, 'outbound', refusals);
+  capConnections(inbound, limits.maxConnections, 'inbound', refusals);
+  capConnections(admin, ADMIN_LIMITS.maxConnections, 'admin', refusals);
+  limitH2Idle(outbound, limits.idleTimeoutMs);
+  if (inbound instanceof ProxyListener) limitH2Idle(inbound, limits.idleTimeoutMs);
 
   // Listeners go down first (cleanups run in reverse): stop accepting, drain, cut the rest.
   cleanups.push(async () => {

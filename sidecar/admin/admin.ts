@@ -12,6 +12,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { EndpointSnapshot } from '../endpoints/endpoints.ts';
+import type { Refusals } from '../limits/limits.ts';
 
 export interface AdminDeps {
   readonly registry: Registry;
@@ -22,6 +23,9 @@ export interface AdminDeps {
   identity(): unknown;
   /** The body of /debug/xds (with --control-plane): config held and each resource's version. */
   xds?: () => unknown;
+  /** Timeouts and the concurrency cap of this port; default: node's timeouts, no cap. */
+  readonly limits?: { readonly requestHeadersTimeoutMs: number; readonly idleTimeoutMs: number; readonly maxConcurrentRequests: number };
+  readonly refusals?: Refusals;
 }
 
 function send(res: ServerResponse, status: number, type: string, body: string): void {
@@ -30,7 +34,31 @@ function send(res: ServerResponse, status: number, type: string, body: string): 
 }
 
 export function createAdminServer(deps: AdminDeps): Server {
-  return createServer((req: IncomingMessage, res: ServerResponse) => {
+  const limits = deps.limits;
+  let inFlight = 0;
+  // Header and request timeouts are checked every second (node's default interval is 30 s).
+  const server = createServer({ connectionsCheckingInterval: 1_000 }, (req: IncomingMessage, res: ServerResponse) => {
+    if (limits !== undefined && inFlight >= limits.maxConcurrentRequests) {
+      deps.refusals?.refused('admin', 'concurrency', 'request');
+      res.setHeader('retry-after', '1');
+      send(res, 503, 'text/plain', `the admin port is serving ${limits.maxConcurrentRequests} requests already; retry after 1 s\n`);
+      return;
+    }
+    inFlight++;
+    res.once('close', () => inFlight--);
+    serve(deps, req, res);
+  });
+  if (limits !== undefined) {
+    server.headersTimeout = limits.requestHeadersTimeoutMs;
+    server.requestTimeout = limits.requestHeadersTimeoutMs + 10_000;
+    server.keepAliveTimeout = Math.min(limits.idleTimeoutMs, 5_000);
+    server.setTimeout(limits.idleTimeoutMs);
+  }
+  return server;
+}
+
+function serve(deps: AdminDeps, req: IncomingMessage, res: ServerResponse): void {
+  {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       send(res, 405, 'text/plain', 'only GET\n');
@@ -66,5 +94,5 @@ export function createAdminServer(deps: AdminDeps): Server {
       default:
         send(res, 404, 'text/plain', 'not found; try /ready, /live, /metrics, /debug/endpoints or /debug/identity\n');
     }
-  });
+  }
 }

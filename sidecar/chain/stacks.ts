@@ -1,8 +1,8 @@
 // The one place where the inbound and outbound chains are assembled, layer by layer, in the
 // order their hooks run. A new behaviour is one layer module plus one line here:
 //
-//   outbound (app → mesh):  route → connection-retry → balance → fault-delay → telemetry
-//   inbound  (mesh → app):  route → authorize → connection-retry → balance → telemetry
+//   outbound (app → mesh):  [concurrency] → route → connection-retry → balance → fault-delay → telemetry
+//   inbound  (mesh → app):  [concurrency] → route → authorize → connection-retry → balance → telemetry
 //
 // Every codec of a direction (HTTP/1.1, HTTP/2, gRPC; later WebSocket and TCP) runs the same chain.
 
@@ -23,10 +23,13 @@ export interface OutboundStackDeps {
   readonly inFlight: InFlight;
   /** HTTPRoute / GRPCRoute matching (sidecar/routing/); default: the service named by the Host. */
   readonly routes?: RouteLayerOptions;
+  /** The --max-concurrent-requests layer (sidecar/limits/), first of all. */
+  readonly concurrency?: Layer;
 }
 
 export function outboundStack(d: OutboundStackDeps): Chain {
   const layers: Layer[] = [
+    ...(d.concurrency !== undefined ? [d.concurrency] : []),
     d.routes === undefined ? outboundRouteLayer() : routeLayer(d.routes),
     connectionRetryLayer(),
     outboundBalanceLayer(d.clusters),
@@ -45,10 +48,12 @@ export interface InboundStackDeps {
   readonly appPort: number;
   readonly observers: readonly HopObserver[];
   readonly inFlight: InFlight;
+  readonly concurrency?: Layer;
 }
 
 export function inboundStack(d: InboundStackDeps): Chain {
   const layers: Layer[] = [
+    ...(d.concurrency !== undefined ? [d.concurrency] : []),
     inboundRouteLayer(d.service),
     authorizeLayer(d.policy, d.mtls, d.appPort),
     connectionRetryLayer(),

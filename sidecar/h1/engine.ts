@@ -59,7 +59,23 @@ export interface H1Context {
   readonly pool: UpstreamPool;
   /** Inbound over mTLS: this workload's SPIFFE ID now (for `x-forwarded-client-cert`). */
   readonly localIdentity?: (() => string) | undefined;
+  /** Downstream timeouts (sidecar/limits/); default: 10 s for a request head, 60 s idle. */
+  readonly downstreamLimits?: DownstreamLimits | undefined;
 }
+
+export interface DownstreamLimits {
+  /** A request head must be complete this long after its first byte; then 408 and close. */
+  readonly requestHeadersTimeoutMs: number;
+  /** A connection without a request in flight for this long is closed. */
+  readonly idleTimeoutMs: number;
+  /** Told of every head that timed out (counting). */
+  readonly onHeadersTimeout?: () => void;
+}
+
+const DEFAULT_DOWNSTREAM_LIMITS: DownstreamLimits = { requestHeadersTimeoutMs: 10_000, idleTimeoutMs: 60_000 };
+
+const HEADERS_TIMEOUT_BODY = JSON.stringify({ error: { code: 'REQUEST_HEADERS_TIMEOUT', message: 'the request head did not arrive in time (sidecar flag --request-headers-timeout)' } });
+const HEADERS_TIMEOUT = `HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(HEADERS_TIMEOUT_BODY)}\r\n${MESH_ERROR_HEADER}: REQUEST_HEADERS_TIMEOUT\r\nconnection: close\r\n\r\n${HEADERS_TIMEOUT_BODY}`;
 
 /** Sent for a request head that cannot be relayed (no span: it never became a request). */
 function badRequest(err: H1ParseError): string {
@@ -90,8 +106,6 @@ const TRACE_HEADER_SET = new Set(TRACE_HEADERS);
 const WORKLOAD_NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
 /** After the last response of a closing connection, how long the client has to close its side. */
 const CLOSING_GRACE_MS = 5_000;
-/** A keep-alive connection without a request for this long is closed. */
-const IDLE_TIMEOUT_MS = 60_000;
 
 const kDown = Symbol('tracemesh.h1downstream');
 interface Carrier {
@@ -113,6 +127,8 @@ class Downstream {
   gone = false;
   /** readRequests is on the stack: an exchange that ends at once leaves the next request to its loop. */
   reading = false;
+  /** Runs while a request head is incomplete (--request-headers-timeout). */
+  headTimer: NodeJS.Timeout | undefined = undefined;
 
   constructor(listener: H1Listener, socket: Socket, security: DownstreamSecurity | undefined) {
     this.listener = listener;
@@ -199,7 +215,8 @@ export class H1Exchange extends HopState implements ConnectionOwner {
 
   /** The request's header fields as an object (for policy header rules); built on demand. */
   headers(): Record<string, string> {
-    const out: Record<string, string> = {};
+    // Prototype-free: a header named `__proto__` or `constructor` is a header like any other.
+    const out = Object.create(null) as Record<string, string>;
     const { names, values } = this.head;
     for (let i = 0; i < names.length; i++) {
       const n = names[i] as string;
@@ -244,8 +261,11 @@ export class H1Listener {
   private readonly conns = new Set<Downstream>();
   private stopping = false;
 
+  readonly limits: DownstreamLimits;
+
   constructor(ctx: H1Context) {
     this.ctx = ctx;
+    this.limits = ctx.downstreamLimits ?? DEFAULT_DOWNSTREAM_LIMITS;
   }
 
   /** Takes over a connected socket (plain or TLS) and serves HTTP/1.1 on it. */
@@ -254,7 +274,7 @@ export class H1Listener {
     (socket as Carrier)[kDown] = d;
     this.conns.add(d);
     socket.setNoDelay(true);
-    socket.setTimeout(IDLE_TIMEOUT_MS, onDownTimeout);
+    socket.setTimeout(this.limits.idleTimeoutMs, onDownTimeout);
     socket.on('data', onDownData);
     socket.on('end', onDownEnd);
     socket.on('close', onDownClose);
@@ -362,8 +382,34 @@ function onDownEnd(this: Socket): void {
   if (d.ex === undefined) this.end();
 }
 
+/** Starts the request-head clock, once per head (a trickling client does not reset it). */
+function armHeadTimer(d: Downstream): void {
+  if (d.headTimer !== undefined) return;
+  d.headTimer = setTimeout(onHeadTimeout, d.listener.limits.requestHeadersTimeoutMs, d);
+  d.headTimer.unref();
+}
+
+function clearHeadTimer(d: Downstream): void {
+  if (d.headTimer === undefined) return;
+  clearTimeout(d.headTimer);
+  d.headTimer = undefined;
+}
+
+function onHeadTimeout(d: Downstream): void {
+  d.headTimer = undefined;
+  if (d.ex !== undefined || d.gone) return;
+  d.listener.limits.onHeadersTimeout?.();
+  d.buf = undefined;
+  d.closing = true;
+  d.socket.end(HEADERS_TIMEOUT, 'latin1');
+  // What the client still trickles is dropped; it gets a short grace to read the 408, then the cut.
+  d.socket.setTimeout(1_000);
+  d.socket.resume();
+}
+
 function onDownClose(this: Socket): void {
   const d = downOf(this);
+  clearHeadTimer(d);
   d.gone = true;
   d.listener.forget(d);
   const ex = d.ex;
@@ -415,6 +461,7 @@ function readRequestsLoop(d: Downstream): void {
       end = findHeadEnd(buf, d.searched);
       if (end === -1) {
         d.searched = buf.length;
+        armHeadTimer(d);
         d.socket.resume();
         return;
       }
@@ -424,6 +471,7 @@ function readRequestsLoop(d: Downstream): void {
       d.socket.end(badRequest(err instanceof H1ParseError ? err : new H1ParseError(400, String(err))), 'latin1');
       return;
     }
+    clearHeadTimer(d);
     d.searched = 0;
     d.buf = end < buf.length ? buf.subarray(end) : undefined;
     if (head.upgrade) {
@@ -879,7 +927,7 @@ function nextRequest(d: Downstream): void {
     d.socket.resume();
     return;
   }
-  d.socket.setTimeout(IDLE_TIMEOUT_MS);
+  d.socket.setTimeout(d.listener.limits.idleTimeoutMs);
   d.socket.resume();
   if (d.buf !== undefined) readRequests(d);
 }

@@ -74,6 +74,8 @@ const STATUS_OF_MESH_ERROR: Readonly<Record<MeshErrorCode, number>> = {
   ROUTE_NOT_FOUND: GRPC_STATUS.UNIMPLEMENTED,
   NO_BACKEND: GRPC_STATUS.INTERNAL,
   FAULT_INJECTED: GRPC_STATUS.UNAVAILABLE,
+  // Shed before it ran: safe to retry.
+  OVERLOADED: GRPC_STATUS.UNAVAILABLE,
 };
 
 export function grpcStatusOfMeshError(err: ProxyError): number {

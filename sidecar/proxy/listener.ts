@@ -85,6 +85,8 @@ export class ProxyListener extends NetServer {
   private readonly http1Server: HttpServer | undefined;
   private readonly sockets = new Set<Socket>();
   private readonly sessions = new Set<ServerHttp2Session>();
+  /** A connection that sends nothing for this long is closed (the sidecar sets its --idle-timeout). */
+  firstBytesTimeoutMs = FIRST_BYTES_TIMEOUT_MS;
 
   constructor(o: ProxyListenerOptions) {
     super({ noDelay: true });
@@ -126,7 +128,7 @@ export class ProxyListener extends NetServer {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     socket.on('error', ignore);
-    sniffH2Preface(socket, FIRST_BYTES_TIMEOUT_MS, (h2) => {
+    sniffH2Preface(socket, this.firstBytesTimeoutMs, (h2) => {
       if (h2) this.h2cServer.emit('connection', socket);
       else this.http1(socket);
     });

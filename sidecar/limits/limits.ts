@@ -1,0 +1,121 @@
+// The sidecar's limits, on the model of Envoy's: a request-headers timeout and idle timeouts
+// for downstream and upstream connections, a cap on downstream connections per listener and
+// on concurrent requests per direction. A request over the cap is answered 503 OVERLOADED by
+// the first layer of the chain (`concurrencyLayer`); a connection over the cap is closed at
+// accept (as Envoy's overload manager does). Every refusal is counted with its listener and
+// reason in `tracemesh_sidecar_admission_refusals_total`.
+
+import type { Http2Server, ServerHttp2Session } from 'node:http2';
+import type { Server } from 'node:net';
+import { Counter, type Registry } from 'prom-client';
+import type { Logger } from '../../common/logger.ts';
+import { MESH_ERROR } from '../../common/semconv.ts';
+import type { Layer } from '../chain/chain.ts';
+import { ProxyError } from '../errors.ts';
+
+export interface SidecarLimits {
+  /** A request head must be complete this long after its first byte (Envoy's request_headers_timeout). */
+  readonly requestHeadersTimeoutMs: number;
+  /** A downstream connection without a request for this long is closed (Envoy's idle_timeout). */
+  readonly idleTimeoutMs: number;
+  /** A pooled upstream HTTP/1.1 connection unused for this long is closed (the cluster's idle_timeout). */
+  readonly upstreamIdleTimeoutMs: number;
+  /** Open downstream connections per listener; more are closed at accept. */
+  readonly maxConnections: number;
+  /** Requests in flight per direction (outbound, inbound); more are answered 503 (Envoy's max_requests). */
+  readonly maxConcurrentRequests: number;
+}
+
+export const DEFAULT_SIDECAR_LIMITS: SidecarLimits = {
+  requestHeadersTimeoutMs: 10_000,
+  idleTimeoutMs: 60_000,
+  upstreamIdleTimeoutMs: 60_000,
+  maxConnections: 4096,
+  maxConcurrentRequests: 1024,
+};
+
+/** The admin port's limits: a handful of probes and scrapers, never a data path. */
+export const ADMIN_LIMITS = { maxConnections: 64, maxConcurrentRequests: 16 } as const;
+
+export type Listener = 'outbound' | 'inbound' | 'admin';
+export type RefusalReason = 'concurrency' | 'deadline';
+
+/** Counts and logs refusals (one warn line per listener and reason every 10 s at most). */
+export class Refusals {
+  readonly #counter: Counter<'listener' | 'reason'>;
+  readonly #logger: Logger;
+  readonly #lastLog = new Map<string, number>();
+
+  constructor(registry: Registry, logger: Logger) {
+    this.#counter = new Counter({
+      name: 'tracemesh_sidecar_admission_refusals_total',
+      help: 'Requests and connections the sidecar refused at a limit, by listener (outbound, inbound, admin) and reason: concurrency (--max-concurrent-requests, --max-downstream-connections), deadline (--request-headers-timeout).',
+      labelNames: ['listener', 'reason'],
+      registers: [registry],
+    });
+    this.#logger = logger;
+  }
+
+  refused(listener: Listener, reason: RefusalReason, what: string): void {
+    this.#counter.inc({ listener, reason });
+    const key = `${listener}/${reason}`;
+    const now = Date.now();
+    if (now - (this.#lastLog.get(key) ?? 0) >= 10_000) {
+      this.#lastLog.set(key, now);
+      this.#logger.warn('sidecar shedding load', { listener, reason, what });
+    }
+  }
+}
+
+/** Requests in flight of one direction. */
+export class RequestGate {
+  readonly max: number;
+  active = 0;
+
+  constructor(max: number) {
+    this.max = max;
+  }
+}
+
+const admitted = new WeakSet<object>();
+
+/**
+ * The first layer of a chain: a request beyond the gate's limit is answered 503 OVERLOADED at
+ * once (retrying elsewhere is the caller's choice); one within it holds a slot until its hop ends.
+ */
+export function concurrencyLayer(gate: RequestGate, listener: Listener, refusals: Refusals): Layer {
+  return {
+    name: 'concurrency',
+    onRequest(hop) {
+      if (admitted.has(hop)) return undefined;
+      if (gate.active >= gate.max) {
+        refusals.refused(listener, 'concurrency', 'request');
+        return new ProxyError(MESH_ERROR.overloaded, `the sidecar has ${gate.max} requests in flight on its ${listener} side (--max-concurrent-requests); retry shortly`);
+      }
+      gate.active++;
+      admitted.add(hop);
+      return undefined;
+    },
+    onEnd(hop) {
+      if (admitted.delete(hop)) gate.active--;
+    },
+  };
+}
+
+/** Caps a listener's open connections: more are closed at accept and counted. */
+export function capConnections(server: Server, max: number, listener: Listener, refusals: Refusals): void {
+  server.maxConnections = max;
+  server.on('drop', () => refusals.refused(listener, 'concurrency', 'connection'));
+}
+
+/**
+ * The idle timeout on a plaintext listener: a connection silent from the start is closed, and
+ * an HTTP/2 session with no frame for `idleMs` gets a GOAWAY (running streams finish).
+ */
+export function limitH2Idle(listener: { readonly h2cServer: Http2Server; firstBytesTimeoutMs: number }, idleMs: number): void {
+  // A connection that never says anything is idle too.
+  listener.firstBytesTimeoutMs = Math.min(listener.firstBytesTimeoutMs, idleMs);
+  listener.h2cServer.on('session', (session: ServerHttp2Session) => {
+    session.setTimeout(idleMs, () => session.close());
+  });
+}
