@@ -30,6 +30,8 @@ export const CA_ERROR = {
   responseInvalid: 'CA_RESPONSE_INVALID',
   /** Server side: an unexpected failure; details are only in the control plane's log. */
   internal: 'CA_INTERNAL',
+  /** Server side: the identity asked for certificates faster than its signing rate allows. */
+  rateLimited: 'CA_RATE_LIMITED',
 } as const;
 
 export type CaErrorCode = (typeof CA_ERROR)[keyof typeof CA_ERROR];

@@ -11,6 +11,7 @@ import { CA_ERROR, CaError } from '../../../common/ca/errors.ts';
 import type { CertificateAuthority } from '../pki/authority.ts';
 import type { SpiffeId } from '../../../common/spiffe.ts';
 import { CertificateServiceClient, TrustBundleServiceClient } from '../../../common/ca/proto.ts';
+import type { SigningRateLimiter } from './rate-limit.ts';
 import { createCaServiceHandlers } from './service.ts';
 import { ServingIdentity } from './serving-identity.ts';
 
@@ -51,6 +52,8 @@ export interface CaServerOptions {
   /** Extra grpc-js server interceptors, outermost first (metrics, auditing, tests). */
   readonly interceptors?: readonly grpc.ServerInterceptor[];
   readonly logger?: Logger;
+  /** Per-identity limit on CreateCertificate (rate-limit.ts); default 10 at once, 6 a minute. */
+  readonly rateLimiter?: SigningRateLimiter;
 }
 
 export interface CaServer {
@@ -105,7 +108,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     credentials = grpc.ServerCredentials.createInsecure();
   }
 
-  const handlers = createCaServiceHandlers({ ca: options.ca, authenticator: firstOf(options.authenticators), logger });
+  const handlers = createCaServiceHandlers({ ca: options.ca, authenticator: firstOf(options.authenticators), logger, ...(options.rateLimiter !== undefined ? { rateLimiter: options.rateLimiter } : {}) });
   const server = new grpc.Server({
     'grpc.max_receive_message_length': maxRequestBytes,
     ...(options.interceptors ? { interceptors: [...options.interceptors] } : {}),

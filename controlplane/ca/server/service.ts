@@ -9,6 +9,7 @@ import { CA_ERROR, CaError } from '../../../common/ca/errors.ts';
 import type { CertificateAuthority, TrustBundle } from '../pki/authority.ts';
 import { formatSpiffeId } from '../../../common/spiffe.ts';
 import type { CreateCertificateRequest, CreateCertificateResponse, Empty, TrustBundleMessage } from '../../../common/ca/proto.ts';
+import { DEFAULT_SIGNING_RATE_LIMIT, SigningRateLimiter } from './rate-limit.ts';
 import { toServiceError } from './status.ts';
 
 /** What every server call offers, unary or streaming. */
@@ -18,6 +19,8 @@ export interface CaServiceDeps {
   readonly ca: CertificateAuthority;
   readonly authenticator: Authenticator;
   readonly logger: Logger;
+  /** Per-identity signing rate (rate-limit.ts); default DEFAULT_SIGNING_RATE_LIMIT. */
+  readonly rateLimiter?: SigningRateLimiter;
 }
 
 export interface CaServiceHandlers {
@@ -29,6 +32,7 @@ export interface CaServiceHandlers {
 
 export function createCaServiceHandlers(deps: CaServiceDeps): CaServiceHandlers {
   const { ca, authenticator, logger } = deps;
+  const rateLimiter = deps.rateLimiter ?? new SigningRateLimiter(DEFAULT_SIGNING_RATE_LIMIT, { logger });
   const streams = new Set<grpc.ServerWritableStream<Empty, TrustBundleMessage>>();
 
   const authenticate = async (call: SurfaceCall, method: string) => {
@@ -49,6 +53,7 @@ export function createCaServiceHandlers(deps: CaServiceDeps): CaServiceHandlers 
   const createCertificate: grpc.handleUnaryCall<CreateCertificateRequest, CreateCertificateResponse> = (call, callback) => {
     const run = async (): Promise<CreateCertificateResponse> => {
       const caller = await authenticate(call, 'CreateCertificate');
+      rateLimiter.take(formatSpiffeId(caller.spiffeId));
       const seconds = Number(call.request.validity_duration);
       if (!Number.isSafeInteger(seconds) || seconds < 0) {
         throw new CaError(CA_ERROR.validityInvalid, `validity_duration ${call.request.validity_duration} is not a whole number of seconds ≥ 0`);
@@ -117,7 +122,8 @@ function toMessage(bundle: TrustBundle): TrustBundleMessage {
 }
 
 function metadataOf(metadata: grpc.Metadata): CallMetadata {
-  const out: Record<string, string[]> = {};
+  // Prototype-free: a metadata key named `__proto__` is a key like any other.
+  const out = Object.create(null) as Record<string, string[]>;
   for (const [key, values] of Object.entries(metadata.toJSON())) {
     const text = values.filter((v): v is string => typeof v === 'string');
     if (text.length > 0) out[key.toLowerCase()] = text;

@@ -23,6 +23,7 @@ const STATUS_BY_CODE: Readonly<Record<CaErrorCode, grpc.status>> = {
   [CA_ERROR.rootInUse]: grpc.status.FAILED_PRECONDITION,
   [CA_ERROR.responseInvalid]: grpc.status.INTERNAL,
   [CA_ERROR.internal]: grpc.status.INTERNAL,
+  [CA_ERROR.rateLimited]: grpc.status.RESOURCE_EXHAUSTED,
 };
 
 /**
