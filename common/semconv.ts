@@ -99,6 +99,8 @@ export const MESH_ERROR = {
   faultInjected: 'FAULT_INJECTED',
   /** The sidecar shed the request at a limit (--max-concurrent-requests). */
   overloaded: 'OVERLOADED',
+  /** A circuit breaker of the destination cluster is open (too many requests or waiting requests). */
+  circuitOpen: 'CIRCUIT_OPEN',
 } as const;
 export type MeshErrorCode = (typeof MESH_ERROR)[keyof typeof MESH_ERROR];
 

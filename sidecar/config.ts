@@ -8,6 +8,8 @@ import { DEFAULT_LB_POLICY } from './balancer/cluster.ts';
 import { parseHashKey } from './balancer/hash-key.ts';
 import { loadBalancerFactory } from './balancer/load-balancer.ts';
 import { parseAddress } from './endpoints/endpoints.ts';
+import { parseHealthCheck } from './resilience/app-health.ts';
+import { DEFAULT_RETRY_ON, parseRetryOn } from './resilience/retry-policy.ts';
 
 export type AccessLogMode = 'stdout' | 'off';
 
@@ -55,8 +57,48 @@ export interface SidecarOptions {
   readonly collectorEndpoint?: string;
   /** JSON endpoints file (see endpoints/file-source.ts); '' means no endpoints. */
   readonly endpointsFile?: string;
-  /** How long an upstream may take to start answering; default 15 000 ms. */
+  /**
+   * Sets both appTimeoutMs and outboundTimeoutMs (the flag `--upstream-timeout`, kept for
+   * compatibility); each of those wins when it is given too.
+   */
   readonly upstreamTimeoutMs?: number;
+  /** Inbound: how long the local app may take to start answering; default 15 000 ms (`--app-timeout`). */
+  readonly appTimeoutMs?: number;
+  /** Outbound: how long a call to a peer may take to start answering, retries included; default 15 000 ms (`--outbound-timeout`). */
+  readonly outboundTimeoutMs?: number;
+  /** Outbound: the time of one try; 0 (default): no limit of its own, only the outbound timeout (`--per-try-timeout`). */
+  readonly perTryTimeoutMs?: number;
+  /** Retries per request after the first try (outbound); default 2 (Istio's); 0 turns policy retries off. */
+  readonly retryAttempts?: number;
+  /** What is retried (`--retry-on`), see sidecar/README.md. */
+  readonly retryOn?: readonly string[];
+  /** Retries may be at most this share of requests over 10 s (Linkerd's retry budget); default 0.2. */
+  readonly retryBudgetRatio?: number;
+  /** …plus this many retries per second in any case; default 10. */
+  readonly retryBudgetMinPerSecond?: number;
+  /** Backoff before a retry: full jitter in [0, min(max, base × 2^n)]; defaults 25 ms and 250 ms (Envoy's). */
+  readonly retryBackoffBaseMs?: number;
+  readonly retryBackoffMaxMs?: number;
+  /** Circuit breakers per cluster (Envoy's defaults): requests in flight, requests waiting for an endpoint, retries in flight. */
+  readonly maxRequests?: number;
+  readonly maxPendingRequests?: number;
+  readonly maxRetries?: number;
+  /** Outlier detection (Envoy's semantics and defaults; see sidecar/README.md). 0 consecutive turns that check off. */
+  readonly outlierConsecutive5xx?: number;
+  readonly outlierConsecutiveGatewayErrors?: number;
+  readonly outlierIntervalMs?: number;
+  readonly outlierBaseEjectionMs?: number;
+  readonly outlierMaxEjectionPercent?: number;
+  /** Success-rate ejection: minimum endpoints with enough requests, the requests per interval, and the stdev factor (1900 = 1.9). */
+  readonly outlierSuccessRateMinimumHosts?: number;
+  readonly outlierSuccessRateRequestVolume?: number;
+  readonly outlierSuccessRateStdevFactor?: number;
+  /** Active health check of the local app (its health on the admin port): '' (default) off, `http:<path>` or `grpc[:<service>]`. */
+  readonly appHealthCheck?: string;
+  readonly appHealthIntervalMs?: number;
+  readonly appHealthTimeoutMs?: number;
+  readonly appHealthHealthyThreshold?: number;
+  readonly appHealthUnhealthyThreshold?: number;
   /** Root sampling probability in [0, 1]; default 1. Parent decisions are always followed. */
   readonly samplingRatio?: number;
   /** Access-log line on stdout (`stdout`, default) or none (`off`). */
@@ -156,6 +198,18 @@ export function resolveConfig(o: SidecarOptions): SidecarConfig {
   }
   const upstreamTimeoutMs = o.upstreamTimeoutMs ?? 15_000;
   if (!(upstreamTimeoutMs > 0)) throw new ConfigError(`upstream timeout must be positive; set --upstream-timeout`);
+  const positive = (v: number | undefined, def: number, flag: string, min = 1): number => {
+    const x = v ?? def;
+    if (!(Number.isFinite(x) && x >= min)) throw new ConfigError(`--${flag} must be at least ${min}, got ${x}`);
+    return x;
+  };
+  const appTimeoutMs = positive(o.appTimeoutMs, upstreamTimeoutMs, 'app-timeout');
+  const outboundTimeoutMs = positive(o.outboundTimeoutMs, upstreamTimeoutMs, 'outbound-timeout');
+  const perTryTimeoutMs = positive(o.perTryTimeoutMs, 0, 'per-try-timeout', 0);
+  const retryOn = o.retryOn ?? DEFAULT_RETRY_ON;
+  parseRetryOn(retryOn);
+  const appHealthCheck = o.appHealthCheck ?? '';
+  parseHealthCheck(appHealthCheck);
   const drainTimeoutMs = o.drainTimeoutMs ?? 5_000;
   if (!(drainTimeoutMs >= 0)) throw new ConfigError(`drain timeout must not be negative; set --drain-timeout`);
   const accessLog = o.accessLog ?? 'stdout';
@@ -241,6 +295,31 @@ export function resolveConfig(o: SidecarOptions): SidecarConfig {
     collectorEndpoint,
     endpointsFile: o.endpointsFile ?? '',
     upstreamTimeoutMs,
+    appTimeoutMs,
+    outboundTimeoutMs,
+    perTryTimeoutMs,
+    retryAttempts: positive(o.retryAttempts, 2, 'retry-attempts', 0),
+    retryOn,
+    retryBudgetRatio: positive(o.retryBudgetRatio, 0.2, 'retry-budget-percent', 0),
+    retryBudgetMinPerSecond: positive(o.retryBudgetMinPerSecond, 10, 'retry-budget-min-per-second', 0),
+    retryBackoffBaseMs: positive(o.retryBackoffBaseMs, 25, 'retry-backoff-base', 0),
+    retryBackoffMaxMs: positive(o.retryBackoffMaxMs, 250, 'retry-backoff-max', 0),
+    maxRequests: positive(o.maxRequests, 1024, 'max-requests'),
+    maxPendingRequests: positive(o.maxPendingRequests, 1024, 'max-pending-requests', 0),
+    maxRetries: positive(o.maxRetries, 3, 'max-retries', 0),
+    outlierConsecutive5xx: positive(o.outlierConsecutive5xx, 5, 'outlier-consecutive-5xx', 0),
+    outlierConsecutiveGatewayErrors: positive(o.outlierConsecutiveGatewayErrors, 5, 'outlier-consecutive-gateway-errors', 0),
+    outlierIntervalMs: positive(o.outlierIntervalMs, 10_000, 'outlier-interval'),
+    outlierBaseEjectionMs: positive(o.outlierBaseEjectionMs, 30_000, 'outlier-base-ejection-time'),
+    outlierMaxEjectionPercent: positive(o.outlierMaxEjectionPercent, 10, 'outlier-max-ejection-percent', 0),
+    outlierSuccessRateMinimumHosts: positive(o.outlierSuccessRateMinimumHosts, 5, 'outlier-success-rate-minimum-hosts', 0),
+    outlierSuccessRateRequestVolume: positive(o.outlierSuccessRateRequestVolume, 100, 'outlier-success-rate-request-volume'),
+    outlierSuccessRateStdevFactor: positive(o.outlierSuccessRateStdevFactor, 1900, 'outlier-success-rate-stdev-factor', 0),
+    appHealthCheck,
+    appHealthIntervalMs: positive(o.appHealthIntervalMs, 5_000, 'app-health-interval'),
+    appHealthTimeoutMs: positive(o.appHealthTimeoutMs, 1_000, 'app-health-timeout'),
+    appHealthHealthyThreshold: positive(o.appHealthHealthyThreshold, 1, 'app-health-healthy-threshold'),
+    appHealthUnhealthyThreshold: positive(o.appHealthUnhealthyThreshold, 3, 'app-health-unhealthy-threshold'),
     samplingRatio,
     accessLog,
     drainTimeoutMs,

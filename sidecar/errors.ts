@@ -19,6 +19,7 @@ export const MESH_ERROR_STATUS: Readonly<Record<MeshErrorCode, number>> = {
   NO_BACKEND: 500,
   FAULT_INJECTED: 503,
   OVERLOADED: 503,
+  CIRCUIT_OPEN: 503,
 };
 
 /** Extra fields of a synthesized error body (`policy`, `principal`, …); null is written as null. */

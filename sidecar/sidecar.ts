@@ -6,6 +6,9 @@
 import { X509Certificate } from 'node:crypto';
 import { Agent } from 'node:http';
 import { ClusterManager } from './balancer/cluster.ts';
+import { AppHealth, parseHealthCheck } from './resilience/app-health.ts';
+import { OutlierDetector } from './resilience/outlier.ts';
+import { parseRetryOn, type RetryBudget } from './resilience/retry-policy.ts';
 import type { HopScope } from './chain/hop.ts';
 import { InFlight } from './chain/layers/telemetry.ts';
 import { inboundStack, outboundStack } from './chain/stacks.ts';
@@ -171,6 +174,23 @@ function createXdsClient(config: SidecarConfig, logger: Logger, tls: () => MeshT
   });
 }
 
+/** The body of /debug/clusters. */
+function clustersReport(clusters: ClusterManager, outliers: OutlierDetector): unknown {
+  const out: Record<string, unknown> = {};
+  for (const c of clusters.all()) {
+    out[c.name] = {
+      policy: c.policy,
+      panic: c.panic,
+      active: c.active,
+      pending: c.pending,
+      retriesActive: c.retriesActive,
+      retryBudget: (c.state.get('retry-budget') as RetryBudget | undefined)?.totals() ?? null,
+      endpoints: c.endpoints.map((e) => ({ address: e.address, pod: e.pod ?? null, node: e.node ?? null, zone: e.zone ?? null, weight: e.weight, ejected: outliers.ejected(c, e) })),
+    };
+  }
+  return { clusters: out };
+}
+
 function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => {
     if (!server.listening) {
@@ -240,8 +260,54 @@ async function assemble(
   } else {
     endpoints = new StaticEndpointSource();
   }
-  const clusters = new ClusterManager(endpoints, { policy: config.lbPolicy, config: { hashKey: config.lbHashKey, childPolicy: config.lbLocalityChild }, locality: { node: config.node, zone: config.zone } });
+  const onCircuitOpen = (service: string, breaker: string): void => metrics.circuitOpen.inc({ destination_service: service, breaker });
+  const clusters = new ClusterManager(endpoints, {
+    policy: config.lbPolicy,
+    config: { hashKey: config.lbHashKey, childPolicy: config.lbLocalityChild },
+    locality: { node: config.node, zone: config.zone },
+    maxPending: config.maxPendingRequests,
+    onCircuitOpen,
+  });
   cleanups.push(() => clusters.close());
+  const outliers = new OutlierDetector(
+    clusters,
+    {
+      consecutive5xx: config.outlierConsecutive5xx,
+      consecutiveGatewayErrors: config.outlierConsecutiveGatewayErrors,
+      intervalMs: config.outlierIntervalMs,
+      baseEjectionMs: config.outlierBaseEjectionMs,
+      maxEjectionPercent: config.outlierMaxEjectionPercent,
+      successRateMinimumHosts: config.outlierSuccessRateMinimumHosts,
+      successRateRequestVolume: config.outlierSuccessRateRequestVolume,
+      successRateStdevFactor: config.outlierSuccessRateStdevFactor,
+    },
+    {
+      onEject: (e) => {
+        metrics.ejections.inc({ destination_service: e.cluster, reason: e.reason });
+        logger.warn('endpoint ejected by outlier detection', { service: e.cluster, endpoint: e.endpoint.address, pod: e.endpoint.pod, reason: e.reason, forMs: Math.round(e.untilMs - performance.now()) });
+      },
+      onChange: (c, n) => metrics.ejected.set({ destination_service: c.name }, n),
+    },
+  );
+  cleanups.push(() => outliers.close());
+  const healthSpec = parseHealthCheck(config.appHealthCheck);
+  const appHealth =
+    healthSpec === undefined
+      ? undefined
+      : new AppHealth({
+          spec: healthSpec,
+          host: '127.0.0.1',
+          port: config.appPort,
+          intervalMs: config.appHealthIntervalMs,
+          timeoutMs: config.appHealthTimeoutMs,
+          healthyThreshold: config.appHealthHealthyThreshold,
+          unhealthyThreshold: config.appHealthUnhealthyThreshold,
+          onChange: (status) => {
+            metrics.appHealthy.set(status === 'healthy' ? 1 : 0);
+            logger.info('local app health changed', { status, check: config.appHealthCheck });
+          },
+        });
+  if (appHealth !== undefined) cleanups.push(() => appHealth.close());
 
   // Security policies (local mode: YAML files, watched).
   let policies: PolicySetSource | undefined = deps.policies ?? xds?.policySource;
@@ -351,6 +417,24 @@ async function assemble(
     observers,
     inFlight,
     ...(routes === undefined ? {} : { routes: { table: () => routes.current().table, namespace: config.namespace } }),
+    maxRequests: config.maxRequests,
+    outliers,
+    onCircuitOpen,
+    retry:
+      config.retryAttempts === 0
+        ? undefined
+        : {
+            attempts: config.retryAttempts,
+            on: parseRetryOn(config.retryOn),
+            perTryTimeout: config.perTryTimeoutMs > 0,
+            budgetRatio: config.retryBudgetRatio,
+            budgetMinPerSecond: config.retryBudgetMinPerSecond,
+            backoffBaseMs: config.retryBackoffBaseMs,
+            backoffMaxMs: config.retryBackoffMaxMs,
+            maxRetries: config.maxRetries,
+            onRetry: (service, reason) => metrics.retries.inc({ destination_service: service, reason }),
+            onRefused: onCircuitOpen,
+          },
     concurrency: concurrencyLayer(new RequestGate(limits.maxConcurrentRequests), 'outbound', refusals),
   });
   const inboundChain = inboundStack({
@@ -366,14 +450,16 @@ async function assemble(
   const inboundAgent = new Agent({ keepAlive: true, scheduling: 'lifo', maxFreeSockets: 256 });
   cleanups.push(() => inboundAgent.destroy());
   const pool = tls === undefined ? undefined : new H2Pool({ tls, logger, onHandshakeFailure: (kind) => failures.outbound(kind) });
-  const base = { hop, tracer: telemetry.tracer, upstreamTimeoutMs: config.upstreamTimeoutMs, timeoutFlag: '--upstream-timeout' };
+  const base = { hop, tracer: telemetry.tracer };
+  const outboundTiming = { upstreamTimeoutMs: config.outboundTimeoutMs, perTryTimeoutMs: config.perTryTimeoutMs, timeoutFlag: '--outbound-timeout' };
+  const inboundTiming = { upstreamTimeoutMs: config.appTimeoutMs, timeoutFlag: '--app-timeout' };
   // h2c (HTTP/2 without TLS): HTTP/2 and gRPC to the local app, and to peers when mTLS is off.
   const h2c = new H2Pool({ tls: undefined, logger });
   cleanups.push(() => h2c.close(0));
   const ownTls = tls;
   const localIdentity = ownTls === undefined ? undefined : () => ownTls.identity.spiffeId;
-  const outboundCtx: ProxyContext = { ...base, scope: outboundScope, chain: outboundChain, h2: pool, h2c: tls === undefined ? h2c : undefined };
-  const inboundCtx: ProxyContext = { ...base, scope: inboundScope, chain: inboundChain, agent: inboundAgent, h2c, appProtocol: config.appProtocol, localIdentity };
+  const outboundCtx: ProxyContext = { ...base, ...outboundTiming, scope: outboundScope, chain: outboundChain, h2: pool, h2c: tls === undefined ? h2c : undefined };
+  const inboundCtx: ProxyContext = { ...base, ...inboundTiming, scope: inboundScope, chain: inboundChain, agent: inboundAgent, h2c, appProtocol: config.appProtocol, localIdentity };
   const appH2c = config.appProtocol === 'h2c';
 
   // HTTP/1.1 goes through the raw-socket engine (sidecar/h1), HTTP/1.1 on the hop as well.
@@ -388,8 +474,8 @@ async function assemble(
     idleTimeoutMs: limits.idleTimeoutMs,
     onHeadersTimeout: () => refusals.refused(listener, 'deadline', 'request head'),
   });
-  const h1Outbound = new H1Listener({ ...base, scope: outboundScope, chain: outboundChain, pool: h1Pool, downstreamLimits: downstreamLimits('outbound') });
-  const h1Inbound = new H1Listener({ ...base, scope: inboundScope, chain: inboundChain, pool: appPool, localIdentity, downstreamLimits: downstreamLimits('inbound') });
+  const h1Outbound = new H1Listener({ ...base, ...outboundTiming, scope: outboundScope, chain: outboundChain, pool: h1Pool, downstreamLimits: downstreamLimits('outbound') });
+  const h1Inbound = new H1Listener({ ...base, ...inboundTiming, scope: inboundScope, chain: inboundChain, pool: appPool, localIdentity, downstreamLimits: downstreamLimits('inbound') });
   const outbound = createOutboundListener(outboundCtx, (socket: Socket) => h1Outbound.serve(socket));
   let inbound: Server;
   let meshInbound: MeshInboundListener | undefined;
@@ -411,7 +497,9 @@ async function assemble(
   let configured = xds === undefined;
   const admin = createAdminServer({
     registry: metrics.registry,
-    ready: () => !closing && configured,
+    ready: () => !closing && configured && (appHealth === undefined || appHealth.status === 'healthy'),
+    appHealth: () => appHealth,
+    clusters: () => clustersReport(clusters, outliers),
     endpoints: () => endpoints.current(),
     identity: () => identityReport(tls, policy, pool, h1Pool),
     ...(xds !== undefined ? { xds: () => xds.status() } : {}),

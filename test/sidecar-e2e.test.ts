@@ -65,7 +65,8 @@ const hop = (svc: string, dir: 'inbound' | 'outbound') => (s: ReadableSpan) => s
 async function spanOf(t: TestSidecar, requestId: string, dir: 'inbound' | 'outbound'): Promise<ReadableSpan> {
   return waitFor(async () => {
     const spans = await t.finishedSpans();
-    return spans.find((s) => s.attributes[ATTR.requestId] === requestId && s.attributes[ATTR.meshDirection] === dir);
+    // The hop's own span, not the spans of tries that were retried (mesh.retry.retried).
+    return spans.find((s) => s.attributes[ATTR.requestId] === requestId && s.attributes[ATTR.meshDirection] === dir && s.attributes[ATTR.meshRetryRecovered] === undefined);
   }, `${dir} span of request ${requestId}`);
 }
 
@@ -325,6 +326,14 @@ void describe('sidecar mesh end to end', () => {
     assertMeshErrorSpan(span, MESH_ERROR.connectionRefused, 502);
     assert.equal(span.attributes[ATTR.meshEndpointPod], 'down-1');
     assert.equal((JSON.parse(r.body) as { error: { trace_id: string } }).error.trace_id, span.spanContext().traceId);
+    // Nothing was sent, so the default retry policy tried twice more (the only endpoint), and
+    // each failed try is a span of its own.
+    assert.equal(span.attributes[ATTR.meshRetryAttempt], 2);
+    assert.equal(span.attributes[ATTR.meshRetryReason], 'connect_failure');
+    assert.equal(span.attributes[ATTR.meshLbPolicy], 'peak_ewma');
+    const tries = (await mesh.a.finishedSpans()).filter((s) => s.attributes[ATTR.requestId] === 'req-refused' && s.attributes[ATTR.meshRetryRecovered] === true);
+    assert.deepEqual(tries.map((s) => s.attributes[ATTR.meshRetryAttempt]).sort(), [0, 1]);
+    for (const t of tries) assert.equal(t.attributes[ATTR.meshErrorCode], MESH_ERROR.connectionRefused);
   });
 
   void it('upstream reset: 502 UPSTREAM_RESET at the hop whose upstream reset', async () => {

@@ -8,6 +8,10 @@
 //   GET /debug/xds        JSON (with --control-plane): connection state, each type's ACKed version,
 //                         every resource held with the version that last changed it, clusters with
 //                         their peers' mTLS modes
+//   GET /health/app       the sidecar's view of its app (--app-health-check): 200 healthy, 503
+//                         unhealthy or not checked yet; {"status":"unchecked"} (200) without a check
+//   GET /debug/clusters   JSON: per destination service: policy, endpoints (ejected or not),
+//                         requests in flight and waiting, retries in flight, retry budget use
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
@@ -26,6 +30,10 @@ export interface AdminDeps {
   /** Timeouts and the concurrency cap of this port; default: node's timeouts, no cap. */
   readonly limits?: { readonly requestHeadersTimeoutMs: number; readonly idleTimeoutMs: number; readonly maxConcurrentRequests: number };
   readonly refusals?: Refusals;
+  /** The app's health as the active check sees it; undefined without a check. */
+  appHealth?(): { readonly status: 'unknown' | 'healthy' | 'unhealthy'; readonly lastError: string | undefined; readonly lastCheckAt: Date | undefined } | undefined;
+  /** The body of /debug/clusters. */
+  clusters?(): unknown;
 }
 
 function send(res: ServerResponse, status: number, type: string, body: string): void {
@@ -88,11 +96,24 @@ function serve(deps: AdminDeps, req: IncomingMessage, res: ServerResponse): void
         if (deps.xds === undefined) send(res, 404, 'text/plain', 'no control plane: this sidecar runs without --control-plane\n');
         else send(res, 200, 'application/json', JSON.stringify(deps.xds(), null, 2) + '\n');
         return;
+      case '/health/app': {
+        const h = deps.appHealth?.();
+        if (h === undefined) {
+          send(res, 200, 'application/json', JSON.stringify({ status: 'unchecked' }) + '\n');
+          return;
+        }
+        const body = JSON.stringify({ status: h.status, lastError: h.lastError ?? null, lastCheckAt: h.lastCheckAt?.toISOString() ?? null }) + '\n';
+        send(res, h.status === 'healthy' ? 200 : 503, 'application/json', body);
+        return;
+      }
+      case '/debug/clusters':
+        send(res, 200, 'application/json', JSON.stringify(deps.clusters?.() ?? {}, null, 2) + '\n');
+        return;
       case '/debug/identity':
         send(res, 200, 'application/json', JSON.stringify(deps.identity(), null, 2) + '\n');
         return;
       default:
-        send(res, 404, 'text/plain', 'not found; try /ready, /live, /metrics, /debug/endpoints or /debug/identity\n');
+        send(res, 404, 'text/plain', 'not found; try /ready, /live, /metrics, /health/app, /debug/endpoints, /debug/clusters or /debug/identity\n');
     }
   }
 }

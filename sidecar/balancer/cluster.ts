@@ -19,6 +19,10 @@ export interface ClusterOptions {
   /** How long a request waits for a cluster without endpoints to get one; default 1000 ms. */
   readonly queueTimeoutMs?: number;
   readonly random?: () => number;
+  /** Circuit breaker `max_pending_requests`: requests that may wait for an endpoint at once; default 1024. */
+  readonly maxPending?: number;
+  /** Told when a breaker refuses a request. */
+  readonly onCircuitOpen?: (service: string, breaker: string) => void;
   /** Told whenever a cluster's usable endpoints change (for health bookkeeping). */
   readonly onEndpoints?: (cluster: Cluster) => void;
 }
@@ -104,7 +108,13 @@ export class Cluster {
     return this.enqueue(hop);
   }
 
-  private enqueue(hop: HopState): 1 {
+  private enqueue(hop: HopState): ProxyError | 1 {
+    const max = this.manager.maxPending;
+    if (this.pending >= max) {
+      hop.circuitOpen = 'max_pending_requests';
+      this.manager.onCircuitOpen?.(this.name, 'max_pending_requests');
+      return new ProxyError(MESH_ERROR.circuitOpen, `service "${this.name}" has no endpoint yet and ${this.pending} requests already wait for one, the most its circuit breaker allows (--max-pending-requests ${max})`);
+    }
     this.waiters.add(hop);
     this.pending++;
     hop.retryTimer = setTimeout(onQueueTimeout, this.manager.queueTimeoutMs, this, hop);
@@ -162,6 +172,8 @@ export class ClusterManager {
   readonly random: () => number;
   readonly queueTimeoutMs: number;
   readonly onEndpoints: ((cluster: Cluster) => void) | undefined;
+  readonly maxPending: number;
+  readonly onCircuitOpen: ((service: string, breaker: string) => void) | undefined;
   filter: EndpointFilter | undefined = undefined;
   private readonly factory: LoadBalancerFactory;
   private readonly clusters = new Map<string, Cluster>();
@@ -177,6 +189,8 @@ export class ClusterManager {
     this.random = o.random ?? Math.random;
     this.queueTimeoutMs = o.queueTimeoutMs ?? 1000;
     this.onEndpoints = o.onEndpoints;
+    this.maxPending = o.maxPending ?? 1024;
+    this.onCircuitOpen = o.onCircuitOpen;
     this.apply(source.current());
     this.unsubscribe = source.subscribe((snapshot) => this.apply(snapshot));
   }

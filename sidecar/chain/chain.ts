@@ -7,7 +7,7 @@
 //   start(hop)                 once, when the hop's object exists
 //   request(hop)               → send now | answer with this error | PENDING (the chain resends later)
 //   onUpstreamFailure(hop, f)  → RETRYING (the chain resends) | FAIL (the codec answers with the error)
-//   onResponse(hop)            when the upstream's response head arrived
+//   onResponse(hop)            the response head arrived → relay it | RETRYING (drop it)
 //   end(hop)                   exactly once, when the hop is over
 //
 // Every hook is synchronous and allocation-free on the success path; layers keep their state
@@ -53,8 +53,13 @@ export interface Layer {
    * Layers that only observe the failure (outlier detection, call trackers) return false.
    */
   onUpstreamFailure?(hop: HopState, failure: UpstreamFailure): boolean;
-  /** The upstream's response head arrived (`hop.status` is set). */
-  onResponse?(hop: HopState): void;
+  /**
+   * The upstream's response head arrived (`hop.status`, and for a gRPC trailers-only answer
+   * `hop.grpcStatus`, are set) and nothing of it was relayed yet. Returns true when the layer
+   * takes the hop over instead (a retry on the status, sent later from a timer): the codec
+   * then drops that response and its connection; the later layers are skipped.
+   */
+  onResponse?(hop: HopState): boolean;
   /** The hop is over (answered, failed or abandoned). Runs exactly once per hop, in stack order. */
   onEnd?(hop: HopState): void;
 }
@@ -100,9 +105,11 @@ export class Chain {
     return false;
   }
 
-  onResponse(hop: HopState): void {
+  /** The response head arrived: true when a layer retries instead (the codec drops the response), false to relay it. */
+  onResponse(hop: HopState): boolean {
     const ls = this.responseLayers;
-    for (let i = 0; i < ls.length; i++) (ls[i] as Layer).onResponse!(hop);
+    for (let i = 0; i < ls.length; i++) if ((ls[i] as Layer).onResponse!(hop)) return true;
+    return false;
   }
 
   /** Ends the hop: every layer's onEnd, once. Layers must not throw; one that does cannot break the others. */

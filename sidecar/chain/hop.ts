@@ -90,7 +90,10 @@ export interface HopInit {
 export interface FailedAttempt {
   readonly attempt: number;
   readonly endpoint: Endpoint | undefined;
+  /** The mesh failure of the try; for a retried response status, a description of it. */
   readonly error: ProxyError;
+  /** The upstream's status when the try was retried on its answer (0 otherwise). */
+  readonly status: number;
   readonly startMs: number;
   readonly endMs: number;
 }
@@ -135,10 +138,22 @@ export abstract class HopState {
   failedAttempts: FailedAttempt[] | undefined = undefined;
   /** `performance.now()` when the current try started. */
   tryStartMs = 0;
+  /** How long the whole leg may take to its response head (the codec's timeout, or less when the caller said so). */
+  timeoutMs = 0;
+  /** The time of one try; 0: only `timeoutMs`. */
+  perTryTimeoutMs = 0;
+  /** The timeout armed for the current try, ms. */
+  tryTimeoutMs = 0;
   /** A retry is waiting for its backoff (or for an endpoint); cleared when it fires. */
   retryTimer: NodeJS.Timeout | undefined = undefined;
-  /** A circuit breaker refused the request (`mesh.circuit.open`: its name). */
+  /** A circuit breaker refused the request or a retry (`mesh.circuit.open`: its name). */
   circuitOpen: string | undefined = undefined;
+  /** The breaker layer counts this hop in its cluster's requests in flight. */
+  counted = false;
+  /** A policy retry of this hop is in flight (the `max_retries` breaker counts it). */
+  retryInFlight = false;
+  /** gRPC: the status the client was given (`grpc-status`), -1 until known. */
+  grpcStatus = -1;
   /** The chosen endpoint was ejected by outlier detection when a retry had to pick again. */
   endpointEjected = false;
   /** Inbound: how the peer connected; outbound: how this sidecar reached the endpoint. */
@@ -208,6 +223,19 @@ export abstract class HopState {
     return text === '' ? undefined : text;
   }
 
+  /** Arms the clock of a try: the per-try timeout, or what is left of the leg's, at least 1 ms. */
+  nextTryTimeout(): number {
+    const left = this.startMs + this.timeoutMs - performance.now();
+    const t = this.perTryTimeoutMs > 0 && this.perTryTimeoutMs < left ? this.perTryTimeoutMs : left;
+    this.tryTimeoutMs = Math.max(1, Math.round(t));
+    return this.tryTimeoutMs;
+  }
+
+  /** The flag that set the timeout that just fired, for its error message. */
+  timeoutFlag(legFlag: string): string {
+    return this.perTryTimeoutMs > 0 && this.tryTimeoutMs === this.perTryTimeoutMs ? '--per-try-timeout' : legFlag;
+  }
+
   /** `url.path`: the target without its query. */
   get path(): string {
     const q = this.target.indexOf('?');
@@ -250,4 +278,21 @@ export abstract class HopState {
    * retry it took over cannot go on (no endpoint left, budget spent while waiting).
    */
   abstract reject(err: ProxyError): void;
+}
+
+/**
+ * Request header an outbound sidecar sets to the time its try has left (ms), like Envoy's
+ * `x-envoy-expected-rq-timeout-ms`. The inbound sidecar then times its app out a little
+ * earlier (EXPECTED_TIMEOUT_MARGIN), so a slow app is reported once, by the sidecar beside it,
+ * and the caller relays that answer instead of timing out itself. Never reaches an app.
+ */
+export const EXPECTED_TIMEOUT_HEADER = 'x-tracemesh-timeout-ms';
+
+/** The inbound leg's timeout given the app timeout and the caller's header value (if valid). */
+export function inboundTimeout(appTimeoutMs: number, header: string | undefined): number {
+  if (header === undefined) return appTimeoutMs;
+  const expected = Number(header);
+  if (!Number.isInteger(expected) || expected <= 0) return appTimeoutMs;
+  const margin = Math.max(50, expected * 0.05);
+  return Math.max(1, Math.min(appTimeoutMs, Math.round(expected - margin)));
 }

@@ -1,18 +1,24 @@
 // The one place where the inbound and outbound chains are assembled, layer by layer, in the
 // order their hooks run. A new behaviour is one layer module plus one line here:
 //
-//   outbound (app → mesh):  [concurrency] → route → connection-retry → balance → fault-delay → telemetry
+//   outbound (app → mesh):  [concurrency] → route → circuit-breaker → connection-retry → outlier-detection → balance → retry → fault-delay → telemetry
 //   inbound  (mesh → app):  [concurrency] → route → authorize → connection-retry → balance → telemetry
 //
-// Every codec of a direction (HTTP/1.1, HTTP/2, gRPC; later WebSocket and TCP) runs the same chain.
+// Every codec of a direction (HTTP/1.1, HTTP/2, gRPC; later WebSocket and TCP) runs the same
+// chain. The order matters where hooks meet: a dead keep-alive connection is retried
+// (connection-retry) before outlier detection or the balancer count it against the endpoint;
+// outlier detection sees a failed try before the retry layer picks again, so an ejection
+// already steers the retry.
 
 import type { ClusterManager } from '../balancer/cluster.ts';
 import type { InboundPolicy } from '../inbound/authorization.ts';
+import { outlierLayer, type OutlierDetector } from '../resilience/outlier.ts';
 import type { HopObserver } from '../telemetry/hop.ts';
 import { Chain, type Layer } from './chain.ts';
 import { authorizeLayer } from './layers/authorize.ts';
 import { inboundBalanceLayer, outboundBalanceLayer } from './layers/balance.ts';
-import { connectionRetryLayer } from './layers/retry.ts';
+import { breakerLayer } from './layers/breaker.ts';
+import { connectionRetryLayer, retryLayer, type RetryOptions } from './layers/retry.ts';
 import { inboundRouteLayer, outboundRouteLayer } from './layers/route.ts';
 import { faultDelayLayer, routeLayer, type RouteLayerOptions } from '../routing/layer.ts';
 import { telemetryLayer, type InFlight } from './layers/telemetry.ts';
@@ -25,14 +31,24 @@ export interface OutboundStackDeps {
   readonly routes?: RouteLayerOptions;
   /** The --max-concurrent-requests layer (sidecar/limits/), first of all. */
   readonly concurrency?: Layer;
+  /** Circuit breaker `max_requests`; default 1024. */
+  readonly maxRequests?: number;
+  /** Policy retries; none without. */
+  readonly retry?: RetryOptions | undefined;
+  /** Outlier detection; none without. */
+  readonly outliers?: OutlierDetector | undefined;
+  readonly onCircuitOpen?: (service: string, breaker: string) => void;
 }
 
 export function outboundStack(d: OutboundStackDeps): Chain {
   const layers: Layer[] = [
     ...(d.concurrency !== undefined ? [d.concurrency] : []),
     d.routes === undefined ? outboundRouteLayer() : routeLayer(d.routes),
+    breakerLayer(d.clusters, d.maxRequests ?? 1024, d.onCircuitOpen),
     connectionRetryLayer(),
+    ...(d.outliers === undefined ? [] : [outlierLayer(d.outliers)]),
     outboundBalanceLayer(d.clusters),
+    ...(d.retry === undefined ? [] : [retryLayer(d.retry)]),
     faultDelayLayer(),
     telemetryLayer(d.observers, d.inFlight),
   ];

@@ -24,7 +24,7 @@ import type { Tracer } from '@opentelemetry/api';
 import { MESH_ERROR, MESH_ERROR_HEADER } from '../../common/semconv.ts';
 import { extractTraceContext, formatTraceparent, propagatedTraceFlags, TRACE_HEADERS, TRACERESPONSE, traceresponseFor, type TraceContextResult } from '../../common/trace-context.ts';
 import { PENDING, type Chain, type FailureKind } from '../chain/chain.ts';
-import { HopState, type DownstreamSecurity, type HopInit, type HopScope } from '../chain/hop.ts';
+import { EXPECTED_TIMEOUT_HEADER, HopState, inboundTimeout, type DownstreamSecurity, type HopInit, type HopScope } from '../chain/hop.ts';
 import type { Endpoint } from '../endpoints/endpoints.ts';
 import { errorBody, ProxyError, upstreamError, type Hop } from '../errors.ts';
 import { editLines, type HeaderLines } from '../routing/headers.ts';
@@ -53,7 +53,10 @@ export interface H1Context {
   readonly tracer: Tracer;
   /** The mesh's decisions for every request (sidecar/chain/stacks.ts). */
   readonly chain: Chain;
+  /** The leg's timeout to the response head (outbound: retries included). */
   readonly upstreamTimeoutMs: number;
+  /** Outbound: the time of one try; 0 for none. */
+  readonly perTryTimeoutMs?: number;
   /** Names the timeout's flag in its error message. */
   readonly timeoutFlag: string;
   readonly pool: UpstreamPool;
@@ -100,6 +103,7 @@ const REQUEST_DROPPED = new Set([
   SOURCE_WORKLOAD_HEADER,
   REQUEST_ID_HEADER,
   CLIENT_CERT_HEADER,
+  EXPECTED_TIMEOUT_HEADER,
 ]);
 const RESPONSE_DROPPED = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'http2-settings']);
 const TRACE_HEADER_SET = new Set(TRACE_HEADERS);
@@ -205,7 +209,9 @@ export class H1Exchange extends HopState implements ConnectionOwner {
   resend(): void {
     if (this.ended) return;
     dropUpstream(this);
-    if (this.upstreamHead === '') this.upstreamHead = upstreamHead(this);
+    this.nextTryTimeout();
+    // Rebuilt: the try's time left travels in it (outbound).
+    this.upstreamHead = upstreamHead(this);
     send(this, this.attempt > 0);
   }
 
@@ -509,10 +515,12 @@ function startExchange(d: Downstream, head: RequestHead): void {
   let rid: string | undefined;
   let src: string | undefined;
   let ua: string | undefined;
+  let expected: string | undefined;
   const { names, values } = head;
   for (let i = 0; i < names.length; i++) {
     const n = names[i] as string;
     if (n === REQUEST_ID_HEADER) rid = values[i];
+    else if (n === EXPECTED_TIMEOUT_HEADER) expected = values[i];
     else if (n === 'user-agent') ua = values[i];
     else if (n === SOURCE_WORKLOAD_HEADER) src = values[i];
     else if (TRACE_HEADER_SET.has(n)) ((traceHeaders ??= {})[n] ??= []).push(values[i] as string);
@@ -545,6 +553,8 @@ function startExchange(d: Downstream, head: RequestHead): void {
     absolute,
     port ?? 80,
   );
+  ex.timeoutMs = outbound ? ctx.upstreamTimeoutMs : inboundTimeout(ctx.upstreamTimeoutMs, expected);
+  ex.perTryTimeoutMs = ctx.perTryTimeoutMs ?? 0;
   ctx.chain.start(ex);
   d.ex = ex;
   if (head.close) d.closing = true;
@@ -569,6 +579,7 @@ function startExchange(d: Downstream, head: RequestHead): void {
 
   const decision = ctx.chain.request(ex);
   if (decision === undefined) {
+    ex.nextTryTimeout();
     ex.upstreamHead = upstreamHead(ex);
     send(ex, false);
   } else if (decision !== PENDING) fail(ex, decision);
@@ -604,7 +615,7 @@ function upstreamHead(ex: H1Exchange): string {
   const ts = ex.trace.kind === 'found' ? ex.trace.context.traceState : undefined;
   if (ts !== undefined) h += `tracestate: ${ts}\r\n`;
   h += `${REQUEST_ID_HEADER}: ${ex.requestId}\r\n`;
-  if (ctx.scope.direction === 'outbound') h += `${SOURCE_WORKLOAD_HEADER}: ${ctx.hop.service}\r\n`;
+  if (ctx.scope.direction === 'outbound') h += `${SOURCE_WORKLOAD_HEADER}: ${ctx.hop.service}\r\n${EXPECTED_TIMEOUT_HEADER}: ${ex.tryTimeoutMs}\r\n`;
   else if (ex.tlsMode === 'mtls' && ex.peerIdentity !== undefined) {
     const self = ctx.localIdentity?.();
     if (self !== undefined) h += `${CLIENT_CERT_HEADER}: By=${self};URI=${ex.peerIdentity}\r\n`;
@@ -628,7 +639,7 @@ function send(ex: H1Exchange, fresh: boolean): void {
   else if (ex.direction === 'outbound') ex.tlsMode = 'none';
   conn.pending = undefined;
   ex.resBody.reset('none');
-  ex.timer = setTimeout(onUpstreamTimeout, ex.ctx.upstreamTimeoutMs, ex);
+  ex.timer = setTimeout(onUpstreamTimeout, ex.tryTimeoutMs, ex);
   conn.write(ex.upstreamHead);
   const early = ex.early;
   if (early !== undefined) {
@@ -655,7 +666,7 @@ function onUpstreamTimeout(ex: H1Exchange): void {
   ex.timer = undefined;
   // An interim response (100 Continue) is not the response head: the clock still runs.
   if (ex.ended || ex.headersSent) return;
-  const error = new ProxyError(MESH_ERROR.timeout, `${upstreamName(ex)} did not answer within ${ex.ctx.upstreamTimeoutMs} ms (${ex.ctx.timeoutFlag})`);
+  const error = new ProxyError(MESH_ERROR.timeout, `${upstreamName(ex)} did not answer within ${ex.tryTimeoutMs} ms (${ex.timeoutFlag(ex.ctx.timeoutFlag)})`);
   tryFailed(ex, 'timeout', error);
 }
 
@@ -700,7 +711,6 @@ function startResponse(ex: H1Exchange, conn: UpstreamConnection, head: ResponseH
   const d = ex.down;
   const kind = responseBodyKind(ex.method, head);
   ex.status = head.status;
-  ex.ctx.chain.onResponse(ex);
   ex.resBody.reset(kind, head.contentLength);
   ex.upstreamClose = head.close || kind === 'close';
   // Over mTLS, a peer sidecar that refused this sidecar's certificate answers 403
@@ -709,6 +719,11 @@ function startResponse(ex: H1Exchange, conn: UpstreamConnection, head: ResponseH
     ex.collecting = true;
     ex.refusalLength = head.contentLength;
     collectRefusal(ex, conn, buf.subarray(end));
+    return;
+  }
+  if (ex.ctx.chain.onResponse(ex)) {
+    // The chain retries on this status: drop the answer (and its connection, body unread).
+    dropUpstream(ex);
     return;
   }
   if (kind === 'close') d.closing = true;

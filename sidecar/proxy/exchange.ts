@@ -47,8 +47,10 @@ export interface ProxyContext {
   readonly appProtocol?: AppProtocol | undefined;
   /** Inbound, when mTLS is on: this workload's SPIFFE ID now (for `x-forwarded-client-cert`). */
   readonly localIdentity?: (() => string) | undefined;
-  /** See `forward()` for what the timeout covers. */
+  /** The leg's timeout to the response head (outbound: retries included); see `forward()`. */
   readonly upstreamTimeoutMs: number;
+  /** Outbound: the time of one try; 0 for none. */
+  readonly perTryTimeoutMs?: number;
   /** Names the timeout's flag in its error message. */
   readonly timeoutFlag: string;
 }
@@ -79,8 +81,6 @@ export class Exchange extends HopState {
   bodyStarted = false;
   /** The upstream response's content-length, when it gave one; -1 otherwise. */
   responseLength = -1;
-  /** gRPC: the status the client was given (`grpc-status`), -1 until known. */
-  grpcStatus = -1;
   /** gRPC: the upstream's `grpc-message`, for the span status. */
   grpcMessage: string | undefined = undefined;
   timer: NodeJS.Timeout | undefined = undefined;

@@ -13,6 +13,7 @@ import { request, type ClientRequest, type IncomingHttpHeaders, type IncomingMes
 import { constants as h2constants, type ClientHttp2Stream, type Http2ServerResponse, type IncomingHttpHeaders as H2IncomingHeaders, type IncomingHttpStatusHeader } from 'node:http2';
 import { MESH_ERROR } from '../../common/semconv.ts';
 import type { FailureKind } from '../chain/chain.ts';
+import { EXPECTED_TIMEOUT_HEADER } from '../chain/hop.ts';
 import type { Endpoint } from '../endpoints/endpoints.ts';
 import { TRACERESPONSE, traceresponseFor } from '../../common/trace-context.ts';
 import { ProxyError, synthesizeResponse, upstreamError } from '../errors.ts';
@@ -63,7 +64,7 @@ export function beginExchange(ex: Exchange): void {
  * Retries are the chain's (see `resendExchange`).
  */
 export function forward(ex: Exchange): void {
-  if (!ex.grpc) ex.timer = setTimeout(onUpstreamTimeout, ex.ctx.upstreamTimeoutMs, ex);
+  armTimer(ex);
   sendUpstream(ex);
   if (ex.hasBody && ex.error === undefined) {
     ex.req.on('data', onRequestData);
@@ -81,11 +82,17 @@ export function resendExchange(ex: Exchange): void {
   ex.upstream = undefined;
   ex.upstreamRes = undefined;
   ex.h2conn = undefined;
-  if (!ex.grpc) {
-    clearTimeout(ex.timer);
-    ex.timer = setTimeout(onUpstreamTimeout, ex.ctx.upstreamTimeoutMs, ex);
-  }
+  clearTimeout(ex.timer);
+  armTimer(ex);
   sendUpstream(ex);
+}
+
+/** Starts the try's clock (not for gRPC, see forward()); outbound, its time left travels in the request. */
+function armTimer(ex: Exchange): void {
+  if (ex.grpc) return;
+  const ms = ex.nextTryTimeout();
+  ex.timer = setTimeout(onUpstreamTimeout, ms, ex);
+  if (ex.direction === 'outbound' && ex.upstreamHeaders !== undefined) ex.upstreamHeaders[EXPECTED_TIMEOUT_HEADER] = String(ms);
 }
 
 /** A try failed before its response head: the chain retries it, or the exchange fails. */
@@ -233,6 +240,14 @@ function onUpstreamResponse(this: ClientRequest, upRes: IncomingMessage): void {
   }
   clearTimeout(ex.timer);
   ex.timer = undefined;
+  ex.status = upRes.statusCode ?? 502;
+  if (ex.ctx.chain.onResponse(ex)) {
+    // Retried on this status (from a timer): drop this answer.
+    ex.upstream = undefined;
+    upRes.resume();
+    this.destroy();
+    return;
+  }
   attach(upRes, ex);
   ex.upstreamRes = upRes;
   upRes.on('error', ignore);
@@ -261,7 +276,6 @@ function relayHead(ex: Exchange, status: number, message: string | undefined, he
     return false;
   }
   ex.status = status;
-  ex.ctx.chain.onResponse(ex);
   const cl = headers['content-length'];
   if (cl !== undefined) ex.responseLength = Number(cl);
   ex.res.on('drain', onDownstreamDrain);
@@ -327,8 +341,20 @@ function onH2Response(this: ClientHttp2Stream, headers: H2IncomingHeaders & Inco
   }
   clearTimeout(ex.timer);
   ex.timer = undefined;
+  const trailersOnly = ex.grpc && (flags & h2constants.NGHTTP2_FLAG_END_STREAM) !== 0;
+  ex.status = headers[':status'] ?? 502;
+  if (trailersOnly) {
+    const g = headers['grpc-status'];
+    if (typeof g === 'string' && g !== '') ex.grpcStatus = Number(g);
+  }
+  if (ex.ctx.chain.onResponse(ex)) {
+    // Retried on this status (from a timer): drop this answer.
+    ex.upstream = undefined;
+    this.close(h2constants.NGHTTP2_CANCEL);
+    return;
+  }
   ex.upstreamRes = this;
-  if (ex.grpc && ex.downstreamH2 && (flags & h2constants.NGHTTP2_FLAG_END_STREAM) !== 0) {
+  if (trailersOnly && ex.downstreamH2) {
     relayTrailersOnly(ex, this, headers);
     return;
   }
@@ -360,7 +386,6 @@ function relayTrailersOnly(ex: Exchange, up: ClientHttp2Stream, headers: H2Incom
     return;
   }
   ex.status = status;
-  ex.ctx.chain.onResponse(ex);
   res.end();
   // Read the (empty) body so the stream ends before it closes (see onH2Close).
   up.resume();
@@ -442,7 +467,7 @@ function h2Failed(ex: Exchange, stream: ClientHttp2Stream, err: Error): void {
 function onUpstreamTimeout(ex: Exchange): void {
   ex.timer = undefined;
   if (ex.ended || ex.error !== undefined || ex.upstreamRes !== undefined) return;
-  tryFailed(ex, 'timeout', new ProxyError(MESH_ERROR.timeout, `${upstreamName(ex)} did not answer within ${ex.ctx.upstreamTimeoutMs} ms (${ex.ctx.timeoutFlag})`));
+  tryFailed(ex, 'timeout', new ProxyError(MESH_ERROR.timeout, `${upstreamName(ex)} did not answer within ${ex.tryTimeoutMs} ms (${ex.timeoutFlag(ex.ctx.timeoutFlag)})`));
 }
 
 /** Tears down the upstream request; an HTTP/2 stream is reset with CANCEL, so the peer knows it was not completed. */

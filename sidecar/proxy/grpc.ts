@@ -76,6 +76,7 @@ const STATUS_OF_MESH_ERROR: Readonly<Record<MeshErrorCode, number>> = {
   FAULT_INJECTED: GRPC_STATUS.UNAVAILABLE,
   // Shed before it ran: safe to retry.
   OVERLOADED: GRPC_STATUS.UNAVAILABLE,
+  CIRCUIT_OPEN: GRPC_STATUS.UNAVAILABLE,
 };
 
 export function grpcStatusOfMeshError(err: ProxyError): number {

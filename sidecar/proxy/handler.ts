@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { Http2ServerRequest } from 'node:http2';
 import { extractTraceContext, formatTraceparent, propagatedTraceFlags } from '../../common/trace-context.ts';
 import { PENDING } from '../chain/chain.ts';
+import { EXPECTED_TIMEOUT_HEADER, inboundTimeout } from '../chain/hop.ts';
 import { startExchangeSpan } from '../telemetry/spans.ts';
 import { Exchange, type DownstreamRequest, type DownstreamResponse, type ProxyContext, type UpstreamProtocol } from './exchange.ts';
 import { beginExchange, failExchange, forward } from './forward.ts';
@@ -102,6 +103,8 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
       { startMs, protocol: grpc ? 'grpc' : h2Downstream ? 'h2' : req.httpVersionMinor === 0 ? 'http/1.0' : 'http/1.1', method, target, authority, host, requestId, sourceWorkload, trace, span },
       { serverPort: port ?? 80, hasBody, grpc },
     );
+    ex.timeoutMs = outbound ? ctx.upstreamTimeoutMs : inboundTimeout(ctx.upstreamTimeoutMs, typeof headers[EXPECTED_TIMEOUT_HEADER] === 'string' ? headers[EXPECTED_TIMEOUT_HEADER] : undefined);
+    ex.perTryTimeoutMs = ctx.perTryTimeoutMs ?? 0;
     beginExchange(ex);
 
     const decision = ctx.chain.request(ex);

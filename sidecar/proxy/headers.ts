@@ -1,6 +1,7 @@
 // Header rules of the proxy: hop-by-hop headers stay on their hop (RFC 9110 §7.6.1), trace
 // headers are rewritten as W3C, and the request's authority is parsed into service and port.
 
+import { EXPECTED_TIMEOUT_HEADER } from '../chain/hop.ts';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { TRACE_HEADERS } from '../../common/trace-context.ts';
 
@@ -37,7 +38,7 @@ const HOP_BY_HOP = new Set([
 ]);
 
 /** Headers the proxy writes itself on the upstream request. */
-const REWRITTEN = new Set([...TRACE_HEADERS, SOURCE_WORKLOAD_HEADER, REQUEST_ID_HEADER, CLIENT_CERT_HEADER, ORIG_PROTO_HEADER]);
+const REWRITTEN = new Set([...TRACE_HEADERS, SOURCE_WORKLOAD_HEADER, REQUEST_ID_HEADER, CLIENT_CERT_HEADER, ORIG_PROTO_HEADER, EXPECTED_TIMEOUT_HEADER]);
 
 /** Extra hop-by-hop names listed in a `Connection` header (`Connection: close, x-foo`). */
 function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {

@@ -23,6 +23,16 @@ export class SidecarMetrics implements HopObserver {
   readonly certificateExpiry: Gauge;
   /** `tracemesh_policy_reloads_total{result}`: policy file reloads, `ok` or `invalid`. */
   readonly policyReloads: Counter<'result'>;
+  /** `tracemesh_retries_total{destination_service, reason}`: tries sent again. */
+  readonly retries: Counter<'destination_service' | 'reason'>;
+  /** `tracemesh_circuit_open_total{destination_service, breaker}`: requests or retries a breaker (or the retry budget) refused. */
+  readonly circuitOpen: Counter<'destination_service' | 'breaker'>;
+  /** `tracemesh_outlier_ejections_total{destination_service, reason}`: endpoints ejected by outlier detection. */
+  readonly ejections: Counter<'destination_service' | 'reason'>;
+  /** `tracemesh_endpoints_ejected{destination_service}`: endpoints ejected now. */
+  readonly ejected: Gauge<'destination_service'>;
+  /** `tracemesh_app_healthy`: 1 when the active health check of the local app passes, 0 when not (absent without a check). */
+  readonly appHealthy: Gauge;
 
   constructor() {
     this.registry = new Registry();
@@ -59,6 +69,35 @@ export class SidecarMetrics implements HopObserver {
     this.certificateExpiry = new Gauge({
       name: 'tracemesh_workload_certificate_expiry_timestamp_seconds',
       help: 'Expiry (notAfter, Unix seconds) of the workload certificate in use; alert when it comes near.',
+      registers: [this.registry],
+    });
+    this.retries = new Counter({
+      name: 'tracemesh_retries_total',
+      help: 'Outbound tries sent again, by destination service and reason (connect_failure, reset, per_try_timeout, retriable_status, stale_connection, refused_stream).',
+      labelNames: ['destination_service', 'reason'],
+      registers: [this.registry],
+    });
+    this.circuitOpen = new Counter({
+      name: 'tracemesh_circuit_open_total',
+      help: 'Requests refused (503 CIRCUIT_OPEN) or retries not sent because a circuit breaker or the retry budget was full, by breaker (max_requests, max_pending_requests, max_retries, retry_budget).',
+      labelNames: ['destination_service', 'breaker'],
+      registers: [this.registry],
+    });
+    this.ejections = new Counter({
+      name: 'tracemesh_outlier_ejections_total',
+      help: 'Endpoints ejected by outlier detection, by destination service and reason (consecutive_5xx, consecutive_gateway_errors, success_rate).',
+      labelNames: ['destination_service', 'reason'],
+      registers: [this.registry],
+    });
+    this.ejected = new Gauge({
+      name: 'tracemesh_endpoints_ejected',
+      help: 'Endpoints of a destination service ejected by outlier detection now.',
+      labelNames: ['destination_service'],
+      registers: [this.registry],
+    });
+    this.appHealthy = new Gauge({
+      name: 'tracemesh_app_healthy',
+      help: 'The active health check of the local app: 1 healthy, 0 unhealthy (--app-health-check).',
       registers: [this.registry],
     });
     this.policyReloads = new Counter({

@@ -236,9 +236,15 @@ function recordFailedTries(tracer: Tracer, ex: HopState): void {
       [ATTR.requestId]: ex.requestId,
       [ATTR.meshRetryAttempt]: a.attempt,
       [ATTR.meshRetryRecovered]: true,
-      [ATTR.meshErrorCode]: a.error.code,
-      [ATTR.errorType]: a.error.code,
     };
+    // A try retried on the upstream's answer failed there, not in the mesh.
+    if (a.status > 0) {
+      attributes[ATTR.httpResponseStatusCode] = a.status;
+      attributes[ATTR.errorType] = String(a.status);
+    } else {
+      attributes[ATTR.meshErrorCode] = a.error.code;
+      attributes[ATTR.errorType] = a.error.code;
+    }
     if (ex.lbPolicy !== undefined) attributes[ATTR.meshLbPolicy] = ex.lbPolicy;
     const ep = a.endpoint;
     if (ep !== undefined) {
@@ -249,7 +255,7 @@ function recordFailedTries(tracer: Tracer, ex: HopState): void {
       if (ep.node !== undefined) attributes[ATTR.meshEndpointNode] = ep.node;
     }
     const s = tracer.startSpan(KNOWN_METHODS.has(ex.method) ? ex.method : 'HTTP', { kind: SpanKind.CLIENT, attributes, startTime: a.startMs }, parent);
-    s.recordException(a.error, a.endMs);
+    if (a.status === 0) s.recordException(a.error, a.endMs);
     s.setStatus({ code: SpanStatusCode.ERROR, message: a.error.message });
     s.end(a.endMs);
   }

@@ -4,8 +4,13 @@
 // - `stale` (a reused keep-alive connection was dead), `reset` and `timeout`: idempotent methods only;
 // and only when the request can be replayed (no body to resend). See RetryPolicy for the rest.
 
+import { MESH_ERROR } from '../../../common/semconv.ts';
+import type { Cluster } from '../../balancer/cluster.ts';
+import { ProxyError } from '../../errors.ts';
+import { RetryBudget, type RetryOn } from '../../resilience/retry-policy.ts';
 import type { Layer, UpstreamFailure } from '../chain.ts';
-import type { HopState } from '../hop.ts';
+import type { FailedAttempt, HopState } from '../hop.ts';
+import { endTry, startTry } from './balance.ts';
 
 /** Methods that may be sent twice (RFC 9110 §9.2.2). */
 export const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
@@ -19,7 +24,7 @@ export function retryable(hop: HopState, f: UpstreamFailure): boolean {
 
 /** Keeps the failed try for the telemetry (a recovered failure) before it is tried again. */
 export function recordFailedTry(hop: HopState, f: UpstreamFailure): void {
-  (hop.failedAttempts ??= []).push({ attempt: hop.attempt, endpoint: hop.endpoint, error: f.error, startMs: hop.tryStartMs, endMs: performance.now() });
+  (hop.failedAttempts ??= []).push({ attempt: hop.attempt, endpoint: hop.endpoint, error: f.error, status: 0, startMs: hop.tryStartMs, endMs: performance.now() });
 }
 
 /**
@@ -43,4 +48,132 @@ export function connectionRetryLayer(): Layer {
       return true;
     },
   };
+}
+
+export interface RetryOptions {
+  /** Retries after the first try (the connection-level retry included). */
+  readonly attempts: number;
+  readonly on: RetryOn;
+  /** A per-try timeout is configured: timed-out idempotent tries are retried. */
+  readonly perTryTimeout: boolean;
+  readonly budgetRatio: number;
+  readonly budgetMinPerSecond: number;
+  readonly backoffBaseMs: number;
+  readonly backoffMaxMs: number;
+  /** Circuit breaker: retries in flight per cluster. */
+  readonly maxRetries: number;
+  readonly random?: () => number;
+  /** Counts each retry sent and each one refused (metrics). */
+  readonly onRetry?: (service: string, reason: string) => void;
+  readonly onRefused?: (service: string, breaker: string) => void;
+}
+
+const BUDGET = 'retry-budget';
+const REASON: Readonly<Record<string, string>> = {
+  connect: 'connect_failure',
+  refused: 'refused_stream',
+  stale: 'reset',
+  reset: 'reset',
+  timeout: 'per_try_timeout',
+};
+
+function budgetOf(cluster: Cluster, o: RetryOptions): RetryBudget {
+  let b = cluster.state.get(BUDGET) as RetryBudget | undefined;
+  if (b === undefined) {
+    b = new RetryBudget(o.budgetRatio, o.budgetMinPerSecond);
+    cluster.state.set(BUDGET, b);
+  }
+  return b;
+}
+
+/**
+ * The outbound retry policy (`--retry-attempts`, `--retry-on`): a failed try of a safe kind is
+ * sent again after a jittered backoff (full jitter in [0, min(max, base × 2^n)]), to an
+ * endpoint picked again (another one than the failed try's when the cluster has more), while
+ * the retry budget (≤ ratio × requests of the last 10 s + a floor per second) and the
+ * `max_retries` breaker allow. A refused retry leaves `mesh.circuit.open` (`retry_budget` or
+ * `max_retries`) on the span, and the hop fails with the try's error.
+ */
+export function retryLayer(o: RetryOptions): Layer {
+  const random = o.random ?? Math.random;
+  const schedule = (hop: HopState, reason: string, failure: FailedAttempt): boolean => {
+    const c = hop.cluster;
+    if (c === undefined || hop.attempt >= o.attempts || !hop.replayable) return false;
+    if (c.retriesActive >= o.maxRetries) {
+      hop.circuitOpen = 'max_retries';
+      o.onRefused?.(c.name, 'max_retries');
+      return false;
+    }
+    if (!budgetOf(c, o).tryRetry()) {
+      hop.circuitOpen = 'retry_budget';
+      o.onRefused?.(c.name, 'retry_budget');
+      return false;
+    }
+    (hop.failedAttempts ??= []).push(failure);
+    endTry(hop, false);
+    hop.attempt++;
+    hop.retryReason = reason;
+    if (!hop.retryInFlight) {
+      hop.retryInFlight = true;
+      c.retriesActive++;
+    }
+    o.onRetry?.(c.name, reason);
+    const cap = Math.min(o.backoffMaxMs, o.backoffBaseMs * 2 ** (hop.attempt - 1));
+    hop.retryTimer = setTimeout(fire, Math.floor(random() * cap), hop);
+    return true;
+  };
+  return {
+    name: 'retry',
+    onRequest(hop) {
+      if (hop.cluster !== undefined) budgetOf(hop.cluster, o).onRequest();
+      return undefined;
+    },
+    onUpstreamFailure(hop, f) {
+      const on = o.on;
+      const kindAllowed =
+        f.kind === 'connect' ? on.connectFailure : f.kind === 'refused' ? on.refusedStream : f.kind === 'timeout' ? (on.timeout || o.perTryTimeout) && IDEMPOTENT.has(hop.method) : on.reset && IDEMPOTENT.has(hop.method);
+      if (!kindAllowed) return false;
+      return schedule(hop, REASON[f.kind] ?? 'reset', { attempt: hop.attempt, endpoint: hop.endpoint, error: f.error, status: 0, startMs: hop.tryStartMs, endMs: performance.now() });
+    },
+    onResponse(hop) {
+      const on = o.on;
+      const grpc = hop.grpcStatus;
+      const byGrpc = grpc > 0 && on.grpcStatuses.has(grpc);
+      const byStatus = IDEMPOTENT.has(hop.method) && (on.statuses.has(hop.status) || (on.any5xx && hop.status >= 500));
+      if (!byGrpc && !byStatus) return false;
+      const what = byGrpc ? `gRPC status ${grpc}` : `status ${hop.status}`;
+      const error = new ProxyError(MESH_ERROR.upstreamReset, `${hop.endpoint?.address ?? 'the endpoint'} answered ${what}; retried`);
+      const status = hop.status;
+      if (!schedule(hop, 'retriable_status', { attempt: hop.attempt, endpoint: hop.endpoint, error, status, startMs: hop.tryStartMs, endMs: performance.now() })) return false;
+      hop.status = 0;
+      hop.grpcStatus = -1;
+      return true;
+    },
+    onEnd(hop) {
+      if (hop.retryInFlight && hop.cluster !== undefined) hop.cluster.retriesActive--;
+    },
+  };
+}
+
+/** After the backoff: pick again (avoiding the failed endpoint when there is another) and send. */
+function fire(hop: HopState): void {
+  hop.retryTimer = undefined;
+  if (hop.ended) return;
+  const c = hop.cluster;
+  const failed = hop.endpoint;
+  if (c !== undefined) {
+    for (let i = 0; i < 3; i++) {
+      const r = c.picker.pick(hop);
+      if (r.kind === 'drop') {
+        hop.reject(r.error);
+        return;
+      }
+      if (r.kind === 'queue') break; // nothing usable now: the failed endpoint again
+      hop.endpoint = r.endpoint;
+      hop.tracker = r.tracker;
+      if (r.endpoint !== failed || c.usable.length < 2) break;
+    }
+  }
+  startTry(hop);
+  hop.resend();
 }
