@@ -273,7 +273,17 @@ export class ClickHouseTraceReader implements TraceReader {
       PREWHERE trace_id = unhex(${id})
       WHERE ${rangesCondition([extent])}
       ORDER BY time_unix_nano, observed_time_unix_nano, span_id`);
-    return rows.map(decodeLog);
+    // A replayed or retried insert can store a record twice (SCHEMA.md, "Duplicates"): equal
+    // rows are shown once.
+    const seen = new Set<string>();
+    const out: LogRecord[] = [];
+    for (const row of rows) {
+      const key = JSON.stringify(row);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push(decodeLog(row));
+    }
+    return out;
   }
 
   /**
