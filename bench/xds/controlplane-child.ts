@@ -48,7 +48,7 @@ process.on('message', (m: { cmd: string; svc?: number; port?: number }) => {
   } else if (m.cmd === 'stats') {
     const cpu = process.cpuUsage(cpuStart);
     const mem = process.memoryUsage();
-    process.send?.({ cmd: 'stats', cpuMs: (cpu.user + cpu.system) / 1000, wallMs: Date.now() - wallStart, rss: mem.rss, rssPeak: Math.max(rssPeak, mem.rss), heapUsed: mem.heapUsed, connections: cp.xds.connectionCount });
+    process.send?.({ cmd: 'stats', cpuMs: (cpu.user + cpu.system) / 1000, wallMs: Date.now() - wallStart, rss: mem.rss, rssPeak: Math.max(rssPeak, mem.rss), heapUsed: mem.heapUsed, connections: cp.xds.connectionCount, synced: cp.xds.status().filter((c) => c.types.length === 2 && c.types.every((t) => t.state === 'SYNCED')).length });
   } else if (m.cmd === 'stop') {
     void cp.close().then(() => process.exit(0));
   }

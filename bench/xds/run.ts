@@ -31,7 +31,7 @@ const INTERVAL = Number(values['interval-ms']);
 
 const child: ChildProcess = fork(fileURLToPath(new URL('./controlplane-child.ts', import.meta.url)), [String(S)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 const address = await new Promise<string>((resolve) => child.on('message', (m: { cmd: string; address?: string }) => m.cmd === 'ready' && resolve(m.address ?? '')));
-const stats = (): Promise<{ cpuMs: number; wallMs: number; rss: number; rssPeak: number; heapUsed: number; connections: number }> =>
+const stats = (): Promise<{ cpuMs: number; wallMs: number; rss: number; rssPeak: number; heapUsed: number; connections: number; synced: number }> =>
   new Promise((resolve) => {
     const on = (m: { cmd: string }): void => {
       if (m.cmd !== 'stats') return;
@@ -86,7 +86,9 @@ for (let c = 0; c < N; c++) {
 }
 while (initialDone < N) await new Promise((r) => setTimeout(r, 50));
 const connectMs = Date.now() - t0;
-// Drain the initial pushes' ACKs before measuring.
+// Measure from a quiet state: every client has ACKed its initial CDS and EDS.
+while ((await stats()).synced < N) await new Promise((r) => setTimeout(r, 500));
+const syncedMs = Date.now() - t0;
 await new Promise((r) => setTimeout(r, 1000));
 child.send({ cmd: 'reset' });
 const convergence: number[] = [];
@@ -116,7 +118,8 @@ const result = {
   edsPerClient: E,
   changes: CHANGES,
   affectedClientsPerChange: Math.round(perClient.length / CHANGES),
-  initialSyncMs: connectMs,
+  firstEdsMs: connectMs,
+  allSyncedMs: syncedMs,
   convergenceMs: { p50: q(convergence, 50), p99: q(convergence, 99), max: Math.max(...convergence) },
   perClientMs: { p50: q(perClient, 50), p99: q(perClient, 99) },
   controlPlane: { cpuCoresDuringChanges: +(st.cpuMs / st.wallMs).toFixed(3), rssMiB: Math.round(st.rss / 2 ** 20), rssPeakMiB: Math.round(st.rssPeak / 2 ** 20), heapUsedMiB: Math.round(st.heapUsed / 2 ** 20), connections: st.connections },

@@ -252,6 +252,11 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
       app.options.outboundPort = sidecar.outboundPort;
       pods.push({ spec, app, sidecar });
     }
+    // Traffic starts once every sidecar has ACKed the configuration that names all pods.
+    cp.xds.flush();
+    const synced = Date.now() + 5_000;
+    while (Date.now() < synced && !cp.xds.status().every((c) => c.types.every((t) => t.state === 'SYNCED'))) await new Promise((r) => setTimeout(r, 20));
+
     // Crash loops: the app stops listening for a while, then comes back on the same port.
     for (const p of pods) {
       const loop = p.spec.crashLoop;
