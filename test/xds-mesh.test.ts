@@ -39,8 +39,8 @@ async function startCp(): Promise<void> {
     authenticators: [clientCertificateAuthenticator(TD), bootstrapTokenAuthenticator(TD, TOKENS)],
     port: cpPort,
     debounceMs: 20,
-    // After a restart, sidecars reconnect within their backoff (at most 3 s here); answer after that.
-    registration: { graceMs: 5_000, warmupMs: cpPort === 0 ? 0 : 3_000 },
+    // After a restart, sidecars reconnect within their backoff (a few seconds, more on a loaded machine); the default warm-up, 5 s; answer after that.
+    registration: { graceMs: 5_000, warmupMs: cpPort === 0 ? 0 : 5_000 },
     logger: silentLogger,
   });
   cpPort = cp.port;
@@ -162,7 +162,7 @@ void describe('a mesh on the control plane (self-registration, xDS over mTLS)', 
     await pollUntil('all three sidecars reconnected and synced', () => {
       const st = cp.xds.status();
       return st.length === 3 && st.every((c) => c.types.length === 3 && c.types.every((t) => t.state === 'SYNCED')) ? true : undefined;
-    }, 15_000);
+    }, 30_000);
     await pollUntil('both backends registered again', () => (cp.registry.services().get('shop/backend')?.endpoints.length === 2 ? true : undefined));
     await new Promise((r) => setTimeout(r, 300));
     const { ok, failed } = await traffic.stop();
