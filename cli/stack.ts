@@ -6,6 +6,7 @@ import { startCollector, type Collector, type CollectorOptions } from '../collec
 import { startQueryApi, type QueryApiServer } from '../query-api/main.ts';
 import { startOutcomes, type Outcomes, type OutcomesOptions } from '../outcomes/component.ts';
 import { ClickHouseOutcomeReader } from '../storage/outcomes/reader.ts';
+import { ClickHouseCallReader } from '../storage/calls.ts';
 import { provideClickHouse, type ClickHouseHandle } from '../storage/clickhouse-server.ts';
 import { ClickHouseTraceReader, ClickHouseTraceWriter, createClickHouseClient, migrate, type StorageClient } from '../storage/index.ts';
 
@@ -59,7 +60,15 @@ export async function startBackend(options: BackendOptions): Promise<Backend> {
     const collector = await startCollector(options.collector, { writer, logger });
     cleanups.push(() => collector.close());
     const reader = new ClickHouseTraceReader(storage);
-    const queryApi = await startQueryApi({ reader, outcomes: new ClickHouseOutcomeReader(storage), logger, host: options.queryHost, port: options.queryPort, ready: () => storage.ping() });
+    const queryApi = await startQueryApi({
+      reader,
+      outcomes: new ClickHouseOutcomeReader(storage),
+      calls: new ClickHouseCallReader(storage),
+      logger,
+      host: options.queryHost,
+      port: options.queryPort,
+      ready: () => storage.ping(),
+    });
     cleanups.push(() => queryApi.close());
     let outcomes: Outcomes | undefined;
     if (options.outcomes) {

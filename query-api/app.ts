@@ -18,6 +18,9 @@ import { jaegerRoutes } from './routes/jaeger.ts';
 import { jaegerV3Routes } from './routes/jaeger-v3.ts';
 import { pathRoutes } from './routes/path.ts';
 import { pathsRoutes } from './routes/paths.ts';
+import { graphRoutes } from './routes/graph.ts';
+import { uiRoutes } from './ui/serve.ts';
+import type { CallGraphReader } from '../storage/calls.ts';
 
 export interface QueryApiDeps {
   readonly reader: TraceReader;
@@ -41,6 +44,10 @@ export interface QueryApiDeps {
   readonly admission?: Partial<QueryAdmissionLimits>;
   /** How long `/api/services` answers from its cache (default 10 s; 0 turns the cache off). */
   readonly servicesCacheTtlMs?: number;
+  /** Calls per service, workload or node for `/api/v1/graph`; without it only `by=service` (from the edges table). */
+  readonly calls?: CallGraphReader;
+  /** Directory of the built UI bundle (default query-api/ui/dist). */
+  readonly uiDistDir?: string;
 }
 
 export interface QueryApp {
@@ -71,6 +78,8 @@ export function createQueryApp(deps: QueryApiDeps): QueryApp {
   app.route('/', pathRoutes({ reader, now, maxPathSpans: deps.maxPathSpans ?? DEFAULT_MAX_PATH_SPANS, quietPeriodNano: BigInt(deps.quietPeriodMs ?? 10_000) * 1_000_000n }));
 
   app.route('/', pathsRoutes({ outcomes: deps.outcomes, now }));
+  app.route('/', graphRoutes({ reader, now, ...(deps.calls ? { calls: deps.calls } : {}) }));
+  app.route('/', uiRoutes(deps.uiDistDir !== undefined ? { distDir: deps.uiDistDir } : {}));
 
   const document = openApiDocument();
   app.get('/openapi.json', (c) => c.json(document));

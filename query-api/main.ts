@@ -12,6 +12,7 @@ import type { TraceReader } from '../storage/model.ts';
 import type { OutcomeReader } from '../storage/outcomes/model.ts';
 import { ClickHouseOutcomeReader } from '../storage/outcomes/reader.ts';
 import type { QueryAdmissionLimits } from './admission/admission.ts';
+import { ClickHouseCallReader, type CallGraphReader } from '../storage/calls.ts';
 import { createQueryApp } from './app.ts';
 import { QUERY_API_FLAGS } from './flags.ts';
 
@@ -28,6 +29,7 @@ export interface QueryApiServerOptions {
   readonly quietPeriodMs?: number;
   readonly admission?: Partial<QueryAdmissionLimits>;
   readonly servicesCacheTtlMs?: number;
+  readonly calls?: CallGraphReader;
 }
 
 export interface QueryApiServer {
@@ -49,6 +51,7 @@ export async function startQueryApi(options: QueryApiServerOptions): Promise<Que
     ...(options.quietPeriodMs !== undefined ? { quietPeriodMs: options.quietPeriodMs } : {}),
     ...(options.admission !== undefined ? { admission: options.admission } : {}),
     ...(options.servicesCacheTtlMs !== undefined ? { servicesCacheTtlMs: options.servicesCacheTtlMs } : {}),
+    ...(options.calls ? { calls: options.calls } : {}),
   });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     // Headers must arrive within 10 s (node answers 408), checked every second; the API reads no request bodies.
@@ -135,6 +138,7 @@ export async function runQueryApi(argv: string[], env: NodeJS.ProcessEnv = proce
     server = await startQueryApi({
       reader: new ClickHouseTraceReader(storage),
       outcomes: new ClickHouseOutcomeReader(storage),
+      calls: new ClickHouseCallReader(storage),
       logger,
       host: flags.host,
       port: flags.port,

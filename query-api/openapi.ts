@@ -1,7 +1,8 @@
 // The OpenAPI 3.1 document served at /openapi.json: tracemesh's /api/v1 routes and the
 // Jaeger-compatible routes. Written by hand; the tests check that every registered route is
-// here and that real responses match these schemas.
+// here and that real responses match these schemas. The UI's routes are in openapi-ui.ts.
 
+import { uiPaths, uiSchemas } from './openapi-ui.ts';
 import { jaegerV3Paths, jaegerV3Schemas } from './jaeger/openapi-v3.ts';
 
 type Schema = Record<string, unknown>;
@@ -490,7 +491,8 @@ export function openApiDocument(): Record<string, unknown> {
           },
         },
       },
+      ...uiPaths,
     },
-    components: { schemas: { ...schemas, ...jaegerV3Schemas } },
+    components: { schemas: { ...schemas, ...jaegerV3Schemas, ...uiSchemas } },
   };
 }
