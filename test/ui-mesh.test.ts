@@ -55,10 +55,21 @@ void describe('web UI over a real mesh', () => {
     return { traceId: span.spanContext().traceId, status };
   }
 
+  let browserStarting: Promise<TestBrowser> | undefined;
+
   before(async () => {
-    const browserStarting = launchBrowser();
+    browserStarting = launchBrowser();
     db = await createTestDatabase();
-    backend = await startBackend({ clickhouseUrl: db.url, database: db.database, collector: { batchTimeoutMs: 200 }, queryHost: '127.0.0.1', queryPort: 0, logger: silentLogger });
+    backend = await startBackend({
+      clickhouseUrl: db.url,
+      database: db.database,
+      collector: { batchTimeoutMs: 200 },
+      queryHost: '127.0.0.1',
+      queryPort: 0,
+      logger: silentLogger,
+      // Traces become outcomes (failing paths) 1 s after their last span.
+      outcomes: { quietSeconds: 1, pollMs: 200, evaluate: false, backfillSeconds: 120 },
+    });
     base = backend.queryApi.url;
     tracing = createAppTracing(backend.otlpGrpcEndpoint, { 'service.name': 'client' });
     const pods = [
@@ -82,6 +93,8 @@ void describe('web UI over a real mesh', () => {
           bindAddress: '127.0.0.1',
           collectorEndpoint: backend.otlpGrpcEndpoint,
           accessLog: 'off',
+          // Round robin, so c-1 gets its share: the default (peak EWMA) learns to avoid it.
+          lbPolicy: 'round_robin',
         },
         { endpoints, logger: silentLogger, exportDelayMs: 100 },
       );
@@ -108,11 +121,19 @@ void describe('web UI over a real mesh', () => {
         `all spans of ${id}`,
       );
     }
+    // The failing path through c-1 is counted before the pages open.
+    await eventually(
+      async () => ((await (await fetch(`${base}/api/v1/paths?lookback=15m`)).json()) as { paths: { rootCauses: { pod: string | null }[]; exemplars: string[] }[] }).paths,
+      (paths) => paths.some((p) => p.rootCauses.some((c) => c.pod === 'c-1') && p.exemplars.length > 0),
+      30_000,
+      'a failing path with root cause c-1',
+    );
     browser = await browserStarting;
   });
 
   after(async () => {
-    await browser?.close();
+    // Also when before() failed half way: a browser left running would keep the file alive.
+    await (await browserStarting?.catch(() => undefined))?.close();
     await tracing?.shutdown();
     for (const s of sidecars.values()) await s.close();
     for (const a of apps.values()) await a.close();
@@ -160,9 +181,12 @@ void describe('web UI over a real mesh', () => {
     const mid = await graphPoint(page, 'service:b>service:c');
     await page.mouse.click(mid.x, mid.y); // click 1: the edge
     await page.waitForURL(/\/paths\?service=c/);
-    await page.waitForSelector('.recent a');
+    const row = page.locator('tr[data-signature]').filter({ hasText: 'c-1' }).first();
+    await row.waitFor();
+    assert.match((await row.textContent()) ?? '', /HTTP_500/);
+    await page.waitForSelector('.sparkline');
     await screenshot(page, 'paths');
-    await page.locator('.recent a').first().click(); // click 2: a failed trace through c
+    await row.locator('[data-exemplar]').first().click(); // click 2: an exemplar trace of the failing path
     await page.waitForURL(/\/trace\/[0-9a-f]{32}/);
     await page.waitForSelector('[data-testid="root-cause-summary"]');
     assert.equal(await page.textContent('[data-testid="root-cause-hop"]'), 'c c-1 @node-3');
