@@ -33,9 +33,20 @@ export function renderPath(path: TracePath): string {
   return lines.join('\n') + '\n';
 }
 
-export async function runPath(argv: string[]): Promise<number> {
+/** Where to see the same trace next: the web UI's deep link and the JSON call. */
+export function linksOf(queryUrl: string, traceId: string): string {
+  const base = queryUrl.replace(/\/+$/, '');
+  return `\nin the browser: ${base}/trace/${traceId}\nas JSON:        curl -s ${base}/api/v1/traces/${traceId}/path\n`;
+}
+
+/** Where the command writes; tests pass their own. */
+export interface Output {
+  write(text: string): unknown;
+}
+
+export async function runPath(argv: string[], out: Output = process.stdout, err: Output = process.stderr): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(helpText('tracemesh path <trace-id> [flags]', "Prints a trace's path across pods and names the hop where its failure began.", PATH_FLAGS));
+    out.write(helpText('tracemesh path <trace-id> [flags]', "Prints a trace's path across pods and names the hop where its failure began.", PATH_FLAGS));
     return 0;
   }
   const flags = parseFlags(PATH_FLAGS, argv);
@@ -56,9 +67,10 @@ export async function runPath(argv: string[]): Promise<number> {
     } catch {
       /* not JSON */
     }
-    process.stderr.write(`tracemesh path: ${res.status}: ${message}\n`);
+    err.write(`tracemesh path: ${res.status}: ${message}\n`);
     return res.status === 404 ? 3 : 1;
   }
-  process.stdout.write(flags.json ? text + '\n' : renderPath(JSON.parse(text) as TracePath));
+  const path = flags.json ? undefined : (JSON.parse(text) as TracePath);
+  out.write(path ? renderPath(path) + linksOf(flags['query-url'], path.traceId) : text + '\n');
   return 0;
 }

@@ -17,6 +17,7 @@ import { createAppTracing, injectHeaders, SpanKind, type AppTracing } from '../c
 import { snapshotOf, StaticEndpointSource } from '../sidecar/endpoints/endpoints.ts';
 import { startSidecar, type Sidecar } from '../sidecar/sidecar.ts';
 import type { TracePath } from '../query-api/path/model.ts';
+import { runPath } from '../cli/path.ts';
 import { createTestDatabase, eventually, type TestDatabase } from './support/clickhouse.ts';
 import { drawnGraph, graphPoint, launchBrowser, screenshot, type TestBrowser, type WatchedPage } from './support/browser.ts';
 
@@ -226,5 +227,22 @@ void describe('web UI over a real mesh', () => {
     await screenshot(deep.page, 'trace-dark');
     assertNoErrors(deep);
     await deep.close();
+  });
+
+  void it('tracemesh path prints the UI link next to the curl command, and the link opens the trace', async () => {
+    const id = failedTraces.at(-1)!;
+    let stdout = '';
+    let stderr = '';
+    const code = await runPath([id, '--query-url', base], { write: (t: string) => (stdout += t) }, { write: (t: string) => (stderr += t) });
+    assert.equal(code, 0, stderr);
+    const link = /in the browser: (\S+)/.exec(stdout)?.[1];
+    assert.equal(link, `${base}/trace/${id}`);
+    assert.match(stdout, new RegExp(`as JSON: +curl -s ${base}/api/v1/traces/${id}/path`));
+    const w = await browser.page();
+    await w.page.goto(link);
+    await w.page.waitForSelector('[data-testid="root-cause-summary"]');
+    assert.equal(await w.page.getAttribute('.row-hop.hop-root-cause', 'data-pod'), 'c-1');
+    assertNoErrors(w);
+    await w.close();
   });
 });

@@ -374,6 +374,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   out('');
   out(`  ClickHouse      ${backend.clickhouse.url}${backend.clickhouse.embedded ? ` (embedded, data in ${backend.clickhouse.dataDir})` : ''}`);
   out(`  OTLP gRPC       http://127.0.0.1:${backend.collector.grpcPort}     OTLP HTTP  http://127.0.0.1:${backend.collector.httpPort}`);
+  out(`  Web UI          ${queryUrl}/   (service graph; failing paths: ${queryUrl}/paths; search: ${queryUrl}/search)`);
   out(`  Query API       ${queryUrl}   (Jaeger API: ${queryUrl}/api/services, OpenAPI: ${queryUrl}/openapi.json)`);
   out(`  Collector       http://127.0.0.1:${backend.collector.adminPort}/metrics`);
   out(`  Outcomes        ${backend.outcomes?.adminUrl ?? ''}/metrics   failing paths: ${queryUrl}/api/v1/paths   alerts: ${backend.outcomes?.adminUrl ?? ''}/debug/alerts`);
@@ -412,6 +413,7 @@ export async function runDemo(argv: string[]): Promise<number> {
       printedExample = true;
       out('');
       out('  A failed request, and where its failure began:');
+      out(`    ${queryUrl}/trace/${stats.exampleTraceId}   (in the browser)`);
       out(`    curl -s ${queryUrl}/api/v1/traces/${stats.exampleTraceId}/path`);
       out(`    npm run tracemesh -- path ${stats.exampleTraceId} --query-url ${queryUrl}`);
       out('');
