@@ -82,6 +82,7 @@ interface GraphProbe {
   drawn(): { id: string; health: string; label: string }[];
   layoutMs: number;
   elements: number;
+  firstPaintMs: number | undefined;
 }
 type WithProbe = { tracemeshGraph?: GraphProbe };
 
@@ -97,9 +98,9 @@ export async function graphPoint(page: Page, id: string): Promise<{ x: number; y
 }
 
 /** Time of the graph's last layout in ms, and the number of elements laid out. */
-export function graphLayout(page: Page): Promise<{ layoutMs: number; elements: number }> {
+export function graphLayout(page: Page): Promise<{ layoutMs: number; elements: number; firstPaintMs: number | undefined }> {
   return page.evaluate(() => {
     const p = (globalThis as WithProbe).tracemeshGraph;
-    return { layoutMs: p?.layoutMs ?? -1, elements: p?.elements ?? 0 };
+    return { layoutMs: p?.layoutMs ?? -1, elements: p?.elements ?? 0, firstPaintMs: p?.firstPaintMs };
   });
 }

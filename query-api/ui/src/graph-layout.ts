@@ -13,7 +13,7 @@ export function layoutGraph(cy: cytoscape.Core): void {
   cy.batch(() => {
     cy.nodes().forEach((n) => {
       const p = n.position();
-      n.position({ x: p.y * 1.6, y: p.x * 0.9 });
+      n.position({ x: p.y * 2.4, y: p.x * 0.9 });
     });
   });
   cy.fit(undefined, 48);

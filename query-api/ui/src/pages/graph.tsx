@@ -102,6 +102,8 @@ interface GraphProbe {
   drawn(): { id: string; health: string; label: string }[];
   layoutMs: number;
   elements: number;
+  /** performance.now() of the first frame that showed a laid-out graph (ms since navigation). */
+  firstPaintMs: number | undefined;
 }
 declare global {
   interface Window {
@@ -157,6 +159,7 @@ function GraphCanvas({ graph, focus, windowParam, onHover }: GraphCanvasProps): 
       drawn: () => c.elements().map((el) => ({ id: el.id(), health: String(el.data('health')), label: String(el.data('label')) })),
       layoutMs: 0,
       elements: 0,
+      firstPaintMs: undefined,
     };
     window.tracemeshGraph = probe;
     const scheme = matchMedia('(prefers-color-scheme: dark)');
@@ -210,6 +213,8 @@ function GraphCanvas({ graph, focus, windowParam, onHover }: GraphCanvasProps): 
       if (probe) {
         probe.layoutMs = performance.now() - started;
         probe.elements = c.elements().length;
+        // cytoscape draws on the next animation frame; the frame after it has been shown.
+        if (probe.firstPaintMs === undefined) requestAnimationFrame(() => requestAnimationFrame(() => (probe.firstPaintMs ??= performance.now())));
       }
     }
     c.$('.focus').removeClass('focus');
