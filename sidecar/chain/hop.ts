@@ -154,6 +154,8 @@ export abstract class HopState {
   retryInFlight = false;
   /** gRPC: the status the client was given (`grpc-status`), -1 until known. */
   grpcStatus = -1;
+  /** The `x-tracemesh-error` of a 5xx answer from a peer sidecar (set by the codecs at the response head). */
+  upstreamMeshError: string | undefined = undefined;
   /** The chosen endpoint was ejected by outlier detection when a retry had to pick again. */
   endpointEjected = false;
   /** Inbound: how the peer connected; outbound: how this sidecar reached the endpoint. */

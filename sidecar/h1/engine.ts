@@ -711,6 +711,10 @@ function startResponse(ex: H1Exchange, conn: UpstreamConnection, head: ResponseH
   const d = ex.down;
   const kind = responseBodyKind(ex.method, head);
   ex.status = head.status;
+  if (head.status >= 500) {
+    const i = head.names.indexOf(MESH_ERROR_HEADER);
+    ex.upstreamMeshError = i === -1 ? undefined : head.values[i];
+  }
   ex.resBody.reset(kind, head.contentLength);
   ex.upstreamClose = head.close || kind === 'close';
   // Over mTLS, a peer sidecar that refused this sidecar's certificate answers 403

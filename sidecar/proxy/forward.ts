@@ -11,7 +11,7 @@
 import { editObject } from '../routing/headers.ts';
 import { request, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import { constants as h2constants, type ClientHttp2Stream, type Http2ServerResponse, type IncomingHttpHeaders as H2IncomingHeaders, type IncomingHttpStatusHeader } from 'node:http2';
-import { MESH_ERROR } from '../../common/semconv.ts';
+import { MESH_ERROR, MESH_ERROR_HEADER } from '../../common/semconv.ts';
 import type { FailureKind } from '../chain/chain.ts';
 import { EXPECTED_TIMEOUT_HEADER } from '../chain/hop.ts';
 import type { Endpoint } from '../endpoints/endpoints.ts';
@@ -343,6 +343,10 @@ function onH2Response(this: ClientHttp2Stream, headers: H2IncomingHeaders & Inco
   ex.timer = undefined;
   const trailersOnly = ex.grpc && (flags & h2constants.NGHTTP2_FLAG_END_STREAM) !== 0;
   ex.status = headers[':status'] ?? 502;
+  if (ex.status >= 500) {
+    const m = headers[MESH_ERROR_HEADER];
+    ex.upstreamMeshError = typeof m === 'string' ? m : undefined;
+  }
   if (trailersOnly) {
     const g = headers['grpc-status'];
     if (typeof g === 'string' && g !== '') ex.grpcStatus = Number(g);

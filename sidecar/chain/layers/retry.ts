@@ -69,6 +69,8 @@ export interface RetryOptions {
 }
 
 const BUDGET = 'retry-budget';
+/** Mesh errors a peer sidecar answers with when the request never reached its app. */
+const UNREACHED = new Set<string>([MESH_ERROR.connectionRefused, MESH_ERROR.noEndpoint, MESH_ERROR.circuitOpen, 'OVERLOADED']);
 const REASON: Readonly<Record<string, string>> = {
   connect: 'connect_failure',
   refused: 'refused_stream',
@@ -139,7 +141,9 @@ export function retryLayer(o: RetryOptions): Layer {
       const on = o.on;
       const grpc = hop.grpcStatus;
       const byGrpc = grpc > 0 && on.grpcStatuses.has(grpc);
-      const byStatus = IDEMPOTENT.has(hop.method) && (on.statuses.has(hop.status) || (on.any5xx && hop.status >= 500));
+      // A peer sidecar's own answer that the request never reached its app is a connect failure.
+      const unreached = hop.upstreamMeshError !== undefined && UNREACHED.has(hop.upstreamMeshError) && on.connectFailure;
+      const byStatus = unreached || (IDEMPOTENT.has(hop.method) && (on.statuses.has(hop.status) || (on.any5xx && hop.status >= 500)));
       if (!byGrpc && !byStatus) return false;
       const what = byGrpc ? `gRPC status ${grpc}` : `status ${hop.status}`;
       const error = new ProxyError(MESH_ERROR.upstreamReset, `${hop.endpoint?.address ?? 'the endpoint'} answered ${what}; retried`);

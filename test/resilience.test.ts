@@ -1,0 +1,221 @@
+// Resilience through real sidecars (plaintext mesh, real sockets): an endpoint killed under
+// steady load, the retry budget in a full outage, outlier ejection, a circuit breaker, the
+// app's health on the admin port, and one timeout reported once.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Agent, request } from 'node:http';
+import { ATTR, MESH_ERROR } from '../common/semconv.ts';
+import { DEFAULT_RETRY_ON } from '../sidecar/resilience/retry-policy.ts';
+import { closedPort, httpRequest, startServer, startTestSidecar, waitFor, type TestServer, type TestSidecar } from '../sidecar/testing/harness.ts';
+
+function get(port: number, agent: Agent, host: string, path = '/'): Promise<number> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path, agent, headers: { host } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', () => resolve(-1));
+    });
+    req.on('error', () => resolve(-1));
+    req.end();
+  });
+}
+
+async function metric(t: TestSidecar, name: string, labels: Record<string, string>): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${t.sidecar.adminPort}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name + '{')) continue;
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+void describe('resilience through real sidecars', () => {
+  const apps: TestServer[] = [];
+  const backs: TestSidecar[] = [];
+  let a: TestSidecar;
+
+  before(async () => {
+    for (let i = 1; i <= 3; i++) {
+      const app = await startServer((req, res) => {
+        if (req.url === '/slow') {
+          setTimeout(() => res.end('late'), 600);
+          return;
+        }
+        if (req.url === '/flaky' && i === 3) {
+          res.writeHead(500);
+          res.end('broken');
+          return;
+        }
+        res.end(`b-${i}`);
+      });
+      apps.push(app);
+      backs.push(await startTestSidecar({ service: 'b', pod: `b-${i}`, appPort: app.port, drainTimeoutMs: 200 }));
+    }
+    const dead = [await closedPort(), await closedPort()];
+    a = await startTestSidecar(
+      // Retries on, for gateway errors too (a killed pod's sidecar answers 502 for the calls its app dropped).
+      { service: 'a', appPort: 1, outboundTimeoutMs: 400, retryBudgetMinPerSecond: 1, retryOn: [...DEFAULT_RETRY_ON, 'gateway-error'], outlierConsecutive5xx: 3, outlierConsecutiveGatewayErrors: 3, outlierIntervalMs: 60_000 },
+      {
+        b: backs.map((s, i) => ({ address: `127.0.0.1:${s.sidecar.inboundPort}`, pod: `b-${i + 1}` })),
+        dead: dead.map((p, i) => ({ address: `127.0.0.1:${p}`, pod: `dead-${i + 1}` })),
+        flaky: backs.map((s, i) => ({ address: `127.0.0.1:${s.sidecar.inboundPort}`, pod: `b-${i + 1}` })),
+      },
+    );
+  });
+  after(async () => {
+    await a.close();
+    for (const s of backs) await s.close();
+    for (const app of apps) app.server.close();
+  });
+
+  void it('a slow app is reported once, by its own sidecar (no double blame)', async () => {
+    const r = await httpRequest(a.sidecar.outboundPort, { path: '/slow', headers: { host: 'b', 'x-request-id': 'slow-1' } });
+    assert.equal(r.status, 504);
+    const body = JSON.parse(r.body) as { error: { code: string; hop: { service: string }; message: string } };
+    assert.equal(body.error.code, MESH_ERROR.timeout);
+    assert.equal(body.error.hop.service, 'b', 'the sidecar beside the slow app answered');
+    assert.match(body.error.message, /local app/);
+    const aSpan = await waitFor(async () => (await a.finishedSpans()).find((s) => s.attributes[ATTR.requestId] === 'slow-1' && s.attributes[ATTR.meshRetryRecovered] === undefined), 'a span');
+    assert.equal(aSpan.attributes[ATTR.meshErrorCode], undefined, 'the caller relayed the failure instead of timing out itself');
+  });
+
+  void it('fails over to healthy endpoints and ejects one that keeps failing', async () => {
+    // Round robin keeps sending to the failing endpoint (peak EWMA would already avoid it), so
+    // outlier detection is what takes it out.
+    const rr = await startTestSidecar(
+      { service: 'rr', appPort: 1, lbPolicy: 'round_robin', outlierConsecutive5xx: 3, outlierConsecutiveGatewayErrors: 3, outlierIntervalMs: 60_000 },
+      { flaky: backs.map((s, i) => ({ address: `127.0.0.1:${s.sidecar.inboundPort}`, pod: `b-${i + 1}` })) },
+    );
+    const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+    const codes: number[] = [];
+    for (let i = 0; i < 30; i++) codes.push(await get(rr.sidecar.outboundPort, agent, 'flaky', '/flaky'));
+    agent.destroy();
+    const a = rr;
+    // b-3 answers 500 (not retried by default: POST-safe statuses are 503 only); after 3 in a row it is ejected.
+    assert.ok(codes.filter((c) => c === 500).length <= 3, `500s: ${codes.filter((c) => c === 500).length}`);
+    const clusters = (await (await fetch(`http://127.0.0.1:${a.sidecar.adminPort}/debug/clusters`)).json()) as { clusters: Record<string, { endpoints: Array<{ pod: string; ejected: boolean }> }> };
+    assert.deepEqual(clusters.clusters['flaky']!.endpoints.filter((e) => e.ejected).map((e) => e.pod), ['b-3']);
+    assert.equal(await metric(a, 'tracemesh_outlier_ejections_total', { destination_service: 'flaky' }), 1);
+    const ejecting = (await a.finishedSpans()).find((s) => s.attributes[ATTR.meshEndpointEjected] === true);
+    assert.ok(ejecting, 'the try that ejected the endpoint says so');
+    assert.equal(ejecting.attributes[ATTR.meshEndpointPod], 'b-3');
+    await rr.close();
+  });
+
+  void it('keeps the retry budget in a full outage: no retry storm', async (t) => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 10 });
+    const n = 200;
+    const codes = await Promise.all(Array.from({ length: n }, () => get(a.sidecar.outboundPort, agent, 'dead')));
+    agent.destroy();
+    assert.ok(codes.every((c) => c === 502), 'every request fails: the service is down');
+    const retries = await metric(a, 'tracemesh_retries_total', { destination_service: 'dead' });
+    // Refused by the budget, or first by the max_retries breaker (3 retries in flight).
+    const refused = await metric(a, 'tracemesh_circuit_open_total', { destination_service: 'dead' });
+    // Budget: 20% of the requests of the last 10 s plus a floor of 1/s × 10 s (set by the test).
+    assert.ok(retries > 0, 'retries were tried');
+    assert.ok(retries <= 0.2 * n + 10, `retries ${retries} stay within the budget (≤ ${0.2 * n + 10}); without it there would be ${2 * n}`);
+    assert.ok(refused > 0, 'retries past the budget were refused and counted');
+    const spans = await a.finishedSpans();
+    assert.ok(spans.some((s) => s.attributes[ATTR.meshCircuitOpen] === 'retry_budget' || s.attributes[ATTR.meshCircuitOpen] === 'max_retries'));
+    t.diagnostic(`full outage: ${n} requests, ${retries} retries, ${refused} refused by the budget or max_retries`);
+  });
+
+  void it('loses at most 0.1% of idempotent requests when an endpoint is killed under steady load', async (t) => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+    let ok = 0;
+    let failed = 0;
+    const codes = new Map<number, number>();
+    let stop = false;
+    const loop = async (): Promise<void> => {
+      while (!stop) {
+        const c = await get(a.sidecar.outboundPort, agent, 'b');
+        if (c === 200) ok++;
+        else {
+          failed++;
+          codes.set(c, (codes.get(c) ?? 0) + 1);
+        }
+      }
+    };
+    const loops = Array.from({ length: 8 }, loop);
+    await waitFor(() => (ok > 300 ? true : undefined), 'steady load', 10_000);
+    // Kill b-2: its app's connections are cut and its sidecar goes away.
+    apps[1]!.server.closeAllConnections();
+    apps[1]!.server.close();
+    const killed = backs[1]!.close();
+    const atKill = ok;
+    await waitFor(() => (ok > atKill + 1500 ? true : undefined), 'load after the kill', 20_000);
+    stop = true;
+    await Promise.all(loops);
+    await killed;
+    agent.destroy();
+    const total = ok + failed;
+    const retried = await metric(a, 'tracemesh_retries_total', { destination_service: 'b' });
+    t.diagnostic(`killed endpoint: ${failed} of ${total} requests failed (${JSON.stringify([...codes])}), ${retried} retries`);
+    assert.ok(failed / total <= 0.001, `${failed} of ${total} requests failed`);
+  });
+});
+
+void describe('circuit breaker and app health', () => {
+  let app: TestServer;
+  let healthy = true;
+  let b: TestSidecar;
+  let a: TestSidecar;
+  const hanging: Array<() => void> = [];
+
+  before(async () => {
+    app = await startServer((req, res) => {
+      if (req.url === '/healthz') {
+        res.writeHead(healthy ? 200 : 500);
+        res.end();
+        return;
+      }
+      if (req.url === '/hang') {
+        hanging.push(() => res.end('done'));
+        return;
+      }
+      res.end('ok');
+    });
+    b = await startTestSidecar({ service: 'b', appPort: app.port, appHealthCheck: 'http:/healthz', appHealthIntervalMs: 30, appHealthUnhealthyThreshold: 2 });
+    a = await startTestSidecar({ service: 'a', appPort: 1, maxRequests: 2 }, { b: [{ address: `127.0.0.1:${b.sidecar.inboundPort}`, pod: 'b-1' }] });
+  });
+  after(async () => {
+    for (const h of hanging) h();
+    await a.close();
+    await b.close();
+    app.server.close();
+  });
+
+  void it('refuses requests past max_requests with 503 CIRCUIT_OPEN at once', async () => {
+    const first = [httpRequest(a.sidecar.outboundPort, { path: '/hang', headers: { host: 'b' } }), httpRequest(a.sidecar.outboundPort, { path: '/hang', headers: { host: 'b' } })];
+    await waitFor(() => (hanging.length === 2 ? true : undefined), 'two requests in flight');
+    const r = await httpRequest(a.sidecar.outboundPort, { path: '/', headers: { host: 'b', 'x-request-id': 'over' } });
+    assert.equal(r.status, 503);
+    assert.equal(r.headers['x-tracemesh-error'], MESH_ERROR.circuitOpen);
+    const span = await waitFor(async () => (await a.finishedSpans()).find((s) => s.attributes[ATTR.requestId] === 'over'), 'span');
+    assert.equal(span.attributes[ATTR.meshCircuitOpen], 'max_requests');
+    for (const h of hanging.splice(0)) h();
+    await Promise.all(first);
+    assert.equal((await httpRequest(a.sidecar.outboundPort, { headers: { host: 'b' } })).status, 200, 'closes again when load drops');
+  });
+
+  void it('serves the app health it checks on the admin port and folds it into /ready', async () => {
+    const health = async (): Promise<{ status: number; body: { status: string } }> => {
+      const r = await fetch(`http://127.0.0.1:${b.sidecar.adminPort}/health/app`);
+      return { status: r.status, body: (await r.json()) as { status: string } };
+    };
+    await waitFor(async () => ((await health()).body.status === 'healthy' ? true : undefined), 'healthy');
+    assert.equal((await fetch(`http://127.0.0.1:${b.sidecar.adminPort}/ready`)).status, 200);
+    healthy = false;
+    const down = await waitFor(async () => {
+      const h = await health();
+      return h.body.status === 'unhealthy' ? h : undefined;
+    }, 'unhealthy');
+    assert.equal(down.status, 503);
+    assert.equal((await fetch(`http://127.0.0.1:${b.sidecar.adminPort}/ready`)).status, 503);
+    assert.equal(await metric(b, 'tracemesh_app_healthy', {}), 0);
+    healthy = true;
+    await waitFor(async () => ((await health()).status === 200 ? true : undefined), 'healthy again');
+  });
+});
