@@ -40,7 +40,7 @@ void describe('resilience through real sidecars', () => {
     for (let i = 1; i <= 3; i++) {
       const app = await startServer((req, res) => {
         if (req.url === '/slow') {
-          setTimeout(() => res.end('late'), 600);
+          setTimeout(() => res.end('late'), 1500);
           return;
         }
         if (req.url === '/flaky' && i === 3) {
@@ -56,7 +56,7 @@ void describe('resilience through real sidecars', () => {
     const dead = [await closedPort(), await closedPort()];
     a = await startTestSidecar(
       // Retries on, for gateway errors too (a killed pod's sidecar answers 502 for the calls its app dropped).
-      { service: 'a', appPort: 1, outboundTimeoutMs: 400, retryBudgetMinPerSecond: 1, retryOn: [...DEFAULT_RETRY_ON, 'gateway-error'], outlierConsecutive5xx: 3, outlierConsecutiveGatewayErrors: 3, outlierIntervalMs: 60_000 },
+      { service: 'a', appPort: 1, outboundTimeoutMs: 1000, retryBudgetMinPerSecond: 1, retryOn: [...DEFAULT_RETRY_ON, 'gateway-error'], outlierConsecutive5xx: 3, outlierConsecutiveGatewayErrors: 3, outlierIntervalMs: 60_000 },
       {
         b: backs.map((s, i) => ({ address: `127.0.0.1:${s.sidecar.inboundPort}`, pod: `b-${i + 1}` })),
         dead: dead.map((p, i) => ({ address: `127.0.0.1:${p}`, pod: `dead-${i + 1}` })),

@@ -285,7 +285,7 @@ export abstract class HopState {
 /**
  * Request header an outbound sidecar sets to the time its try has left (ms), like Envoy's
  * `x-envoy-expected-rq-timeout-ms`. The inbound sidecar then times its app out a little
- * earlier (EXPECTED_TIMEOUT_MARGIN), so a slow app is reported once, by the sidecar beside it,
+ * earlier (10%, at least 100 ms), so a slow app is reported once, by the sidecar beside it,
  * and the caller relays that answer instead of timing out itself. Never reaches an app.
  */
 export const EXPECTED_TIMEOUT_HEADER = 'x-tracemesh-timeout-ms';
@@ -295,6 +295,6 @@ export function inboundTimeout(appTimeoutMs: number, header: string | undefined)
   if (header === undefined) return appTimeoutMs;
   const expected = Number(header);
   if (!Number.isInteger(expected) || expected <= 0) return appTimeoutMs;
-  const margin = Math.max(50, expected * 0.05);
+  const margin = Math.max(100, expected * 0.1);
   return Math.max(1, Math.min(appTimeoutMs, Math.round(expected - margin)));
 }
