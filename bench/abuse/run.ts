@@ -109,11 +109,10 @@ function frame(message: Buffer, compressed = false): Buffer {
   return f;
 }
 
-/** The leak case, repeated for the attack's duration: 4 calls of a complete 16 MiB message plus the start of a second. */
+/** The leak case, 3 rounds: 4 calls of a complete 16 MiB message plus the start of a second. */
 async function leakAttack(): Promise<void> {
-  const stopAt = Date.now() + SECONDS * 1000;
   const big = frame(Buffer.alloc(16 * MiB - 5, 0x0a));
-  while (Date.now() < stopAt) {
+  for (let round = 0; round < 3; round++) {
     const session = http2.connect(`http://127.0.0.1:${grpcPort}`);
     session.on('error', () => {});
     await Promise.all(
@@ -123,7 +122,8 @@ async function leakAttack(): Promise<void> {
         s.resume();
         s.write(big);
         s.write(frame(Buffer.alloc(100)).subarray(0, 20));
-        return new Promise((r) => s.on('close', r));
+        // Bounded: a stream the server never answered would show as a hang in the figures.
+        return Promise.race([new Promise((r) => s.on('close', r)), sleep(30_000)]);
       }),
     );
     session.destroy();
