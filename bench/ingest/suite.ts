@@ -99,7 +99,6 @@ export async function runIngest(result: SuiteResult, run: IngestRun): Promise<vo
     const ch: BenchClickHouse = await startClickHouse(run.install, run.say);
     stops.push(() => ch.stop());
     result.machine.clickhouseVersion = ch.version;
-    const database = `bench_ingest_${randomBytes(4).toString('hex')}`;
     // TRACEMESH_BENCH_INGEST_CPU_PROF=<dir>: the collector writes a V8 CPU profile there when it
     // stops (read it with bench/ingest/profile-top.ts). TRACEMESH_BENCH_INGEST_NODE_ARGS: more
     // Node.js options for the collector (e.g. --trace-gc; its output is in the run's logs).
@@ -108,9 +107,43 @@ export async function runIngest(result: SuiteResult, run: IngestRun): Promise<vo
     // TRACEMESH_BENCH_INGEST_COLLECTOR_ARGS: extra collector flags (e.g. --batch-size 50000).
     const extraArgs = (process.env['TRACEMESH_BENCH_INGEST_COLLECTOR_ARGS'] ?? '').split(' ').filter(Boolean);
     if (extraArgs.length > 0) result.notes.push(`collector flags: ${extraArgs.join(' ')}`);
-    const collector: CollectorProcess = await startCollectorProcess({ clickhouseUrl: ch.url, database, logDir, nodeArgs, extraArgs });
+    // The WAL's cost, side by side in one run: the collector as shipped (WAL on, fsync
+    // always, group commit) and with a memory-only queue (--wal-dir=).
+    const walDir = join(run.dir, 'wal');
+    const variants: [string, string[]][] = [
+      ['wal', ['--wal-dir', walDir]],
+      ['memory', ['--wal-dir=']],
+    ];
+    const byVariant: Record<string, IngestFigures> = {};
+    for (const [variantName, variantArgs] of variants) byVariant[variantName] = await ingestOnce(ch, run, result, logDir, { variantName, variantArgs, extraArgs, nodeArgs });
+    const wal = byVariant['wal']!;
+    const mem = byVariant['memory']!;
+    const walCost = {
+      throughputRatio: round(wal.endToEnd.spansPerSecond / mem.endToEnd.spansPerSecond, 3),
+      collectorCpuPerSpanRatio: round(wal.collector.cpuSecondsPer100kSpans / mem.collector.cpuSecondsPer100kSpans, 3),
+    };
+    run.say(`ingest: WAL on/off throughput ${walCost.throughputRatio}, collector CPU per span ${walCost.collectorCpuPerSpanRatio}`);
+    result.figures = { ...wal, variants: byVariant, walCost } as unknown as Record<string, unknown>;
+  } finally {
+    for (const s of stops.reverse()) await s().catch(() => {});
+  }
+}
+
+/** One ingest run against a fresh database, with the collector started with `variantArgs`. */
+async function ingestOnce(
+  ch: BenchClickHouse,
+  run: IngestRun,
+  result: SuiteResult,
+  logDir: string,
+  o: { readonly variantName: string; readonly variantArgs: readonly string[]; readonly extraArgs: readonly string[]; readonly nodeArgs: readonly string[] },
+): Promise<IngestFigures> {
+  const { variantName, variantArgs, extraArgs, nodeArgs } = o;
+  const stops: Array<() => Promise<void>> = [];
+  try {
+    const database = `bench_ingest_${randomBytes(4).toString('hex')}`;
+    const collector: CollectorProcess = await startCollectorProcess({ clickhouseUrl: ch.url, database, logDir, nodeArgs, extraArgs: [...extraArgs, ...variantArgs], name: `collector-${variantName}` });
     stops.push(() => collector.stop());
-    run.say(`collector (pid ${collector.child.pid}) on OTLP/gRPC :${collector.grpcPort}, database ${database}`);
+    run.say(`${variantName}: collector (pid ${collector.child.pid}) on OTLP/gRPC :${collector.grpcPort}, database ${database}`);
     const spansTable = `${database}.${tableName(resolveSchema({}, database), 'spans')}`;
 
     // Generators: started, then all told to go at once (SDK start-up is not measured). The
@@ -215,7 +248,7 @@ export async function runIngest(result: SuiteResult, run: IngestRun): Promise<vo
     const tables = (await chQuery(ch.url, `SELECT name FROM system.tables WHERE database = '${database}' AND engine LIKE '%MergeTree%' FORMAT TSV`)).trim().split('\n').filter(Boolean);
     for (const t of tables) await chQuery(ch.url, `OPTIMIZE TABLE ${database}.${t} FINAL`);
     figures.disk.afterOptimize = await diskFigures(ch.url, database, stored);
-    result.figures = figures as unknown as Record<string, unknown>;
+    return figures;
   } finally {
     for (const s of stops.reverse()) await s().catch(() => {});
   }
