@@ -48,7 +48,9 @@ export class EwmaTracker implements CallTracker {
    */
   cost(now: number): number {
     const w = Math.exp(-Math.max(0, now - this.stamp) / DECAY_MS);
-    return this.ewma * w * (this.active + 1);
+    // Calls in flight with no recent answer must not look free (Finagle's penalty for that case).
+    const rtt = this.active > 0 ? Math.max(this.ewma * w, DEFAULT_RTT_MS) : this.ewma * w;
+    return rtt * (this.active + 1);
   }
 }
 
