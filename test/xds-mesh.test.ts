@@ -169,7 +169,7 @@ void describe('a mesh on the control plane (self-registration, xDS over mTLS)', 
     assert.deepEqual(failed, []);
     assert.ok(ok > 50, `only ${ok} requests went through`);
     // The default balancer (peak EWMA) need not alternate; both must still be reachable.
-    await pollUntil('both backends answering after the restart', async () => ((await backendsSeen(frontend, 8)).size === 2 ? true : undefined));
+    await pollUntil('both backends answering after the restart', async () => ((await backendsSeen(frontend, 8)).size === 2 ? true : undefined), 30_000);
   });
 
   void it('drops an endpoint that shuts down, and the caller stops routing to it', async () => {
