@@ -1,7 +1,7 @@
 // gRPC status codes by name (grpc/doc/statuscodes.md), for code that reads
 // `rpc.grpc.status_code` and has to say which status it was.
 
-const NAMES: readonly string[] = [
+export const GRPC_STATUS_NAMES = [
   'OK',
   'CANCELLED',
   'UNKNOWN',
@@ -19,9 +19,10 @@ const NAMES: readonly string[] = [
   'UNAVAILABLE',
   'DATA_LOSS',
   'UNAUTHENTICATED',
-];
+] as const;
+export type GrpcStatusName = (typeof GRPC_STATUS_NAMES)[number];
 
 /** `INTERNAL` for 13; the number as text for a code outside the spec. */
 export function grpcStatusName(code: number): string {
-  return NAMES[code] ?? String(code);
+  return (GRPC_STATUS_NAMES as readonly string[])[code] ?? String(code);
 }

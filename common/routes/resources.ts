@@ -6,6 +6,7 @@
 
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
+import { GRPC_STATUS_NAMES, type GrpcStatusName } from '../grpc-status.ts';
 
 export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
 export const HTTP_ROUTE_VERSIONS: readonly string[] = ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'];
@@ -185,26 +186,7 @@ export interface FaultInjection {
   };
 }
 
-export const GRPC_STATUS_NAMES = [
-  'OK',
-  'CANCELLED',
-  'UNKNOWN',
-  'INVALID_ARGUMENT',
-  'DEADLINE_EXCEEDED',
-  'NOT_FOUND',
-  'ALREADY_EXISTS',
-  'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED',
-  'FAILED_PRECONDITION',
-  'ABORTED',
-  'OUT_OF_RANGE',
-  'UNIMPLEMENTED',
-  'INTERNAL',
-  'UNAVAILABLE',
-  'DATA_LOSS',
-  'UNAUTHENTICATED',
-] as const;
-export type GrpcStatusName = (typeof GRPC_STATUS_NAMES)[number];
+export { GRPC_STATUS_NAMES, type GrpcStatusName };
 
 /** An edge listener of a Gateway (ingress mode). */
 export interface GatewayListener {

@@ -7,6 +7,7 @@ import type { Http2ServerResponse } from 'node:http2';
 import { ATTR, MESH_ERROR_HEADER, type MeshErrorCode } from '../../common/semconv.ts';
 import type { Hop, ProxyError } from '../errors.ts';
 import type { Exchange } from './exchange.ts';
+import { grpcStatusName } from '../../common/grpc-status.ts';
 
 /** The gRPC status codes the proxy produces or reasons about (grpc/doc/statuscodes.md). */
 export const GRPC_STATUS = {
@@ -22,30 +23,7 @@ export const GRPC_STATUS = {
   UNAUTHENTICATED: 16,
 } as const;
 
-const STATUS_NAMES = [
-  'OK',
-  'CANCELLED',
-  'UNKNOWN',
-  'INVALID_ARGUMENT',
-  'DEADLINE_EXCEEDED',
-  'NOT_FOUND',
-  'ALREADY_EXISTS',
-  'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED',
-  'FAILED_PRECONDITION',
-  'ABORTED',
-  'OUT_OF_RANGE',
-  'UNIMPLEMENTED',
-  'INTERNAL',
-  'UNAVAILABLE',
-  'DATA_LOSS',
-  'UNAUTHENTICATED',
-];
-
-/** The name of a gRPC status code (`UNAVAILABLE`), or the number for codes outside the spec. */
-export function grpcStatusName(code: number): string {
-  return STATUS_NAMES[code] ?? String(code);
-}
+export { grpcStatusName };
 
 /**
  * Whether a content-type names a gRPC call: `application/grpc`, `application/grpc+proto`,
