@@ -3,12 +3,13 @@
 // watched for edits. A broken edit keeps the last good set, so a typo never drops the mesh's
 // policies.
 
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { ConfigError } from '../errors.ts';
 import { silentLogger, type Logger } from '../logger.ts';
 import { WatchedSource, type WatchTarget } from '../watched-source.ts';
+import { listYamlFiles, readYamlSources } from '../yaml-files.ts';
 import {
   authorizationPolicySchema,
   fieldPath,
@@ -128,63 +129,16 @@ function asList(paths: string | readonly string[]): readonly string[] {
   return typeof paths === 'string' ? [paths] : paths;
 }
 
-function readProblem(path: string, err: unknown): ConfigError {
-  return new ConfigError(`cannot read policy path ${path}: ${(err as Error).message}`, { cause: err });
-}
-
 /**
- * The files behind `paths`: a file as given, a directory as its `*.yaml` / `*.yml` files
- * (not recursive, dot-files skipped, so a ConfigMap mount's `..data` is not read twice),
- * sorted by name. A file named twice is read once.
+ * The policy files behind `paths` (see listYamlFiles: a directory's `*.yaml` / `*.yml` files,
+ * dot-files skipped, sorted, each file once).
  */
-export async function listPolicyFiles(paths: string | readonly string[]): Promise<string[]> {
-  const out: string[] = [];
-  const seen = new Set<string>();
-  const push = (file: string) => {
-    const key = resolve(file);
-    if (!seen.has(key)) {
-      seen.add(key);
-      out.push(file);
-    }
-  };
-  for (const path of asList(paths)) {
-    let isDir: boolean;
-    try {
-      isDir = (await stat(path)).isDirectory();
-    } catch (err) {
-      throw readProblem(path, err);
-    }
-    if (!isDir) {
-      push(path);
-      continue;
-    }
-    let names: string[];
-    try {
-      names = (await readdir(path)).filter((n) => !n.startsWith('.') && YAML_FILE.test(n)).sort();
-    } catch (err) {
-      throw readProblem(path, err);
-    }
-    for (const name of names) {
-      const file = join(path, name);
-      // Directory entries may be symlinks (ConfigMap mounts); follow them, skip sub-directories.
-      const st = await stat(file).catch(() => undefined);
-      if (st?.isFile() === true) push(file);
-    }
-  }
-  return out;
+export function listPolicyFiles(paths: string | readonly string[]): Promise<string[]> {
+  return listYamlFiles(paths, 'policy');
 }
 
-async function readSources(paths: string | readonly string[]): Promise<PolicySource[]> {
-  const files = await listPolicyFiles(paths);
-  return Promise.all(
-    files.map(async (file) => {
-      try {
-        return { file, text: await readFile(file, 'utf8') };
-      } catch (err) {
-        throw readProblem(file, err);
-      }
-    }),
-  );
+function readSources(paths: string | readonly string[]): Promise<PolicySource[]> {
+  return readYamlSources(paths, 'policy');
 }
 
 /** Reads and validates YAML files and directories of them. Throws a ConfigError naming the problem. */
