@@ -50,6 +50,13 @@ export const ATTR = {
   meshRetryReason: 'mesh.retry.reason',
   /** Set to true on the span of a failed try that was retried (a recovered failure when the hop succeeded). */
   meshRetryRecovered: 'mesh.retry.retried',
+  /**
+   * On the span of a retried try that the peer answered: the span id the peer named in its
+   * `traceresponse` (its sidecar's server span). Every try carries the hop span's id in
+   * `traceparent`, so that server span's parent is the hop span; the path analysis moves it
+   * under the try that caused it.
+   */
+  meshRetryPeerSpanId: 'mesh.retry.peer_span_id',
   /** The load-balancing policy that chose the endpoint (`peak_ewma`, `round_robin`, …). */
   meshLbPolicy: 'mesh.lb.policy',
   /** An endpoint was ejected by outlier detection because of this try (its address), or the pick avoided ejected ones. */

@@ -280,6 +280,15 @@ export function formatTraceresponse(traceId: string, spanId: string, traceFlags:
   return formatTraceparent(traceId, spanId, traceFlags);
 }
 
+const TRACERESPONSE_00 = /^00-[0-9a-f]{32}-([0-9a-f]{16})-[0-9a-f]{2}$/;
+
+/** The span id of a well-formed version-00 `traceresponse`, else undefined (never throws). */
+export function spanIdOfTraceresponse(value: string | undefined): string | undefined {
+  if (value === undefined || value.length !== 55) return undefined;
+  const id = TRACERESPONSE_00.exec(value)?.[1];
+  return id === undefined || id === '0000000000000000' ? undefined : id;
+}
+
 /**
  * The `traceresponse` a proxy adds for the span that served a request (`span`, with the
  * sampler's flags), given the trace context the request came with.

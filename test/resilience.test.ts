@@ -104,6 +104,43 @@ void describe('resilience through real sidecars', () => {
     await rr.close();
   });
 
+  void it('a retry that succeeds after a peer answered CONNECTION_REFUSED is not retried again', async () => {
+    // r-1's app is down (its sidecar answers 502 CONNECTION_REFUSED, a connect failure the
+    // caller retries); r-2 is healthy. Round robin sends every other first try to r-1.
+    const refusing = await startTestSidecar({ service: 'r', pod: 'r-1', appPort: await closedPort(), drainTimeoutMs: 200 });
+    const rr = await startTestSidecar(
+      { service: 'rr2', appPort: 1, lbPolicy: 'round_robin', retryBudgetMinPerSecond: 100, outlierConsecutiveGatewayErrors: 0, outlierConsecutive5xx: 0 },
+      {
+        r: [
+          { address: `127.0.0.1:${refusing.sidecar.inboundPort}`, pod: 'r-1' },
+          { address: `127.0.0.1:${backs[0]!.sidecar.inboundPort}`, pod: 'r-2' },
+        ],
+      },
+    );
+    try {
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      const codes: number[] = [];
+      for (let i = 0; i < 10; i++) codes.push(await get(rr.sidecar.outboundPort, agent, 'r'));
+      agent.destroy();
+      assert.deepEqual(codes, Array.from({ length: 10 }, () => 200), 'every request ends with the healthy endpoint\'s answer');
+      const spans = await waitFor(async () => {
+        const all = (await rr.finishedSpans()).filter((s) => s.attributes[ATTR.meshRetryRecovered] === true);
+        return all.length >= 5 ? all : undefined;
+      }, 'the spans of the failed tries');
+      const refused = new Set((await refusing.finishedSpans()).map((s) => s.spanContext().spanId));
+      for (const s of spans) {
+        assert.equal(s.attributes[ATTR.meshEndpointPod], 'r-1', 'only tries at the refusing endpoint failed');
+        // The try names the span that answered it (from the peer's traceresponse), so the path
+        // analysis can hang r-1's CONNECTION_REFUSED under this try.
+        const peer = s.attributes[ATTR.meshRetryPeerSpanId];
+        assert.ok(typeof peer === 'string' && refused.has(peer), `peer span ${String(peer)} is one of r-1's`);
+      }
+    } finally {
+      await rr.close();
+      await refusing.close();
+    }
+  });
+
   void it('keeps the retry budget in a full outage: no retry storm', async (t) => {
     const agent = new Agent({ keepAlive: true, maxSockets: 10 });
     const n = 200;

@@ -222,6 +222,35 @@ void describe('reconstructPath: root cause', () => {
     assert.equal(sumSegments(p), 100_000_000n);
   });
 
+  void it('hangs the answer to a retried try under that try, as the try span names it (mesh.retry.peer_span_id)', () => {
+    // What a sidecar writes: every try sends the hop span's id, so both payments server spans
+    // are children of the hop span; the failed try's span is a sibling of the hop span.
+    const b = new TraceBuilder();
+    const fe = b.server(FRONTEND, undefined, { startMs: 0, durationMs: 100, http: 200 });
+    const c1 = b.client(fe, { startMs: 1, durationMs: 98, http: 200, to: CHECKOUT });
+    const co = b.server(CHECKOUT, c1, { startMs: 2, durationMs: 96, http: 200 });
+    const hop = b.client(co, { startMs: 3, durationMs: 60, http: 200, to: pod('payments', 2, 'node-4'), retryAttempt: 1 });
+    const refused = b.server(PAYMENTS, hop, { startMs: 4, durationMs: 2, http: 502, attrs: { [ATTR.meshErrorCode]: MESH_ERROR.connectionRefused } });
+    b.client(co, { startMs: 3, durationMs: 4, http: 502, to: PAYMENTS, retryAttempt: 0, attrs: { [ATTR.meshRetryRecovered]: true, [ATTR.meshRetryPeerSpanId]: refused.spanId } });
+    b.server(pod('payments', 2, 'node-4'), hop, { startMs: 31, durationMs: 18, http: 200 });
+    const p = path(b);
+    assert.equal(p.status, 'ok');
+    assert.equal(p.rootCause, null);
+    assert.deepEqual(
+      p.recoveredErrors.map((r) => [r.pod, r.reason]),
+      [['payments-1', MESH_ERROR.connectionRefused]],
+    );
+    assert.deepEqual(p.completeness.unreportedPeers, [], 'each try has its peer\'s side');
+    const attempts = hopOf(p, (h) => h.service === 'checkout').children;
+    assert.deepEqual(
+      attempts.map((h) => [h.call?.retryAttempt, h.pod, h.status]),
+      [
+        [0, 'payments-1', 'error'],
+        [1, 'payments-2', 'ok'],
+      ],
+    );
+  });
+
   void it('reports no root cause but a recovered error when a retry succeeded', () => {
     const b = new TraceBuilder();
     const fe = b.server(FRONTEND, undefined, { startMs: 0, durationMs: 100, http: 200 });

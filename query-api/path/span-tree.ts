@@ -197,6 +197,26 @@ function adjustSkew(root: TreeSpan, adjust: boolean, w: Warnings): void {
   }
 }
 
+/**
+ * A sidecar's retried try names, in `mesh.retry.peer_span_id`, the server span that answered
+ * it. That span's parent is the hop's span (every try sends the hop's id), which is a sibling
+ * of the try's span: move it under the try, so the failed try is a call that reached its peer, not a hop
+ * whose peer never reported.
+ */
+function adoptRetriedAnswers(nodes: readonly TreeSpan[], byKey: ReadonlyMap<string, TreeSpan>): void {
+  for (const t of nodes) {
+    const peer = t.record.attributes.find((a) => a.key === ATTR.meshRetryPeerSpanId)?.value;
+    if (typeof peer !== 'string') continue;
+    const answer = byKey.get(peer);
+    // The try's span and the hop's span are siblings (same parent, same pod).
+    const hop = answer?.parent;
+    if (answer === undefined || hop === undefined || hop === t || hop.parent !== t.parent || !isServerLike(answer.record) || !sameLocation(hop.location, t.location)) continue;
+    hop.children.splice(hop.children.indexOf(answer), 1);
+    answer.parent = t;
+    t.children.push(answer);
+  }
+}
+
 /** Builds the tree. Throws nothing: an empty input is the caller's 404. */
 export function buildSpanTree(records: readonly SpanRecord[], options: SpanTreeOptions): SpanTree {
   if (records.length === 0) throw new Error('buildSpanTree needs at least one span');
@@ -236,6 +256,7 @@ export function buildSpanTree(records: readonly SpanRecord[], options: SpanTreeO
     n.parent = p;
     p.children.push(n);
   }
+  adoptRetriedAnswers(nodes, byKey);
   roots.sort(byStart);
   orphans.sort(byStart);
   let root = roots[0];

@@ -94,6 +94,8 @@ export interface FailedAttempt {
   readonly error: ProxyError;
   /** The upstream's status when the try was retried on its answer (0 otherwise). */
   readonly status: number;
+  /** The span id the upstream named in its `traceresponse` for this try's answer. */
+  readonly peerSpanId: string | undefined;
   readonly startMs: number;
   readonly endMs: number;
 }
@@ -156,6 +158,8 @@ export abstract class HopState {
   grpcStatus = -1;
   /** The `x-tracemesh-error` of a 5xx answer from a peer sidecar (set by the codecs at the response head). */
   upstreamMeshError: string | undefined = undefined;
+  /** The span id in the upstream's `traceresponse`, when its answer had one (set by the codecs at the response head). */
+  upstreamSpanId: string | undefined = undefined;
   /** The chosen endpoint was ejected by outlier detection when a retry had to pick again. */
   endpointEjected = false;
   /** Inbound: how the peer connected; outbound: how this sidecar reached the endpoint. */

@@ -22,7 +22,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Tracer } from '@opentelemetry/api';
 import { MESH_ERROR, MESH_ERROR_HEADER } from '../../common/semconv.ts';
-import { extractTraceContext, formatTraceparent, propagatedTraceFlags, TRACE_HEADERS, TRACERESPONSE, traceresponseFor, type TraceContextResult } from '../../common/trace-context.ts';
+import { extractTraceContext, formatTraceparent, propagatedTraceFlags, spanIdOfTraceresponse, TRACE_HEADERS, TRACERESPONSE, traceresponseFor, type TraceContextResult } from '../../common/trace-context.ts';
 import { PENDING, type Chain, type FailureKind } from '../chain/chain.ts';
 import { EXPECTED_TIMEOUT_HEADER, HopState, inboundTimeout, type DownstreamSecurity, type HopInit, type HopScope } from '../chain/hop.ts';
 import type { Endpoint } from '../endpoints/endpoints.ts';
@@ -711,10 +711,11 @@ function startResponse(ex: H1Exchange, conn: UpstreamConnection, head: ResponseH
   const d = ex.down;
   const kind = responseBodyKind(ex.method, head);
   ex.status = head.status;
-  if (head.status >= 500) {
-    const i = head.names.indexOf(MESH_ERROR_HEADER);
-    ex.upstreamMeshError = i === -1 ? undefined : head.values[i];
-  }
+  // Set on every answer: a retried try's mesh error must not stick to the next try's answer.
+  const i = head.status >= 500 ? head.names.indexOf(MESH_ERROR_HEADER) : -1;
+  ex.upstreamMeshError = i === -1 ? undefined : head.values[i];
+  const t = head.names.indexOf(TRACERESPONSE);
+  ex.upstreamSpanId = t === -1 ? undefined : spanIdOfTraceresponse(head.values[t]);
   ex.resBody.reset(kind, head.contentLength);
   ex.upstreamClose = head.close || kind === 'close';
   // Over mTLS, a peer sidecar that refused this sidecar's certificate answers 403

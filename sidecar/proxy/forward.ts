@@ -15,7 +15,7 @@ import { MESH_ERROR, MESH_ERROR_HEADER } from '../../common/semconv.ts';
 import type { FailureKind } from '../chain/chain.ts';
 import { EXPECTED_TIMEOUT_HEADER } from '../chain/hop.ts';
 import type { Endpoint } from '../endpoints/endpoints.ts';
-import { TRACERESPONSE, traceresponseFor } from '../../common/trace-context.ts';
+import { spanIdOfTraceresponse, TRACERESPONSE, traceresponseFor } from '../../common/trace-context.ts';
 import { ProxyError, synthesizeResponse, upstreamError } from '../errors.ts';
 import type { H2Pool } from '../transport/h2-pool.ts';
 import type { DownstreamRequest, DownstreamResponse, Exchange } from './exchange.ts';
@@ -343,10 +343,11 @@ function onH2Response(this: ClientHttp2Stream, headers: H2IncomingHeaders & Inco
   ex.timer = undefined;
   const trailersOnly = ex.grpc && (flags & h2constants.NGHTTP2_FLAG_END_STREAM) !== 0;
   ex.status = headers[':status'] ?? 502;
-  if (ex.status >= 500) {
-    const m = headers[MESH_ERROR_HEADER];
-    ex.upstreamMeshError = typeof m === 'string' ? m : undefined;
-  }
+  // Set on every answer: a retried try's mesh error must not stick to the next try's answer.
+  const m = ex.status >= 500 ? headers[MESH_ERROR_HEADER] : undefined;
+  ex.upstreamMeshError = typeof m === 'string' ? m : undefined;
+  const t = headers[TRACERESPONSE];
+  ex.upstreamSpanId = typeof t === 'string' ? spanIdOfTraceresponse(t) : undefined;
   if (trailersOnly) {
     const g = headers['grpc-status'];
     if (typeof g === 'string' && g !== '') ex.grpcStatus = Number(g);

@@ -241,6 +241,7 @@ function recordFailedTries(tracer: Tracer, ex: HopState): void {
     if (a.status > 0) {
       attributes[ATTR.httpResponseStatusCode] = a.status;
       attributes[ATTR.errorType] = String(a.status);
+      if (a.peerSpanId !== undefined) attributes[ATTR.meshRetryPeerSpanId] = a.peerSpanId;
     } else {
       attributes[ATTR.meshErrorCode] = a.error.code;
       attributes[ATTR.errorType] = a.error.code;

@@ -24,7 +24,7 @@ export function retryable(hop: HopState, f: UpstreamFailure): boolean {
 
 /** Keeps the failed try for the telemetry (a recovered failure) before it is tried again. */
 export function recordFailedTry(hop: HopState, f: UpstreamFailure): void {
-  (hop.failedAttempts ??= []).push({ attempt: hop.attempt, endpoint: hop.endpoint, error: f.error, status: 0, startMs: hop.tryStartMs, endMs: performance.now() });
+  (hop.failedAttempts ??= []).push({ attempt: hop.attempt, endpoint: hop.endpoint, error: f.error, status: 0, peerSpanId: undefined, startMs: hop.tryStartMs, endMs: performance.now() });
 }
 
 /**
@@ -135,7 +135,7 @@ export function retryLayer(o: RetryOptions): Layer {
       const kindAllowed =
         f.kind === 'connect' ? on.connectFailure : f.kind === 'refused' ? on.refusedStream : f.kind === 'timeout' ? (on.timeout || o.perTryTimeout) && IDEMPOTENT.has(hop.method) : on.reset && IDEMPOTENT.has(hop.method);
       if (!kindAllowed) return false;
-      return schedule(hop, REASON[f.kind] ?? 'reset', { attempt: hop.attempt, endpoint: hop.endpoint, error: f.error, status: 0, startMs: hop.tryStartMs, endMs: performance.now() });
+      return schedule(hop, REASON[f.kind] ?? 'reset', { attempt: hop.attempt, endpoint: hop.endpoint, error: f.error, status: 0, peerSpanId: undefined, startMs: hop.tryStartMs, endMs: performance.now() });
     },
     onResponse(hop) {
       const on = o.on;
@@ -148,7 +148,8 @@ export function retryLayer(o: RetryOptions): Layer {
       const what = byGrpc ? `gRPC status ${grpc}` : `status ${hop.status}`;
       const error = new ProxyError(MESH_ERROR.upstreamReset, `${hop.endpoint?.address ?? 'the endpoint'} answered ${what}; retried`);
       const status = hop.status;
-      if (!schedule(hop, 'retriable_status', { attempt: hop.attempt, endpoint: hop.endpoint, error, status, startMs: hop.tryStartMs, endMs: performance.now() })) return false;
+      const peerSpanId = hop.upstreamSpanId;
+      if (!schedule(hop, 'retriable_status', { attempt: hop.attempt, endpoint: hop.endpoint, error, status, peerSpanId, startMs: hop.tryStartMs, endMs: performance.now() })) return false;
       hop.status = 0;
       hop.grpcStatus = -1;
       return true;
