@@ -95,6 +95,8 @@ export interface DemoStats {
   failed: number;
   /** Failed requests whose path was looked up, and what it named as the root cause. */
   readonly rootCauses: Map<string, RootCauseTally>;
+  /** In the same failed requests: failures the mesh recovered from (a retried try), by pod and reason. */
+  readonly recovered: Map<string, RootCauseTally>;
   /** A failed trace whose root cause the query API has already named. */
   exampleTraceId: string | undefined;
 }
@@ -124,6 +126,13 @@ interface Pod {
 
 /** How long after a request its spans are expected to be queryable (export + batch delays). */
 const SETTLE_MS = 4_000;
+/**
+ * A failed trace whose path still has hops with an unreported peer is looked at again later,
+ * until this age: on a loaded machine a sidecar's span can reach storage after SETTLE_MS, and
+ * a path read without the callee's side names the caller's view (a bare HTTP 502) instead of
+ * the callee's own reason.
+ */
+const MAX_SETTLE_MS = 30_000;
 
 export async function startDemo(options: DemoOptions): Promise<Demo> {
   const logger = options.logger;
@@ -273,7 +282,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
       cycle();
     }
 
-    const stats: DemoStats = { sent: 0, failed: 0, rootCauses: new Map(), exampleTraceId: undefined };
+    const stats: DemoStats = { sent: 0, failed: 0, rootCauses: new Map(), recovered: new Map(), exampleTraceId: undefined };
     const pending: { traceId: string; at: number }[] = [];
     const ingress = pods.filter((p) => p.spec === INGRESS).map((p) => p.sidecar.outboundPort);
     const loadTracing = createAppTracing(backend.otlpGrpcEndpoint, { 'service.name': 'loadgen' });
@@ -305,14 +314,19 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
         try {
           const res = await fetch(`${queryUrl}/api/v1/traces/${item.traceId}/path`);
           if (!res.ok) continue;
-          const body = (await res.json()) as { rootCause: { pod?: string; node?: string; reason?: string; meshErrorCode?: string | null } | null };
+          const body = (await res.json()) as {
+            rootCause: FailureSummary | null;
+            recoveredErrors?: FailureSummary[];
+            completeness?: { unreportedPeers?: unknown[] };
+          };
+          if ((body.completeness?.unreportedPeers?.length ?? 0) > 0 && Date.now() - item.at < MAX_SETTLE_MS) {
+            pending.push(item);
+            continue;
+          }
+          for (const r of body.recoveredErrors ?? []) countFailure(stats.recovered, r);
           const rc = body.rootCause;
           if (!rc) continue;
-          const pod = rc.pod ?? '?';
-          const key = `${pod}|${rc.meshErrorCode ?? rc.reason ?? ''}`;
-          const tally = stats.rootCauses.get(key) ?? { pod, node: rc.node ?? '?', reason: rc.meshErrorCode ?? rc.reason ?? 'error', count: 0 };
-          tally.count++;
-          stats.rootCauses.set(key, tally);
+          countFailure(stats.rootCauses, rc);
           stats.exampleTraceId ??= item.traceId;
         } catch (err) {
           logger.debug('root-cause lookup failed', { traceId: item.traceId, err });
@@ -324,6 +338,22 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
     await close();
     throw err;
   }
+}
+
+interface FailureSummary {
+  readonly pod?: string | null;
+  readonly node?: string | null;
+  readonly reason?: string;
+  readonly meshErrorCode?: string | null;
+}
+
+function countFailure(tallies: Map<string, RootCauseTally>, f: FailureSummary): void {
+  const pod = f.pod ?? '?';
+  const reason = f.meshErrorCode ?? f.reason ?? 'error';
+  const key = `${pod}|${reason}`;
+  const tally = tallies.get(key) ?? { pod, node: f.node ?? '?', reason, count: 0 };
+  tally.count++;
+  tallies.set(key, tally);
 }
 
 function pct(n: number, d: number): string {
@@ -385,7 +415,8 @@ export async function runDemo(argv: string[]): Promise<number> {
     out('  Alerting        Prometheus/Alertmanager not installed (apt-get install prometheus prometheus-alertmanager): alerts are evaluated only');
   }
   out('');
-  out('  frontend ─▶ checkout ─┬─▶ inventory   inventory-2 (node-2) crashes 4 s in every 20 s: connection refused;');
+  out('  frontend ─▶ checkout ─┬─▶ inventory   inventory-2 (node-2) crashes 4 s in every 20 s: connection refused,');
+  out('     │                  │                retried on inventory-1 and ejected by outlier detection (recovered failures);');
   out('     │                  │                5% of these calls aborted (503) by FaultInjection demo/inventory-chaos');
   out('     │                  └─▶ payments    payments-2 (node-3) answers 500 to 30% of its requests;');
   out(`     │                                  canary split (HTTPRoute demo/payments-canary): ${CANARY_WEIGHT}% to payments-v2 (pod payments-v2-1)`);
@@ -398,8 +429,11 @@ export async function runDemo(argv: string[]): Promise<number> {
   let printedExample = false;
   const report = async (): Promise<void> => {
     await demo.sampleRootCauses(60);
-    const causes = [...stats.rootCauses.values()].sort((a, b) => b.count - a.count).map((t) => `${t.pod}@${t.node} ${t.reason} ×${t.count}`);
+    const list = (m: Map<string, RootCauseTally>): string[] => [...m.values()].sort((a, b) => b.count - a.count).map((t) => `${t.pod}@${t.node} ${t.reason} ×${t.count}`);
+    const causes = list(stats.rootCauses);
     out(`[${new Date().toISOString().slice(11, 19)}] sent ${stats.sent}, failed ${stats.failed} (${pct(stats.failed, stats.sent)}); root causes named by the path API: ${causes.join(', ') || '(waiting for spans)'}`);
+    const recovered = list(stats.recovered);
+    if (recovered.length > 0) out(`  recovered by the mesh in those requests (retried tries): ${recovered.join(', ')}`);
     const paths = await failingPathLines(queryUrl);
     if (paths.length > 0) {
       out('  top failing paths (last 5 min, from the trace outcomes):');
