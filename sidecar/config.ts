@@ -81,6 +81,8 @@ export interface SidecarOptions {
   readonly retryBackoffMaxMs?: number;
   /** Circuit breakers per cluster (Envoy's defaults): requests in flight, requests waiting for an endpoint, retries in flight. */
   readonly maxRequests?: number;
+  /** `max_connections`: upstream connections in use per cluster (HTTP/1.1 requests in flight); default 1024. */
+  readonly maxConnections?: number;
   readonly maxPendingRequests?: number;
   readonly maxRetries?: number;
   /** Outlier detection (Envoy's semantics and defaults; see sidecar/README.md). 0 consecutive turns that check off. */
@@ -305,6 +307,7 @@ export function resolveConfig(o: SidecarOptions): SidecarConfig {
     retryBackoffBaseMs: positive(o.retryBackoffBaseMs, 25, 'retry-backoff-base', 0),
     retryBackoffMaxMs: positive(o.retryBackoffMaxMs, 250, 'retry-backoff-max', 0),
     maxRequests: positive(o.maxRequests, 1024, 'max-requests'),
+    maxConnections: positive(o.maxConnections, 1024, 'max-connections'),
     maxPendingRequests: positive(o.maxPendingRequests, 1024, 'max-pending-requests', 0),
     maxRetries: positive(o.maxRetries, 3, 'max-retries', 0),
     outlierConsecutive5xx: positive(o.outlierConsecutive5xx, 5, 'outlier-consecutive-5xx', 0),

@@ -418,23 +418,22 @@ async function assemble(
     inFlight,
     ...(routes === undefined ? {} : { routes: { table: () => routes.current().table, namespace: config.namespace } }),
     maxRequests: config.maxRequests,
+    maxConnections: config.maxConnections,
     outliers,
     onCircuitOpen,
-    retry:
-      config.retryAttempts === 0
-        ? undefined
-        : {
-            attempts: config.retryAttempts,
-            on: parseRetryOn(config.retryOn),
-            perTryTimeout: config.perTryTimeoutMs > 0,
-            budgetRatio: config.retryBudgetRatio,
-            budgetMinPerSecond: config.retryBudgetMinPerSecond,
-            backoffBaseMs: config.retryBackoffBaseMs,
-            backoffMaxMs: config.retryBackoffMaxMs,
-            maxRetries: config.maxRetries,
-            onRetry: (service, reason) => metrics.retries.inc({ destination_service: service, reason }),
-            onRefused: onCircuitOpen,
-          },
+    // Installed with --retry-attempts 0 too: a route rule's own `retry` still applies.
+    retry: {
+      attempts: config.retryAttempts,
+      on: parseRetryOn(config.retryOn),
+      perTryTimeout: config.perTryTimeoutMs > 0,
+      budgetRatio: config.retryBudgetRatio,
+      budgetMinPerSecond: config.retryBudgetMinPerSecond,
+      backoffBaseMs: config.retryBackoffBaseMs,
+      backoffMaxMs: config.retryBackoffMaxMs,
+      maxRetries: config.maxRetries,
+      onRetry: (service, reason) => metrics.retries.inc({ destination_service: service, reason }),
+      onRefused: onCircuitOpen,
+    },
     concurrency: concurrencyLayer(new RequestGate(limits.maxConcurrentRequests), 'outbound', refusals),
   });
   const inboundChain = inboundStack({

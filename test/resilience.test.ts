@@ -5,6 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent, request } from 'node:http';
+import { connect as h2connect } from 'node:http2';
 import { ATTR, MESH_ERROR } from '../common/semconv.ts';
 import { DEFAULT_RETRY_ON } from '../sidecar/resilience/retry-policy.ts';
 import { closedPort, httpRequest, startServer, startTestSidecar, waitFor, type TestServer, type TestSidecar } from '../sidecar/testing/harness.ts';
@@ -199,6 +200,7 @@ void describe('circuit breaker and app health', () => {
   let healthy = true;
   let b: TestSidecar;
   let a: TestSidecar;
+  let c: TestSidecar;
   const hanging: Array<() => void> = [];
 
   before(async () => {
@@ -214,12 +216,14 @@ void describe('circuit breaker and app health', () => {
       }
       res.end('ok');
     });
-    b = await startTestSidecar({ service: 'b', appPort: app.port, appHealthCheck: 'http:/healthz', appHealthIntervalMs: 30, appHealthUnhealthyThreshold: 2 });
+    b = await startTestSidecar({ service: 'b', appPort: app.port, appProtocol: 'http1', appHealthCheck: 'http:/healthz', appHealthIntervalMs: 30, appHealthUnhealthyThreshold: 2 });
     a = await startTestSidecar({ service: 'a', appPort: 1, maxRequests: 2 }, { b: [{ address: `127.0.0.1:${b.sidecar.inboundPort}`, pod: 'b-1' }] });
+    c = await startTestSidecar({ service: 'c', appPort: 1, maxConnections: 2, maxRequests: 100 }, { b: [{ address: `127.0.0.1:${b.sidecar.inboundPort}`, pod: 'b-1' }] });
   });
   after(async () => {
     for (const h of hanging) h();
     await a.close();
+    await c.close();
     await b.close();
     app.server.close();
   });
@@ -235,6 +239,36 @@ void describe('circuit breaker and app health', () => {
     for (const h of hanging.splice(0)) h();
     await Promise.all(first);
     assert.equal((await httpRequest(a.sidecar.outboundPort, { headers: { host: 'b' } })).status, 200, 'closes again when load drops');
+  });
+
+  void it('refuses HTTP/1.1 requests past max_connections; HTTP/2 requests share a connection and still pass', async () => {
+    const first = [httpRequest(c.sidecar.outboundPort, { path: '/hang', headers: { host: 'b' } }), httpRequest(c.sidecar.outboundPort, { path: '/hang', headers: { host: 'b' } })];
+    await waitFor(() => (hanging.length === 2 ? true : undefined), 'two HTTP/1.1 requests in flight', 30_000);
+    const r = await httpRequest(c.sidecar.outboundPort, { path: '/', headers: { host: 'b', 'x-request-id': 'over-connections' } });
+    assert.equal(r.status, 503);
+    assert.equal(r.headers['x-tracemesh-error'], MESH_ERROR.circuitOpen);
+    assert.match(r.body, /--max-connections 2/);
+    const span = await waitFor(async () => (await c.finishedSpans()).find((s) => s.attributes[ATTR.requestId] === 'over-connections'), 'span', 30_000);
+    assert.equal(span.attributes[ATTR.meshCircuitOpen], 'max_connections');
+    assert.ok((await metric(c, 'tracemesh_circuit_open_total', { destination_service: 'b', breaker: 'max_connections' })) >= 1);
+    const h2 = await new Promise<number>((resolve, reject) => {
+      const session = h2connect(`http://127.0.0.1:${c.sidecar.outboundPort}`);
+      session.on('error', reject);
+      const stream = session.request({ ':path': '/', ':authority': 'b' });
+      stream.on('response', (h) => {
+        stream.resume();
+        stream.on('end', () => {
+          session.close();
+          resolve(Number(h[':status']));
+        });
+      });
+      stream.on('error', reject);
+      stream.end();
+    });
+    assert.equal(h2, 200, 'an HTTP/2 request is not held to the HTTP/1.1 connection count');
+    for (const h of hanging.splice(0)) h();
+    await Promise.all(first);
+    assert.equal((await httpRequest(c.sidecar.outboundPort, { headers: { host: 'b' } })).status, 200, 'closes again when connections free');
   });
 
   void it('serves the app health it checks on the admin port and folds it into /ready', async () => {

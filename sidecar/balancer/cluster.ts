@@ -56,6 +56,8 @@ export class Cluster {
   picker: Picker = QUEUE_PICKER;
   /** Requests in flight to this cluster (circuit breaker `max_requests`). */
   active = 0;
+  /** HTTP/1.1 requests in flight, each holding an upstream connection (circuit breaker `max_connections`). */
+  connectionsActive = 0;
   /** Requests waiting for an endpoint (circuit breaker `max_pending_requests`). */
   pending = 0;
   /** Retries in flight (circuit breaker `max_retries`). */

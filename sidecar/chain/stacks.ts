@@ -33,7 +33,9 @@ export interface OutboundStackDeps {
   readonly concurrency?: Layer;
   /** Circuit breaker `max_requests`; default 1024. */
   readonly maxRequests?: number;
-  /** Policy retries; none without. */
+  /** Circuit breaker `max_connections` (HTTP/1.1 connections in use); default 1024. */
+  readonly maxConnections?: number;
+  /** Policy retries (the sidecar's flags and the route rules' `retry`); none without. */
   readonly retry?: RetryOptions | undefined;
   /** Outlier detection; none without. */
   readonly outliers?: OutlierDetector | undefined;
@@ -44,7 +46,7 @@ export function outboundStack(d: OutboundStackDeps): Chain {
   const layers: Layer[] = [
     ...(d.concurrency !== undefined ? [d.concurrency] : []),
     d.routes === undefined ? outboundRouteLayer() : routeLayer(d.routes),
-    breakerLayer(d.clusters, d.maxRequests ?? 1024, d.onCircuitOpen),
+    breakerLayer(d.clusters, { maxRequests: d.maxRequests ?? 1024, maxConnections: d.maxConnections ?? 1024, onOpen: d.onCircuitOpen }),
     connectionRetryLayer(),
     ...(d.outliers === undefined ? [] : [outlierLayer(d.outliers)]),
     outboundBalanceLayer(d.clusters),

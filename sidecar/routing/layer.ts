@@ -58,6 +58,9 @@ function errorOf(plan: RespondPlan): ProxyError {
   }
 }
 
+/** The longest a Node.js timer can wait (about 24.8 days): "no limit". */
+const NO_LIMIT_MS = 2 ** 31 - 1;
+
 function timeoutFired(hop: HopState): void {
   const facts = hop.route;
   if (facts === undefined || hop.ended) return;
@@ -110,9 +113,18 @@ export function routeLayer(o: RouteLayerOptions): Layer {
       hop.span.setAttribute(ATTR.meshRoute, facts.route);
       hop.span.setAttribute(ATTR.meshRouteRule, facts.rule);
       if (plan.fault !== undefined) hop.span.setAttribute(ATTR.meshFault, plan.fault);
-      if (facts.requestTimeoutMs !== undefined && facts.requestTimeoutMs > 0) {
-        facts.timer = setTimeout(timeoutFired, facts.requestTimeoutMs, hop);
+      // timeouts (GEP-1742, with Envoy's meaning): `request` bounds the whole request, retries
+      // included, in place of --outbound-timeout (0: no limit); `backendRequest` replaces
+      // --per-try-timeout (0: none), so each try gets that long to its response head.
+      const requestMs = facts.requestTimeoutMs;
+      if (requestMs !== undefined) {
+        if (requestMs > 0) facts.timer = setTimeout(timeoutFired, requestMs, hop);
+        // A longer (or no) limit lifts the codec's --outbound-timeout clock; a shorter one is the
+        // route timer's alone (so the caller's sidecar names the route when it fires).
+        if (requestMs === 0) hop.timeoutMs = NO_LIMIT_MS;
+        else if (requestMs > hop.timeoutMs) hop.timeoutMs = requestMs;
       }
+      if (facts.backendTimeoutMs !== undefined) hop.perTryTimeoutMs = facts.backendTimeoutMs;
       return undefined;
     },
     onEnd(hop) {

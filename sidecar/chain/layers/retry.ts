@@ -7,6 +7,7 @@
 import { MESH_ERROR } from '../../../common/semconv.ts';
 import type { Cluster } from '../../balancer/cluster.ts';
 import { ProxyError } from '../../errors.ts';
+import type { CompiledRetry } from '../../../common/routes/table.ts';
 import { RetryBudget, type RetryOn } from '../../resilience/retry-policy.ts';
 import type { Layer, UpstreamFailure } from '../chain.ts';
 import type { FailedAttempt, HopState } from '../hop.ts';
@@ -51,7 +52,7 @@ export function connectionRetryLayer(): Layer {
 }
 
 export interface RetryOptions {
-  /** Retries after the first try (the connection-level retry included). */
+  /** Retries after the first try (the connection-level retry included); 0: only the rules' own `retry` retries. */
   readonly attempts: number;
   readonly on: RetryOn;
   /** A per-try timeout is configured: timed-out idempotent tries are retried. */
@@ -69,6 +70,37 @@ export interface RetryOptions {
 }
 
 const BUDGET = 'retry-budget';
+
+/** What one hop is retried for, how often and how long it waits: the sidecar's flags or its route rule's `retry`. */
+interface EffectivePolicy {
+  readonly attempts: number;
+  readonly on: RetryOn;
+  /** Timed-out idempotent tries are retried. */
+  readonly timeouts: boolean;
+  readonly backoffBaseMs: number;
+  readonly backoffMaxMs: number;
+}
+
+/**
+ * A route rule's `retry` (the Gateway API's GEP-1731) as Envoy applies a route's retry policy:
+ * it replaces the sidecar's policy for that rule (policies are not merged). Retried: connection
+ * failures and refused streams (nothing reached the app: any method), and, for idempotent
+ * methods, an answer whose status is in `codes`, a reset when `codes` has 502 and a
+ * `backendRequest` timeout when it has 504 (the statuses the sidecar would answer them with).
+ * `attempts` retries after the first try (0: none); `backoff` is the base interval of the
+ * jittered backoff, capped at 10 × it (Envoy's max_interval default); without `backoff`, the
+ * sidecar's --retry-backoff-base and --retry-backoff-max.
+ */
+export function routeRetryPolicy(r: CompiledRetry, backoffBaseMs: number, backoffMaxMs: number): EffectivePolicy {
+  const base = r.backoffMs;
+  return {
+    attempts: r.attempts,
+    on: { connectFailure: true, refusedStream: true, reset: r.codes.has(502), timeout: r.codes.has(504), statuses: r.codes, any5xx: false, grpcStatuses: new Set() },
+    timeouts: r.codes.has(504),
+    backoffBaseMs: base ?? backoffBaseMs,
+    backoffMaxMs: base === undefined ? backoffMaxMs : base * 10,
+  };
+}
 /** Mesh errors a peer sidecar answers with when the request never reached its app. */
 const UNREACHED = new Set<string>([MESH_ERROR.connectionRefused, MESH_ERROR.noEndpoint, MESH_ERROR.circuitOpen, 'OVERLOADED']);
 const REASON: Readonly<Record<string, string>> = {
@@ -98,9 +130,22 @@ function budgetOf(cluster: Cluster, o: RetryOptions): RetryBudget {
  */
 export function retryLayer(o: RetryOptions): Layer {
   const random = o.random ?? Math.random;
-  const schedule = (hop: HopState, reason: string, failure: FailedAttempt): boolean => {
+  const sidecarPolicy: EffectivePolicy = { attempts: o.attempts, on: o.on, timeouts: o.on.timeout || o.perTryTimeout, backoffBaseMs: o.backoffBaseMs, backoffMaxMs: o.backoffMaxMs };
+  // Compiled once per route rule (a route table is swapped whole on every edit, so old entries go with it).
+  const routePolicies = new WeakMap<CompiledRetry, EffectivePolicy>();
+  const policyOf = (hop: HopState): EffectivePolicy => {
+    const r = hop.route?.retry;
+    if (r === undefined) return sidecarPolicy;
+    let p = routePolicies.get(r);
+    if (p === undefined) {
+      p = routeRetryPolicy(r, o.backoffBaseMs, o.backoffMaxMs);
+      routePolicies.set(r, p);
+    }
+    return p;
+  };
+  const schedule = (hop: HopState, p: EffectivePolicy, reason: string, failure: FailedAttempt): boolean => {
     const c = hop.cluster;
-    if (c === undefined || hop.attempt >= o.attempts || !hop.replayable) return false;
+    if (c === undefined || hop.attempt >= p.attempts || !hop.replayable) return false;
     if (c.retriesActive >= o.maxRetries) {
       hop.circuitOpen = 'max_retries';
       o.onRefused?.(c.name, 'max_retries');
@@ -120,7 +165,7 @@ export function retryLayer(o: RetryOptions): Layer {
       c.retriesActive++;
     }
     o.onRetry?.(c.name, reason);
-    const cap = Math.min(o.backoffMaxMs, o.backoffBaseMs * 2 ** (hop.attempt - 1));
+    const cap = Math.min(p.backoffMaxMs, p.backoffBaseMs * 2 ** (hop.attempt - 1));
     hop.retryTimer = setTimeout(fire, Math.floor(random() * cap), hop);
     return true;
   };
@@ -131,14 +176,16 @@ export function retryLayer(o: RetryOptions): Layer {
       return undefined;
     },
     onUpstreamFailure(hop, f) {
-      const on = o.on;
+      const p = policyOf(hop);
+      const on = p.on;
       const kindAllowed =
-        f.kind === 'connect' ? on.connectFailure : f.kind === 'refused' ? on.refusedStream : f.kind === 'timeout' ? (on.timeout || o.perTryTimeout) && IDEMPOTENT.has(hop.method) : on.reset && IDEMPOTENT.has(hop.method);
+        f.kind === 'connect' ? on.connectFailure : f.kind === 'refused' ? on.refusedStream : f.kind === 'timeout' ? p.timeouts && perTryTimedOut(hop) && IDEMPOTENT.has(hop.method) : on.reset && IDEMPOTENT.has(hop.method);
       if (!kindAllowed) return false;
-      return schedule(hop, REASON[f.kind] ?? 'reset', { attempt: hop.attempt, endpoint: hop.endpoint, error: f.error, status: 0, peerSpanId: undefined, startMs: hop.tryStartMs, endMs: performance.now() });
+      return schedule(hop, p, REASON[f.kind] ?? 'reset', { attempt: hop.attempt, endpoint: hop.endpoint, error: f.error, status: 0, peerSpanId: undefined, startMs: hop.tryStartMs, endMs: performance.now() });
     },
     onResponse(hop) {
-      const on = o.on;
+      const p = policyOf(hop);
+      const on = p.on;
       const grpc = hop.grpcStatus;
       const byGrpc = grpc > 0 && on.grpcStatuses.has(grpc);
       // A peer sidecar's own answer that the request never reached its app is a connect failure.
@@ -149,7 +196,7 @@ export function retryLayer(o: RetryOptions): Layer {
       const error = new ProxyError(MESH_ERROR.upstreamReset, `${hop.endpoint?.address ?? 'the endpoint'} answered ${what}; retried`);
       const status = hop.status;
       const peerSpanId = hop.upstreamSpanId;
-      if (!schedule(hop, 'retriable_status', { attempt: hop.attempt, endpoint: hop.endpoint, error, status, peerSpanId, startMs: hop.tryStartMs, endMs: performance.now() })) return false;
+      if (!schedule(hop, p, 'retriable_status', { attempt: hop.attempt, endpoint: hop.endpoint, error, status, peerSpanId, startMs: hop.tryStartMs, endMs: performance.now() })) return false;
       hop.status = 0;
       hop.grpcStatus = -1;
       return true;
@@ -158,6 +205,11 @@ export function retryLayer(o: RetryOptions): Layer {
       if (hop.retryInFlight && hop.cluster !== undefined) hop.cluster.retriesActive--;
     },
   };
+}
+
+/** The try ran out of its own time (a per-try timeout), not of the whole request's: a retry has time left. */
+function perTryTimedOut(hop: HopState): boolean {
+  return hop.perTryTimeoutMs > 0 && hop.tryTimeoutMs === hop.perTryTimeoutMs;
 }
 
 /** After the backoff: pick again (avoiding the failed endpoint when there is another) and send. */
