@@ -91,7 +91,7 @@ async function spanOf(requestId: string): Promise<Record<string, unknown>> {
 }
 
 void describe('HTTPRoute retry (GEP-1731) through real sidecars', () => {
-  test('a rule retrying 500 recovers every GET; the span names the retry and the rule', async () => {
+  void test('a rule retrying 500 recovers every GET; the span names the retry and the rule', async () => {
     for (let i = 0; i < 8; i++) {
       const r = await call(`/retry/${i}`);
       assert.equal(r.status, 200, `GET /retry/${i}: ${r.body}`);
@@ -110,14 +110,14 @@ void describe('HTTPRoute retry (GEP-1731) through real sidecars', () => {
     }
   });
 
-  test('POST is not retried on a status (not idempotent): the 500 reaches the caller', async () => {
+  void test('POST is not retried on a status (not idempotent): the 500 reaches the caller', async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 4; i++) statuses.push((await call(`/retry/post-${i}`, 'POST')).status);
     assert.ok(statuses.includes(500), `statuses: ${statuses.join(',')}`);
     assert.ok(statuses.includes(200), `statuses: ${statuses.join(',')}`);
   });
 
-  test('attempts: 0 and a rule without retry leave the 500s alone (the sidecar policy is off)', async () => {
+  void test('attempts: 0 and a rule without retry leave the 500s alone (the sidecar policy is off)', async () => {
     for (const path of ['/zero', '/plain']) {
       const statuses: number[] = [];
       for (let i = 0; i < 4; i++) statuses.push((await call(`${path}/${i}`)).status);
@@ -127,7 +127,7 @@ void describe('HTTPRoute retry (GEP-1731) through real sidecars', () => {
 });
 
 void describe('HTTPRoute timeouts.backendRequest through real sidecars', () => {
-  test('each try gets backendRequest; a timed-out try is retried when the rule retries 504', async () => {
+  void test('each try gets backendRequest; a timed-out try is retried when the rule retries 504', async () => {
     for (let i = 0; i < 4; i++) {
       const started = performance.now();
       const r = await call(`/per-try/${i}`);
@@ -147,7 +147,7 @@ void describe('HTTPRoute timeouts.backendRequest through real sidecars', () => {
     assert.ok(retried >= 1, 'some first tries went to the endpoint that never answers');
   });
 
-  test('without retry, a try past backendRequest is a 504 long before --outbound-timeout', async () => {
+  void test('without retry, a try past backendRequest is a 504 long before --outbound-timeout', async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 2; i++) {
       const started = performance.now();
