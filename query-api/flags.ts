@@ -57,6 +57,20 @@ export const QUERY_API_FLAGS = [
     description: 'Longest wait for a slot; then 503 with Retry-After (reason="deadline").',
   },
   {
+    name: 'max-queries-per-client',
+    kind: 'int',
+    default: '0',
+    env: 'TRACEMESH_QUERY_MAX_QUERIES_PER_CLIENT',
+    description: 'Storage requests one client (remote address, or --query-client-header value) may run at once; its others wait, fairly with other clients. 0: three quarters of --max-concurrent-queries (6 of 8).',
+  },
+  {
+    name: 'query-client-header',
+    kind: 'string',
+    default: '',
+    env: 'TRACEMESH_QUERY_CLIENT_HEADER',
+    description: 'Header that names the client for fairness (e.g. X-Scope-OrgID set by an authenticating proxy). Empty: the remote address. Only set it when clients cannot choose its value.',
+  },
+  {
     name: 'max-concurrent-cheap',
     kind: 'int',
     default: '64',

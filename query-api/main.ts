@@ -106,12 +106,15 @@ export async function runQueryApi(argv: string[], env: NodeJS.ProcessEnv = proce
   for (const name of ['max-concurrent-queries', 'max-concurrent-cheap', 'query-queue-timeout', 'query-timeout'] as const) {
     if (flags[name] < 1) throw new ConfigError(`--${name} must be at least 1, got ${flags[name]}`);
   }
+  if (flags['max-queries-per-client'] < 0) throw new ConfigError(`--max-queries-per-client must not be negative, got ${flags['max-queries-per-client']}`);
   if (flags['query-queue-size'] < 0) throw new ConfigError(`--query-queue-size must not be negative, got ${flags['query-queue-size']}`);
   const admission: QueryAdmissionLimits = {
     maxConcurrentQueries: flags['max-concurrent-queries'],
     queueSize: flags['query-queue-size'],
     queueTimeoutMs: flags['query-queue-timeout'],
     maxConcurrentCheap: flags['max-concurrent-cheap'],
+    ...(flags['max-queries-per-client'] > 0 ? { maxQueriesPerClient: flags['max-queries-per-client'] } : {}),
+    ...(flags['query-client-header'] !== '' ? { clientHeader: flags['query-client-header'] } : {}),
   };
   const logger = createLogger({ component: 'query-api' });
 

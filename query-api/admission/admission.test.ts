@@ -60,7 +60,7 @@ void describe('query API admission', () => {
 
   void it('runs 2, queues 2, refuses the rest at once with 503 and Retry-After; cheap routes stay served', async () => {
     const r = blockingReader();
-    const { app, registry } = createQueryApp({ reader: r.reader, admission: { maxConcurrentQueries: 2, queueSize: 2, queueTimeoutMs: 10_000 } });
+    const { app, registry } = createQueryApp({ reader: r.reader, admission: { maxConcurrentQueries: 2, maxQueriesPerClient: 2, queueSize: 2, queueTimeoutMs: 10_000 } });
     const running = Array.from({ length: 4 }, () => Promise.resolve(app.request('/api/traces?service=x')));
     await until(() => r.waiting.length === 2, 'two searches to run');
     const t0 = Date.now();
@@ -82,6 +82,27 @@ void describe('query API admission', () => {
     for (const res of await all) assert.equal(res.status, 200);
     const metrics = await registry.metrics();
     assert.match(metrics, /tracemesh_query_admission_refusals_total\{lane="storage",reason="concurrency"\} 1/);
+  });
+
+  void it('a flooding client is shed while another client (by --query-client-header) runs at once', async () => {
+    const r = blockingReader();
+    const { app, registry } = createQueryApp({ reader: r.reader, admission: { maxConcurrentQueries: 4, queueSize: 4, queueTimeoutMs: 10_000, clientHeader: 'X-Scope-OrgID' } });
+    const as = (org: string) => ({ headers: { 'x-scope-orgid': org } });
+    const flood = Array.from({ length: 10 }, () => Promise.resolve(app.request('/api/traces?service=x', as('flooder'))));
+    await until(() => r.waiting.length === 3, 'the flooder to run its 3 (of 4)');
+    const good = Promise.resolve(app.request('/api/traces?service=x', as('good')));
+    await until(() => r.waiting.length === 4, 'the well-behaved search to run beside the flood');
+    const all = Promise.all([good, ...flood]);
+    let answered = false;
+    void all.then(() => (answered = true));
+    while (!answered) {
+      r.releaseAll();
+      await new Promise((res) => setTimeout(res, 5));
+    }
+    const [goodRes, ...floodRes] = await all;
+    assert.equal(goodRes!.status, 200);
+    assert.deepEqual(floodRes.map((x) => x.status).sort(), [...Array(7).fill(200), ...Array(3).fill(503)]);
+    assert.match(await registry.metrics(), /tracemesh_query_admission_refusals_total\{lane="storage",reason="concurrency"\} 3/);
   });
 
   void it('a wait in the queue longer than the timeout is a 503 (reason deadline)', async () => {

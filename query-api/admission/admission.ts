@@ -1,6 +1,8 @@
 // Admission for the query API, app-wide middleware in front of every route (routes added later
 // included): requests that reach trace storage share a small concurrency limit with a short,
-// bounded queue; beyond it they get 503 with Retry-After at once. Cheap routes (readiness,
+// bounded queue that is fair across clients (fair-gate.ts: a per-client cap on running
+// requests, round-robin across waiting clients, the heaviest client shed first when the queue
+// is full); beyond it they get 503 with Retry-After at once. Cheap routes (readiness,
 // metrics, the OpenAPI document, the cached service list, the UI's static files) run in a lane
 // of their own, so a flood of expensive searches never delays them. The request's abort
 // signal is handed to storage (storage/cancellation.ts), so a client that goes away cancels
@@ -11,8 +13,9 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../../common/logger.ts';
 import { withAbortSignal } from '../../storage/cancellation.ts';
 import { ApiError, errorResponse } from '../errors.ts';
+import { FairGate, type GateRefusal } from './fair-gate.ts';
 
-export type QueryRefusalReason = 'concurrency' | 'deadline';
+export type QueryRefusalReason = GateRefusal;
 export type Lane = 'storage' | 'cheap';
 
 export interface QueryAdmissionLimits {
@@ -24,6 +27,13 @@ export interface QueryAdmissionLimits {
   readonly queueTimeoutMs: number;
   /** Requests of the cheap lane running at once (no queue). */
   readonly maxConcurrentCheap: number;
+  /** Storage-lane requests one client may run at once (default: defaultPerClient(maxConcurrentQueries), 6 of 8). */
+  readonly maxQueriesPerClient?: number;
+  /**
+   * Header naming the client (e.g. `x-scope-orgid`, set by an authenticating proxy); without
+   * it, or when a request lacks it, the client is its remote address.
+   */
+  readonly clientHeader?: string;
 }
 
 export const DEFAULT_QUERY_ADMISSION_LIMITS: QueryAdmissionLimits = {
@@ -45,87 +55,18 @@ export function laneOf(path: string): Lane {
   return path.startsWith('/api/') ? 'storage' : 'cheap';
 }
 
-interface Waiter {
-  readonly resolve: (admitted: boolean) => void;
-  readonly timer: NodeJS.Timeout;
-}
-
-/** A counting semaphore with a bounded FIFO queue whose waits time out. */
-class LaneGate {
-  readonly #max: number;
-  readonly #queueSize: number;
-  readonly #timeoutMs: number;
-  readonly #queue: Waiter[] = [];
-  active = 0;
-
-  constructor(max: number, queueSize: number, timeoutMs: number) {
-    this.#max = max;
-    this.#queueSize = queueSize;
-    this.#timeoutMs = timeoutMs;
-  }
-
-  get queued(): number {
-    return this.#queue.length;
-  }
-
-  /** 'ok' (a slot is held: call release()), or why not. `signal` gives up the wait when the client leaves. */
-  async acquire(signal: AbortSignal | undefined): Promise<'ok' | QueryRefusalReason | 'gone'> {
-    if (this.active < this.#max) {
-      this.active += 1;
-      return 'ok';
-    }
-    if (this.#queue.length >= this.#queueSize) return 'concurrency';
-    let onAbort: (() => void) | undefined;
-    const admitted = await new Promise<boolean | 'gone'>((resolve) => {
-      const waiter: Waiter = {
-        resolve,
-        timer: setTimeout(() => {
-          this.#remove(waiter);
-          resolve(false);
-        }, this.#timeoutMs),
-      };
-      this.#queue.push(waiter);
-      if (signal !== undefined) {
-        onAbort = () => {
-          this.#remove(waiter);
-          clearTimeout(waiter.timer);
-          resolve('gone');
-        };
-        signal.addEventListener('abort', onAbort, { once: true });
-      }
-    });
-    if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
-    if (admitted === 'gone') return 'gone';
-    return admitted ? 'ok' : 'deadline';
-  }
-
-  release(): void {
-    const next = this.#queue.shift();
-    if (next === undefined) {
-      this.active -= 1;
-      return;
-    }
-    // The slot passes straight to the next waiter.
-    clearTimeout(next.timer);
-    next.resolve(true);
-  }
-
-  #remove(w: Waiter): void {
-    const i = this.#queue.indexOf(w);
-    if (i >= 0) this.#queue.splice(i, 1);
-  }
-}
-
 export interface QueryAdmission {
   readonly middleware: MiddlewareHandler;
 }
 
 /** The admission middleware; its metrics go to `registry`. */
 export function createQueryAdmission(limits: QueryAdmissionLimits, registry: Registry, logger: Logger): QueryAdmission {
-  const gates: Record<Lane, LaneGate> = {
-    storage: new LaneGate(limits.maxConcurrentQueries, limits.queueSize, limits.queueTimeoutMs),
-    cheap: new LaneGate(limits.maxConcurrentCheap, 0, 0),
+  const perClient = limits.maxQueriesPerClient ?? defaultPerClient(limits.maxConcurrentQueries);
+  const gates: Record<Lane, FairGate> = {
+    storage: new FairGate({ max: limits.maxConcurrentQueries, perClient, queueSize: limits.queueSize, queueTimeoutMs: limits.queueTimeoutMs }),
+    cheap: new FairGate({ max: limits.maxConcurrentCheap, perClient: limits.maxConcurrentCheap, queueSize: 0, queueTimeoutMs: 0 }),
   };
+  const clientHeader = limits.clientHeader?.toLowerCase();
   const refusals = new Counter({
     name: 'tracemesh_query_admission_refusals_total',
     help: 'Requests refused with 503 by the admission layer, by lane (storage, cheap) and reason (concurrency: queue full; deadline: waited --query-queue-timeout).',
@@ -143,6 +84,14 @@ export function createQueryAdmission(limits: QueryAdmissionLimits, registry: Reg
     },
   });
   new Gauge({
+    name: 'tracemesh_query_storage_clients',
+    help: 'Clients (remote addresses, or values of --query-client-header) with a storage-lane request running or waiting.',
+    registers: [registry],
+    collect() {
+      this.set(gates.storage.clients);
+    },
+  });
+  new Gauge({
     name: 'tracemesh_query_queued_requests',
     help: 'Storage-lane requests waiting for a slot.',
     registers: [registry],
@@ -152,18 +101,18 @@ export function createQueryAdmission(limits: QueryAdmissionLimits, registry: Reg
   });
   const lastLog = new Map<string, number>();
 
-  const refuse = (c: Context, lane: Lane, reason: QueryRefusalReason): Response => {
+  const refuse = (c: Context, lane: Lane, reason: QueryRefusalReason, client: string): Response => {
     refusals.inc({ lane, reason });
     const key = `${lane}/${reason}`;
     const now = Date.now();
     if (now - (lastLog.get(key) ?? 0) >= 10_000) {
       lastLog.set(key, now);
-      logger.warn('query API shedding load', { lane, reason, path: c.req.path });
+      logger.warn('query API shedding load', { lane, reason, path: c.req.path, client: client.slice(0, 64) });
     }
     const message =
       reason === 'concurrency'
-        ? `the query API is busy (${lane === 'storage' ? `${limits.maxConcurrentQueries} queries running and ${limits.queueSize} waiting` : `${limits.maxConcurrentCheap} requests running`}); retry after ${RETRY_AFTER_S} s`
-        : `the query API is busy (waited ${limits.queueTimeoutMs} ms for one of ${limits.maxConcurrentQueries} query slots); retry after ${RETRY_AFTER_S} s`;
+        ? `the query API is busy (${lane === 'storage' ? `${limits.maxConcurrentQueries} queries running and ${limits.queueSize} waiting, at most ${perClient} running per client` : `${limits.maxConcurrentCheap} requests running`}); retry after ${RETRY_AFTER_S} s`
+        : `the query API is busy (waited ${limits.queueTimeoutMs} ms for one of ${limits.maxConcurrentQueries} query slots, at most ${perClient} per client); retry after ${RETRY_AFTER_S} s`;
     const res = errorResponse(c, new ApiError(503, 'OVERLOADED', message), logger);
     res.headers.set('retry-after', String(RETRY_AFTER_S));
     return res;
@@ -173,22 +122,47 @@ export function createQueryAdmission(limits: QueryAdmissionLimits, registry: Reg
     const lane = laneOf(c.req.path);
     const gate = gates[lane];
     const signal = c.req.raw.signal as AbortSignal | undefined;
-    const got = await gate.acquire(signal);
+    const client = clientKey(c, clientHeader);
+    const got = await gate.acquire(client, signal);
     if (got === 'gone') {
       // Nobody is listening; answer something cheap for the logs.
       c.res = new Response(null, { status: 499 as 400 });
       return;
     }
     if (got !== 'ok') {
-      c.res = refuse(c, lane, got);
+      c.res = refuse(c, lane, got, client);
       return;
     }
     try {
       if (signal === undefined) await next();
       else await withAbortSignal(signal, next);
     } finally {
-      gate.release();
+      gate.release(client);
     }
   };
   return { middleware };
+}
+
+/**
+ * Three quarters of the query slots (6 of 8): one client alone (a browser, a Grafana server)
+ * keeps most of the capacity, and a flooding client still leaves a quarter to everybody else.
+ */
+export function defaultPerClient(maxConcurrentQueries: number): number {
+  return Math.max(1, maxConcurrentQueries - Math.ceil(maxConcurrentQueries / 4));
+}
+
+/** Longest client key kept (a header value is outside input). */
+const MAX_CLIENT_KEY = 256;
+
+/**
+ * Who sent a request: the value of `header` when configured and present, else the remote
+ * address (from @hono/node-server's `incoming` socket; `local` for in-process requests).
+ */
+export function clientKey(c: Context, header: string | undefined): string {
+  if (header !== undefined) {
+    const value = c.req.header(header);
+    if (value !== undefined && value !== '') return `h:${value.slice(0, MAX_CLIENT_KEY)}`;
+  }
+  const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
+  return `a:${env?.incoming?.socket?.remoteAddress ?? 'local'}`;
 }
