@@ -9,6 +9,7 @@ import { parseHashKey } from './balancer/hash-key.ts';
 import { loadBalancerFactory } from './balancer/load-balancer.ts';
 import { parseAddress } from './endpoints/endpoints.ts';
 import { parseHealthCheck } from './resilience/app-health.ts';
+import { parseEndpointHealthCheck } from './resilience/health-check.ts';
 import { DEFAULT_RETRY_ON, parseRetryOn } from './resilience/retry-policy.ts';
 
 export type AccessLogMode = 'stdout' | 'off';
@@ -101,6 +102,12 @@ export interface SidecarOptions {
   readonly appHealthTimeoutMs?: number;
   readonly appHealthHealthyThreshold?: number;
   readonly appHealthUnhealthyThreshold?: number;
+  /** Active health checks of peer endpoints: '' (default) off, or `http:<path>`; interval 5 s, timeout 1 s, healthy after 2 passes, unhealthy after 3 failures. */
+  readonly healthCheck?: string;
+  readonly healthCheckIntervalMs?: number;
+  readonly healthCheckTimeoutMs?: number;
+  readonly healthCheckHealthyThreshold?: number;
+  readonly healthCheckUnhealthyThreshold?: number;
   /** Root sampling probability in [0, 1]; default 1. Parent decisions are always followed. */
   readonly samplingRatio?: number;
   /** Access-log line on stdout (`stdout`, default) or none (`off`). */
@@ -212,6 +219,8 @@ export function resolveConfig(o: SidecarOptions): SidecarConfig {
   parseRetryOn(retryOn);
   const appHealthCheck = o.appHealthCheck ?? '';
   parseHealthCheck(appHealthCheck);
+  const healthCheck = o.healthCheck ?? '';
+  parseEndpointHealthCheck(healthCheck);
   const drainTimeoutMs = o.drainTimeoutMs ?? 5_000;
   if (!(drainTimeoutMs >= 0)) throw new ConfigError(`drain timeout must not be negative; set --drain-timeout`);
   const accessLog = o.accessLog ?? 'stdout';
@@ -323,6 +332,11 @@ export function resolveConfig(o: SidecarOptions): SidecarConfig {
     appHealthTimeoutMs: positive(o.appHealthTimeoutMs, 1_000, 'app-health-timeout'),
     appHealthHealthyThreshold: positive(o.appHealthHealthyThreshold, 1, 'app-health-healthy-threshold'),
     appHealthUnhealthyThreshold: positive(o.appHealthUnhealthyThreshold, 3, 'app-health-unhealthy-threshold'),
+    healthCheck,
+    healthCheckIntervalMs: positive(o.healthCheckIntervalMs, 5_000, 'health-check-interval'),
+    healthCheckTimeoutMs: positive(o.healthCheckTimeoutMs, 1_000, 'health-check-timeout'),
+    healthCheckHealthyThreshold: positive(o.healthCheckHealthyThreshold, 2, 'health-check-healthy-threshold'),
+    healthCheckUnhealthyThreshold: positive(o.healthCheckUnhealthyThreshold, 3, 'health-check-unhealthy-threshold'),
     samplingRatio,
     accessLog,
     drainTimeoutMs,

@@ -7,6 +7,7 @@ import { X509Certificate } from 'node:crypto';
 import { Agent } from 'node:http';
 import { ClusterManager } from './balancer/cluster.ts';
 import { AppHealth, parseHealthCheck } from './resilience/app-health.ts';
+import { EndpointHealthChecker, parseEndpointHealthCheck } from './resilience/health-check.ts';
 import { OutlierDetector } from './resilience/outlier.ts';
 import { parseRetryOn, type RetryBudget } from './resilience/retry-policy.ts';
 import type { HopScope } from './chain/hop.ts';
@@ -175,8 +176,9 @@ function createXdsClient(config: SidecarConfig, logger: Logger, tls: () => MeshT
 }
 
 /** The body of /debug/clusters. */
-function clustersReport(clusters: ClusterManager, outliers: OutlierDetector): unknown {
-  const out: Record<string, unknown> = {};
+function clustersReport(clusters: ClusterManager, outliers: OutlierDetector, health: EndpointHealthChecker | undefined): unknown {
+  // Keyed by service names from the endpoint source: no prototype.
+  const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   for (const c of clusters.all()) {
     out[c.name] = {
       policy: c.policy,
@@ -185,7 +187,7 @@ function clustersReport(clusters: ClusterManager, outliers: OutlierDetector): un
       pending: c.pending,
       retriesActive: c.retriesActive,
       retryBudget: (c.state.get('retry-budget') as RetryBudget | undefined)?.totals() ?? null,
-      endpoints: c.endpoints.map((e) => ({ address: e.address, pod: e.pod ?? null, node: e.node ?? null, zone: e.zone ?? null, weight: e.weight, ejected: outliers.ejected(c, e) })),
+      endpoints: c.endpoints.map((e) => ({ address: e.address, pod: e.pod ?? null, node: e.node ?? null, zone: e.zone ?? null, weight: e.weight, ejected: outliers.ejected(c, e), health: health?.status(e) ?? null, healthError: health?.lastError(e) ?? null })),
     };
   }
   return { clusters: out };
@@ -398,6 +400,25 @@ async function assemble(
     const t = tls;
     cleanups.push(() => t.close());
   }
+  const peerHealthSpec = parseEndpointHealthCheck(config.healthCheck);
+  const peerHealth =
+    peerHealthSpec === undefined
+      ? undefined
+      : new EndpointHealthChecker(clusters, {
+          path: peerHealthSpec.path,
+          intervalMs: config.healthCheckIntervalMs,
+          timeoutMs: config.healthCheckTimeoutMs,
+          healthyThreshold: config.healthCheckHealthyThreshold,
+          unhealthyThreshold: config.healthCheckUnhealthyThreshold,
+          tls,
+          onCheck: (_e, ok) => metrics.healthChecks.inc({ result: ok ? 'passed' : 'failed' }),
+          onChange: (e, healthy, error) => {
+            if (healthy) logger.info('endpoint passes its health checks again', { endpoint: e.address, pod: e.pod });
+            else logger.warn('endpoint failed its health checks', { endpoint: e.address, pod: e.pod, error });
+            for (const c of clusters.all()) metrics.unhealthy.set({ destination_service: c.name }, c.endpoints.filter((x) => peerHealth?.status(x) === 'unhealthy').length);
+          },
+        });
+  if (peerHealth !== undefined) cleanups.push(() => peerHealth.close());
 
   const stdoutSink = deps.accessLogSink === undefined && config.accessLog === 'stdout' ? new FdLineSink(1) : undefined;
   if (stdoutSink !== undefined) cleanups.push(() => withDeadline(stdoutSink.drain(), config.drainTimeoutMs).then(() => undefined));
@@ -498,7 +519,7 @@ async function assemble(
     registry: metrics.registry,
     ready: () => !closing && configured && (appHealth === undefined || appHealth.status === 'healthy'),
     appHealth: () => appHealth,
-    clusters: () => clustersReport(clusters, outliers),
+    clusters: () => clustersReport(clusters, outliers, peerHealth),
     endpoints: () => endpoints.current(),
     identity: () => identityReport(tls, policy, pool, h1Pool),
     ...(xds !== undefined ? { xds: () => xds.status() } : {}),

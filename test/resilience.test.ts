@@ -1,6 +1,7 @@
 // Resilience through real sidecars (plaintext mesh, real sockets): an endpoint killed under
 // steady load, the retry budget in a full outage, outlier ejection, a circuit breaker, the
-// app's health on the admin port, and one timeout reported once.
+// app's health on the admin port, one timeout reported once, and active health checks of peer
+// endpoints over mTLS (one goes unhealthy, takes no traffic, recovers).
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,6 +9,8 @@ import { Agent, request } from 'node:http';
 import { connect as h2connect } from 'node:http2';
 import { ATTR, MESH_ERROR } from '../common/semconv.ts';
 import { DEFAULT_RETRY_ON } from '../sidecar/resilience/retry-policy.ts';
+import { StaticIdentitySource } from '../sidecar/identity/identity.ts';
+import { makeIdentity, makeRoot } from '../sidecar/testing/certs.ts';
 import { closedPort, httpRequest, startServer, startTestSidecar, waitFor, type TestServer, type TestSidecar } from '../sidecar/testing/harness.ts';
 
 function get(port: number, agent: Agent, host: string, path = '/'): Promise<number> {
@@ -288,5 +291,78 @@ void describe('circuit breaker and app health', () => {
     assert.equal(await metric(b, 'tracemesh_app_healthy', {}), 0);
     healthy = true;
     await waitFor(async () => ((await health()).status === 200 ? true : undefined), 'healthy again');
+  });
+});
+
+void describe('active health checks of peer endpoints (mTLS)', () => {
+  const apps: TestServer[] = [];
+  const backs: TestSidecar[] = [];
+  const identities: StaticIdentitySource[] = [];
+  const served = [0, 0, 0];
+  const checked = [0, 0, 0];
+  let sick = false;
+  let a: TestSidecar;
+
+  before(async () => {
+    const root = await makeRoot();
+    const identity = async (sa: string): Promise<{ identity: StaticIdentitySource }> => {
+      const source = new StaticIdentitySource(await makeIdentity(root, `spiffe://cluster.local/ns/default/sa/${sa}`));
+      identities.push(source);
+      return { identity: source };
+    };
+    for (let i = 0; i < 3; i++) {
+      const app = await startServer((req, res) => {
+        if (req.url === '/healthz') {
+          checked[i] = (checked[i] as number) + 1;
+          res.writeHead(sick && i === 0 ? 503 : 200);
+          res.end();
+          return;
+        }
+        served[i] = (served[i] as number) + 1;
+        res.end(`h-${i + 1}`);
+      });
+      apps.push(app);
+      backs.push(await startTestSidecar({ service: 'h', pod: `h-${i + 1}`, appPort: app.port, appProtocol: 'http1' }, {}, undefined, await identity('h')));
+    }
+    a = await startTestSidecar(
+      // Outlier detection off: only the health checks take h-1 out.
+      { service: 'a', appPort: 1, lbPolicy: 'round_robin', healthCheck: 'http:/healthz', healthCheckIntervalMs: 100, healthCheckTimeoutMs: 2000, healthCheckUnhealthyThreshold: 2, healthCheckHealthyThreshold: 2, outlierConsecutive5xx: 0, outlierConsecutiveGatewayErrors: 0 },
+      { h: backs.map((s, i) => ({ address: `127.0.0.1:${s.sidecar.inboundPort}`, pod: `h-${i + 1}`, identity: 'spiffe://cluster.local/ns/default/sa/h' })) },
+      undefined,
+      await identity('a'),
+    );
+  });
+  after(async () => {
+    await a.close();
+    for (const s of backs) await s.close();
+    for (const app of apps) app.server.close();
+    for (const s of identities) s.close();
+  });
+
+  const healthOf = async (pod: string): Promise<string | null> => {
+    const r = (await (await fetch(`http://127.0.0.1:${a.sidecar.adminPort}/debug/clusters`)).json()) as { clusters: Record<string, { endpoints: Array<{ pod: string; health: string | null }> }> };
+    return r.clusters.h?.endpoints.find((e) => e.pod === pod)?.health ?? null;
+  };
+
+  void it('checks every endpoint over mTLS; an unhealthy one takes no traffic and gets it back when it recovers', async () => {
+    await waitFor(async () => ((await healthOf('h-1')) === 'healthy' && (await healthOf('h-3')) === 'healthy' ? true : undefined), 'every endpoint healthy', 30_000);
+    assert.ok(checked.every((n) => n > 0), `every app was checked through its sidecar: ${checked.join(',')}`);
+    sick = true;
+    await waitFor(async () => ((await healthOf('h-1')) === 'unhealthy' ? true : undefined), 'h-1 unhealthy', 30_000);
+    assert.equal(await metric(a, 'tracemesh_endpoints_unhealthy', { destination_service: 'h' }), 1);
+    assert.ok((await metric(a, 'tracemesh_health_checks_total', { result: 'failed' })) >= 2);
+    const before = served[0];
+    for (let i = 0; i < 12; i++) assert.equal((await httpRequest(a.sidecar.outboundPort, { headers: { host: 'h' } })).status, 200);
+    assert.equal(served[0], before, 'no request went to the unhealthy endpoint');
+    assert.ok((served[1] as number) > 0 && (served[2] as number) > 0, 'the healthy ones took the traffic');
+    sick = false;
+    await waitFor(async () => ((await healthOf('h-1')) === 'healthy' ? true : undefined), 'h-1 healthy again', 30_000);
+    await waitFor(async () => {
+      await httpRequest(a.sidecar.outboundPort, { headers: { host: 'h' } });
+      return (served[0] as number) > (before as number) ? true : undefined;
+    }, 'h-1 takes traffic again', 30_000);
+    // The checks leave no traces at the peers: their traceparent is not sampled.
+    const spans = (await backs[0]!.finishedSpans()).filter((s) => s.attributes[ATTR.urlPath] === '/healthz');
+    assert.equal(spans.length, 0);
   });
 });

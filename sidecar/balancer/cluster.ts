@@ -87,10 +87,10 @@ export class Cluster {
 
   /** Re-reads which endpoints are usable and gives them to the balancer (after a snapshot or a health change). */
   refresh(): void {
-    const filter = this.manager.filter;
+    const filters = this.manager.filters;
     let usable = this.endpoints;
-    if (filter !== undefined && usable.length > 0) {
-      const ok = usable.filter((e) => filter.usable(this, e));
+    if (filters.length > 0 && usable.length > 0) {
+      const ok = usable.filter((e) => filters.every((f) => f.usable(this, e)));
       this.panic = ok.length < usable.length * PANIC_THRESHOLD;
       if (!this.panic) usable = ok;
     } else this.panic = false;
@@ -176,7 +176,8 @@ export class ClusterManager {
   readonly onEndpoints: ((cluster: Cluster) => void) | undefined;
   readonly maxPending: number;
   readonly onCircuitOpen: ((service: string, breaker: string) => void) | undefined;
-  filter: EndpointFilter | undefined = undefined;
+  /** Decide together which endpoints are usable (outlier detection, active health checks): all must agree. */
+  readonly filters: EndpointFilter[] = [];
   private readonly factory: LoadBalancerFactory;
   private readonly clusters = new Map<string, Cluster>();
   private readonly unsubscribe: () => void;
@@ -195,6 +196,12 @@ export class ClusterManager {
     this.onCircuitOpen = o.onCircuitOpen;
     this.apply(source.current());
     this.unsubscribe = source.subscribe((snapshot) => this.apply(snapshot));
+  }
+
+  /** Adds a judge of usable endpoints (outlier detection, health checks) and re-reads every cluster. */
+  addFilter(f: EndpointFilter): void {
+    this.filters.push(f);
+    for (const c of this.clusters.values()) c.refresh();
   }
 
   /** The cluster of `service`, or undefined when the service is unknown. */

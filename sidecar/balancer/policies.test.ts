@@ -84,6 +84,17 @@ void describe('least_request', () => {
     assert.ok((counts.get('10.0.0.1:1') ?? 0) > 2 * (counts.get('10.0.0.2:1') ?? 0), JSON.stringify([...counts]));
     close();
   });
+
+  void it('an endpoint is usable only when every filter agrees (outlier detection and health checks)', () => {
+    const { c, close } = cluster('round_robin', ten.slice(0, 4));
+    c.manager.addFilter({ usable: (_c, e) => e.address !== ten[0]!.address });
+    c.manager.addFilter({ usable: (_c, e) => e.address !== ten[1]!.address });
+    assert.deepEqual(
+      c.usable.map((e) => e.address),
+      ten.slice(2, 4).map((e) => e.address),
+    );
+    close();
+  });
 });
 
 void describe('peak_ewma', () => {
@@ -116,6 +127,17 @@ void describe('peak_ewma', () => {
     await new Promise<void>((r) => queueMicrotask(r));
     const after = run(c, 300, () => 5);
     assert.ok((after.get('10.0.0.1:15006') ?? 0) < 30, JSON.stringify([...after]));
+    close();
+  });
+
+  void it('an endpoint is usable only when every filter agrees (outlier detection and health checks)', () => {
+    const { c, close } = cluster('round_robin', ten.slice(0, 4));
+    c.manager.addFilter({ usable: (_c, e) => e.address !== ten[0]!.address });
+    c.manager.addFilter({ usable: (_c, e) => e.address !== ten[1]!.address });
+    assert.deepEqual(
+      c.usable.map((e) => e.address),
+      ten.slice(2, 4).map((e) => e.address),
+    );
     close();
   });
 });
@@ -178,6 +200,17 @@ void describe('maglev', () => {
     assert.ok(moved < 150, `moved ${moved} of 500`);
     close();
   });
+
+  void it('an endpoint is usable only when every filter agrees (outlier detection and health checks)', () => {
+    const { c, close } = cluster('round_robin', ten.slice(0, 4));
+    c.manager.addFilter({ usable: (_c, e) => e.address !== ten[0]!.address });
+    c.manager.addFilter({ usable: (_c, e) => e.address !== ten[1]!.address });
+    assert.deepEqual(
+      c.usable.map((e) => e.address),
+      ten.slice(2, 4).map((e) => e.address),
+    );
+    close();
+  });
 });
 
 void describe('locality', () => {
@@ -205,9 +238,19 @@ void describe('locality', () => {
 
   void it('fails over when local endpoints are unusable (ejected or unhealthy)', () => {
     const { c, close } = cluster('locality', spread, { node: 'n1', zone: 'z1', config: { childPolicy: 'round_robin' } });
-    c.manager.filter = { usable: (_c, e) => e.node !== 'n1' };
-    c.refresh();
+    c.manager.addFilter({ usable: (_c, e) => e.node !== 'n1' });
     assert.equal(picked(c.picker.pick(request())).endpoint.address, '10.0.1.2:1');
+    close();
+  });
+
+  void it('an endpoint is usable only when every filter agrees (outlier detection and health checks)', () => {
+    const { c, close } = cluster('round_robin', ten.slice(0, 4));
+    c.manager.addFilter({ usable: (_c, e) => e.address !== ten[0]!.address });
+    c.manager.addFilter({ usable: (_c, e) => e.address !== ten[1]!.address });
+    assert.deepEqual(
+      c.usable.map((e) => e.address),
+      ten.slice(2, 4).map((e) => e.address),
+    );
     close();
   });
 });
@@ -215,14 +258,25 @@ void describe('locality', () => {
 void describe('Cluster', () => {
   void it('balances over all endpoints when fewer than half are usable (panic)', () => {
     const { c, close } = cluster('round_robin', ten.slice(0, 4));
-    c.manager.filter = { usable: (_c, e) => e.address === ten[0]!.address };
-    c.refresh();
+    let only = true;
+    c.manager.addFilter({ usable: (_c, e) => (only ? e.address === ten[0]!.address : e.address !== ten[0]!.address) });
     assert.equal(c.panic, true);
     assert.equal(c.usable.length, 4);
-    c.manager.filter = { usable: (_c, e) => e.address !== ten[0]!.address };
+    only = false;
     c.refresh();
     assert.equal(c.panic, false);
     assert.equal(c.usable.length, 3);
+    close();
+  });
+
+  void it('an endpoint is usable only when every filter agrees (outlier detection and health checks)', () => {
+    const { c, close } = cluster('round_robin', ten.slice(0, 4));
+    c.manager.addFilter({ usable: (_c, e) => e.address !== ten[0]!.address });
+    c.manager.addFilter({ usable: (_c, e) => e.address !== ten[1]!.address });
+    assert.deepEqual(
+      c.usable.map((e) => e.address),
+      ten.slice(2, 4).map((e) => e.address),
+    );
     close();
   });
 });

@@ -59,7 +59,7 @@ export class OutlierDetector implements EndpointFilter {
     this.onChange = hooks.onChange;
     this.timer = setInterval(() => this.sweep(), o.intervalMs);
     this.timer.unref();
-    clusters.filter = this;
+    clusters.addFilter(this);
   }
 
   private table(cluster: Cluster): Map<string, EndpointStats> {

@@ -31,6 +31,10 @@ export class SidecarMetrics implements HopObserver {
   readonly ejections: Counter<'destination_service' | 'reason'>;
   /** `tracemesh_endpoints_ejected{destination_service}`: endpoints ejected now. */
   readonly ejected: Gauge<'destination_service'>;
+  /** `tracemesh_health_checks_total{result}`: active health checks of peer endpoints (`passed`, `failed`). */
+  readonly healthChecks: Counter<'result'>;
+  /** `tracemesh_endpoints_unhealthy{destination_service}`: endpoints failing active health checks now. */
+  readonly unhealthy: Gauge<'destination_service'>;
   /** `tracemesh_app_healthy`: 1 when the active health check of the local app passes, 0 when not (absent without a check). */
   readonly appHealthy: Gauge;
 
@@ -92,6 +96,18 @@ export class SidecarMetrics implements HopObserver {
     this.ejected = new Gauge({
       name: 'tracemesh_endpoints_ejected',
       help: 'Endpoints of a destination service ejected by outlier detection now.',
+      labelNames: ['destination_service'],
+      registers: [this.registry],
+    });
+    this.healthChecks = new Counter({
+      name: 'tracemesh_health_checks_total',
+      help: 'Active health checks of peer endpoints (--health-check), by result (passed, failed).',
+      labelNames: ['result'],
+      registers: [this.registry],
+    });
+    this.unhealthy = new Gauge({
+      name: 'tracemesh_endpoints_unhealthy',
+      help: 'Endpoints of a destination service failing active health checks now (--health-check).',
       labelNames: ['destination_service'],
       registers: [this.registry],
     });
