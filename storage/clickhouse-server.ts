@@ -54,6 +54,11 @@ export interface ProvideOptions {
   readonly ports?: { readonly http: number; readonly tcp: number };
   /** Ignore TRACEMESH_CLICKHOUSE_URL and start a private server (tests that stop and start it). */
   readonly embedded?: boolean;
+  /**
+   * More server configuration, inserted into the private config's root element (cluster mode:
+   * `remote_servers`, `zookeeper`, `macros`; see clickhouse-cluster.ts). Trusted XML.
+   */
+  readonly extraConfigXml?: string;
 }
 
 const BINARY_CANDIDATES = ['/usr/bin/clickhouse-server', '/usr/sbin/clickhouse-server', '/usr/local/bin/clickhouse-server'];
@@ -91,7 +96,7 @@ function usersXmlPath(): string | undefined {
   return undefined;
 }
 
-function configXml(dir: string, httpPort: number, tcpPort: number, usersXml: string | undefined): string {
+function configXml(dir: string, httpPort: number, tcpPort: number, usersXml: string | undefined, extra = ''): string {
   // Only what a private loopback server needs; everything else keeps ClickHouse's defaults.
   const users = usersXml
     ? `<users_config>${usersXml}</users_config>`
@@ -113,6 +118,7 @@ function configXml(dir: string, httpPort: number, tcpPort: number, usersXml: str
   <!-- ZSTD for every part (SCHEMA.md, "Compression"): 63 -> 48 B per span in the ingest bench. -->
   <compression><case><min_part_size>0</min_part_size><min_part_size_ratio>0</min_part_size_ratio><method>zstd</method></case></compression>
   <max_concurrent_queries>100</max_concurrent_queries>
+  ${extra}
 </yandex>
 `;
 }
@@ -205,7 +211,7 @@ export async function provideClickHouse(options: ProvideOptions = {}): Promise<C
     const httpPort = options.ports?.http ?? (await freePort());
     const tcpPort = options.ports?.tcp ?? (await freePort());
     const configPath = join(dir, 'config.xml');
-    writeFileSync(configPath, configXml(dir, httpPort, tcpPort, usersXmlPath()));
+    writeFileSync(configPath, configXml(dir, httpPort, tcpPort, usersXmlPath(), options.extraConfigXml));
     const child = spawn(bin.cmd, [...bin.args, `--config-file=${configPath}`], {
       cwd: dir,
       stdio: ['ignore', 'ignore', 'pipe'],

@@ -28,6 +28,12 @@ export interface ClickHouseConnectionOptions {
    * The query API sets it so that no search can run for minutes.
    */
   readonly maxExecutionTimeSeconds?: number;
+  /**
+   * Cluster mode: inserts into Distributed tables return only once every shard has stored its
+   * rows (`insert_distributed_sync=1`), so a write the collector releases from its WAL is on the
+   * shards, not in a node's local send queue. Default false (single node: no effect anyway).
+   */
+  readonly distributedInsertSync?: boolean;
 }
 
 export interface StorageClient {
@@ -87,6 +93,7 @@ class ClickHouseStorageClient implements StorageClient {
   readonly #client: ClickHouseClient;
   readonly #url: string;
   readonly #selectSettings: Readonly<Record<string, number>>;
+  readonly #insertSettings: Readonly<Record<string, number>>;
   #closed: Promise<void> | undefined;
 
   constructor(options: ClickHouseConnectionOptions) {
@@ -94,6 +101,7 @@ class ClickHouseStorageClient implements StorageClient {
     this.#url = options.url;
     const limit = options.maxExecutionTimeSeconds ?? 0;
     this.#selectSettings = limit > 0 ? { ...QUERY_SETTINGS, max_execution_time: Math.ceil(limit) } : QUERY_SETTINGS;
+    this.#insertSettings = options.distributedInsertSync === true ? { ...QUERY_SETTINGS, insert_distributed_sync: 1 } : QUERY_SETTINGS;
     this.#client = createClient({
       url: options.url,
       // The database is named in every statement; sending it as the session default would make
@@ -135,13 +143,13 @@ class ClickHouseStorageClient implements StorageClient {
 
   async insertJsonEachRow(table: Sql, body: string): Promise<void> {
     if (body.length === 0) return;
-    await this.#run(`INSERT INTO ${table.text} FORMAT JSONEachRow`, body, 'STORAGE_WRITE_FAILED');
+    await this.#run(`INSERT INTO ${table.text} FORMAT JSONEachRow`, body, 'STORAGE_WRITE_FAILED', this.#insertSettings);
   }
 
   async insertRowBinary(table: Sql, columns: readonly string[], chunks: readonly Uint8Array[]): Promise<void> {
     if (chunks.every((c) => c.byteLength === 0)) return;
     // Column names are ours (rows.ts), never user input.
-    await this.#run(`INSERT INTO ${table.text} (${columns.join(', ')}) FORMAT RowBinary`, chunks, 'STORAGE_WRITE_FAILED');
+    await this.#run(`INSERT INTO ${table.text} (${columns.join(', ')}) FORMAT RowBinary`, chunks, 'STORAGE_WRITE_FAILED', this.#insertSettings);
   }
 
   async ping(): Promise<boolean> {

@@ -3,6 +3,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { provideClickHouse, type ClickHouseHandle } from '../../storage/clickhouse-server.ts';
+import { provideClickHouseCluster, type ClickHouseClusterHandle } from '../../storage/clickhouse-cluster.ts';
 
 export interface TestDatabase {
   readonly url: string;
@@ -36,6 +37,42 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     database,
     drop: async () => {
       await exec(url, `DROP DATABASE IF EXISTS ${database}`).catch(() => {});
+      await own?.stop();
+    },
+  };
+}
+
+export interface TestClusterDatabase {
+  /** HTTP URL of every node, shard 1 first. */
+  readonly urls: readonly string[];
+  readonly cluster: string;
+  readonly database: string;
+  drop(): Promise<void>;
+}
+
+/**
+ * A fresh database on every node of the test cluster (the global setup's 2-shard cluster, or
+ * TRACEMESH_CLICKHOUSE_CLUSTER_URL / TRACEMESH_CLICKHOUSE_CLUSTER); starts a cluster for this
+ * file when neither is set.
+ */
+export async function createTestClusterDatabase(): Promise<TestClusterDatabase> {
+  let own: ClickHouseClusterHandle | undefined;
+  let urls = process.env['TRACEMESH_CLICKHOUSE_CLUSTER_URL']?.split(',');
+  let cluster = process.env['TRACEMESH_CLICKHOUSE_CLUSTER'] ?? 'tracemesh';
+  if (urls === undefined) {
+    own = await provideClickHouseCluster();
+    urls = [...own.urls];
+    cluster = own.cluster;
+  }
+  const first = urls[0]!;
+  const database = `tm_test_${randomBytes(6).toString('hex')}`;
+  await exec(first, `CREATE DATABASE ${database} ON CLUSTER ${cluster}`);
+  return {
+    urls,
+    cluster,
+    database,
+    drop: async () => {
+      await exec(first, `DROP DATABASE IF EXISTS ${database} ON CLUSTER ${cluster}`).catch(() => {});
       await own?.stop();
     },
   };
