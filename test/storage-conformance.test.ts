@@ -47,6 +47,12 @@ conformanceSuite('ClickHouse 2-shard cluster storage conformance', async () => {
   };
 });
 
+// The in-memory store that other components' tests use must behave the same.
+conformanceSuite('in-memory storage conformance', async () => {
+  const store = new InMemoryTraceStore();
+  return { reader: store, writer: store, close: async () => {} };
+});
+
 void describe('ClickHouse 2-shard cluster layout', () => {
   let db: TestClusterDatabase;
   let client: StorageClient;
