@@ -14,7 +14,14 @@ import { ident, sql } from '../storage/sql.ts';
 import { CONFORMANCE_BASE, conformanceSuite } from '../storage/testing/conformance.ts';
 import { makeFixtures } from '../storage/testing/fixtures.ts';
 import { ClickHouseTraceWriter } from '../storage/writer.ts';
-import { createTestClusterDatabase, createTestDatabase, type TestClusterDatabase } from './support/clickhouse.ts';
+import { ATTR } from '../common/semconv.ts';
+import { OutcomeAnalyser } from '../outcomes/analyser.ts';
+import { createQueryApp } from '../query-api/app.ts';
+import { BASE_TIME_NS, TraceBuilder, pod } from '../query-api/testing/trace-builder.ts';
+import type { SpanRecord } from '../storage/model.ts';
+import { ClickHouseOutcomeReader } from '../storage/outcomes/reader.ts';
+import { ClickHouseOutcomeStore } from '../storage/outcomes/store.ts';
+import { createTestClusterDatabase, createTestDatabase, eventually, type TestClusterDatabase } from './support/clickhouse.ts';
 
 conformanceSuite('ClickHouse storage conformance', async () => {
   const db = await createTestDatabase();
@@ -93,6 +100,70 @@ void describe('ClickHouse 2-shard cluster layout', () => {
       assert.deepStrictEqual(engines, [{ engine: 'ReplicatedMergeTree' }]);
       const replicas = await n.query<{ is_readonly: number }>(sql`SELECT is_readonly FROM system.replicas WHERE database = ${db.database} AND table = 'tracemesh_spans_local'`);
       assert.deepStrictEqual(replicas, [{ is_readonly: 0 }]);
+    }
+  });
+});
+
+void describe('failing paths on the 2-shard cluster', () => {
+  void it('counts outcomes of traces on both shards once each, with every span written twice', async () => {
+    const db = await createTestClusterDatabase();
+    const client = createClickHouseClient({ url: db.urls[0]!, database: db.database, distributedInsertSync: true });
+    try {
+      await migrate(client, { cluster: db.cluster });
+      const [ingress, frontend, pay1, pay2] = [pod('ingress', 1, 'node-1'), pod('frontend', 1, 'node-1'), pod('payments', 1, 'node-2'), pod('payments', 2, 'node-3')];
+      let seq = 0;
+      const checkout = (payments: typeof pay1, fail: boolean, offsetMs: number): SpanRecord[] => {
+        const b = new TraceBuilder(`${'c'.repeat(24)}${(++seq).toString(16).padStart(8, '0')}`);
+        const http = { [ATTR.urlPath]: '/checkout' };
+        const ing = b.server(ingress, undefined, { name: 'GET', startMs: offsetMs, durationMs: 20, http: fail ? 502 : 200, attrs: http });
+        const c1 = b.client(ing, { name: 'GET', startMs: offsetMs + 1, durationMs: 18, http: fail ? 502 : 200, to: frontend });
+        const fe = b.server(frontend, c1, { name: 'GET', startMs: offsetMs + 2, durationMs: 16, http: fail ? 502 : 200 });
+        const c2 = b.client(fe, { name: 'POST', startMs: offsetMs + 3, durationMs: 10, http: fail ? 500 : 200, to: payments });
+        b.server(payments, c2, { name: 'POST', startMs: offsetMs + 4, durationMs: 8, http: fail ? 500 : 200 });
+        return b.spans;
+      };
+      const spans: SpanRecord[] = [];
+      for (let i = 0; i < 6; i++) spans.push(...checkout(pay2, true, i * 100));
+      for (let i = 0; i < 8; i++) spans.push(...checkout(i % 2 === 0 ? pay1 : pay2, false, 1000 + i * 100));
+      const writer = new ClickHouseTraceWriter(client);
+      // Twice: a replayed WAL must not double the counts on a cluster either.
+      await writer.writeSpans(spans);
+      await writer.writeSpans(spans);
+      const store = new ClickHouseOutcomeStore(client);
+      const analyser = new OutcomeAnalyser(store, new ClickHouseTraceReader(client), { quietSeconds: 1, backfillSeconds: 120 });
+      const target = (await store.serverNow()) + 1;
+      await eventually(
+        async () => {
+          await analyser.step();
+          return analyser.stats.checkpoint ?? 0;
+        },
+        (c) => c >= target,
+        30_000,
+        'the analyser to pass the arrival of the last spans',
+      );
+      const app = createQueryApp({ reader: new ClickHouseTraceReader(client), outcomes: new ClickHouseOutcomeReader(client), now: () => BASE_TIME_NS }).app;
+      const us = BASE_TIME_NS / 1_000n;
+      const res = await app.request(`/api/v1/paths?start=${us - 1_000_000n}&end=${us + 3_600_000_000n}&status=all`);
+      assert.equal(res.status, 200, await res.clone().text());
+      const body = (await res.json()) as { paths: { requests: number; failures: number; rootCauses: { pod: string | null; failures: number }[] }[] };
+      assert.equal(body.paths.length, 1);
+      assert.equal(body.paths[0]!.requests, 14);
+      assert.equal(body.paths[0]!.failures, 6);
+      assert.deepEqual(body.paths[0]!.rootCauses.map((c) => [c.pod, c.failures]), [['payments-2', 6]]);
+      // The outcomes themselves are spread over both shards.
+      const perShard = await Promise.all(
+        db.urls.map(async (url) => {
+          const n = createClickHouseClient({ url, database: db.database });
+          const rows = await n.query<{ c: string }>(sql`SELECT toString(count()) AS c FROM ${ident(db.database, 'tracemesh_outcomes_local')}`);
+          await n.close();
+          return Number(rows[0]?.c ?? 0);
+        }),
+      );
+      assert.ok(perShard.every((c) => c > 0), `outcomes on both shards: ${perShard.join(' / ')}`);
+      await writer.close();
+    } finally {
+      await client.close();
+      await db.drop();
     }
   });
 });
