@@ -32,6 +32,7 @@ export const COLLECTOR_FLAGS = [
     description: 'ClickHouse HTTP interface, e.g. http://127.0.0.1:8123. Empty: start an embedded clickhouse-server (see --clickhouse-data-dir).',
   },
   { name: 'clickhouse-database', kind: 'string', default: 'tracemesh', env: 'TRACEMESH_CLICKHOUSE_DATABASE', description: 'ClickHouse database for the tracemesh tables; created and migrated at start.' },
+  { name: 'clickhouse-cluster', kind: 'string', default: '', env: 'TRACEMESH_CLICKHOUSE_CLUSTER', description: 'Cluster name from the servers\' remote_servers: migrate Replicated tables under Distributed ones ON CLUSTER, and insert with insert_distributed_sync=1 (storage/SCHEMA.md, "Cluster mode"). Empty: one server.' },
   {
     name: 'clickhouse-data-dir',
     kind: 'string',

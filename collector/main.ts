@@ -69,12 +69,13 @@ export async function runCollector(argv: string[], options: RunCollectorOptions 
     clickhouse = await provideClickHouse({ dataDir: flags['clickhouse-data-dir'], logger, env });
     url = clickhouse.url;
   }
-  const client = createClickHouseClient({ url, database: flags['clickhouse-database'] });
+  const cluster = flags['clickhouse-cluster'];
+  const client = createClickHouseClient({ url, database: flags['clickhouse-database'], distributedInsertSync: cluster !== '' });
   const writer = new ClickHouseTraceWriter(client, { logger });
   let collector: Collector | undefined;
   let wal: CollectorWal | undefined;
   try {
-    const migrated = await migrate(client, { logger });
+    const migrated = await migrate(client, { logger, ...(cluster !== '' ? { cluster } : {}) });
     logger.info('clickhouse schema ready', { url, database: flags['clickhouse-database'], version: migrated.version, applied: migrated.applied });
     const deadLetter = durability.deadLetterFile !== undefined ? new DeadLetterFile(durability.deadLetterFile, durability.deadLetterMaxBytes) : undefined;
     const unreadable: { signal: 'spans' | 'logs'; count: number }[] = [];

@@ -52,13 +52,13 @@ export interface TestClusterDatabase {
 
 /**
  * A fresh database on every node of the test cluster (the global setup's 2-shard cluster, or
- * TRACEMESH_CLICKHOUSE_CLUSTER_URL / TRACEMESH_CLICKHOUSE_CLUSTER); starts a cluster for this
+ * TRACEMESH_TEST_CLICKHOUSE_CLUSTER_URL / TRACEMESH_TEST_CLICKHOUSE_CLUSTER); starts a cluster for this
  * file when neither is set.
  */
 export async function createTestClusterDatabase(): Promise<TestClusterDatabase> {
   let own: ClickHouseClusterHandle | undefined;
-  let urls = process.env['TRACEMESH_CLICKHOUSE_CLUSTER_URL']?.split(',');
-  let cluster = process.env['TRACEMESH_CLICKHOUSE_CLUSTER'] ?? 'tracemesh';
+  let urls = process.env['TRACEMESH_TEST_CLICKHOUSE_CLUSTER_URL']?.split(',');
+  let cluster = process.env['TRACEMESH_TEST_CLICKHOUSE_CLUSTER'] ?? 'tracemesh';
   if (urls === undefined) {
     own = await provideClickHouseCluster();
     urls = [...own.urls];

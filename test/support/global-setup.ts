@@ -13,8 +13,8 @@ export async function globalSetup(): Promise<void> {
   const logger = createLogger({ component: 'test-setup' }, 'warn');
   // The 2-shard cluster (ZooKeeper + two servers) starts beside the single server; the
   // storage conformance suite runs against both. An external cluster can be named with
-  // TRACEMESH_CLICKHOUSE_CLUSTER_URL and TRACEMESH_CLICKHOUSE_CLUSTER.
-  const externalCluster = process.env['TRACEMESH_CLICKHOUSE_CLUSTER_URL'];
+  // TRACEMESH_TEST_CLICKHOUSE_CLUSTER_URL and TRACEMESH_TEST_CLICKHOUSE_CLUSTER.
+  const externalCluster = process.env['TRACEMESH_TEST_CLICKHOUSE_CLUSTER_URL'];
   const [single, nodes] = await Promise.all([
     provideClickHouse({ logger }),
     externalCluster === undefined ? provideClickHouseCluster({ logger }) : Promise.resolve(undefined),
@@ -24,8 +24,8 @@ export async function globalSetup(): Promise<void> {
   process.env['TRACEMESH_CLICKHOUSE_URL'] = handle.url;
   process.env['TRACEMESH_TEST_CLICKHOUSE_EMBEDDED'] = handle.embedded ? '1' : '0';
   if (cluster !== undefined) {
-    process.env['TRACEMESH_CLICKHOUSE_CLUSTER_URL'] = cluster.urls.join(',');
-    process.env['TRACEMESH_CLICKHOUSE_CLUSTER'] = cluster.cluster;
+    process.env['TRACEMESH_TEST_CLICKHOUSE_CLUSTER_URL'] = cluster.urls.join(',');
+    process.env['TRACEMESH_TEST_CLICKHOUSE_CLUSTER'] = cluster.cluster;
   }
 }
 
