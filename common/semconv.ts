@@ -87,6 +87,14 @@ export const ATTR = {
   meshErrorBody: 'mesh.error.body',
   /** The raw trace header value that could not be parsed; a new trace was started. */
   meshInvalidTraceHeader: 'mesh.trace_context.invalid',
+  /** A tunnel's protocol (`websocket`, `tcp`, or the Upgrade's protocol name). */
+  networkProtocolName: 'network.protocol.name',
+  /** Why a tunnel (WebSocket, upgrade, raw TCP) ended: `client_closed`, `upstream_closed`, `client_reset`, `upstream_reset`, `idle_timeout`, `shutdown`. */
+  meshConnectionCloseReason: 'mesh.connection.close_reason',
+  /** Bytes a tunnel carried from the client to the upstream (after its opening head). */
+  meshConnectionBytesReceived: 'mesh.connection.bytes_received',
+  /** Bytes a tunnel carried from the upstream to the client (after its opening head). */
+  meshConnectionBytesSent: 'mesh.connection.bytes_sent',
 } as const;
 
 /** Failures that the mesh produces, as recorded in `mesh.error.code`. */
@@ -108,6 +116,10 @@ export const MESH_ERROR = {
   overloaded: 'OVERLOADED',
   /** A circuit breaker of the destination cluster is open (too many requests or waiting requests). */
   circuitOpen: 'CIRCUIT_OPEN',
+  /** A raw-TCP tunnel asked for an app port the sidecar does not declare opaque (--opaque-ports) (403). */
+  portNotOpaque: 'PORT_NOT_OPAQUE',
+  /** An upgrade or CONNECT the sidecar does not carry (h2c upgrade to a tunnel, CONNECT from an app) (501 / 405). */
+  tunnelUnsupported: 'TUNNEL_UNSUPPORTED',
 } as const;
 export type MeshErrorCode = (typeof MESH_ERROR)[keyof typeof MESH_ERROR];
 

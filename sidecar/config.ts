@@ -166,6 +166,41 @@ export interface SidecarOptions {
   readonly controlPlaneTimeoutMs?: number;
   /** Timeouts and caps of the listeners (sidecar/limits/); defaults in DEFAULT_SIDECAR_LIMITS. */
   readonly limits?: Partial<SidecarLimits>;
+  /** An established tunnel (WebSocket, upgrade, raw TCP) with no byte either way this long is closed. Default 1 h (Envoy's tcp_proxy idle_timeout). */
+  readonly tunnelIdleTimeoutMs?: number;
+  /** Inbound: app ports peers may reach with raw TCP (opaque ports). Default none. */
+  readonly opaquePorts?: readonly number[];
+  /** Outbound: one local port per raw-TCP destination (`--tcp-listeners <port>=<service>:<port>`). Default none. */
+  readonly tcpListeners?: readonly TcpListenerSpec[];
+}
+
+/** A raw-TCP outbound listener: connections to 127.0.0.1:`listenPort` go to port `port` of `service`'s pods. */
+export interface TcpListenerSpec {
+  readonly listenPort: number;
+  readonly service: string;
+  readonly port: number;
+}
+
+/** Parses `--tcp-listeners` entries (`15101=db:5432`); throws ConfigError naming the flag. */
+export function parseTcpListeners(entries: readonly string[]): TcpListenerSpec[] {
+  return entries.map((e) => {
+    const m = /^(\d{1,5})=([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?):(\d{1,5})$/.exec(e.trim());
+    const listenPort = Number(m?.[1]);
+    const p = Number(m?.[4]);
+    if (m === null || listenPort > 65535 || p < 1 || p > 65535) {
+      throw new ConfigError(`--tcp-listeners (or TRACEMESH_TCP_LISTENERS) entries must be <listen-port>=<service>:<port>, e.g. 15101=db:5432 (listen port 0 picks a free one), got "${e}"`);
+    }
+    return { listenPort, service: m[2] as string, port: p };
+  });
+}
+
+/** Parses `--opaque-ports` (`5432,6379`); throws ConfigError naming the flag. */
+export function parseOpaquePorts(entries: readonly string[]): number[] {
+  return entries.map((e) => {
+    const n = Number(e.trim());
+    if (!/^\d{1,5}$/.test(e.trim()) || n < 1 || n > 65535) throw new ConfigError(`--opaque-ports (or TRACEMESH_OPAQUE_PORTS) must be ports from 1 to 65535, got "${e}"`);
+    return n;
+  });
 }
 
 export type SidecarConfig = Required<Omit<SidecarOptions, 'limits'>> & { readonly limits: SidecarLimits };
@@ -359,6 +394,9 @@ export function resolveConfig(o: SidecarOptions): SidecarConfig {
     identityTimeoutMs,
     controlPlane,
     controlPlanePlaintext: o.controlPlanePlaintext ?? false,
+    tunnelIdleTimeoutMs: positive(o.tunnelIdleTimeoutMs, 3_600_000, 'tunnel-idle-timeout'),
+    opaquePorts: o.opaquePorts ?? [],
+    tcpListeners: o.tcpListeners ?? [],
     register: o.register ?? false,
     advertiseAddress,
     controlPlaneTimeoutMs,

@@ -20,6 +20,8 @@ export const MESH_ERROR_STATUS: Readonly<Record<MeshErrorCode, number>> = {
   FAULT_INJECTED: 503,
   OVERLOADED: 503,
   CIRCUIT_OPEN: 503,
+  PORT_NOT_OPAQUE: 403,
+  TUNNEL_UNSUPPORTED: 501,
 };
 
 /** Extra fields of a synthesized error body (`policy`, `principal`, …); null is written as null. */

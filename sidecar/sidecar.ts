@@ -466,6 +466,7 @@ async function assemble(
     observers,
     inFlight,
     concurrency: concurrencyLayer(new RequestGate(limits.maxConcurrentRequests), 'inbound', refusals),
+    opaquePorts: new Set(config.opaquePorts),
   });
   const inboundAgent = new Agent({ keepAlive: true, scheduling: 'lifo', maxFreeSockets: 256 });
   cleanups.push(() => inboundAgent.destroy());
@@ -494,8 +495,9 @@ async function assemble(
     idleTimeoutMs: limits.idleTimeoutMs,
     onHeadersTimeout: () => refusals.refused(listener, 'deadline', 'request head'),
   });
-  const h1Outbound = new H1Listener({ ...base, ...outboundTiming, scope: outboundScope, chain: outboundChain, pool: h1Pool, downstreamLimits: downstreamLimits('outbound') });
-  const h1Inbound = new H1Listener({ ...base, ...inboundTiming, scope: inboundScope, chain: inboundChain, pool: appPool, localIdentity, downstreamLimits: downstreamLimits('inbound') });
+  const tunnelIdleTimeoutMs = config.tunnelIdleTimeoutMs;
+  const h1Outbound = new H1Listener({ ...base, ...outboundTiming, scope: outboundScope, chain: outboundChain, pool: h1Pool, downstreamLimits: downstreamLimits('outbound'), tunnelIdleTimeoutMs });
+  const h1Inbound = new H1Listener({ ...base, ...inboundTiming, scope: inboundScope, chain: inboundChain, pool: appPool, localIdentity, downstreamLimits: downstreamLimits('inbound'), tunnelIdleTimeoutMs });
   const outbound = createOutboundListener(outboundCtx, (socket: Socket) => h1Outbound.serve(socket));
   let inbound: Server;
   let meshInbound: MeshInboundListener | undefined;

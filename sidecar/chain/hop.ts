@@ -27,9 +27,21 @@ export type PolicyDecision = 'allow' | 'deny';
 
 /**
  * What the downstream spoke: `http/1.0`, `http/1.1`, `h2` (HTTP/2, h2c or over TLS) or `grpc`
- * (a gRPC call over HTTP/2). New codecs add their own (`websocket`, `tcp`).
+ * (a gRPC call over HTTP/2); for tunnels, `websocket` (an HTTP/1.1 `Upgrade: websocket`),
+ * `upgrade` (any other HTTP/1.1 upgrade), `tcp` (raw TCP on an opaque port, carried between
+ * sidecars as an HTTP/1.1 CONNECT).
  */
-export type Protocol = 'http/1.0' | 'http/1.1' | 'h2' | 'grpc';
+export type Protocol = 'http/1.0' | 'http/1.1' | 'h2' | 'grpc' | 'websocket' | 'upgrade' | 'tcp';
+
+/**
+ * Why a tunnel (WebSocket, other upgrade, TCP) ended, once its bytes flowed
+ * (`mesh.connection.close_reason`, `close_reason` in the access log):
+ * - `client_closed` / `upstream_closed`: that side closed its connection cleanly;
+ * - `client_reset` / `upstream_reset`: that side's connection failed (reset, TLS error);
+ * - `idle_timeout`: no byte either way for --tunnel-idle-timeout;
+ * - `shutdown`: the sidecar was stopping and cut it.
+ */
+export type CloseReason = 'client_closed' | 'upstream_closed' | 'client_reset' | 'upstream_reset' | 'idle_timeout' | 'shutdown';
 
 /** What a downstream connection proved, when it came through the mesh inbound listener. */
 /** Bytes of an app's error response body recorded on its span (`mesh.error.body`). */
@@ -182,6 +194,12 @@ export abstract class HopState {
   errorBodyChunked = false;
   bytesIn = 0;
   bytesOut = 0;
+  /** A tunnel (WebSocket, upgrade, TCP) was established: bytes flow both ways until one side closes. */
+  tunneled = false;
+  /** Why an established tunnel ended. */
+  closeReason: CloseReason | undefined = undefined;
+  /** Inbound raw TCP: the app port the tunnel is for (CONNECT's port); undefined: the app port. */
+  appPort: number | undefined = undefined;
   /** The observers ran (the hop is over). */
   ended = false;
 

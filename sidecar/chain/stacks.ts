@@ -4,8 +4,8 @@
 //   outbound (app → mesh):  [concurrency] → route → circuit-breaker → connection-retry → outlier-detection → balance → retry → fault-delay → telemetry
 //   inbound  (mesh → app):  [concurrency] → route → authorize → connection-retry → balance → telemetry
 //
-// Every codec of a direction (HTTP/1.1, HTTP/2, gRPC; later WebSocket and TCP) runs the same
-// chain. The order matters where hooks meet: a dead keep-alive connection is retried
+// Every codec of a direction (HTTP/1.1, HTTP/2, gRPC, WebSocket and other upgrades, raw TCP)
+// runs the same chain. The order matters where hooks meet: a dead keep-alive connection is retried
 // (connection-retry) before outlier detection or the balancer count it against the endpoint;
 // outlier detection sees a failed try before the retry layer picks again, so an ejection
 // already steers the retry.
@@ -67,12 +67,14 @@ export interface InboundStackDeps {
   readonly observers: readonly HopObserver[];
   readonly inFlight: InFlight;
   readonly concurrency?: Layer;
+  /** App ports that raw-TCP tunnels may reach (--opaque-ports); none by default. */
+  readonly opaquePorts?: ReadonlySet<number>;
 }
 
 export function inboundStack(d: InboundStackDeps): Chain {
   const layers: Layer[] = [
     ...(d.concurrency !== undefined ? [d.concurrency] : []),
-    inboundRouteLayer(d.service),
+    inboundRouteLayer(d.service, d.opaquePorts),
     authorizeLayer(d.policy, d.mtls, d.appPort),
     connectionRetryLayer(),
     inboundBalanceLayer(d.appHost, d.appPort),

@@ -544,14 +544,27 @@ void describe('h1 engine: hostile requests', () => {
     });
   }
 
-  void it('refuses an Upgrade with 501 UPGRADE_UNSUPPORTED', async () => {
+  void it('serves an h2c upgrade request as a plain HTTP/1.1 request (the Upgrade is ignored)', async () => {
+    const c = new RawClient(inbound());
+    await c.send('GET /h2c HTTP/1.1\r\nHost: self\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n');
+    const [res] = await c.responses(['GET']);
+    assert.equal(res?.status, 200);
+    await waitFor(() => (seen.some((s) => s.line === 'GET /h2c') ? true : undefined), 'the app to see the request');
+  });
+
+  void it('refuses CONNECT from an app (405) and raw TCP to a port not declared opaque (403 PORT_NOT_OPAQUE)', async () => {
     const c = new RawClient(outbound());
-    await c.send('GET /ws HTTP/1.1\r\nHost: b\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    await c.send('CONNECT b:5432 HTTP/1.1\r\nHost: b:5432\r\n\r\n');
     const text = await c.untilClosed();
-    const [res] = parseResponses(Buffer.from(text, 'latin1'), ['GET'], true);
-    assert.equal(res?.status, 501);
-    assert.deepEqual(res?.headers[MESH_ERROR_HEADER], ['UPGRADE_UNSUPPORTED']);
-    assert.ok(!seen.some((s) => s.line === 'GET /ws'), 'the app never saw it');
+    assert.match(text, /^HTTP\/1\.1 405 /);
+    assert.match(text, /x-tracemesh-error: TUNNEL_UNSUPPORTED/);
+    const d = new RawClient(inbound());
+    await d.send('CONNECT self:5432 HTTP/1.1\r\nHost: self:5432\r\nx-request-id: connect-refused-1\r\n\r\n');
+    const refused = await d.untilClosed();
+    assert.match(refused, /^HTTP\/1\.1 403 /);
+    assert.match(refused, /x-tracemesh-error: PORT_NOT_OPAQUE/);
+    assert.equal((await spanOf('connect-refused-1', 'inbound')).attributes[ATTR.meshErrorCode], 'PORT_NOT_OPAQUE');
+    await stillServes();
   });
 
   void it('answers a malformed chunked body that came with the head with 400 and does not crash', async () => {

@@ -16,6 +16,13 @@
 // `--upstream-timeout`; the clock restarts on every request-body chunk.
 // One request at a time per downstream connection: a pipelined request waits, unread, until
 // the response before it is complete.
+//
+// Tunnels (sidecar/README.md, "WebSocket, upgrades and raw TCP"): a request with `Upgrade`
+// (WebSocket and any other protocol but h2c) goes through the chain like any request and is
+// sent on with its Upgrade; a 101 answer turns both connections into a byte relay until one
+// side closes (`openTunnel`, `closeTunnel`). An inbound CONNECT from a peer sidecar carries raw
+// TCP for an opaque app port: the chain authorizes it, the engine connects to the app and
+// answers 200. Either way the hop's span and access log cover the whole connection.
 
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
@@ -24,12 +31,13 @@ import type { Tracer } from '@opentelemetry/api';
 import { MESH_ERROR, MESH_ERROR_HEADER } from '../../common/semconv.ts';
 import { extractTraceContext, formatTraceparent, propagatedTraceFlags, spanIdOfTraceresponse, TRACE_HEADERS, TRACERESPONSE, traceresponseFor, type TraceContextResult } from '../../common/trace-context.ts';
 import { PENDING, type Chain, type FailureKind } from '../chain/chain.ts';
-import { EXPECTED_TIMEOUT_HEADER, HopState, inboundTimeout, type DownstreamSecurity, type HopInit, type HopScope } from '../chain/hop.ts';
+import { EXPECTED_TIMEOUT_HEADER, HopState, inboundTimeout, type CloseReason, type DownstreamSecurity, type HopInit, type HopScope } from '../chain/hop.ts';
 import type { Endpoint } from '../endpoints/endpoints.ts';
 import { errorBody, ProxyError, upstreamError, type Hop } from '../errors.ts';
 import { editLines, type HeaderLines } from '../routing/headers.ts';
 import { absoluteForm, CLIENT_CERT_HEADER, REQUEST_ID_HEADER, SOURCE_WORKLOAD_HEADER, splitAuthority } from '../proxy/headers.ts';
 import { startExchangeSpan } from '../telemetry/spans.ts';
+import { endTry } from '../chain/layers/balance.ts';
 import {
   BodyScanner,
   emptyLinesBefore,
@@ -64,7 +72,12 @@ export interface H1Context {
   readonly localIdentity?: (() => string) | undefined;
   /** Downstream timeouts (sidecar/limits/); default: 10 s for a request head, 60 s idle. */
   readonly downstreamLimits?: DownstreamLimits | undefined;
+  /** An established tunnel (WebSocket, upgrade, raw TCP) with no byte either way this long is closed (--tunnel-idle-timeout); default 1 h. */
+  readonly tunnelIdleTimeoutMs?: number;
 }
+
+/** Envoy's tcp_proxy idle_timeout default. */
+export const DEFAULT_TUNNEL_IDLE_TIMEOUT_MS = 3_600_000;
 
 export interface DownstreamLimits {
   /** A request head must be complete this long after its first byte; then 408 and close. */
@@ -86,7 +99,11 @@ function badRequest(err: H1ParseError): string {
   return `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${MESH_ERROR_HEADER}: BAD_REQUEST\r\nconnection: close\r\n\r\n${body}`;
 }
 
-const UPGRADE_REFUSED = `HTTP/1.1 501 Not Implemented\r\nconnection: close\r\ncontent-length: 0\r\n${MESH_ERROR_HEADER}: UPGRADE_UNSUPPORTED\r\n\r\n`;
+const CONNECT_FROM_APP = new ProxyError(
+  MESH_ERROR.tunnelUnsupported,
+  'CONNECT is not carried from an app: give raw TCP its own sidecar port with --tcp-listeners (<port>=<service>:<port>), or use interception',
+  { status: 405 },
+);
 
 /** Request headers that stay on their hop (RFC 9110 §7.6.1) or that the proxy writes itself. */
 const REQUEST_DROPPED = new Set([
@@ -131,6 +148,8 @@ class Downstream {
   gone = false;
   /** readRequests is on the stack: an exchange that ends at once leaves the next request to its loop. */
   reading = false;
+  /** The client closed its side cleanly (FIN), as opposed to a reset. */
+  endSeen = false;
   /** Runs while a request head is incomplete (--request-headers-timeout). */
   headTimer: NodeJS.Timeout | undefined = undefined;
 
@@ -148,6 +167,8 @@ export class H1Exchange extends HopState implements ConnectionOwner {
   readonly head: RequestHead;
   readonly absolute: boolean;
   readonly serverPort: number;
+  /** `upgrade`: the request asked for an Upgrade (WebSocket, …); `connect`: an inbound CONNECT for raw TCP. */
+  readonly tunnel: 'upgrade' | 'connect' | undefined;
 
   /** The connection the request is on. */
   conn: UpstreamConnection | undefined = undefined;
@@ -177,6 +198,7 @@ export class H1Exchange extends HopState implements ConnectionOwner {
     this.head = head;
     this.absolute = absolute;
     this.serverPort = serverPort;
+    this.tunnel = head.upgrade ? 'upgrade' : head.method === 'CONNECT' ? 'connect' : undefined;
   }
 
   /** Close the downstream connection after this exchange (a refused connection, plaintext in STRICT). */
@@ -234,6 +256,10 @@ export class H1Exchange extends HopState implements ConnectionOwner {
 
   onUpstreamData(conn: UpstreamConnection, chunk: Buffer): void {
     if (conn !== this.conn || this.ended) return;
+    if (this.tunneled) {
+      tunnelToClient(this, conn, chunk);
+      return;
+    }
     if (this.collecting) {
       collectRefusal(this, conn, chunk);
       return;
@@ -250,8 +276,19 @@ export class H1Exchange extends HopState implements ConnectionOwner {
     if (conn === this.conn && !this.down.gone) this.down.socket.resume();
   }
 
+  onUpstreamReady(conn: UpstreamConnection): void {
+    // An inbound CONNECT: the app's port accepted the connection; nothing is sent first.
+    if (conn !== this.conn || this.ended || this.tunnel !== 'connect' || this.tunneled) return;
+    this.status = 200;
+    openTunnel(this, conn, `HTTP/1.1 200 Connection Established\r\n${TRACERESPONSE}: ${traceresponseFor(this.span.spanContext(), this.trace)}\r\n\r\n`, undefined);
+  }
+
   onUpstreamGone(conn: UpstreamConnection, err: Error | undefined): void {
     if (conn !== this.conn || this.ended) return;
+    if (this.tunneled) {
+      closeTunnel(this, err === undefined ? 'upstream_closed' : 'upstream_reset');
+      return;
+    }
     if (this.collecting) {
       collectRefusal(this, conn, undefined);
       return;
@@ -309,6 +346,8 @@ export class H1Listener {
     for (const d of this.conns) {
       d.closing = true;
       if (d.ex === undefined) d.socket.end();
+      // A tunnel has no end to wait for (a WebSocket may stay open for hours): cut it now.
+      else if (d.ex.tunneled && !d.ex.ended) closeTunnel(d.ex, 'shutdown');
     }
   }
 
@@ -346,14 +385,19 @@ function downOf(socket: Socket): Downstream {
 
 function onDownTimeout(this: Socket): void {
   const d = downOf(this);
-  // Only an idle keep-alive connection (or a stalled head) times out; exchanges have their own clock.
-  if (d.ex === undefined) this.destroy();
+  // Only an idle keep-alive connection (or a stalled head) times out; exchanges have their own
+  // clock. A closed tunnel's client that does not close its side is cut after the grace.
+  if (d.ex === undefined || (d.ex.tunneled && d.ex.ended)) this.destroy();
 }
 
 function onDownData(this: Socket, chunk: Buffer): void {
   const d = downOf(this);
   const ex = d.ex;
   if (ex !== undefined) {
+    if (ex.tunneled) {
+      if (!ex.ended) tunnelToUpstream(ex, chunk);
+      return;
+    }
     if (!ex.requestDone) {
       let end: number;
       try {
@@ -385,6 +429,7 @@ function onDownEnd(this: Socket): void {
   // The client shut its side. Sockets here are not half-open (as with node:http), so node ends
   // ours too and 'close' follows: an exchange still running is recorded as DOWNSTREAM_ABORTED.
   d.closing = true;
+  d.endSeen = true;
   if (d.ex === undefined) this.end();
 }
 
@@ -420,6 +465,10 @@ function onDownClose(this: Socket): void {
   d.listener.forget(d);
   const ex = d.ex;
   if (ex !== undefined && !ex.ended) {
+    if (ex.tunneled) {
+      closeTunnel(ex, d.endSeen ? 'client_closed' : 'client_reset');
+      return;
+    }
     ex.downstreamAborted = true;
     dropUpstream(ex);
     finish(ex);
@@ -480,13 +529,37 @@ function readRequestsLoop(d: Downstream): void {
     clearHeadTimer(d);
     d.searched = 0;
     d.buf = end < buf.length ? buf.subarray(end) : undefined;
-    if (head.upgrade) {
-      d.buf = undefined;
-      d.socket.end(UPGRADE_REFUSED, 'latin1');
-      return;
-    }
+    // h2c's upgrade is ignored (RFC 9113 removed it; clients use prior knowledge): a plain request.
+    if (head.upgrade && upgradeProtocol(head) === 'h2c') head.upgrade = false;
     startExchange(d, head);
   }
+}
+
+/** The first protocol an Upgrade header names, lower case. */
+function upgradeProtocol(head: RequestHead | ResponseHead): string {
+  const i = head.names.indexOf('upgrade');
+  if (i === -1) return '';
+  const v = (head.values[i] as string).toLowerCase();
+  const comma = v.indexOf(',');
+  const first = (comma === -1 ? v : v.slice(0, comma)).trim();
+  const slash = first.indexOf('/');
+  return slash === -1 ? first : first.slice(0, slash);
+}
+
+/** The Upgrade header's value as sent, for the next hop. */
+function upgradeValue(head: RequestHead | ResponseHead): string {
+  const i = head.names.indexOf('upgrade');
+  return i === -1 ? '' : (head.values[i] as string);
+}
+
+/** The port of a CONNECT target (`host:port`, `[v6]:port`), or undefined. */
+function connectPort(target: string): number | undefined {
+  const colon = target.lastIndexOf(':');
+  if (colon === -1 || colon < target.lastIndexOf(']')) return undefined;
+  const text = target.slice(colon + 1);
+  if (!/^[0-9]{1,5}$/.test(text)) return undefined;
+  const port = Number(text);
+  return port >= 1 && port <= 65535 ? port : undefined;
 }
 
 function isTokenByte(c: number): boolean {
@@ -500,7 +573,9 @@ function startExchange(d: Downstream, head: RequestHead): void {
   let target = head.target;
   let authority = head.host;
   let absolute = false;
-  if (target.charCodeAt(0) !== 0x2f /* '/' */ && target !== '*') {
+  const connect = head.method === 'CONNECT';
+  if (connect) authority = target; // authority-form (RFC 9112 §3.2.3)
+  else if (target.charCodeAt(0) !== 0x2f /* '/' */ && target !== '*') {
     const abs = absoluteForm(target);
     if (abs !== undefined) {
       authority = abs.authority;
@@ -549,7 +624,7 @@ function startExchange(d: Downstream, head: RequestHead): void {
     ctx,
     d,
     head,
-    { startMs, protocol: head.minor === 1 ? 'http/1.1' : 'http/1.0', method: head.method, target, authority, host, requestId, sourceWorkload, trace, span },
+    { startMs, protocol: head.upgrade ? (upgradeProtocol(head) === 'websocket' ? 'websocket' : 'upgrade') : connect ? 'tcp' : head.minor === 1 ? 'http/1.1' : 'http/1.0', method: head.method, target, authority, host, requestId, sourceWorkload, trace, span },
     absolute,
     port ?? 80,
   );
@@ -557,7 +632,8 @@ function startExchange(d: Downstream, head: RequestHead): void {
   ex.perTryTimeoutMs = ctx.perTryTimeoutMs ?? 0;
   ctx.chain.start(ex);
   d.ex = ex;
-  if (head.close) d.closing = true;
+  // A connection that asked for a tunnel carries no further request, whatever the answer.
+  if (head.close || ex.tunnel !== undefined) d.closing = true;
   d.socket.setTimeout(0);
   ex.reqBody.reset(requestBodyKind(head), head.contentLength);
   // Body bytes that came with the head.
@@ -577,6 +653,15 @@ function startExchange(d: Downstream, head: RequestHead): void {
   }
   if (d.buf !== undefined) d.socket.pause();
 
+  if (connect) {
+    // Raw TCP comes only from peer sidecars (sidecar/tcp/ sends it); the port must be opaque (route layer).
+    const p = connectPort(target);
+    if (outbound || p === undefined) {
+      fail(ex, outbound ? CONNECT_FROM_APP : new ProxyError(MESH_ERROR.tunnelUnsupported, `CONNECT target "${target}" names no port`, { status: 400 }));
+      return;
+    }
+    ex.appPort = p;
+  }
   const decision = ctx.chain.request(ex);
   if (decision === undefined) {
     ex.nextTryTimeout();
@@ -610,6 +695,7 @@ function upstreamHead(ex: H1Exchange): string {
     editLines(lines, route.requestHeaders);
     for (const [name, value] of lines) h += `${name}: ${value}\r\n`;
   }
+  if (ex.tunnel === 'upgrade') h += `connection: upgrade\r\nupgrade: ${upgradeValue(head)}\r\n`;
   const sc = ex.span.spanContext();
   h += `traceparent: ${formatTraceparent(sc.traceId, sc.spanId, propagatedTraceFlags(ex.trace, sc.traceFlags))}\r\n`;
   const ts = ex.trace.kind === 'found' ? ex.trace.context.traceState : undefined;
@@ -632,7 +718,8 @@ function upstreamName(ex: H1Exchange): string {
 }
 
 function send(ex: H1Exchange, fresh: boolean): void {
-  const conn = ex.ctx.pool.acquire(ex.endpoint as Endpoint, ex, fresh);
+  // Raw TCP never goes on a pooled connection (it may be to the app's HTTP port).
+  const conn = ex.ctx.pool.acquire(ex.endpoint as Endpoint, ex, fresh || ex.tunnel === 'connect');
   ex.conn = conn;
   ex.responseStarted = false;
   if (conn.tls) ex.peer = conn;
@@ -640,6 +727,11 @@ function send(ex: H1Exchange, fresh: boolean): void {
   conn.pending = undefined;
   ex.resBody.reset('none');
   ex.timer = setTimeout(onUpstreamTimeout, ex.tryTimeoutMs, ex);
+  // Inbound raw TCP: the app gets the bytes and nothing else (onUpstreamReady opens the tunnel).
+  if (ex.tunnel === 'connect') {
+    if (conn.ready) ex.onUpstreamReady(conn);
+    return;
+  }
   conn.write(ex.upstreamHead);
   const early = ex.early;
   if (early !== undefined) {
@@ -689,6 +781,10 @@ function readResponseHead(ex: H1Exchange, conn: UpstreamConnection, chunk: Buffe
       return;
     }
     if (head.status >= 100 && head.status < 200) {
+      if (head.status === 101 && ex.tunnel === 'upgrade') {
+        startUpgrade(ex, conn, head, buf, end);
+        return;
+      }
       if (head.status === 101) {
         dropUpstream(ex);
         fail(ex, upstreamError(new Error('101 Switching Protocols to a request that asked for no upgrade'), upstreamName(ex)));
@@ -717,7 +813,8 @@ function startResponse(ex: H1Exchange, conn: UpstreamConnection, head: ResponseH
   const t = head.names.indexOf(TRACERESPONSE);
   ex.upstreamSpanId = t === -1 ? undefined : spanIdOfTraceresponse(head.values[t]);
   ex.resBody.reset(kind, head.contentLength);
-  ex.upstreamClose = head.close || kind === 'close';
+  // An upgrade the upstream refused: the connection may be in any state; never reuse it.
+  ex.upstreamClose = head.close || kind === 'close' || ex.tunnel !== undefined;
   // Over mTLS, a peer sidecar that refused this sidecar's certificate answers 403
   // TLS_HANDSHAKE_FAILED: read its reason and report the failure as this hop's own.
   if (conn.tls && conn.requests === 1 && head.status === 403 && isRefusal(head)) {
@@ -923,9 +1020,12 @@ function badRequestBody(ex: H1Exchange, err: unknown): void {
 /** Runs the observers, once. */
 function finish(ex: H1Exchange): void {
   if (ex.ended) return;
-  // Body sizes without chunked framing; a synthesized body was counted by fail().
-  ex.bytesIn = ex.reqBody.payload;
-  ex.bytesOut += ex.resBody.payload;
+  // Body sizes without chunked framing; a synthesized body was counted by fail(). A tunnel
+  // counted its bytes as they went.
+  if (!ex.tunneled) {
+    ex.bytesIn = ex.reqBody.payload;
+    ex.bytesOut += ex.resBody.payload;
+  }
   clearTimeout(ex.timer);
   ex.timer = undefined;
   ex.ctx.chain.end(ex);
@@ -950,4 +1050,109 @@ function nextRequest(d: Downstream): void {
   d.socket.setTimeout(d.listener.limits.idleTimeoutMs);
   d.socket.resume();
   if (d.buf !== undefined) readRequests(d);
+}
+
+// --- tunnels -------------------------------------------------------------------------------
+
+/** The upstream switched protocols (101): relay its head, then bytes both ways. */
+function startUpgrade(ex: H1Exchange, conn: UpstreamConnection, head: ResponseHead, buf: Buffer, end: number): void {
+  ex.status = 101;
+  let h = `HTTP/1.1 101 ${head.reason}\r\n`;
+  const { rawNames, names, values, connectionNames } = head;
+  for (let i = 0; i < names.length; i++) {
+    const n = names[i] as string;
+    if (RESPONSE_DROPPED.has(n) || (connectionNames !== undefined && connectionNames.includes(n))) continue;
+    h += `${rawNames[i] as string}: ${values[i] as string}\r\n`;
+  }
+  h += `connection: upgrade\r\nupgrade: ${upgradeValue(head) || upgradeValue(ex.head)}\r\n`;
+  if (!names.includes(TRACERESPONSE)) h += `${TRACERESPONSE}: ${traceresponseFor(ex.span.spanContext(), ex.trace)}\r\n`;
+  openTunnel(ex, conn, h + '\r\n', end < buf.length ? buf.subarray(end) : undefined);
+}
+
+/**
+ * Both connections become one byte relay: the answer's head goes downstream, then whatever
+ * either side sends. The balancer sees the call end here (a tunnel's lifetime is not latency);
+ * a route's request timeout stops here too. From now on only --tunnel-idle-timeout applies.
+ */
+function openTunnel(ex: H1Exchange, conn: UpstreamConnection, head: string, rest: Buffer | undefined): void {
+  clearTimeout(ex.timer);
+  ex.timer = undefined;
+  if (ex.ctx.chain.onResponse(ex)) {
+    dropUpstream(ex);
+    return;
+  }
+  ex.tunneled = true;
+  ex.headersSent = true;
+  ex.responseStarted = true;
+  conn.pending = undefined;
+  endTry(ex, true);
+  const facts = ex.route;
+  if (facts?.timer !== undefined) {
+    clearTimeout(facts.timer);
+    facts.timer = undefined;
+  }
+  const d = ex.down;
+  if (!d.gone) {
+    d.socket.cork();
+    d.socket.write(head, 'latin1');
+    if (rest !== undefined && rest.length > 0) {
+      ex.bytesOut += rest.length;
+      d.socket.write(rest);
+    }
+    d.socket.uncork();
+  }
+  // Bytes the client sent after its request head, before the answer (they waited in d.buf).
+  const early = d.buf;
+  d.buf = undefined;
+  if (early !== undefined && early.length > 0) {
+    ex.bytesIn += early.length;
+    conn.write(early);
+  }
+  ex.timer = setTimeout(onTunnelIdle, ex.ctx.tunnelIdleTimeoutMs ?? DEFAULT_TUNNEL_IDLE_TIMEOUT_MS, ex);
+  if (!d.gone) d.socket.resume();
+}
+
+function tunnelToClient(ex: H1Exchange, conn: UpstreamConnection, chunk: Buffer): void {
+  ex.bytesOut += chunk.length;
+  ex.timer?.refresh();
+  const d = ex.down;
+  if (!d.gone && !d.socket.write(chunk)) conn.socket.pause();
+}
+
+function tunnelToUpstream(ex: H1Exchange, chunk: Buffer): void {
+  ex.bytesIn += chunk.length;
+  ex.timer?.refresh();
+  const conn = ex.conn;
+  if (conn !== undefined && !conn.write(chunk)) ex.down.socket.pause();
+}
+
+function onTunnelIdle(ex: H1Exchange): void {
+  ex.timer = undefined;
+  closeTunnel(ex, 'idle_timeout');
+}
+
+/**
+ * Ends a tunnel, once: the side that closed cleanly has its close passed on (queued bytes are
+ * flushed first); after a reset, an idle timeout or at shutdown both connections are cut.
+ */
+function closeTunnel(ex: H1Exchange, reason: CloseReason): void {
+  if (ex.ended) return;
+  ex.closeReason = reason;
+  clearTimeout(ex.timer);
+  ex.timer = undefined;
+  const conn = ex.conn;
+  ex.conn = undefined;
+  if (conn !== undefined) {
+    conn.owner = undefined;
+    if (reason === 'client_closed') conn.socket.end();
+    else conn.socket.destroy();
+  }
+  const d = ex.down;
+  if (!d.gone) {
+    if (reason === 'upstream_closed') {
+      d.socket.end();
+      d.socket.setTimeout(CLOSING_GRACE_MS);
+    } else if (reason !== 'client_closed') d.socket.destroy();
+  }
+  finish(ex);
 }

@@ -16,6 +16,8 @@ import { classifyConnectFailure } from '../transport/tls-failure.ts';
 export interface ConnectionOwner {
   onUpstreamData(conn: UpstreamConnection, chunk: Buffer): void;
   onUpstreamDrain(conn: UpstreamConnection): void;
+  /** The connection is up (plain: connected; TLS: handshake done, peer verified); for tunnels that send nothing first. */
+  onUpstreamReady?(conn: UpstreamConnection): void;
   /** The connection failed or closed while owned; `err` is undefined for a clean close. */
   onUpstreamGone(conn: UpstreamConnection, err: Error | undefined): void;
 }
@@ -156,6 +158,7 @@ function onConnect(this: Socket): void {
   if (!c.tls) {
     c.ready = true;
     this.setTimeout(0);
+    c.owner?.onUpstreamReady?.(c);
   }
 }
 
@@ -164,6 +167,7 @@ function onSecureConnect(this: TLSSocket): void {
   this.setNoDelay(true);
   this.setTimeout(0);
   c.ready = true;
+  c.owner?.onUpstreamReady?.(c);
 }
 
 function onConnectTimeout(this: Socket): void {

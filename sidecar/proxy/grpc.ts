@@ -55,6 +55,8 @@ const STATUS_OF_MESH_ERROR: Readonly<Record<MeshErrorCode, number>> = {
   // Shed before it ran: safe to retry.
   OVERLOADED: GRPC_STATUS.UNAVAILABLE,
   CIRCUIT_OPEN: GRPC_STATUS.UNAVAILABLE,
+  PORT_NOT_OPAQUE: GRPC_STATUS.PERMISSION_DENIED,
+  TUNNEL_UNSUPPORTED: GRPC_STATUS.UNIMPLEMENTED,
 };
 
 export function grpcStatusOfMeshError(err: ProxyError): number {

@@ -43,6 +43,10 @@ export interface AccessLogEntry {
   readonly policy_decision: string | null;
   /** `ns/name` of the AuthorizationPolicy that decided, else null. */
   readonly policy: string | null;
+  /** Tunnels only (WebSocket, upgrade, raw TCP): `websocket`, `upgrade` or `tcp`. */
+  protocol?: string;
+  /** Tunnels only: why the connection ended (see `mesh.connection.close_reason`). */
+  close_reason?: string | null;
 }
 
 export interface AccessLogOptions {
@@ -98,6 +102,10 @@ export class AccessLog implements HopObserver {
         policy_decision: ex.policyDecision ?? null,
         policy: ex.policyName ?? null,
       };
+      if (ex.tunneled) {
+        entry.protocol = ex.protocol;
+        entry.close_reason = ex.closeReason ?? null;
+      }
       sink(JSON.stringify(entry));
     }
     if (logger !== undefined) {
@@ -118,6 +126,10 @@ export class AccessLog implements HopObserver {
         'http.response.body.size': ex.bytesOut,
       };
       if (meshError !== null) attributes[ATTR.meshErrorCode] = meshError;
+      if (ex.tunneled) {
+        attributes[ATTR.networkProtocolName] = ex.protocol;
+        if (ex.closeReason !== undefined) attributes[ATTR.meshConnectionCloseReason] = ex.closeReason;
+      }
       if (tlsMode !== null) attributes[ATTR.meshTlsMode] = tlsMode;
       if (peerIdentity !== null) attributes[ATTR.meshPeerIdentity] = peerIdentity;
       if (ex.policyDecision !== undefined) attributes[ATTR.meshPolicyDecision] = ex.policyDecision;

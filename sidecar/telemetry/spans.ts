@@ -175,6 +175,13 @@ export class SpanRecorder implements HopObserver {
       if (ex.retryReason !== undefined) span.setAttribute(ATTR.meshRetryReason, ex.retryReason);
     }
     if (ex.circuitOpen !== undefined) span.setAttribute(ATTR.meshCircuitOpen, ex.circuitOpen);
+    if (ex.tunneled) {
+      // The span covers the whole connection (WebSocket, upgrade, raw TCP).
+      span.setAttribute(ATTR.networkProtocolName, ex.protocol);
+      span.setAttribute(ATTR.meshConnectionBytesReceived, ex.bytesIn);
+      span.setAttribute(ATTR.meshConnectionBytesSent, ex.bytesOut);
+      if (ex.closeReason !== undefined) span.setAttribute(ATTR.meshConnectionCloseReason, ex.closeReason);
+    }
     if (ex.lbPolicy !== undefined) span.setAttribute(ATTR.meshLbPolicy, ex.lbPolicy);
     const peer = ex.peer;
     const tlsMode = tlsModeOf(ex);

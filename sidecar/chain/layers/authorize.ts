@@ -19,7 +19,7 @@ const PLAINTEXT_REFUSED = new ProxyError(MESH_ERROR.plaintextRefused, PLAINTEXT_
 
 /**
  * `mtls`: the sidecar has mTLS on (a connection without security facts is then plaintext).
- * `appPort` is the port policies' `to.operation.ports` match.
+ * `appPort` is the port policies' `to.operation.ports` match (a raw-TCP tunnel's own port when it has one).
  */
 export function authorizeLayer(policy: InboundPolicy, mtls: boolean, appPort: number): Layer {
   return {
@@ -51,7 +51,7 @@ export function authorizeLayer(policy: InboundPolicy, mtls: boolean, appPort: nu
         method: hop.method,
         path: hop.target,
         host: hop.authority,
-        port: appPort,
+        port: hop.appPort ?? appPort,
         headers: hop.headers(),
       });
       hop.policyDecision = decision.allowed ? 'allow' : 'deny';

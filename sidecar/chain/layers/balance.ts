@@ -51,13 +51,17 @@ export function outboundBalanceLayer(clusters: ClusterManager): Layer {
   };
 }
 
-/** Inbound: the local app at `host:port`. */
+function localEndpoint(host: string, port: number): Endpoint {
+  return { address: `${host}:${port}`, host, port, pod: undefined, node: undefined, namespace: undefined, zone: undefined, weight: 1, identity: undefined };
+}
+
+/** Inbound: the local app at `host:port` (a raw-TCP tunnel: the app on the tunnel's port). */
 export function inboundBalanceLayer(host: string, port: number): Layer {
-  const local: Endpoint = { address: `${host}:${port}`, host, port, pod: undefined, node: undefined, namespace: undefined, zone: undefined, weight: 1, identity: undefined };
+  const local = localEndpoint(host, port);
   return {
     name: 'balance',
     onRequest(hop) {
-      hop.endpoint = local;
+      hop.endpoint = hop.appPort === undefined || hop.appPort === port ? local : localEndpoint(host, hop.appPort);
       hop.tryStartMs = hop.startMs;
       return undefined;
     },

@@ -29,13 +29,23 @@ export function outboundRouteLayer(resolve: RouteResolver = hostRoute): Layer {
   return { name: 'route', onRequest: resolve };
 }
 
-/** Inbound: everything is for this sidecar's own service. */
-export function inboundRouteLayer(service: string): Layer {
+/**
+ * Inbound: everything is for this sidecar's own service. A raw-TCP tunnel (`hop.appPort` set
+ * by the codec from its CONNECT) must be for one of `opaquePorts` (--opaque-ports), else it is
+ * refused: a peer must not reach any port of the pod it likes.
+ */
+export function inboundRouteLayer(service: string, opaquePorts: ReadonlySet<number> = NO_PORTS): Layer {
   return {
     name: 'route',
     onRequest(hop) {
       hop.service = service;
+      const port = hop.appPort;
+      if (port !== undefined && !opaquePorts.has(port)) {
+        return new ProxyError(MESH_ERROR.portNotOpaque, `raw TCP to port ${port} refused: the port is not declared opaque on this sidecar (--opaque-ports ${[...opaquePorts].join(',') || '(none)'})`);
+      }
       return undefined;
     },
   };
 }
+
+const NO_PORTS: ReadonlySet<number> = new Set();
