@@ -101,7 +101,7 @@ function badRequest(err: H1ParseError): string {
 
 const CONNECT_FROM_APP = new ProxyError(
   MESH_ERROR.tunnelUnsupported,
-  'CONNECT is not carried from an app: give raw TCP its own sidecar port with --tcp-listeners (<port>=<service>:<port>), or use interception',
+  'CONNECT is not carried from an app: the outbound side has no raw-TCP listener yet (only peer sidecars may send CONNECT, for ports the receiving sidecar declares in --opaque-ports)',
   { status: 405 },
 );
 
