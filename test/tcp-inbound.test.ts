@@ -24,7 +24,7 @@ const sockets = new Set<Socket>();
 
 /** A TLS connection to the sidecar's inbound port with the caller's mesh certificate; resolves with it and a reader of everything received. */
 async function dial(): Promise<{ socket: TLSSocket; received: () => string }> {
-  const socket = connect({ host: '127.0.0.1', port: db.sidecar.inboundPort, cert: client.certChainPem, key: client.privateKeyPem, ca: client.trustBundlePem, ALPNProtocols: ['http/1.1'], checkServerIdentity: () => undefined });
+  const socket = connect({ host: '127.0.0.1', port: db.sidecar.inboundPort, cert: client.certChainPem, key: client.privateKeyPem, ca: [...client.trustBundlePem], ALPNProtocols: ['http/1.1'], checkServerIdentity: () => undefined });
   let text = '';
   socket.setEncoding('latin1');
   socket.on('data', (c: string) => (text += c));
