@@ -15,6 +15,7 @@ import { AggregatedDiscoveryServiceClient, preloadXdsProtos } from '../common/xd
 import type { Authenticator } from './ca/authn/authenticator.ts';
 import type { CertificateAuthority } from './ca/pki/authority.ts';
 import { startCaServer, type CaServer, type CaServerTransport } from './ca/server/server.ts';
+import type { SigningRateLimiter } from './ca/server/rate-limit.ts';
 import { ServiceRegistry, type ServiceKey } from './discovery/model.ts';
 import { SelfRegistration } from './discovery/registration.ts';
 import type { MeshSnapshot } from './xds/generators.ts';
@@ -34,6 +35,9 @@ export interface ControlPlaneOptions {
   /** CA + xDS port. Default 15012; 0 picks one. */
   readonly port?: number;
   readonly transport?: CaServerTransport;
+  /** Per-identity signing rate limit and TLS handshake timeout of the CA port (controlplane/ca/flags.ts). */
+  readonly rateLimiter?: SigningRateLimiter;
+  readonly tlsHandshakeTimeoutMs?: number;
   /** Plaintext xDS only (no CA, no registration), for proxyless gRPC clients. Undefined: off. */
   readonly xdsPlaintextPort?: number;
   /** Host of the plaintext xDS and debug listeners. Default 127.0.0.1. */
@@ -110,6 +114,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     // xDS requests carry many resource names; the CA's own limit is far smaller.
     maxRequestBytes: 4 * 1024 * 1024,
     services: [service],
+    ...(options.rateLimiter !== undefined ? { rateLimiter: options.rateLimiter } : {}),
+    ...(options.tlsHandshakeTimeoutMs !== undefined ? { tlsHandshakeTimeoutMs: options.tlsHandshakeTimeoutMs } : {}),
     logger,
   });
   const localHost = options.localHost ?? '127.0.0.1';

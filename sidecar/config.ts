@@ -186,6 +186,7 @@ export type SidecarConfig = Required<Omit<SidecarOptions, 'limits'>> & { readonl
 const LIMIT_FLAGS: Readonly<Record<keyof SidecarLimits, string>> = {
   requestHeadersTimeoutMs: 'request-headers-timeout',
   idleTimeoutMs: 'idle-timeout',
+  tlsHandshakeTimeoutMs: 'tls-handshake-timeout',
   upstreamIdleTimeoutMs: 'upstream-idle-timeout',
   maxConnections: 'max-downstream-connections',
   maxConcurrentRequests: 'max-concurrent-requests',

@@ -81,6 +81,7 @@ export const sidecarFlags = [
   { name: 'control-plane-timeout', kind: 'duration', default: '10s', description: 'How long startup waits for the first configuration from the control plane before serving with what it has.' },
   { name: 'request-headers-timeout', kind: 'duration', default: '10s', description: 'A request head must be complete this long after its first byte, on every listener (Envoy\'s request_headers_timeout); then 408 and the connection closes.' },
   { name: 'idle-timeout', kind: 'duration', default: '60s', description: 'A downstream connection (HTTP/1.1 or HTTP/2) with no request in flight for this long is closed (Envoy\'s idle_timeout).' },
+  { name: 'tls-handshake-timeout', kind: 'duration', default: '10s', description: 'A TLS handshake on the mTLS inbound port must finish this long after the connection\'s first byte; then the connection is closed and counted (reason="deadline").' },
   { name: 'upstream-idle-timeout', kind: 'duration', default: '60s', description: 'A pooled upstream HTTP/1.1 connection unused for this long is closed.' },
   { name: 'max-downstream-connections', kind: 'int', default: '4096', description: 'Open connections per listener (outbound, inbound); more are closed at accept and counted. The admin port allows 64.' },
   { name: 'tunnel-idle-timeout', kind: 'duration', default: '1h', description: 'An established tunnel (WebSocket or other HTTP/1.1 upgrade, raw TCP) with no byte either way for this long is closed (Envoy\'s tcp_proxy idle_timeout).' },
@@ -214,6 +215,7 @@ export function optionsFromFlags(v: SidecarFlagValues): SidecarOptions {
     limits: {
       requestHeadersTimeoutMs: v['request-headers-timeout'],
       idleTimeoutMs: v['idle-timeout'],
+      tlsHandshakeTimeoutMs: v['tls-handshake-timeout'],
       upstreamIdleTimeoutMs: v['upstream-idle-timeout'],
       maxConnections: v['max-downstream-connections'],
       maxConcurrentRequests: v['max-concurrent-requests'],

@@ -511,6 +511,9 @@ async function assemble(
       handler: createProxyHandler(inboundCtx),
       mode: () => policy.mode,
       onHandshakeFailure: (f) => failures.inbound(f),
+      handshakeTimeoutMs: limits.tlsHandshakeTimeoutMs,
+      idleTimeoutMs: limits.idleTimeoutMs,
+      onHandshakeTimeout: () => refusals.refused('inbound', 'deadline', 'TLS handshake'),
       logger,
     });
     inbound = meshInbound.server;

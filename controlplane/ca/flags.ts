@@ -10,6 +10,7 @@ import { inClusterTokenReviewOptions, kubernetesTokenAuthenticator } from './aut
 import { CA_ERROR, CaError } from '../../common/ca/errors.ts';
 import { createCertificateAuthority, type CertificateAuthority } from './pki/authority.ts';
 import { startCaServer, type CaServer, type CaServerOptions, type CaServerTransport } from './server/server.ts';
+import { DEFAULT_SIGNING_RATE_LIMIT, SigningRateLimiter } from './server/rate-limit.ts';
 
 export const CA_FLAGS = [
   {
@@ -40,6 +41,9 @@ export const CA_FLAGS = [
   },
   { name: 'ca-host', kind: 'string', default: '127.0.0.1', description: 'Address the CA gRPC server listens on' },
   { name: 'ca-port', kind: 'int', default: '15012', description: 'Port of the CA gRPC server (Istio’s istiod port)' },
+  { name: 'ca-sign-burst', kind: 'int', default: '10', description: 'Certificates one identity may have signed at once; past it and its refill, CreateCertificate answers RESOURCE_EXHAUSTED (CA_RATE_LIMITED)' },
+  { name: 'ca-sign-per-minute', kind: 'int', default: '6', description: 'Signatures an identity gets back per minute after its burst' },
+  { name: 'ca-tls-handshake-timeout', kind: 'duration', default: '10s', description: 'A TLS handshake on the CA (and xDS) port must finish this long after connecting; then the connection is closed' },
   { name: 'ca-plaintext', kind: 'bool', default: 'false', description: 'Serve the CA without TLS (local development on loopback only)' },
   {
     name: 'bootstrap-tokens-file',
@@ -77,6 +81,10 @@ export interface CaParts {
   readonly host: string;
   readonly port: number;
   readonly transport: CaServerTransport;
+  /** Per-identity signing rate limit (--ca-sign-burst, --ca-sign-per-minute). */
+  readonly rateLimiter: SigningRateLimiter;
+  /** --ca-tls-handshake-timeout, in ms. */
+  readonly tlsHandshakeTimeoutMs: number;
 }
 
 /**
@@ -85,6 +93,9 @@ export interface CaParts {
  */
 export async function caFromFlags(flags: CaFlagValues, logger: Logger): Promise<CaParts> {
   const trustDomain = flags['trust-domain'];
+  for (const name of ['ca-sign-burst', 'ca-sign-per-minute', 'ca-tls-handshake-timeout'] as const) {
+    if (flags[name] < 1) throw new CaError(CA_ERROR.configInvalid, `--${name} must be at least 1, got ${flags[name]}`);
+  }
   const authenticators: Authenticator[] = [];
   if (!flags['ca-plaintext']) authenticators.push(clientCertificateAuthenticator(trustDomain));
   if (flags['bootstrap-tokens-file'] !== '') {
@@ -109,15 +120,23 @@ export async function caFromFlags(flags: CaFlagValues, logger: Logger): Promise<
     maxWorkloadCertTtlMs: flags['max-workload-cert-ttl'],
     logger,
   });
-  return { ca, authenticators, host: flags['ca-host'], port: flags['ca-port'], transport: flags['ca-plaintext'] ? { kind: 'plaintext' } : { kind: 'tls' } };
+  return {
+    ca,
+    authenticators,
+    host: flags['ca-host'],
+    port: flags['ca-port'],
+    transport: flags['ca-plaintext'] ? { kind: 'plaintext' } : { kind: 'tls' },
+    rateLimiter: new SigningRateLimiter({ ...DEFAULT_SIGNING_RATE_LIMIT, burst: flags['ca-sign-burst'], perMinute: flags['ca-sign-per-minute'] }, { logger }),
+    tlsHandshakeTimeoutMs: flags['ca-tls-handshake-timeout'],
+  };
 }
 
 /** Builds the CA and starts its server from parsed flags (see caFromFlags). */
 export async function startCaFromFlags(flags: CaFlagValues, logger: Logger, extra: Pick<CaServerOptions, 'services'> = {}): Promise<RunningCa> {
-  const { ca, authenticators, host, port, transport } = await caFromFlags(flags, logger);
+  const { ca, authenticators, host, port, transport, rateLimiter, tlsHandshakeTimeoutMs } = await caFromFlags(flags, logger);
   let server: CaServer;
   try {
-    server = await startCaServer({ ca, authenticators, host, port, transport, logger, ...extra });
+    server = await startCaServer({ ca, authenticators, host, port, transport, rateLimiter, tlsHandshakeTimeoutMs, logger, ...extra });
   } catch (err) {
     ca.close();
     throw err;

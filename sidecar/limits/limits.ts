@@ -16,8 +16,10 @@ import { ProxyError } from '../errors.ts';
 export interface SidecarLimits {
   /** A request head must be complete this long after its first byte (Envoy's request_headers_timeout). */
   readonly requestHeadersTimeoutMs: number;
-  /** A downstream connection without a request for this long is closed (Envoy's idle_timeout). */
+  /** A downstream connection without a request for this long is closed (Envoy's idle_timeout); HTTP/2 over mTLS included. */
   readonly idleTimeoutMs: number;
+  /** A TLS handshake on the mTLS inbound port must be done this long after the connection's first byte. */
+  readonly tlsHandshakeTimeoutMs: number;
   /** A pooled upstream HTTP/1.1 connection unused for this long is closed (the cluster's idle_timeout). */
   readonly upstreamIdleTimeoutMs: number;
   /** Open downstream connections per listener; more are closed at accept. */
@@ -29,6 +31,7 @@ export interface SidecarLimits {
 export const DEFAULT_SIDECAR_LIMITS: SidecarLimits = {
   requestHeadersTimeoutMs: 10_000,
   idleTimeoutMs: 60_000,
+  tlsHandshakeTimeoutMs: 10_000,
   upstreamIdleTimeoutMs: 60_000,
   maxConnections: 4096,
   maxConcurrentRequests: 1024,
@@ -49,7 +52,7 @@ export class Refusals {
   constructor(registry: Registry, logger: Logger) {
     this.#counter = new Counter({
       name: 'tracemesh_sidecar_admission_refusals_total',
-      help: 'Requests and connections the sidecar refused at a limit, by listener (outbound, inbound, admin) and reason: concurrency (--max-concurrent-requests, --max-downstream-connections), deadline (--request-headers-timeout).',
+      help: 'Requests and connections the sidecar refused at a limit, by listener (outbound, inbound, admin) and reason: concurrency (--max-concurrent-requests, --max-downstream-connections), deadline (--request-headers-timeout, --tls-handshake-timeout).',
       labelNames: ['listener', 'reason'],
       registers: [registry],
     });

@@ -33,6 +33,8 @@ export type MtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 const TLS_HANDSHAKE_RECORD = 0x16;
 /** A connection that sends nothing for this long is closed. */
 const FIRST_BYTE_TIMEOUT_MS = 30_000;
+/** After an idle GOAWAY, how long a session with no stream may take to close before it is cut. */
+const IDLE_CLOSE_GRACE_MS = 1_000;
 /** How long a refused TLS connection stays open to carry the readable refusal. */
 const REFUSED_LINGER_MS = 2_000;
 /** GOAWAY's last-stream-id that lets the peer keep every stream it opened (and read our 403s). */
@@ -75,6 +77,12 @@ export interface MeshInboundOptions {
   readonly http1?: ((socket: Socket, security: { tlsMode: 'mtls' | 'plaintext'; peerIdentity: string | undefined; rejection: ProxyError | undefined }) => void) | undefined;
   /** SETTINGS_MAX_CONCURRENT_STREAMS announced to peers. Default 1000. */
   readonly maxConcurrentStreams?: number;
+  /** A TLS handshake must be done this long after the first byte; then the socket is closed. Default 10 s. */
+  readonly handshakeTimeoutMs?: number;
+  /** An HTTP/2 session (TLS or h2c) with no frame, or a connection silent from the start, for this long is closed. Default 60 s. */
+  readonly idleTimeoutMs?: number;
+  /** A handshake ran out of time (counted as a refusal by the caller). */
+  readonly onHandshakeTimeout?: () => void;
   readonly logger: Logger;
 }
 
@@ -133,6 +141,8 @@ export class MeshInboundListener {
       rejectUnauthorized: false,
       settings: { maxConcurrentStreams: o.maxConcurrentStreams ?? 1000, initialWindowSize: 1 << 20, enablePush: false },
       maxSessionMemory: 64,
+      // node's clock starts when the socket reaches the TLS server, i.e. after its first byte.
+      handshakeTimeout: o.handshakeTimeoutMs ?? 10_000,
       ...http1,
       http1Options: http1,
     } as Parameters<typeof createSecureServer>[0]);
@@ -200,7 +210,7 @@ export class MeshInboundListener {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     socket.on('error', ignore);
-    socket.setTimeout(FIRST_BYTE_TIMEOUT_MS, () => socket.destroy());
+    socket.setTimeout(Math.min(FIRST_BYTE_TIMEOUT_MS, this.o.idleTimeoutMs ?? FIRST_BYTE_TIMEOUT_MS), () => socket.destroy());
     const onReadable = (): void => {
       const first = socket.read(1) as Buffer | null;
       if (first === null) return; // spurious wake-up; wait for data (or 'end', which closes)
@@ -263,10 +273,34 @@ export class MeshInboundListener {
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
     session.on('error', ignore);
+    // Envoy's idle_timeout for HTTP/2: no frame for this long, GOAWAY (running streams finish).
+    // A session that never got the client's preface does not close its socket on GOAWAY
+    // alone, so one with no stream left is cut shortly after.
+    let streams = 0;
+    session.on('stream', (stream: { once(e: 'close', l: () => void): void }) => {
+      streams++;
+      stream.once('close', () => streams--);
+    });
+    session.setTimeout(this.o.idleTimeoutMs ?? 60_000, () => {
+      session.close();
+      const socket = session.socket;
+      setTimeout(() => {
+        if (streams > 0) return;
+        session.destroy();
+        if (!socket.destroyed) socket.destroy();
+      }, IDLE_CLOSE_GRACE_MS).unref();
+    });
   }
 
   private onTlsClientError(err: Error, socket: TLSSocket): void {
     const code = (err as NodeJS.ErrnoException).code;
+    // A handshake that never finishes (a stalled peer or a TLS slowloris) is a refusal, not a
+    // peer's failed handshake: counted by the caller, with no span (an attacker would make many).
+    if (code === 'ERR_TLS_HANDSHAKE_TIMEOUT') {
+      socket.destroy();
+      this.o.onHandshakeTimeout?.();
+      return;
+    }
     // A client that connects and leaves without a handshake (a port probe) is not a failure.
     if (code === 'ECONNRESET' && socket.bytesRead <= 1) return;
     // OpenSSL errors carry a short `reason` ("tlsv1 alert unknown ca") next to a long message.

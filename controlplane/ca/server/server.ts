@@ -54,6 +54,8 @@ export interface CaServerOptions {
   readonly logger?: Logger;
   /** Per-identity limit on CreateCertificate (rate-limit.ts); default 10 at once, 6 a minute. */
   readonly rateLimiter?: SigningRateLimiter;
+  /** A TLS handshake must finish this long after connecting; then the socket is closed. Default 10 s (node's own is 120 s). */
+  readonly tlsHandshakeTimeoutMs?: number;
 }
 
 export interface CaServer {
@@ -104,6 +106,12 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     // identity provider and the second as the provider of roots for client certificates.
     // Client certificates are requested (for renewal over mTLS) but not required.
     credentials = grpc.experimental.createCertificateProviderServerCredentials(identity, identity, false);
+    // grpc-js hands these options to http2.createSecureServer and has no setting of its own
+    // for the handshake's time limit (node's default is 120 s: a TLS slowloris's friend).
+    const secure = credentials;
+    const constructorOptions = secure._getConstructorOptions.bind(secure);
+    const handshakeTimeout = options.tlsHandshakeTimeoutMs ?? 10_000;
+    secure._getConstructorOptions = () => ({ ...constructorOptions(), handshakeTimeout });
   } else {
     credentials = grpc.ServerCredentials.createInsecure();
   }

@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { startServer, startTestSidecar, type TestServer, type TestSidecar } from '../../../sidecar/testing/harness.ts';
 import { snapshotOf } from '../../../sidecar/endpoints/endpoints.ts';
 import type { SidecarLimits } from '../../../sidecar/limits/limits.ts';
+import type { IdentitySource } from '../../../sidecar/identity/identity.ts';
 
 export interface AbuseSidecar {
   readonly app: TestServer;
@@ -15,8 +16,11 @@ export interface AbuseSidecar {
   close(): Promise<void>;
 }
 
-/** A sidecar for service `a` whose outbound side reaches service `b` = its own inbound port's app. */
-export async function startAbuseSidecar(limits: Partial<SidecarLimits>): Promise<AbuseSidecar> {
+/**
+ * A sidecar for service `a` whose outbound side reaches service `b` = its own inbound port's
+ * app; with `identity`, over mTLS (the inbound port then takes TLS and plaintext).
+ */
+export async function startAbuseSidecar(limits: Partial<SidecarLimits>, identity?: IdentitySource): Promise<AbuseSidecar> {
   const held: ServerResponse[] = [];
   const app = await startServer((req: IncomingMessage, res: ServerResponse) => {
     if (req.url === '/slow') {
@@ -25,7 +29,7 @@ export async function startAbuseSidecar(limits: Partial<SidecarLimits>): Promise
     }
     res.end('ok');
   });
-  const sidecar = await startTestSidecar({ service: 'a', appPort: app.port, limits });
+  const sidecar = await startTestSidecar({ service: 'a', appPort: app.port, limits, ...(identity !== undefined ? { mtlsMode: 'PERMISSIVE' as const } : {}) }, {}, undefined, identity !== undefined ? { identity } : {});
   sidecar.endpoints.set(snapshotOf({ b: [{ address: `127.0.0.1:${sidecar.sidecar.inboundPort}`, pod: 'a-1', node: 'node-1', namespace: 'default' }] }));
   return {
     app,
