@@ -283,11 +283,9 @@ export class MeshInboundListener {
     });
     session.setTimeout(this.o.idleTimeoutMs ?? 60_000, () => {
       session.close();
-      const socket = session.socket;
+      // (session.socket is unbound once the session closes: never touch it here.)
       setTimeout(() => {
-        if (streams > 0) return;
-        session.destroy();
-        if (!socket.destroyed) socket.destroy();
+        if (!session.destroyed && streams === 0) session.destroy();
       }, IDLE_CLOSE_GRACE_MS).unref();
     });
   }
