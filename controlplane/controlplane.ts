@@ -11,7 +11,7 @@ import { silentLogger } from '../common/logger.ts';
 import { EMPTY_POLICY_SET, type PolicySet } from '../common/policy/load.ts';
 import { DEFAULT_ROOT_NAMESPACE } from '../common/policy/selection.ts';
 import type { EffectiveMtlsMode } from '../common/policy/mtls-mode.ts';
-import { AggregatedDiscoveryServiceClient, preloadXdsProtos } from '../common/xds/protos.ts';
+import { preloadXdsProtos } from '../common/xds/protos.ts';
 import type { Authenticator } from './ca/authn/authenticator.ts';
 import type { CertificateAuthority } from './ca/pki/authority.ts';
 import { startCaServer, type CaServer, type CaServerTransport } from './ca/server/server.ts';
@@ -20,6 +20,7 @@ import { ServiceRegistry, type ServiceKey } from './discovery/model.ts';
 import { SelfRegistration } from './discovery/registration.ts';
 import type { MeshSnapshot } from './xds/generators.ts';
 import { XdsServer, type XdsServerHooks } from './xds/server.ts';
+import { adsServerDefinition } from './xds/wire.ts';
 
 /** Policies as the control plane reads them: YAML files (PolicyWatcher) or CRDs. */
 export interface PolicyFeed {
@@ -104,7 +105,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const unsubscribe = [registry.subscribe((keys) => publish(keys, false))];
   if (policies !== undefined) unsubscribe.push(policies.subscribe(() => publish(new Set(), true)));
 
-  const service = { definition: AggregatedDiscoveryServiceClient.service, implementation: xds.implementation };
+  const service = { definition: adsServerDefinition(), implementation: xds.implementation };
   const caServer = await startCaServer({
     ca: options.ca,
     authenticators: options.authenticators,
@@ -126,7 +127,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   try {
     if (plaintextXds !== undefined) {
       plainServer = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
-      plainServer.addService(AggregatedDiscoveryServiceClient.service, plaintextXds.implementation);
+      plainServer.addService(adsServerDefinition(), plaintextXds.implementation);
       const srv = plainServer;
       const port = await new Promise<number>((resolve, reject) =>
         srv.bindAsync(`${localHost}:${options.xdsPlaintextPort}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),

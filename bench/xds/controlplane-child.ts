@@ -2,6 +2,8 @@
 // own: a plaintext control plane with N synthetic services (2 endpoints each), driven by the
 // parent over IPC: `change <i> <port>` adds an endpoint to service i; `stats` reports usage.
 
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { silentLogger } from '../../common/logger.ts';
 import { bootstrapTokenAuthenticator } from '../../controlplane/ca/authn/bootstrap-token.ts';
 import { createCertificateAuthority } from '../../controlplane/ca/pki/authority.ts';
@@ -36,6 +38,10 @@ let wallStart = Date.now();
 let rssPeak = 0;
 const sample = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage().rss)), 100);
 sample.unref();
+// BENCH_XDS_PROFILE=<file.cpuprofile>: a CPU profile of the changes window only.
+const profileFile = process.env['BENCH_XDS_PROFILE'];
+const session = profileFile === undefined ? undefined : new Session();
+session?.connect();
 process.on('message', (m: { cmd: string; svc?: number; port?: number }) => {
   if (m.cmd === 'change') {
     const eps = [...(current.get(m.svc ?? 0) ?? []), ep(m.svc ?? 0, m.port ?? 1)];
@@ -45,10 +51,14 @@ process.on('message', (m: { cmd: string; svc?: number; port?: number }) => {
     cpuStart = process.cpuUsage();
     wallStart = Date.now();
     rssPeak = process.memoryUsage().rss;
+    if (session !== undefined) void session.post('Profiler.enable').then(() => session.post('Profiler.start'));
   } else if (m.cmd === 'stats') {
+    if (session !== undefined && profileFile !== undefined && wallStart > 0) {
+      void session.post('Profiler.stop').then(({ profile }) => writeFileSync(profileFile, JSON.stringify(profile)), () => {});
+    }
     const cpu = process.cpuUsage(cpuStart);
     const mem = process.memoryUsage();
-    process.send?.({ cmd: 'stats', cpuMs: (cpu.user + cpu.system) / 1000, wallMs: Date.now() - wallStart, rss: mem.rss, rssPeak: Math.max(rssPeak, mem.rss), heapUsed: mem.heapUsed, connections: cp.xds.connectionCount, synced: cp.xds.status().filter((c) => c.types.length === 2 && c.types.every((t) => t.state === 'SYNCED')).length });
+    process.send?.({ cmd: 'stats', cpuMs: (cpu.user + cpu.system) / 1000, wallMs: Date.now() - wallStart, rss: mem.rss, rssPeak: Math.max(rssPeak, mem.rss), heapUsed: mem.heapUsed, external: mem.external, connections: cp.xds.connectionCount, synced: cp.xds.status().filter((c) => c.types.length === 2 && c.types.every((t) => t.state === 'SYNCED')).length });
   } else if (m.cmd === 'stop') {
     void cp.close().then(() => process.exit(0));
   }

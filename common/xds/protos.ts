@@ -44,6 +44,7 @@ const RESOURCE_FILES = [
   'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
   'envoy/extensions/filters/http/router/v3/router.proto',
   'tracemesh/mesh/v1/mesh.proto',
+  'envoy/service/discovery/v3/discovery.proto',
 ];
 
 let root: protobuf.Root | undefined;
@@ -87,6 +88,11 @@ export interface AnyMessage {
 export function packAny(typeUrl: string, message: object): AnyMessage {
   const t = typeOf(typeUrl);
   return { type_url: typeUrl, value: t.encode(t.fromObject(message)).finish() };
+}
+
+/** A message type of the loaded protos by its full name (e.g. `envoy.config.core.v3.Node`). */
+export function protoType(fullName: string): protobuf.Type {
+  return resourceRoot().lookupType(fullName);
 }
 
 /** Decodes an Any into a plain object (enums and 64-bit ints as strings). Throws on malformed bytes. */

@@ -8,9 +8,10 @@ import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../common/logger.ts';
 import { tryParseSpiffeId, uriSans } from '../../common/spiffe.ts';
-import { packAny, structToJson, type AnyMessage, type DiscoveryRequest, type DiscoveryResponse } from '../../common/xds/protos.ts';
+import { packAny, structToJson, type AnyMessage, type DiscoveryResponse } from '../../common/xds/protos.ts';
 import { Debouncer } from './debounce.ts';
 import { GENERATORS, type Generator, type MeshChange, type MeshSnapshot } from './generators.ts';
+import { encodeResponse, type ServerRequest } from './wire.ts';
 
 /** What a client says about itself in `node`, and what the transport proved. */
 export interface XdsPeer {
@@ -52,6 +53,16 @@ export interface XdsServerOptions {
   /** Most resource names in one request. Default 10,000. */
   readonly maxResourceNames?: number;
   readonly hooks?: XdsServerHooks;
+  /**
+   * Encoded response bytes being written to all clients at once; more waits in a queue
+   * (FIFO, so each stream's order holds). Bounds memory when thousands of clients connect
+   * together (Istio bounds concurrent pushes the same way, PILOT_PUSH_THROTTLE). A write that
+   * has not flushed after `slowWriteMs` stops counting (a client that does not read cannot
+   * stall the others). Default 32 MiB; one response always goes, however large.
+   */
+  readonly maxBytesInFlight?: number;
+  /** Default 10 s. */
+  readonly slowWriteMs?: number;
   /** Identifies this control plane in responses (`control_plane.identifier`). */
   readonly identifier?: string;
 }
@@ -70,15 +81,26 @@ interface Subscription {
   ackedVersion: string | undefined;
   ackedNonce: string | undefined;
   nacked: { readonly version: string; readonly nonce: string; readonly detail: string; readonly at: number } | undefined;
+  /** Digest of the names the last request gave (wire.ts), to spot an unchanged subscription. */
+  namesDigest: string;
 }
 
 interface Stream {
   readonly peer: XdsPeer;
-  readonly call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>;
+  /** Writes of this stream still counted in flight. */
+  readonly writes: Set<Write>;
+  readonly call: grpc.ServerDuplexStream<ServerRequest, DiscoveryResponse>;
   readonly subs: Map<string, Subscription>;
   readonly connectedAt: number;
   /** Types the client asked for that no generator knows, with how often. */
   readonly unknownTypes: Map<string, number>;
+}
+
+interface Write {
+  readonly stream: Stream;
+  readonly bytes: Buffer;
+  at: number;
+  done: boolean;
 }
 
 /** One stream's state per type, as `tracemesh proxy-status` shows it. */
@@ -115,6 +137,11 @@ export class XdsServer {
   private readonly incarnation = Date.now().toString(36);
   private nonce = 0;
   private connections = 0;
+  private readonly queued: Write[] = [];
+  private queuedHead = 0;
+  private readonly inFlight = new Set<Write>();
+  private bytesInFlight = 0;
+  private sweeper: NodeJS.Timeout | undefined;
   private closed = false;
   /** Pushes done (for tests and the debug endpoint). */
   pushes = 0;
@@ -134,7 +161,7 @@ export class XdsServer {
   /** The grpc-js implementation of `envoy.service.discovery.v3.AggregatedDiscoveryService`. */
   get implementation(): grpc.UntypedServiceImplementation {
     return {
-      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) => this.serve(call),
+      StreamAggregatedResources: (call: grpc.ServerDuplexStream<ServerRequest, DiscoveryResponse>) => this.serve(call),
       DeltaAggregatedResources: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
         // Incremental xDS is not served yet; clients fall back to state of the world.
         call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'delta xDS is not supported by tracemesh; use StreamAggregatedResources' });
@@ -193,11 +220,12 @@ export class XdsServer {
   close(): void {
     this.closed = true;
     this.debouncer.cancel();
+    clearInterval(this.sweeper);
     for (const s of this.streams) s.call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'the control plane is shutting down' });
     this.streams.clear();
   }
 
-  private serve(call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>): void {
+  private serve(call: grpc.ServerDuplexStream<ServerRequest, DiscoveryResponse>): void {
     if (this.closed) {
       call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'the control plane is shutting down' });
       return;
@@ -217,7 +245,7 @@ export class XdsServer {
       spiffeId = ids[0];
     }
     let stream: Stream | undefined;
-    let queue: DiscoveryRequest[] | undefined;
+    let queue: ServerRequest[] | undefined;
     const holdMs = (this.options.holdUntil ?? 0) - Date.now();
     if (holdMs > 0) {
       queue = [];
@@ -227,7 +255,7 @@ export class XdsServer {
         for (const r of q) handle(r);
       }, holdMs).unref();
     }
-    const handle = (request: DiscoveryRequest): void => {
+    const handle = (request: ServerRequest): void => {
       if (this.closed) return;
       try {
         if (stream === undefined) {
@@ -242,7 +270,7 @@ export class XdsServer {
         this.drop(stream, false);
       }
     };
-    call.on('data', (request: DiscoveryRequest) => {
+    call.on('data', (request: ServerRequest) => {
       if (queue === undefined) {
         handle(request);
         return;
@@ -267,7 +295,7 @@ export class XdsServer {
     call.on('error', () => this.drop(stream, false));
   }
 
-  private open(call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>, first: DiscoveryRequest, spiffeId: string | undefined): Stream {
+  private open(call: grpc.ServerDuplexStream<ServerRequest, DiscoveryResponse>, first: ServerRequest, spiffeId: string | undefined): Stream {
     const node = first.node;
     const peer: XdsPeer = {
       connectionId: `${node?.id || 'unknown'}-${++this.connections}`,
@@ -277,7 +305,7 @@ export class XdsServer {
       spiffeId,
       address: call.getPeer(),
     };
-    const stream: Stream = { peer, call, subs: new Map(), connectedAt: Date.now(), unknownTypes: new Map() };
+    const stream: Stream = { peer, writes: new Set(), call, subs: new Map(), connectedAt: Date.now(), unknownTypes: new Map() };
     this.streams.add(stream);
     this.logger.info('xDS client connected', { connection: peer.connectionId, userAgent: peer.userAgent, spiffeId, address: peer.address });
     try {
@@ -290,6 +318,7 @@ export class XdsServer {
 
   private drop(stream: Stream | undefined, graceful: boolean): void {
     if (stream === undefined || !this.streams.delete(stream)) return;
+    for (const w of [...stream.writes]) this.release(w);
     this.logger.info('xDS client disconnected', { connection: stream.peer.connectionId, graceful });
     try {
       this.options.hooks?.onDisconnect?.(stream.peer, graceful);
@@ -298,12 +327,11 @@ export class XdsServer {
     }
   }
 
-  private onRequest(stream: Stream, request: DiscoveryRequest): void {
+  private onRequest(stream: Stream, request: ServerRequest): void {
     const typeUrl = request.type_url;
     if (typeof typeUrl !== 'string' || typeUrl.length > XDS_LIMITS.maxTypeUrlLength) throw new Error('type_url is missing or too long');
-    const names = request.resource_names ?? [];
-    if (names.length > (this.options.maxResourceNames ?? XDS_LIMITS.maxResourceNames)) throw new Error(`more than ${this.options.maxResourceNames ?? XDS_LIMITS.maxResourceNames} resource names`);
-    for (const n of names) if (typeof n !== 'string' || n.length > XDS_LIMITS.maxNameLength) throw new Error('a resource name is too long');
+    if (request.namesCount > (this.options.maxResourceNames ?? XDS_LIMITS.maxResourceNames)) throw new Error(`more than ${this.options.maxResourceNames ?? XDS_LIMITS.maxResourceNames} resource names`);
+    if (request.longestNameBytes > XDS_LIMITS.maxNameLength) throw new Error('a resource name is too long');
     const generator = GENERATORS.get(typeUrl);
     if (generator === undefined) {
       // Unknown types get an empty answer, so a client waiting for it is not stuck (Istio
@@ -312,14 +340,16 @@ export class XdsServer {
       stream.unknownTypes.set(typeUrl, seen + 1);
       if (seen === 0) {
         this.logger.warn('xDS client asked for a type this control plane does not serve', { connection: stream.peer.connectionId, typeUrl });
-        this.send(stream, { typeUrl, wildcard: false, names: new Set(), sent: new Map(), lastNonce: undefined, lastVersion: undefined, lastSentAt: undefined, ackedVersion: undefined, ackedNonce: undefined, nacked: undefined }, []);
+        this.send(stream, { typeUrl, wildcard: false, names: new Set(), sent: new Map(), lastNonce: undefined, lastVersion: undefined, lastSentAt: undefined, ackedVersion: undefined, ackedNonce: undefined, nacked: undefined, namesDigest: '' }, []);
       }
       return;
     }
     let sub = stream.subs.get(typeUrl);
     const nonce = request.response_nonce ?? '';
     if (sub === undefined) {
+      const names = request.resource_names;
       sub = {
+        namesDigest: request.namesDigest,
         typeUrl,
         wildcard: isWildcard(generator, names),
         names: new Set(names.filter((n) => n !== '*')),
@@ -354,8 +384,13 @@ export class XdsServer {
       sub.ackedNonce = nonce;
       sub.nacked = undefined;
     }
-    // A changed subscription: answer with what was added (the full set for LDS/CDS).
+    // Most requests are ACKs naming the same resources as before: the digest of the encoded
+    // names tells that without decoding them (an EDS ACK of a sidecar names every cluster).
+    if (request.namesDigest === sub.namesDigest) return;
+    sub.namesDigest = request.namesDigest;
+    const names = request.resource_names;
     const wildcard = isWildcard(generator, names);
+    // A changed subscription: answer with what was added (the full set for LDS/CDS).
     const next = new Set(names.filter((n) => n !== '*'));
     const added: string[] = [];
     for (const n of next) if (!sub.names.has(n)) added.push(n);
@@ -435,7 +470,66 @@ export class XdsServer {
     sub.lastSentAt = Date.now();
     const response: DiscoveryResponse = { version_info: version, resources, type_url: sub.typeUrl, nonce };
     if (this.options.identifier !== undefined) response.control_plane = { identifier: this.options.identifier };
-    stream.call.write(response);
+    this.enqueue({ stream, bytes: encodeResponse(response), at: 0, done: false });
+  }
+
+  private enqueue(w: Write): void {
+    if (this.queuedHead === this.queued.length && (this.inFlight.size === 0 || this.bytesInFlight + w.bytes.length <= (this.options.maxBytesInFlight ?? 32 * 2 ** 20))) {
+      this.write(w);
+      return;
+    }
+    this.queued.push(w);
+  }
+
+  private write(w: Write): void {
+    w.at = Date.now();
+    this.inFlight.add(w);
+    w.stream.writes.add(w);
+    this.bytesInFlight += w.bytes.length;
+    this.sweeper ??= setInterval(() => this.sweep(), 1000).unref();
+    try {
+      // grpc-js takes the encoded bytes as they are (wire.ts: adsServerDefinition).
+      (w.stream.call as unknown as grpc.ServerWritableStream<unknown, Buffer>).write(w.bytes, () => this.release(w));
+    } catch (err) {
+      this.logger.warn('xDS write failed', { connection: w.stream.peer.connectionId, err });
+      this.release(w);
+    }
+  }
+
+  private release(w: Write): void {
+    if (w.done) return;
+    w.done = true;
+    this.inFlight.delete(w);
+    w.stream.writes.delete(w);
+    this.bytesInFlight -= w.bytes.length;
+    const max = this.options.maxBytesInFlight ?? 32 * 2 ** 20;
+    while (this.queuedHead < this.queued.length) {
+      const next = this.queued[this.queuedHead];
+      if (next === undefined) break;
+      if (this.inFlight.size > 0 && this.bytesInFlight + next.bytes.length > max) break;
+      this.queued[this.queuedHead++] = undefined as unknown as Write;
+      // A stream that went away meanwhile is skipped.
+      if (this.streams.has(next.stream)) this.write(next);
+    }
+    if (this.queuedHead === this.queued.length) {
+      this.queued.length = 0;
+      this.queuedHead = 0;
+    }
+  }
+
+  /** Writes older than `slowWriteMs` stop counting against the budget (their stream keeps them). */
+  private sweep(): void {
+    const limit = Date.now() - (this.options.slowWriteMs ?? 10_000);
+    for (const w of [...this.inFlight]) if (w.at < limit) this.release(w);
+    if (this.inFlight.size === 0) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
+  }
+
+  /** Responses waiting for the in-flight budget (debug endpoint, tests). */
+  get queuedWrites(): number {
+    return this.queued.length - this.queuedHead;
   }
 
   private entry(generator: Generator, name: string): Entry {
