@@ -58,7 +58,7 @@ process.on('message', (m: { cmd: string; svc?: number; port?: number }) => {
     }
     const cpu = process.cpuUsage(cpuStart);
     const mem = process.memoryUsage();
-    process.send?.({ cmd: 'stats', cpuMs: (cpu.user + cpu.system) / 1000, wallMs: Date.now() - wallStart, rss: mem.rss, rssPeak: Math.max(rssPeak, mem.rss), heapUsed: mem.heapUsed, external: mem.external, connections: cp.xds.connectionCount, synced: cp.xds.status().filter((c) => c.types.length === 2 && c.types.every((t) => t.state === 'SYNCED')).length });
+    process.send?.({ cmd: 'stats', cpuMs: (cpu.user + cpu.system) / 1000, wallMs: Date.now() - wallStart, rss: mem.rss, rssPeak: Math.max(rssPeak, mem.rss), heapUsed: mem.heapUsed, external: mem.external, heapTotal: mem.heapTotal, arrayBuffers: mem.arrayBuffers, connections: cp.xds.connectionCount, synced: cp.xds.status().filter((c) => c.types.length === 2 && c.types.every((t) => t.state === 'SYNCED')).length });
   } else if (m.cmd === 'stop') {
     void cp.close().then(() => process.exit(0));
   }

@@ -38,7 +38,7 @@ const until = <T>(p: ChildProcess, pred: (m: T) => boolean): Promise<T> =>
     p.on('message', on);
   });
 
-type Stats = { cpuMs: number; wallMs: number; rss: number; rssPeak: number; heapUsed: number; external: number; connections: number; synced: number };
+type Stats = { cpuMs: number; wallMs: number; rss: number; rssPeak: number; heapUsed: number; external: number; heapTotal: number; arrayBuffers: number; connections: number; synced: number };
 const cp: ChildProcess = fork(here('./controlplane-child.ts'), [String(S)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 const { address } = await until<{ cmd: string; address: string }>(cp, (m) => m.cmd === 'ready');
 const stats = (): Promise<Stats> => {
@@ -95,7 +95,7 @@ console.log(
       allSyncedMs,
       convergenceMs: { p50: q(convergence, 50), p99: q(convergence, 99) },
       perClientMs: { p50: q(perClient, 50), p99: q(perClient, 99) },
-      controlPlane: { cpuCoresDuringChanges: +(st.cpuMs / st.wallMs).toFixed(3), rssMiB: Math.round(st.rss / 2 ** 20), rssPeakMiB: Math.round(st.rssPeak / 2 ** 20), heapUsedMiB: Math.round(st.heapUsed / 2 ** 20), externalMiB: Math.round(st.external / 2 ** 20) },
+      controlPlane: { cpuCoresDuringChanges: +(st.cpuMs / st.wallMs).toFixed(3), rssMiB: Math.round(st.rss / 2 ** 20), rssPeakMiB: Math.round(st.rssPeak / 2 ** 20), heapUsedMiB: Math.round(st.heapUsed / 2 ** 20), externalMiB: Math.round(st.external / 2 ** 20), heapTotalMiB: Math.round(st.heapTotal / 2 ** 20) },
       debounceMs: 100,
       loadAverage: loadavg().map((x) => +x.toFixed(2)),
     },

@@ -98,7 +98,9 @@ interface Stream {
 
 interface Write {
   readonly stream: Stream;
-  readonly bytes: Buffer;
+  /** Encoded only when it is written: a queued response holds no bytes of its own. */
+  readonly response: DiscoveryResponse;
+  bytes: Buffer | undefined;
   at: number;
   done: boolean;
 }
@@ -470,11 +472,11 @@ export class XdsServer {
     sub.lastSentAt = Date.now();
     const response: DiscoveryResponse = { version_info: version, resources, type_url: sub.typeUrl, nonce };
     if (this.options.identifier !== undefined) response.control_plane = { identifier: this.options.identifier };
-    this.enqueue({ stream, bytes: encodeResponse(response), at: 0, done: false });
+    this.enqueue({ stream, response, bytes: undefined, at: 0, done: false });
   }
 
   private enqueue(w: Write): void {
-    if (this.queuedHead === this.queued.length && (this.inFlight.size === 0 || this.bytesInFlight + w.bytes.length <= (this.options.maxBytesInFlight ?? 32 * 2 ** 20))) {
+    if (this.queuedHead === this.queued.length && (this.inFlight.size === 0 || this.bytesInFlight < (this.options.maxBytesInFlight ?? 32 * 2 ** 20))) {
       this.write(w);
       return;
     }
@@ -483,13 +485,15 @@ export class XdsServer {
 
   private write(w: Write): void {
     w.at = Date.now();
+    const bytes = encodeResponse(w.response);
+    w.bytes = bytes;
     this.inFlight.add(w);
     w.stream.writes.add(w);
-    this.bytesInFlight += w.bytes.length;
+    this.bytesInFlight += bytes.length;
     this.sweeper ??= setInterval(() => this.sweep(), 1000).unref();
     try {
       // grpc-js takes the encoded bytes as they are (wire.ts: adsServerDefinition).
-      (w.stream.call as unknown as grpc.ServerWritableStream<unknown, Buffer>).write(w.bytes, () => this.release(w));
+      (w.stream.call as unknown as grpc.ServerWritableStream<unknown, Buffer>).write(bytes, () => this.release(w));
     } catch (err) {
       this.logger.warn('xDS write failed', { connection: w.stream.peer.connectionId, err });
       this.release(w);
@@ -501,12 +505,13 @@ export class XdsServer {
     w.done = true;
     this.inFlight.delete(w);
     w.stream.writes.delete(w);
-    this.bytesInFlight -= w.bytes.length;
+    this.bytesInFlight -= w.bytes?.length ?? 0;
+    w.bytes = undefined;
     const max = this.options.maxBytesInFlight ?? 32 * 2 ** 20;
     while (this.queuedHead < this.queued.length) {
       const next = this.queued[this.queuedHead];
       if (next === undefined) break;
-      if (this.inFlight.size > 0 && this.bytesInFlight + next.bytes.length > max) break;
+      if (this.inFlight.size > 0 && this.bytesInFlight >= max) break;
       this.queued[this.queuedHead++] = undefined as unknown as Write;
       // A stream that went away meanwhile is skipped.
       if (this.streams.has(next.stream)) this.write(next);
