@@ -9,11 +9,26 @@ export interface OutcomeTables {
   readonly activity: Sql;
   readonly checkpoints: Sql;
   readonly traceIndex: Sql;
+  /** Version 8's roll-ups (SCHEMA.md "Outcome roll-ups"). */
+  readonly minutes: Sql;
+  readonly chainMinutes: Sql;
+  readonly signatures: Sql;
+  /** Database and name of the roll-ups' view, for its creation time in system.tables. */
+  readonly rollupView: { readonly database: string; readonly name: string };
 }
 
 export function outcomeTables(schema: ResolvedSchema): OutcomeTables {
   const t = (base: string): Sql => ident(schema.database, tableName(schema, base));
-  return { outcomes: t('outcomes'), activity: t('trace_activity'), checkpoints: t('outcome_checkpoints'), traceIndex: t('trace_index') };
+  return {
+    outcomes: t('outcomes'),
+    activity: t('trace_activity'),
+    checkpoints: t('outcome_checkpoints'),
+    traceIndex: t('trace_index'),
+    minutes: t('outcome_minutes'),
+    chainMinutes: t('outcome_chain_minutes'),
+    signatures: t('outcome_signatures'),
+    rollupView: { database: schema.database, name: tableName(schema, 'outcome_minutes_mv') },
+  };
 }
 
 const MAX_DATETIME = 4_294_967_295n;

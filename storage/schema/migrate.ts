@@ -19,9 +19,10 @@ import { migration as m004 } from './004_logs.ts';
 import { migration as m005 } from './005_edges.ts';
 import { migration as m006 } from './006_outcomes.ts';
 import { migration as m007 } from './007_edge_batches.ts';
+import { migration as m008 } from './008_outcome_rollups.ts';
 
 /** Every migration, in version order. */
-export const MIGRATIONS: readonly Migration[] = [m001, m002, m003, m004, m005, m006, m007];
+export const MIGRATIONS: readonly Migration[] = [m001, m002, m003, m004, m005, m006, m007, m008];
 
 /** The schema version this code writes and reads. */
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
