@@ -10,7 +10,7 @@ import type { LogRecord } from './model.ts';
 import { ClickHouseTraceReader } from './reader.ts';
 import { dropPartitionsOlderThan } from './retention.ts';
 import { migrate } from './schema/migrate.ts';
-import { sql } from './sql.ts';
+import { ident, sql } from './sql.ts';
 import { makeSpan } from './testing/fixtures.ts';
 import { ClickHouseTraceWriter } from './writer.ts';
 
@@ -44,6 +44,10 @@ void describe('dropPartitionsOlderThan', () => {
       const log: LogRecord = { timeUnixNano: base, observedTimeUnixNano: base, traceId, spanId: '1111111111111111', severityNumber: 9, severityText: 'INFO', serviceName: 'svc', body: `day -${ago}`, scopeName: '', resourceAttributes: [], attributes: [] };
       await writer.writeLogs([log]);
       await writer.writeEdges([{ minuteUnixSeconds: Number(base / 1_000_000_000n), clientService: 'a', serverService: 'svc', calls: 1, errors: 0, durationSumNano: 5n }]);
+      // The outcome roll-ups (migration 008) are day-partitioned too.
+      const minute = Number(base / 1_000_000_000n);
+      await client.command(sql`INSERT INTO ${ident(db.database, 'tracemesh_outcome_minutes')} SELECT toDateTime(${minute}, 'UTC'), toUInt64(1), 'error', 'svc', 'svc-1', 'n1', 'ns', 'HTTP_500',
+        sumState(toInt64(1)), minState(toUInt64(1)), maxState(toUInt64(1)) FROM system.one`);
     }
     await writer.close();
   });
@@ -71,7 +75,7 @@ void describe('dropPartitionsOlderThan', () => {
   void test('drops days older than the retention from every table, keeps the rest', async () => {
     const all = DAYS_AGO.map(dayId).sort();
     const before = await partitions();
-    for (const table of ['tracemesh_spans', 'tracemesh_trace_index', 'tracemesh_operations', 'tracemesh_logs', 'tracemesh_edge_batches']) {
+    for (const table of ['tracemesh_spans', 'tracemesh_trace_index', 'tracemesh_operations', 'tracemesh_logs', 'tracemesh_edge_batches', 'tracemesh_outcome_minutes']) {
       assert.deepStrictEqual(before.get(table), all, table);
     }
 
@@ -80,7 +84,7 @@ void describe('dropPartitionsOlderThan', () => {
     const old = [dayId(10), dayId(8)];
     assert.deepStrictEqual(
       dropped.map((d) => `${d.table}/${d.partitionId}`).sort(),
-      ['tracemesh_edge_batches', 'tracemesh_logs', 'tracemesh_operations', 'tracemesh_spans', 'tracemesh_trace_index'].flatMap((t) => old.map((p) => `${t}/${p}`)).sort(),
+      ['tracemesh_edge_batches', 'tracemesh_logs', 'tracemesh_operations', 'tracemesh_outcome_minutes', 'tracemesh_spans', 'tracemesh_trace_index'].flatMap((t) => old.map((p) => `${t}/${p}`)).sort(),
     );
     const after = await partitions();
     const kept = [dayId(7), dayId(1), dayId(0)].sort();

@@ -25,7 +25,8 @@ export interface SchemaOptions {
 }
 
 /** Base names (without prefix) of the tables that hold telemetry; retention drops their partitions. */
-export const DATA_TABLES = ['spans', 'trace_index', 'operations', 'logs', 'edges', 'trace_activity', 'outcomes', 'edge_batches'] as const;
+/** The day-partitioned tables that retention drops old days from (the signature dictionary is not partitioned: it holds one row per signature). */
+export const DATA_TABLES = ['spans', 'trace_index', 'operations', 'logs', 'edges', 'trace_activity', 'outcomes', 'edge_batches', 'outcome_minutes', 'outcome_chain_minutes'] as const;
 export type DataTable = (typeof DATA_TABLES)[number];
 
 export interface ResolvedSchema {
