@@ -83,6 +83,27 @@ spec:
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
+metadata: { name: loop-a, namespace: mesh }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: loop-a }]
+  rules: [{ backendRefs: [{ name: loop-b }] }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: loop-b, namespace: mesh }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: loop-b }]
+  rules: [{ backendRefs: [{ name: loop-a }] }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: self, namespace: mesh }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: self }]
+  rules: [{ backendRefs: [{ name: self }] }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
 metadata: { name: consumer, namespace: consumer-ns }
 spec:
   parentRefs: [{ group: "", kind: Service, name: echo, namespace: mesh }]
@@ -128,6 +149,10 @@ before(async () => {
     'echo-v1': [{ address: `127.0.0.1:${s1.sidecar.inboundPort}`, pod: 'echo-v1-1' }],
     'echo-v2': [{ address: `127.0.0.1:${s2.sidecar.inboundPort}`, pod: 'echo-v2-1' }],
     'echo-v3': [{ address: `127.0.0.1:${s2.sidecar.inboundPort}`, pod: 'echo-v3-1' }],
+    // Routes loop-a → loop-b → loop-a, and self → self: one route decision per hop, no loop.
+    'loop-a': [{ address: `127.0.0.1:${s1.sidecar.inboundPort}`, pod: 'echo-v1-1' }],
+    'loop-b': [{ address: `127.0.0.1:${s2.sidecar.inboundPort}`, pod: 'echo-v2-1' }],
+    self: [{ address: `127.0.0.1:${s1.sidecar.inboundPort}`, pod: 'echo-v1-1' }],
   };
   client = await startTestSidecar({ service: 'client', namespace: 'mesh', appPort: 9, routeFiles: [dir] }, services);
   consumer = await startTestSidecar({ service: 'consumer', namespace: 'consumer-ns', appPort: 9, routeFiles: [dir] }, services);
@@ -283,6 +308,17 @@ void test('FaultInjection: abort answers the fault’s status without forwarding
   const span = await waitFor(async () => (await client.finishedSpans()).find((s) => s.attributes[ATTR.urlPath] === '/abort'), 'the aborted span');
   assert.equal(span.attributes[ATTR.meshFault], 'FaultInjection mesh/abort-all');
   assert.equal(span.attributes[ATTR.meshErrorCode], 'FAULT_INJECTED');
+});
+
+void test('routes that point at each other (loop-a → loop-b → loop-a) or at their own Service do not loop: one route decision per hop', async () => {
+  const a = await call('/loop', {}, client, 'loop-a');
+  assert.equal(a.status, 200, a.body);
+  assert.equal((JSON.parse(a.body) as Seen).backend, 'echo-v2', "loop-a's backend loop-b, whose endpoints answer; loop-b's own route is not applied again");
+  const b = await call('/loop', {}, client, 'loop-b');
+  assert.equal((JSON.parse(b.body) as Seen).backend, 'echo-v1');
+  const self = await call('/loop', {}, client, 'self');
+  assert.equal(self.status, 200, self.body);
+  assert.equal((JSON.parse(self.body) as Seen).backend, 'echo-v1', "a route to its own Service sends to that Service's endpoints");
 });
 
 void test('no rule matches: 404 ROUTE_NOT_FOUND; weight 0 everywhere: 500 NO_BACKEND', async () => {
