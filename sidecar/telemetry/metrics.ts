@@ -83,7 +83,7 @@ export class SidecarMetrics implements HopObserver {
     });
     this.circuitOpen = new Counter({
       name: 'tracemesh_circuit_open_total',
-      help: 'Requests refused (503 CIRCUIT_OPEN) or retries not sent because a circuit breaker or the retry budget was full, by breaker (max_requests, max_pending_requests, max_retries, retry_budget).',
+      help: 'Requests refused (503 CIRCUIT_OPEN) or retries not sent because a circuit breaker or the retry budget was full, by breaker (max_requests, max_connections, max_pending_requests, max_retries, retry_budget).',
       labelNames: ['destination_service', 'breaker'],
       registers: [this.registry],
     });
