@@ -44,7 +44,7 @@ void describe('resilience through real sidecars', () => {
     for (let i = 1; i <= 3; i++) {
       const app = await startServer((req, res) => {
         if (req.url === '/slow') {
-          setTimeout(() => res.end('late'), 1500);
+          setTimeout(() => res.end('late'), 4000);
           return;
         }
         if (req.url === '/flaky' && i === 3) {
@@ -74,7 +74,12 @@ void describe('resilience through real sidecars', () => {
     for (const app of apps) app.server.close();
   });
 
-  void it('a slow app is reported once, by its own sidecar (no double blame)', async () => {
+  void it('a slow app is reported once, by its own sidecar (no double blame)', async (t) => {
+    // A caller with a 3 s timeout: b's sidecar times its app out 300 ms earlier (10%), a margin
+    // that holds on a loaded machine (100 ms, the floor, did not under load).
+    const caller = await startTestSidecar({ service: 'a-slow', appPort: 1, outboundTimeoutMs: 3000 }, { b: backs.map((s, i) => ({ address: `127.0.0.1:${s.sidecar.inboundPort}`, pod: `b-${i + 1}` })) });
+    t.after(() => caller.close());
+    const a = caller;
     const r = await httpRequest(a.sidecar.outboundPort, { path: '/slow', headers: { host: 'b', 'x-request-id': 'slow-1' } });
     assert.equal(r.status, 504);
     const body = JSON.parse(r.body) as { error: { code: string; hop: { service: string }; message: string } };
