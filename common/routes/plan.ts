@@ -3,7 +3,7 @@
 // host rewritten, header edits for the request and the response, a fault delay, timeouts and
 // retries for the resilience layer. Pure: randomness comes in as a function.
 
-import type { HeaderModifier, PathModifier } from './resources.ts';
+import type { HeaderModifier, PathModifier, RequestRedirect } from './resources.ts';
 import type { CompiledBackend, CompiledRetry, CompiledRule, RouteResolution, RouteRequest } from './table.ts';
 
 /** Header edits as the engines apply them (names are case-insensitive). */
@@ -62,20 +62,36 @@ export interface RespondPlan {
   readonly responseHeaders: readonly HeaderModifier[];
 }
 
+/** The rule's RequestRedirect: answer `status` with `location`, forward nothing. */
+export interface RedirectPlan {
+  readonly kind: 'redirect';
+  /** 301, 302, 303, 307 or 308. */
+  readonly status: number;
+  /** The absolute URL of the `Location` header. */
+  readonly location: string;
+  /** Injected delay before answering. */
+  readonly delayMs: number;
+  readonly route: string;
+  readonly rule: string;
+  readonly fault: string | undefined;
+  /** The rule's response header edits, applied to the redirect too. */
+  readonly responseHeaders: readonly HeaderModifier[];
+}
+
 /** No route attaches: the request goes to the Service it named, untouched. */
 export interface DirectPlan {
   readonly kind: 'direct';
 }
 
-export type RoutePlan = ForwardPlan | RespondPlan | DirectPlan;
+export type RoutePlan = ForwardPlan | RespondPlan | RedirectPlan | DirectPlan;
 
 /** Facts about the request the plan needs besides the request itself. */
 export interface RouteContext {
   /** `http` in the mesh; the listener's scheme at a gateway. */
   readonly scheme: 'http' | 'https';
-  /** Request host without port, lower case. */
+  /** Request host without port, lower case (the redirect's host when it names none). */
   readonly host: string;
-  /** The port the client connected to (the listener's, or the Service port the Host names). */
+  /** The port the client connected to (the listener's, or the Service port the Host names; 80 when the Host names none). */
   readonly port: number;
 }
 
@@ -114,12 +130,31 @@ function withQuery(path: string, query: string): string {
   return query === '' ? path : `${path}?${query}`;
 }
 
+const WELL_KNOWN_PORT: Readonly<Record<string, number>> = { http: 80, https: 443 };
+
+/**
+ * The `Location` of a RequestRedirect, by the Gateway API's rules: scheme and host default to
+ * the request's; the port is the filter's, else the redirect scheme's well-known port when the
+ * filter sets a scheme, else the port the request came in on; the port is left out when it is
+ * the scheme's own (http 80, https 443). The path is rewritten as URLRewrite does, and the
+ * query is kept (as Envoy does unless told to strip it).
+ */
+export function redirectLocation(r: RequestRedirect, req: RouteRequest, ctx: RouteContext, prefix: string | undefined): string {
+  const scheme = r.scheme ?? ctx.scheme;
+  const port = r.port ?? (r.scheme !== undefined ? (WELL_KNOWN_PORT[r.scheme] ?? ctx.port) : ctx.port);
+  const host = r.hostname ?? ctx.host;
+  // An IPv6 literal needs its brackets back (ctx.host has none).
+  const authority = host.includes(':') ? `[${host}]` : host;
+  const path = r.path === undefined ? req.path : rewritePath(req.path, r.path, prefix);
+  return `${scheme}://${authority}${port === WELL_KNOWN_PORT[scheme] ? '' : `:${port}`}${withQuery(path, req.query)}`;
+}
+
 /**
  * Decides what to do with a request: `direct` (no route), `respond` (404 no match, 500 no
- * backend with weight, injected abort) or `forward`. `random` is drawn once for
- * each fault roll and once for the backend choice.
+ * backend with weight, injected abort), `redirect` (the rule's RequestRedirect) or `forward`.
+ * `random` is drawn once for each fault roll and once for the backend choice.
  */
-export function planRoute(resolution: RouteResolution, req: RouteRequest, _ctx: RouteContext, random: Random = Math.random): RoutePlan {
+export function planRoute(resolution: RouteResolution, req: RouteRequest, ctx: RouteContext, random: Random = Math.random): RoutePlan {
   if (resolution.kind === 'unrouted') return DIRECT;
   if (resolution.kind === 'unmatched') {
     return {
@@ -162,6 +197,9 @@ export function planRoute(resolution: RouteResolution, req: RouteRequest, _ctx: 
       const status = f.abortHttpStatus ?? httpStatusOfGrpc(f.abortGrpcStatus ?? 2);
       return respond('FAULT_ABORT', status, f.abortGrpcStatus ?? grpcStatusOfHttp(status), `request aborted by ${f.source} (${f.abortPercentage}% of requests) on ${rule.route}`, f.source);
     }
+  }
+  if (rule.redirect !== undefined) {
+    return { kind: 'redirect', status: rule.redirect.statusCode, location: redirectLocation(rule.redirect, req, ctx, prefix), delayMs, route: rule.route, rule: rule.rule, fault, responseHeaders };
   }
   const backend = chooseBackend(rule, random);
   if (backend === undefined) {

@@ -79,10 +79,29 @@ export interface LocalObjectRef {
   readonly name: string;
 }
 
+/** The redirect statuses the Gateway API allows (301 and 302 core; 303, 307, 308 extended). */
+export const REDIRECT_STATUSES = [301, 302, 303, 307, 308] as const;
+export type RedirectStatus = (typeof REDIRECT_STATUSES)[number];
+
+/** HTTPRequestRedirectFilter: the proxy answers with a redirect instead of forwarding. */
+export interface RequestRedirect {
+  /** Absent: the request's scheme (`http` in the mesh). */
+  readonly scheme?: 'http' | 'https';
+  /** Absent: the request's host (without its port). */
+  readonly hostname?: string;
+  /** Absent: the request's path. */
+  readonly path?: PathModifier;
+  /** Absent: the scheme's well-known port when `scheme` is set, else the port the request named. */
+  readonly port?: number;
+  /** Default 302. */
+  readonly statusCode: RedirectStatus;
+}
+
 export type HttpRouteFilter =
   | { readonly type: 'RequestHeaderModifier'; readonly requestHeaderModifier: HeaderModifier }
   | { readonly type: 'ResponseHeaderModifier'; readonly responseHeaderModifier: HeaderModifier }
   | { readonly type: 'URLRewrite'; readonly urlRewrite: UrlRewrite }
+  | { readonly type: 'RequestRedirect'; readonly requestRedirect: RequestRedirect }
   | { readonly type: 'ExtensionRef'; readonly extensionRef: LocalObjectRef };
 
 /** A header-modifier filter on one backend (the only filters tracemesh applies per backend). */
@@ -256,6 +275,7 @@ function plainPathProblem(v: string): string | undefined {
   if (/%2f/i.test(v)) return 'must not contain an encoded slash "%2F"';
   if (v.includes('#')) return 'must not contain "#"';
   if (v.includes('?')) return 'must not contain "?" (match query parameters with queryParams)';
+  if (/[\u0000-\u0020\u007f]/.test(v)) return 'must not contain spaces or control characters (percent-encode them)';
   return undefined;
 }
 
@@ -289,7 +309,9 @@ const httpMatchSchema = z.strictObject({
   method: z.enum(HTTP_METHODS, { error: `must be one of ${HTTP_METHODS.join(', ')}` }).exactOptional(),
 });
 
-const headerValue = z.strictObject({ name: headerName, value: z.string().min(1, 'must not be empty').max(4096) });
+// A CR, LF or NUL would split the header on the wire (RFC 9110 §5.5).
+const fieldValue = z.string().min(1, 'must not be empty').max(4096).regex(/^[^\r\n\u0000]*$/, { error: 'must not contain CR, LF or NUL' });
+const headerValue = z.strictObject({ name: headerName, value: fieldValue });
 const headerModifierSchema = z
   .strictObject({
     set: list(headerValue, 16, 'headers'),
@@ -323,6 +345,15 @@ const pathModifierSchema = z
   });
 
 const urlRewriteSchema = z.strictObject({ hostname: hostname.exactOptional(), path: pathModifierSchema.exactOptional() });
+/** PreciseHostname: a DNS name without a wildcard. */
+const preciseHostname = z.string().max(253).regex(DNS_SUBDOMAIN, { error: 'must be a lowercase DNS name (no wildcard)' });
+const requestRedirectSchema = z.strictObject({
+  scheme: z.enum(['http', 'https'], { error: 'must be http or https' }).exactOptional(),
+  hostname: preciseHostname.exactOptional(),
+  path: pathModifierSchema.exactOptional(),
+  port: port.exactOptional(),
+  statusCode: z.literal([...REDIRECT_STATUSES], { error: `must be one of ${REDIRECT_STATUSES.join(', ')}` }).default(302),
+});
 const extensionRefSchema = z.strictObject({ group: z.string(), kind: z.string().min(1), name });
 
 const MIRROR = unsupported('RequestMirror (tracemesh does not mirror traffic)');
@@ -332,7 +363,7 @@ const filterSchema = z.discriminatedUnion(
     z.strictObject({ type: z.literal('RequestHeaderModifier'), requestHeaderModifier: headerModifierSchema }),
     z.strictObject({ type: z.literal('ResponseHeaderModifier'), responseHeaderModifier: headerModifierSchema }),
     z.strictObject({ type: z.literal('URLRewrite'), urlRewrite: urlRewriteSchema }),
-    z.strictObject({ type: z.literal('RequestRedirect'), requestRedirect: unsupported('RequestRedirect (the sidecar does not answer redirects yet)') }),
+    z.strictObject({ type: z.literal('RequestRedirect'), requestRedirect: requestRedirectSchema }),
     z.strictObject({ type: z.literal('ExtensionRef'), extensionRef: extensionRefSchema }),
     z.strictObject({ type: z.literal('RequestMirror'), requestMirror: MIRROR }),
     z.strictObject({ type: z.literal('CORS'), cors: unsupported('CORS filters') }),
@@ -422,9 +453,14 @@ const httpRuleSchema = z
   })
   .superRefine((r, ctx) => {
     checkFilters(r.filters, ctx);
-    const rewritesPrefix = (r.filters ?? []).some((f) => f.type === 'URLRewrite' && f.urlRewrite.path?.type === 'ReplacePrefixMatch');
-    if (rewritesPrefix && (r.matches.length !== 1 || r.matches[0]?.path?.type !== 'PathPrefix')) {
+    const replacesPrefix = (r.filters ?? []).some(
+      (f) => (f.type === 'URLRewrite' && f.urlRewrite.path?.type === 'ReplacePrefixMatch') || (f.type === 'RequestRedirect' && f.requestRedirect.path?.type === 'ReplacePrefixMatch'),
+    );
+    if (replacesPrefix && (r.matches.length !== 1 || r.matches[0]?.path?.type !== 'PathPrefix')) {
       ctx.addIssue({ code: 'custom', path: ['filters'], message: 'ReplacePrefixMatch needs exactly one match, and it must be a PathPrefix path match' });
+    }
+    if ((r.backendRefs?.length ?? 0) > 0 && (r.filters ?? []).some((f) => f.type === 'RequestRedirect')) {
+      ctx.addIssue({ code: 'custom', path: ['backendRefs'], message: 'RequestRedirect filter must not be used together with backendRefs (a redirect forwards nothing)' });
     }
   });
 

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError } from '../errors.ts';
 import { compileRouteFiles, parseRouteYaml } from './load.ts';
-import { applyHeaderModifier, planRoute, rewritePath, type HeaderEditor, type RoutePlan } from './plan.ts';
+import { applyHeaderModifier, planRoute, redirectLocation, rewritePath, type HeaderEditor, type RoutePlan } from './plan.ts';
 import { parseDuration } from './resources.ts';
 import { serviceRefOfHost, type RouteTable } from './table.ts';
-import { routeRequest, sequence } from './testing.ts';
+import { REDIRECT_CONFORMANCE, routeRequest, sequence } from './testing.ts';
 
 const MESH = { scheme: 'http' as const, host: 'echo', port: 80 };
 
@@ -22,6 +22,7 @@ function plan(t: RouteTable, target: string, opts: { method?: string; headers?: 
 function backendOf(p: RoutePlan): string {
   if (p.kind === 'forward') return p.backend.service;
   if (p.kind === 'direct') return '(direct)';
+  if (p.kind === 'redirect') return `${p.status} → ${p.location}`;
   return `${p.status} ${p.reason}`;
 }
 
@@ -250,6 +251,42 @@ void describe('filters', () => {
     assert.equal(rewritePath('/foo', { type: 'ReplacePrefixMatch', replacePrefixMatch: '/xyz' }, '/'), '/xyz/foo');
   });
 
+  void test('RequestRedirect: the mesh redirect conformance cases (scheme, port, path, host and status, 303/307/308)', () => {
+    const t = table(REDIRECT_CONFORMANCE.yaml);
+    for (const c of REDIRECT_CONFORMANCE.cases) assert.equal(backendOf(plan(t, c.path)), `${c.status} → ${c.location}`, c.path);
+  });
+
+  void test('RequestRedirect: the query is kept; the port follows the scheme, else the port the request named; response edits apply', () => {
+    const t = table(`apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: r, namespace: mesh }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: echo }]
+  rules:
+  - matches: [{ path: { value: /same } }]
+    filters: [{ type: RequestRedirect, requestRedirect: { hostname: other } }]
+  - matches: [{ path: { value: /secure } }]
+    filters:
+    - { type: RequestRedirect, requestRedirect: { scheme: https } }
+    - { type: ResponseHeaderModifier, responseHeaderModifier: { set: [{ name: cache-control, value: no-store }] } }
+  - matches: [{ path: { value: /plain } }]
+    filters: [{ type: RequestRedirect, requestRedirect: { scheme: http, port: 80 } }]
+  - matches: [{ path: { value: /odd-port } }]
+    filters: [{ type: RequestRedirect, requestRedirect: { scheme: https, port: 8443 } }]`);
+    const at = (target: string, port: number) => {
+      const req = routeRequest('GET', target);
+      return planRoute(t.resolve({ namespace: 'mesh', name: 'echo' }, 'mesh', req, port), req, { scheme: 'http', host: 'echo.mesh', port }, () => 0);
+    };
+    assert.equal(backendOf(at('/same/x?a=1&b=2', 8080)), '302 → http://other:8080/same/x?a=1&b=2');
+    assert.equal(backendOf(at('/same', 80)), '302 → http://other/same');
+    const secure = at('/secure?q', 8080);
+    assert.equal(backendOf(secure), '302 → https://echo.mesh/secure?q');
+    assert.deepEqual(secure.kind === 'redirect' && secure.responseHeaders, [{ set: [{ name: 'cache-control', value: 'no-store' }] }]);
+    assert.equal(backendOf(at('/plain', 8080)), '302 → http://echo.mesh/plain');
+    assert.equal(backendOf(at('/odd-port', 80)), '302 → https://echo.mesh:8443/odd-port');
+    assert.equal(redirectLocation({ statusCode: 302 }, routeRequest('GET', '/x'), { scheme: 'http', host: '::1', port: 8080 }, undefined), 'http://[::1]:8080/x');
+  });
+
   void test('header modifiers: set replaces, add appends, remove removes; rule edits come before backend edits', () => {
     const t = table(
       route(
@@ -434,7 +471,20 @@ void describe('validation: refused with file, name and reason', () => {
       /ReplacePrefixMatch needs exactly one match, and it must be a PathPrefix/,
     );
     refused(one(`  - filters: [{ type: RequestMirror, requestMirror: { backendRef: { name: a } } }]`), /not supported: RequestMirror/);
-    refused(one(`  - filters: [{ type: RequestRedirect, requestRedirect: { scheme: https } }]`), /not supported: RequestRedirect/);
+    refused(one(`  - filters: [{ type: RequestRedirect, requestRedirect: { scheme: https } }]\n    backendRefs: [{ name: a }]`), /backendRefs: RequestRedirect filter must not be used together with backendRefs/);
+    refused(
+      one(`  - matches: [{ path: { type: Exact, value: /a } }]\n    filters: [{ type: RequestRedirect, requestRedirect: { path: { type: ReplacePrefixMatch, replacePrefixMatch: /b } } }]`),
+      /ReplacePrefixMatch needs exactly one match, and it must be a PathPrefix/,
+    );
+    refused(one(`  - filters: [{ type: RequestRedirect, requestRedirect: { statusCode: 304 } }]`), /requestRedirect\.statusCode: must be one of 301, 302, 303, 307, 308/);
+    refused(one(`  - filters: [{ type: RequestRedirect, requestRedirect: { scheme: ftp } }]`), /requestRedirect\.scheme: must be http or https/);
+    refused(one(`  - filters: [{ type: RequestRedirect, requestRedirect: { hostname: "*.example.org" } }]`), /requestRedirect\.hostname: must be a lowercase DNS name \(no wildcard\)/);
+    refused(one(`  - filters: [{ type: RequestRedirect, requestRedirect: { path: { type: ReplaceFullPath, replaceFullPath: "/a b" } } }]`), /must not contain spaces or control characters/);
+    refused(
+      one(`  - filters: [{ type: RequestRedirect, requestRedirect: { scheme: https } }, { type: URLRewrite, urlRewrite: { hostname: a } }]`),
+      /may specify either URLRewrite or RequestRedirect, but not both/,
+    );
+    refused(one(`  - filters: [{ type: ResponseHeaderModifier, responseHeaderModifier: { set: [{ name: a, value: "x\\r\\ny: z" }] } }]`), /must not contain CR, LF or NUL/);
     refused(one(`  - filters: [{ type: RequestHeaderModifier, requestHeaderModifier: { set: [{ name: a, value: "1" }, { name: A, value: "2" }] } }]`), /header "A" is listed twice/);
   });
 

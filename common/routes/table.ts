@@ -14,6 +14,7 @@ import {
   type HttpRoute,
   type HttpRouteMatch,
   type ParentRef,
+  type RequestRedirect,
   type UrlRewrite,
   type ValueMatch,
 } from './resources.ts';
@@ -73,6 +74,8 @@ export interface CompiledRule {
   readonly requestHeaders: HeaderModifier | undefined;
   readonly responseHeaders: HeaderModifier | undefined;
   readonly rewrite: UrlRewrite | undefined;
+  /** RequestRedirect: the rule answers with a redirect and forwards nothing. */
+  readonly redirect: RequestRedirect | undefined;
   readonly faults: readonly FaultSpec[];
   readonly backends: readonly CompiledBackend[];
   /** Sum of the backends' weights; 0 means the rule forwards nothing (500). */
@@ -347,12 +350,14 @@ export class RouteTable {
       const backends = compileBackends(rule.backendRefs, ns);
       const http = grpc ? undefined : (rule as HttpRoute['spec']['rules'][number]);
       const rewrite = http?.filters?.find((f) => f.type === 'URLRewrite');
+      const redirect = http?.filters?.find((f) => f.type === 'RequestRedirect');
       const compiledRule: CompiledRule = {
         route: id,
         rule: ruleLabel(rule.name, ruleIndex),
         requestHeaders: headerFilters(rule.filters, 'RequestHeaderModifier'),
         responseHeaders: headerFilters(rule.filters, 'ResponseHeaderModifier'),
         rewrite: rewrite?.type === 'URLRewrite' ? rewrite.urlRewrite : undefined,
+        redirect: redirect?.type === 'RequestRedirect' ? redirect.requestRedirect : undefined,
         faults: faultsOf(rule.filters as readonly AnyFilter[] | undefined, ns, faults),
         backends,
         totalWeight: backends.reduce((sum, b) => sum + b.weight, 0),

@@ -5,7 +5,8 @@
 // ask the chain what to do:
 //
 //   start(hop)                 once, when the hop's object exists
-//   request(hop)               → send now | answer with this error | PENDING (the chain resends later)
+//   request(hop)               → send now | answer with this error | answer with this LocalReply
+//                                (a redirect) | PENDING (the chain resends later)
 //   onUpstreamFailure(hop, f)  → RETRYING (the chain resends) | FAIL (the codec answers with the error)
 //   onResponse(hop)            the response head arrived → relay it | RETRYING (drop it)
 //   end(hop)                   exactly once, when the hop is over
@@ -15,6 +16,7 @@
 
 import type { ProxyError } from '../errors.ts';
 import type { HopState } from './hop.ts';
+import type { LocalReply } from './reply.ts';
 
 /** Returned by `request`: a layer took the hop over and will call `hop.resend()` or `hop.reject()` later. */
 export const PENDING = 1;
@@ -42,11 +44,12 @@ export interface Layer {
   onStart?(hop: HopState): void;
   /**
    * Runs when a request head has been read, in stack order. Returns undefined to go on, a
-   * ProxyError to answer with (the later layers do not run), or PENDING when it will finish
-   * the request itself: then it must call `hop.resend()` or `hop.reject()` later, unless the
-   * hop ends first (`onEnd` then runs and must drop what it waits for).
+   * ProxyError to answer with (the later layers do not run), a LocalReply to answer with (a
+   * redirect: not a failure), or PENDING when it will finish the request itself: then it must
+   * call `hop.resend()`, `hop.reject()` or `hop.respond()` later, unless the hop ends first
+   * (`onEnd` then runs and must drop what it waits for).
    */
-  onRequest?(hop: HopState): ProxyError | Pending | undefined;
+  onRequest?(hop: HopState): ProxyError | LocalReply | Pending | undefined;
   /**
    * A try failed before the response head. Returns true when the layer took the hop over (a
    * retry: it will call `hop.resend()` or `hop.reject()`); the later layers are then skipped.
@@ -88,7 +91,7 @@ export class Chain {
   }
 
   /** Decides where a new request goes; see Layer.onRequest. On undefined, `hop.endpoint` is set. */
-  request(hop: HopState): ProxyError | Pending | undefined {
+  request(hop: HopState): ProxyError | LocalReply | Pending | undefined {
     const ls = this.requestLayers;
     for (let i = 0; i < ls.length; i++) {
       const r = (ls[i] as Layer).onRequest!(hop);

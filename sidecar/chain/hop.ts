@@ -12,6 +12,7 @@ import type { CallTracker } from '../balancer/load-balancer.ts';
 import type { Endpoint } from '../endpoints/endpoints.ts';
 import type { ProxyError } from '../errors.ts';
 import type { RouteFacts } from '../routing/facts.ts';
+import type { LocalReply } from './reply.ts';
 
 /** `outbound`: app → mesh (CLIENT span). `inbound`: mesh → local app (SERVER span). */
 export type Direction = 'inbound' | 'outbound';
@@ -302,6 +303,13 @@ export abstract class HopState {
    * retry it took over cannot go on (no endpoint left, budget spent while waiting).
    */
   abstract reject(err: ProxyError): void;
+
+  /**
+   * Ends the hop with a response the mesh makes itself that is not a failure (a route's
+   * redirect), answered the codec's way. Used by a layer that returned PENDING (a redirect
+   * held by an injected delay); never after the hop ended or the response started.
+   */
+  abstract respond(reply: LocalReply): void;
 }
 
 /**

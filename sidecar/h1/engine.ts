@@ -31,6 +31,7 @@ import type { Tracer } from '@opentelemetry/api';
 import { MESH_ERROR, MESH_ERROR_HEADER } from '../../common/semconv.ts';
 import { extractTraceContext, formatTraceparent, propagatedTraceFlags, spanIdOfTraceresponse, TRACE_HEADERS, TRACERESPONSE, traceresponseFor, type TraceContextResult } from '../../common/trace-context.ts';
 import { PENDING, type Chain, type FailureKind } from '../chain/chain.ts';
+import { LocalReply } from '../chain/reply.ts';
 import { EXPECTED_TIMEOUT_HEADER, HopState, inboundTimeout, type CloseReason, type DownstreamSecurity, type HopInit, type HopScope } from '../chain/hop.ts';
 import type { Endpoint } from '../endpoints/endpoints.ts';
 import { errorBody, ProxyError, upstreamError, type Hop } from '../errors.ts';
@@ -239,6 +240,10 @@ export class H1Exchange extends HopState implements ConnectionOwner {
 
   reject(err: ProxyError): void {
     fail(this, err);
+  }
+
+  respond(r: LocalReply): void {
+    reply(this, r);
   }
 
   /** The request's header fields as an object (for policy header rules); built on demand. */
@@ -667,7 +672,8 @@ function startExchange(d: Downstream, head: RequestHead): void {
     ex.nextTryTimeout();
     ex.upstreamHead = upstreamHead(ex);
     send(ex, false);
-  } else if (decision !== PENDING) fail(ex, decision);
+  } else if (decision instanceof LocalReply) reply(ex, decision);
+  else if (decision !== PENDING) fail(ex, decision);
 }
 
 /** The request head for the upstream: hop-by-hop and trace headers replaced. */
@@ -997,6 +1003,26 @@ function fail(ex: H1Exchange, err: ProxyError): void {
     d.socket.write(
       `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n${MESH_ERROR_HEADER}: ${e.code}\r\n${TRACERESPONSE}: ${traceresponseFor(ex.span.spanContext(), ex.trace)}\r\n${d.closing ? 'connection: close\r\n' : ex.head.minor === 0 ? 'connection: keep-alive\r\n' : ''}\r\n${body}`,
     );
+  }
+  finish(ex);
+  nextRequest(d);
+}
+
+/** Answers with a layer's own response (a route's redirect): its status and headers, no body. */
+function reply(ex: H1Exchange, r: LocalReply): void {
+  if (ex.ended || ex.headersSent) return;
+  clearTimeout(ex.timer);
+  ex.timer = undefined;
+  dropUpstream(ex);
+  const d = ex.down;
+  // The rest of an unread request body would be taken for the next request: close instead.
+  if (!ex.requestDone) d.closing = true;
+  ex.status = r.status;
+  if (!d.gone) {
+    let h = `HTTP/1.1 ${r.status} ${STATUS_CODES[r.status] ?? ''}\r\n`;
+    for (const [name, value] of r.headers) h += `${name}: ${value}\r\n`;
+    h += `content-length: 0\r\n${TRACERESPONSE}: ${traceresponseFor(ex.span.spanContext(), ex.trace)}\r\n${d.closing ? 'connection: close\r\n' : ex.head.minor === 0 ? 'connection: keep-alive\r\n' : ''}\r\n`;
+    d.socket.write(h, 'latin1');
   }
   finish(ex);
   nextRequest(d);

@@ -8,7 +8,8 @@ import type { Chain } from '../chain/chain.ts';
 import { HopState, type DownstreamSecurity, type HopInit, type HopScope } from '../chain/hop.ts';
 import type { AppProtocol } from '../config.ts';
 import type { Hop, ProxyError } from '../errors.ts';
-import { failExchange, resendExchange } from './forward.ts';
+import type { LocalReply } from '../chain/reply.ts';
+import { failExchange, replyExchange, resendExchange } from './forward.ts';
 import { inboundConnectionOf, refuseOnConnection } from '../transport/inbound-listener.ts';
 import type { H2Pool, PeerConnection } from '../transport/h2-pool.ts';
 
@@ -129,5 +130,9 @@ export class Exchange extends HopState {
 
   reject(err: ProxyError): void {
     failExchange(this, err);
+  }
+
+  respond(r: LocalReply): void {
+    if (!this.ended) replyExchange(this, r);
   }
 }

@@ -13,6 +13,7 @@ import { request, type ClientRequest, type IncomingHttpHeaders, type IncomingMes
 import { constants as h2constants, type ClientHttp2Stream, type Http2ServerResponse, type IncomingHttpHeaders as H2IncomingHeaders, type IncomingHttpStatusHeader } from 'node:http2';
 import { MESH_ERROR, MESH_ERROR_HEADER } from '../../common/semconv.ts';
 import type { FailureKind } from '../chain/chain.ts';
+import type { LocalReply } from '../chain/reply.ts';
 import { EXPECTED_TIMEOUT_HEADER } from '../chain/hop.ts';
 import type { Endpoint } from '../endpoints/endpoints.ts';
 import { spanIdOfTraceresponse, TRACERESPONSE, traceresponseFor } from '../../common/trace-context.ts';
@@ -136,6 +137,34 @@ export function failExchange(ex: Exchange, err: ProxyError): void {
   ex.status = ex.error.status;
   // Keep the connection only if no unread request body is left on it.
   ex.bytesOut += synthesizeResponse(res, ex.error, ex.ctx.hop, ex.span.spanContext().traceId, ex.hasBody && !req.complete, traceresponseFor(ex.span.spanContext(), ex.trace));
+}
+
+/**
+ * Answers with a layer's own response (a route's redirect): its status and headers, no body.
+ * A gRPC caller gets the same HTTP answer (gRPC has no redirects; its client reports the status).
+ */
+export function replyExchange(ex: Exchange, r: LocalReply): void {
+  clearTimeout(ex.timer);
+  ex.timer = undefined;
+  cancelUpstream(ex);
+  const req: DownstreamRequest = ex.req;
+  req.removeListener('data', onRequestData);
+  req.removeListener('end', onRequestEnd);
+  if (!req.complete) req.resume();
+  const res = ex.res;
+  if (res.destroyed || res.writableEnded || res.headersSent) return;
+  const headers: Record<string, string | string[]> = { 'content-length': '0', [TRACERESPONSE]: traceresponseFor(ex.span.spanContext(), ex.trace) };
+  for (const [name, value] of r.headers) {
+    const lc = name.toLowerCase();
+    const old = headers[lc];
+    headers[lc] = old === undefined ? value : Array.isArray(old) ? [...old, value] : [old, value];
+  }
+  // Keep an HTTP/1.1 connection only if no unread request body is left on it.
+  if (!ex.downstreamH2 && ex.hasBody && !req.complete) headers['connection'] = 'close';
+  ex.status = r.status;
+  if (ex.downstreamH2) (res as Http2ServerResponse).writeHead(r.status, headers);
+  else (res as ServerResponse).writeHead(r.status, headers);
+  res.end();
 }
 
 /** Names the upstream in error messages; only called on failure paths. */

@@ -8,10 +8,11 @@ import { randomUUID } from 'node:crypto';
 import type { Http2ServerRequest } from 'node:http2';
 import { extractTraceContext, formatTraceparent, propagatedTraceFlags } from '../../common/trace-context.ts';
 import { PENDING } from '../chain/chain.ts';
+import { LocalReply } from '../chain/reply.ts';
 import { EXPECTED_TIMEOUT_HEADER, inboundTimeout } from '../chain/hop.ts';
 import { startExchangeSpan } from '../telemetry/spans.ts';
 import { Exchange, type DownstreamRequest, type DownstreamResponse, type ProxyContext, type UpstreamProtocol } from './exchange.ts';
-import { beginExchange, failExchange, forward } from './forward.ts';
+import { beginExchange, failExchange, forward, replyExchange } from './forward.ts';
 import { isGrpcContentType, startGrpcSpan } from './grpc.ts';
 import {
   absoluteForm,
@@ -108,6 +109,10 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
     beginExchange(ex);
 
     const decision = ctx.chain.request(ex);
+    if (decision instanceof LocalReply) {
+      replyExchange(ex, decision);
+      return;
+    }
     if (decision !== undefined && decision !== PENDING) {
       failExchange(ex, decision);
       return;

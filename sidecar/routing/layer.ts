@@ -1,17 +1,19 @@
 // The outbound route layer with HTTPRoute / GRPCRoute (common/routes/): finds the rule for the
 // request, and either answers it (404 no rule matches, 500 no backend with weight, an injected
-// abort) or sets the hop up for the rest of the chain: the backend Service chosen by weight
+// abort, a RequestRedirect) or sets the hop up for the rest of the chain: the backend Service chosen by weight
 // (`hop.service`, the cluster the balance layer picks in), the rewritten target, header edits
 // and a new Host for the codecs, the route's timeouts and retry policy. A Service without
 // routes keeps today's behaviour (the Service the Host names). The fault-delay layer, placed
 // after the balance layer, holds a request for its injected delay.
 
 import { ATTR, MESH_ERROR } from '../../common/semconv.ts';
-import { planRoute, type Random, type RespondPlan } from '../../common/routes/plan.ts';
+import { planRoute, type Random, type RedirectPlan, type RespondPlan } from '../../common/routes/plan.ts';
 import { serviceRefOfHost, type RouteRequest, type RouteTable } from '../../common/routes/table.ts';
 import { ProxyError } from '../errors.ts';
 import { PENDING, type Layer } from '../chain/chain.ts';
 import type { HopState } from '../chain/hop.ts';
+import { LocalReply } from '../chain/reply.ts';
+import { editLines, type HeaderLines } from './headers.ts';
 import { hostRoute } from '../chain/layers/route.ts';
 import type { RouteFacts } from './facts.ts';
 
@@ -58,6 +60,16 @@ function errorOf(plan: RespondPlan): ProxyError {
   }
 }
 
+/** The OpenTelemetry attribute of a response header (`http.response.header.<name>`, a string array). */
+const ATTR_LOCATION = 'http.response.header.location';
+
+/** The redirect response: `location`, then the rule's response header edits. */
+function replyOf(plan: RedirectPlan): LocalReply {
+  const lines: HeaderLines = [['location', plan.location]];
+  editLines(lines, plan.responseHeaders);
+  return new LocalReply(plan.status, lines);
+}
+
 /** The longest a Node.js timer can wait (about 24.8 days): "no limit". */
 const NO_LIMIT_MS = 2 ** 31 - 1;
 
@@ -78,10 +90,23 @@ export function routeLayer(o: RouteLayerOptions): Layer {
       const svc = serviceRefOfHost(hop.authority, o.namespace);
       if (!table.hasRoutes(svc, o.namespace)) return hostRoute(hop);
       const req = new HopRequest(hop);
-      const plan = planRoute(table.resolve(svc, o.namespace, req, svc.port), req, { scheme: 'http', host: svc.name, port: svc.port ?? 80 }, random);
+      const plan = planRoute(table.resolve(svc, o.namespace, req, svc.port), req, { scheme: 'http', host: hop.host, port: svc.port ?? 80 }, random);
       if (plan.kind === 'direct') return hostRoute(hop);
       // The Service the caller asked for, before a backend replaces it.
       hop.service = svc.name;
+      if (plan.kind === 'redirect') {
+        hop.span.setAttribute(ATTR.meshRoute, plan.route);
+        hop.span.setAttribute(ATTR.meshRouteRule, plan.rule);
+        hop.span.setAttribute(ATTR_LOCATION, [plan.location]);
+        if (plan.fault !== undefined) hop.span.setAttribute(ATTR.meshFault, plan.fault);
+        const reply = replyOf(plan);
+        if (plan.delayMs <= 0) return reply;
+        hop.retryTimer = setTimeout(() => {
+          hop.retryTimer = undefined;
+          if (!hop.ended) hop.respond(reply);
+        }, plan.delayMs);
+        return PENDING;
+      }
       if (plan.kind === 'respond') {
         if (plan.route !== undefined) hop.span.setAttribute(ATTR.meshRoute, plan.route);
         if (plan.rule !== undefined) hop.span.setAttribute(ATTR.meshRouteRule, plan.rule);
