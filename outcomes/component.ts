@@ -14,7 +14,7 @@ import { WatchedSource } from '../common/watched-source.ts';
 import type { StorageClient } from '../storage/clickhouse.ts';
 import type { Shard } from '../storage/outcomes/model.ts';
 import { ClickHouseOutcomeReader } from '../storage/outcomes/reader.ts';
-import { ClickHouseOutcomeStore } from '../storage/outcomes/store.ts';
+import { ClickHouseOutcomeStore, shardName } from '../storage/outcomes/store.ts';
 import { ClickHouseTraceReader } from '../storage/reader.ts';
 import { AlertmanagerClient } from './alerts/alertmanager.ts';
 import { AlertEvaluator } from './alerts/evaluator.ts';
@@ -116,7 +116,9 @@ export async function startOutcomes(options: OutcomesOptions): Promise<Outcomes>
     for (const c of cleanups.reverse()) await Promise.resolve(c()).catch((err: unknown) => logger.warn('outcomes shutdown step failed', { err }));
   };
   try {
-    const analyser = new OutcomeAnalyser(new ClickHouseOutcomeStore(storage), new ClickHouseTraceReader(storage), {
+    // The store names its inserts by shard, so a restarted replica waits for its predecessor's.
+    const store = new ClickHouseOutcomeStore(storage, { writer: shardName(options.shard ?? { index: 0, count: 1 }) });
+    const analyser = new OutcomeAnalyser(store, new ClickHouseTraceReader(storage), {
       logger,
       ...(options.quietSeconds !== undefined ? { quietSeconds: options.quietSeconds } : {}),
       ...(options.shard !== undefined ? { shard: options.shard } : {}),

@@ -57,8 +57,15 @@ export interface StorageClient {
    * `INSERT INTO <table> (<columns>) FORMAT RowBinary` with the concatenation of `chunks` as
    * the data (sent as they are, without copying them into one buffer). One request, no
    * retries. Throws `STORAGE_WRITE_FAILED` with `transient` set when a retry may help.
+   * `queryId`: the statement's id on the server (`system.processes.query_id`), so that a writer
+   * can tell whether an insert whose answer it lost is still running.
    */
-  insertRowBinary(table: Sql, columns: readonly string[], chunks: readonly Uint8Array[]): Promise<void>;
+  insertRowBinary(table: Sql, columns: readonly string[], chunks: readonly Uint8Array[], options?: { readonly queryId?: string }): Promise<void>;
+  /**
+   * Runs a SELECT and returns its result in `FORMAT RowBinary`, as one buffer: for readers
+   * that decode rows with `RowBinaryReader` instead of parsing JSON. Throws `STORAGE_QUERY_FAILED`.
+   */
+  queryRowBinary(statement: Sql): Promise<Uint8Array>;
   /** True when the server answers `/ping`. */
   ping(): Promise<boolean>;
   /** Closes the sockets. Safe to call twice. */
@@ -71,11 +78,10 @@ const QUERY_SETTINGS = {
   wait_end_of_query: 1,
 } as const;
 
-async function readAll(stream: Readable): Promise<string> {
+async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
-  // Decoded once at the end so multi-byte characters split across chunks stay intact.
-  return Buffer.concat(chunks).toString('utf8');
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
 }
 
 function summarize(text: string): string {
@@ -119,7 +125,8 @@ class ClickHouseStorageClient implements StorageClient {
   }
 
   async query<T>(statement: Sql): Promise<T[]> {
-    const text = await this.#run(`${statement.text}\nFORMAT JSONEachRow`, undefined, 'STORAGE_QUERY_FAILED', this.#selectSettings, currentAbortSignal());
+    // Decoded once at the end so multi-byte characters split across chunks stay intact.
+    const text = (await this.#run(`${statement.text}\nFORMAT JSONEachRow`, undefined, 'STORAGE_QUERY_FAILED', this.#selectSettings, currentAbortSignal())).toString('utf8');
     const rows: T[] = [];
     let start = 0;
     while (start < text.length) {
@@ -146,10 +153,14 @@ class ClickHouseStorageClient implements StorageClient {
     await this.#run(`INSERT INTO ${table.text} FORMAT JSONEachRow`, body, 'STORAGE_WRITE_FAILED', this.#insertSettings);
   }
 
-  async insertRowBinary(table: Sql, columns: readonly string[], chunks: readonly Uint8Array[]): Promise<void> {
+  async insertRowBinary(table: Sql, columns: readonly string[], chunks: readonly Uint8Array[], options: { readonly queryId?: string } = {}): Promise<void> {
     if (chunks.every((c) => c.byteLength === 0)) return;
     // Column names are ours (rows.ts), never user input.
-    await this.#run(`INSERT INTO ${table.text} (${columns.join(', ')}) FORMAT RowBinary`, chunks, 'STORAGE_WRITE_FAILED', this.#insertSettings);
+    await this.#run(`INSERT INTO ${table.text} (${columns.join(', ')}) FORMAT RowBinary`, chunks, 'STORAGE_WRITE_FAILED', this.#insertSettings, undefined, options.queryId);
+  }
+
+  async queryRowBinary(statement: Sql): Promise<Uint8Array> {
+    return this.#run(`${statement.text}\nFORMAT RowBinary`, undefined, 'STORAGE_QUERY_FAILED', this.#selectSettings, currentAbortSignal());
   }
 
   async ping(): Promise<boolean> {
@@ -167,25 +178,27 @@ class ClickHouseStorageClient implements StorageClient {
     code: StorageErrorCode,
     settings: Readonly<Record<string, number>> = QUERY_SETTINGS,
     signal?: AbortSignal,
-  ): Promise<string> {
+    fixedQueryId?: string,
+  ): Promise<Buffer> {
     if (signal?.aborted === true) throw new StorageError(code, `the request was cancelled before its statement was sent: ${statementHead(statement)}`);
     // A SELECT whose caller went away is cut on our side and KILLed on the server: ClickHouse
     // 18.16 does not notice a closed HTTP connection until it writes the result.
-    const queryId = signal !== undefined ? randomUUID() : undefined;
-    const onAbort = queryId !== undefined ? (): void => this.#kill(queryId) : undefined;
+    const queryId = fixedQueryId ?? (signal !== undefined ? randomUUID() : undefined);
+    const onAbort = queryId !== undefined && signal !== undefined ? (): void => this.#kill(queryId) : undefined;
     if (onAbort !== undefined) signal!.addEventListener('abort', onAbort, { once: true });
     let status: number | undefined;
-    let responseText: string;
+    let responseBytes: Buffer;
     try {
       const result = await this.#client.exec({
         query: statement,
         clickhouse_settings: settings,
         ignore_error_response: true,
-        ...(queryId !== undefined && signal !== undefined ? { query_id: queryId, abort_signal: signal } : {}),
+        ...(queryId !== undefined ? { query_id: queryId } : {}),
+        ...(signal !== undefined ? { abort_signal: signal } : {}),
         ...(body !== undefined ? { values: Readable.from(typeof body === 'string' ? [Buffer.from(body, 'utf8')] : body, { objectMode: false }) } : {}),
       });
       status = result.http_status_code;
-      responseText = await readAll(result.stream);
+      responseBytes = await readAll(result.stream);
     } catch (cause) {
       const cancelled = signal !== undefined && signal.aborted;
       const transient = !cancelled && isTransientFailure({ error: cause });
@@ -194,13 +207,14 @@ class ClickHouseStorageClient implements StorageClient {
       if (onAbort !== undefined) signal!.removeEventListener('abort', onAbort);
     }
     if (status !== undefined && status >= 400) {
+      const responseText = responseBytes.toString('utf8');
       const clickhouseCode = clickhouseCodeOf(responseText);
       // TOO_MANY_PARTS (252) is overload, except when one INSERT spans more day partitions
       // than max_partitions_per_insert_block allows: that fails the same way every time.
       const transient = isTransientFailure({ clickhouseCode, httpStatus: status }) && !responseText.includes('Too many partitions for single INSERT block');
       throw new StorageError(code, `ClickHouse refused the statement (HTTP ${status}): ${summarize(responseText)} — statement: ${statementHead(statement)}`, { clickhouseCode, transient });
     }
-    return responseText;
+    return responseBytes;
   }
 
   /** Asks the server to stop a statement whose caller went away (the id is ours, a UUID). */

@@ -1,12 +1,18 @@
 // OutcomeStore for ClickHouse: the outcomes component's reads of trace activity and current
 // outcomes, its RowBinary inserts of outcome rows (cancel + new in one block), and its
-// checkpoints. SCHEMA.md "Trace outcomes" explains why counts stay exact.
+// checkpoints. Writes are idempotent: a row whose identity (trace, version, sign) is stored
+// already is not inserted again, and no lookup runs while an earlier insert of this writer
+// may still be running on the server, so a retried or repeated write never counts a trace
+// twice in the outcomes table or its roll-ups. SCHEMA.md "Trace outcomes" and "Duplicates"
+// explain why counts stay exact.
 
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { StorageClient } from '../clickhouse.ts';
 import { StorageError } from '../errors.ts';
 import { RowBinaryWriter } from '../rowbinary.ts';
 import { resolveSchema, type SchemaOptions } from '../schema/options.ts';
-import { sql, type Sql } from '../sql.ts';
+import { list, sql, type Sql } from '../sql.ts';
 import { traceIdCondition } from '../trace-ranges.ts';
 import type { CompletedTrace, OutcomeRecord, OutcomeStatus, OutcomeStore, Shard } from './model.ts';
 import { signatureIdFromUInt64, signatureIdToUInt64 } from './model.ts';
@@ -97,14 +103,88 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
   return out;
 }
 
+export interface OutcomeStoreOptions extends SchemaOptions {
+  /**
+   * Names this writer's inserts on the server: their `query_id`s start with
+   * `tracemesh-outcomes-<writer>-`. One writer per analyser shard (the component passes the
+   * shard, `0/1`); default `0/1`. Two live stores with one name would wait for each other's
+   * inserts, never double-count.
+   */
+  readonly writer?: string;
+  /** How long a lookup waits for an earlier insert of this writer that is still running; default 120 s. */
+  readonly settleTimeoutMs?: number;
+  /** Pause between looks at `system.processes` while waiting; default 200 ms. */
+  readonly settlePollMs?: number;
+}
+
+/** Row identity: a trace's outcome version (its analysis time) and the row's sign. */
+const identity = (traceId: string, analyzedAt: bigint | string, sign: number | string): string => `${traceId.toLowerCase()}/${analyzedAt}/${sign}`;
+
 export class ClickHouseOutcomeStore implements OutcomeStore {
   readonly #client: StorageClient;
   readonly #t: OutcomeTables;
   readonly #rows = new RowBinaryWriter();
+  readonly #queryIdPrefix: string;
+  readonly #settleTimeoutMs: number;
+  readonly #settlePollMs: number;
+  /**
+   * True while an insert of this writer may still be running on the server: at start (a
+   * previous process of the same shard may have died during one) and after an insert failed
+   * without a clear answer. Lookups wait until no such insert runs, so they see its rows.
+   */
+  #unsettled = true;
 
-  constructor(client: StorageClient, options: SchemaOptions = {}) {
+  constructor(client: StorageClient, options: OutcomeStoreOptions = {}) {
     this.#client = client;
     this.#t = outcomeTables(resolveSchema(options, client.database));
+    // query_id is free text on the server; keep it to characters that need no quoting anywhere.
+    this.#queryIdPrefix = `tracemesh-outcomes-${(options.writer ?? '0/1').replace(/[^A-Za-z0-9]/g, '_')}-`;
+    this.#settleTimeoutMs = options.settleTimeoutMs ?? 120_000;
+    this.#settlePollMs = options.settlePollMs ?? 200;
+  }
+
+  /** Waits until no insert of this writer runs on the server (once per uncertain insert). */
+  async #settle(): Promise<void> {
+    if (!this.#unsettled) return;
+    const prefix = this.#queryIdPrefix;
+    const deadline = Date.now() + this.#settleTimeoutMs;
+    for (;;) {
+      const rows = await this.#client.query<{ n: string | number }>(
+        sql`SELECT count() AS n FROM system.processes WHERE substring(query_id, 1, ${prefix.length}) = ${prefix}`,
+      );
+      if (Number(rows[0]?.n ?? 0) === 0) break;
+      if (Date.now() >= deadline) {
+        throw new StorageError(
+          'STORAGE_WRITE_FAILED',
+          `an outcomes insert of writer ${prefix.slice(19, -1)} is still running on ClickHouse after ${Math.round(this.#settleTimeoutMs / 1000)} s; outcomes are written once it has finished (see system.processes, query_id ${prefix}…)`,
+          { transient: true },
+        );
+      }
+      await sleep(this.#settlePollMs);
+    }
+    this.#unsettled = false;
+  }
+
+  /** Identities of `rows` already stored. */
+  async #stored(rows: readonly { o: OutcomeRecord; sign: 1 | -1 }[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const part of chunks(rows, IDS_PER_STATEMENT)) {
+      let lo = part[0]!.o.startUnixNano;
+      let hi = lo;
+      for (const { o } of part) {
+        if (o.startUnixNano < lo) lo = o.startUnixNano;
+        if (o.startUnixNano > hi) hi = o.startUnixNano;
+      }
+      const found = await this.#client.query<{ id: string; at: string; sign: number | string }>(sql`
+        SELECT lower(hex(trace_id)) AS id, toString(analyzed_at_unix_nano) AS at, sign
+        FROM ${this.#t.outcomes}
+        PREWHERE ${traceIdCondition([...new Set(part.map((r) => r.o.traceId))])}
+        WHERE timestamp >= toDateTime(${secondsOf(lo)}) AND timestamp <= toDateTime(${secondsOf(hi)})
+          AND analyzed_at_unix_nano IN ${list([...new Set(part.map((r) => r.o.analyzedAtUnixNano))])}
+        GROUP BY trace_id, analyzed_at_unix_nano, sign`);
+      for (const f of found) out.add(identity(f.id, f.at, f.sign));
+    }
+    return out;
   }
 
   async serverNow(): Promise<number> {
@@ -126,6 +206,7 @@ export class ClickHouseOutcomeStore implements OutcomeStore {
   }
 
   async currentOutcomes(traceIds: readonly string[], fromUnixNano: bigint, toUnixNano: bigint): Promise<Map<string, OutcomeRecord>> {
+    await this.#settle();
     const out = new Map<string, OutcomeRecord>();
     for (const ids of chunks(traceIds, IDS_PER_STATEMENT)) {
       const rows = await this.#client.query<CurrentRow>(sql`
@@ -180,16 +261,34 @@ export class ClickHouseOutcomeStore implements OutcomeStore {
 
   async writeOutcomes(replaced: readonly OutcomeRecord[], outcomes: readonly OutcomeRecord[]): Promise<void> {
     if (replaced.length === 0 && outcomes.length === 0) return;
-    const w = this.#rows;
     // Cancelling rows first: CollapsingMergeTree keeps a key's last positive row.
+    const rows = [...replaced.map((o) => ({ o, sign: -1 as const })), ...outcomes.map((o) => ({ o, sign: 1 as const }))];
+    for (const { o } of rows) {
+      if (!/^[0-9a-fA-F]{32}$/.test(o.traceId)) throw new StorageError('INVALID_TRACE_ID', `outcome trace id ${JSON.stringify(o.traceId)} is not 32 hex characters`);
+    }
+    await this.#settle();
+    const stored = await this.#stored(rows);
+    const w = this.#rows;
+    let n = 0;
     try {
-      for (const o of replaced) writeRow(w, o, -1);
-      for (const o of outcomes) writeRow(w, o, 1);
+      for (const { o, sign } of rows) {
+        if (stored.has(identity(o.traceId, o.analyzedAtUnixNano, sign))) continue;
+        writeRow(w, o, sign);
+        n++;
+      }
     } catch (err) {
       w.take();
       throw err;
     }
-    await this.#client.insertRowBinary(this.#t.outcomes, OUTCOME_INSERT_COLUMNS, [w.take()]);
+    const bytes = w.take();
+    if (n === 0) return;
+    try {
+      await this.#client.insertRowBinary(this.#t.outcomes, OUTCOME_INSERT_COLUMNS, [bytes], { queryId: `${this.#queryIdPrefix}${randomUUID()}` });
+    } catch (err) {
+      // Lost answer or refusal: the insert may still land. The next lookup waits for it.
+      this.#unsettled = true;
+      throw err;
+    }
   }
 
   async readCheckpoint(shard: Shard): Promise<number | undefined> {

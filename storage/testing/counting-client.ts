@@ -24,7 +24,11 @@ export function countingClient(inner: StorageClient, o: { ownsInner?: boolean } 
       return inner.command(statement);
     },
     insertJsonEachRow: (table, body) => inner.insertJsonEachRow(table, body),
-    insertRowBinary: (table, columns, chunks) => inner.insertRowBinary(table, columns, chunks),
+    queryRowBinary: (statement: Sql) => {
+      statements++;
+      return inner.queryRowBinary(statement);
+    },
+    insertRowBinary: (table, columns, chunks, options) => inner.insertRowBinary(table, columns, chunks, options),
     ping: () => inner.ping(),
     close: () => (o.ownsInner === true ? inner.close() : Promise.resolve()),
   };
