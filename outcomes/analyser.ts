@@ -51,7 +51,7 @@ const COMPLETED_LIMIT = 200_000;
 
 export class OutcomeAnalyser {
   readonly #store: OutcomeStore;
-  readonly #reader: TraceReader;
+  readonly #reader: Pick<TraceReader, 'getTraces'>;
   readonly #quiet: number;
   readonly #shard: Shard;
   readonly #maxSpans: number;
@@ -70,7 +70,7 @@ export class OutcomeAnalyser {
   #stopping = false;
   #wake: (() => void) | undefined;
 
-  constructor(store: OutcomeStore, reader: TraceReader, options: AnalyserOptions = {}) {
+  constructor(store: OutcomeStore, reader: Pick<TraceReader, 'getTraces'>, options: AnalyserOptions = {}) {
     this.#store = store;
     this.#reader = reader;
     this.#quiet = Math.max(1, Math.floor(options.quietSeconds ?? 10));

@@ -15,7 +15,7 @@ import type { StorageClient } from '../storage/clickhouse.ts';
 import type { Shard } from '../storage/outcomes/model.ts';
 import { ClickHouseOutcomeReader } from '../storage/outcomes/reader.ts';
 import { ClickHouseOutcomeStore, shardName } from '../storage/outcomes/store.ts';
-import { ClickHouseTraceReader } from '../storage/reader.ts';
+import { RowBinaryTraceReader } from '../storage/outcomes/spans.ts';
 import { AlertmanagerClient } from './alerts/alertmanager.ts';
 import { AlertEvaluator } from './alerts/evaluator.ts';
 import { DEFAULT_RULES_FILE, loadRulesFile, parseRules, type RuleSet } from './alerts/rules.ts';
@@ -118,7 +118,7 @@ export async function startOutcomes(options: OutcomesOptions): Promise<Outcomes>
   try {
     // The store names its inserts by shard, so a restarted replica waits for its predecessor's.
     const store = new ClickHouseOutcomeStore(storage, { writer: shardName(options.shard ?? { index: 0, count: 1 }) });
-    const analyser = new OutcomeAnalyser(store, new ClickHouseTraceReader(storage), {
+    const analyser = new OutcomeAnalyser(store, new RowBinaryTraceReader(storage), {
       logger,
       ...(options.quietSeconds !== undefined ? { quietSeconds: options.quietSeconds } : {}),
       ...(options.shard !== undefined ? { shard: options.shard } : {}),

@@ -31,6 +31,7 @@ import { createClickHouseClient, type StorageClient } from '../../storage/clickh
 import type { SpanRecord } from '../../storage/model.ts';
 import { ClickHouseOutcomeReader } from '../../storage/outcomes/reader.ts';
 import { ClickHouseOutcomeStore } from '../../storage/outcomes/store.ts';
+import { RowBinaryTraceReader } from '../../storage/outcomes/spans.ts';
 import { ClickHouseTraceReader } from '../../storage/reader.ts';
 import { migrate } from '../../storage/schema/migrate.ts';
 import { ClickHouseTraceWriter } from '../../storage/writer.ts';
@@ -110,28 +111,78 @@ async function benchAnalyse(url: string): Promise<void> {
   const pureRate = spans / cpu;
   say(`analysis alone:     ${(n / wall).toFixed(0)} traces/s, ${(spans / wall).toFixed(0)} spans/s wall; ${pureRate.toFixed(0)} spans per CPU-second = ${(pureRate / COLLECTOR_SPANS_PER_SECOND).toFixed(2)}× the collector's ${COLLECTOR_SPANS_PER_SECOND} spans/s`);
 
-  const client = await freshDatabase(url, 'tm_bench_outcomes_analyse');
-  const writer = new ClickHouseTraceWriter(client);
-  const all = traces.flat();
-  for (let i = 0; i < all.length; i += 20_000) await writer.writeSpans(all.slice(i, i + 20_000));
-  await writer.close();
-  const store = new ClickHouseOutcomeStore(client);
-  const analyser = new OutcomeAnalyser(store, new ClickHouseTraceReader(client), { quietSeconds: 1, backfillSeconds: 600, maxStepSeconds: 3600 });
-  // Wait for the quiet time to pass for every trace, without counting that wait.
-  const target = (await store.serverNow()) + 1;
-  while ((await store.serverNow()) - 1 < target) await new Promise((r) => setTimeout(r, 200));
-  say(`  (spans written to ClickHouse; analysing — ${load()})`);
-  const c1 = process.cpuUsage();
-  const t1 = performance.now();
-  while ((analyser.stats.checkpoint ?? 0) < target) await analyser.step();
-  const wall2 = (performance.now() - t1) / 1000;
-  const cpu2 = cpuSeconds(c1);
-  const written = analyser.stats.outcomesWritten;
-  say(
-    `analyser end to end: ${written} outcomes in ${wall2.toFixed(2)} s wall (${(spans / wall2).toFixed(0)} spans/s, with ClickHouse on the same 2 cores); ` +
-      `analyser process ${cpu2.toFixed(2)} CPU-s = ${(spans / cpu2).toFixed(0)} spans per CPU-second = ${(spans / cpu2 / COLLECTOR_SPANS_PER_SECOND).toFixed(2)}× the collector's rate — ${load()}`,
-  );
-  await client.close();
+  const readers = [
+    ['JSONEachRow (ClickHouseTraceReader)', (c: StorageClient) => new ClickHouseTraceReader(c)],
+    ['RowBinary (RowBinaryTraceReader)', (c: StorageClient) => new RowBinaryTraceReader(c)],
+  ] as const;
+  for (const [name, makeReader] of readers) {
+    const client = await freshDatabase(url, 'tm_bench_outcomes_analyse');
+    const writer = new ClickHouseTraceWriter(client);
+    const all = traces.flat();
+    for (let i = 0; i < all.length; i += 20_000) await writer.writeSpans(all.slice(i, i + 20_000));
+    await writer.close();
+    const store = new ClickHouseOutcomeStore(client);
+    const analyser = new OutcomeAnalyser(store, makeReader(client), { quietSeconds: 1, backfillSeconds: 600, maxStepSeconds: 3600 });
+    // Wait for the quiet time to pass for every trace, without counting that wait.
+    const target = (await store.serverNow()) + 1;
+    while ((await store.serverNow()) - 1 < target) await new Promise((r) => setTimeout(r, 200));
+    if (name === readers[0][0]) await benchFormats(client, traces.map((t) => t[0]!.traceId));
+    say(`  (spans written to ClickHouse; analysing with the ${name} span read — ${load()})`);
+    const c1 = process.cpuUsage();
+    const t1 = performance.now();
+    while ((analyser.stats.checkpoint ?? 0) < target) await analyser.step();
+    const wall2 = (performance.now() - t1) / 1000;
+    const cpu2 = cpuSeconds(c1);
+    const written = analyser.stats.outcomesWritten;
+    say(
+      `analyser end to end, ${name}: ${written} outcomes in ${wall2.toFixed(2)} s wall (${(spans / wall2).toFixed(0)} spans/s, with ClickHouse on the same 2 cores); ` +
+        `analyser process ${cpu2.toFixed(2)} CPU-s = ${(spans / cpu2).toFixed(0)} spans per CPU-second = ${(spans / cpu2 / COLLECTOR_SPANS_PER_SECOND).toFixed(2)}× the collector's rate — ${load()}`,
+    );
+    await client.close();
+  }
+}
+
+/**
+ * The span read-back alone, in three formats: the same statement (every span of 500 traces)
+ * fetched and decoded, CPU of this process per span. JSONCompact (18.16 has no
+ * JSONCompactEachRow) is only parsed, not turned into records: a lower bound of its cost.
+ */
+async function benchFormats(client: StorageClient, ids: readonly string[]): Promise<void> {
+  const { traceIdCondition } = await import('../../storage/trace-ranges.ts');
+  const { SPAN_COLUMNS, SPAN_INSERT_COLUMNS, decodeSpan, readSpanRow } = await import('../../storage/rows.ts');
+  const { RowBinaryReader } = await import('../../storage/rowbinary.ts');
+  const { raw, sql } = await import('../../storage/sql.ts');
+  const spansTable = raw(`${client.database}.tracemesh_spans`);
+  const statements = [];
+  for (let i = 0; i < ids.length; i += 500) statements.push(sql`FROM ${spansTable} PREWHERE ${traceIdCondition(ids.slice(i, i + 500))}`);
+  const formats: [string, (from: ReturnType<typeof sql>) => Promise<number>][] = [
+    ['JSONEachRow + decodeSpan', async (from) => {
+      const rows = await client.query<import('../../storage/rows.ts').SpanRow>(sql`SELECT ${SPAN_COLUMNS} ${from}`);
+      for (const r of rows) decodeSpan(r);
+      return rows.length;
+    }],
+    // 18.16 has no JSONCompactEachRow; JSONCompact is the same rows as arrays, in one document.
+    ['JSONCompact, parsed only', async (from) => {
+      const res = await fetch(`${CLICKHOUSE_URL}/?output_format_json_quote_64bit_integers=1`, { method: 'POST', body: sql`SELECT ${SPAN_COLUMNS} ${from} FORMAT JSONCompact`.text });
+      return (JSON.parse(await res.text()) as { data: unknown[] }).data.length;
+    }],
+    ['RowBinary + readSpanRow', async (from) => {
+      const bytes = await client.queryRowBinary(sql`SELECT ${raw(SPAN_INSERT_COLUMNS.join(', '))} ${from}`);
+      const r = new RowBinaryReader(bytes);
+      let n = 0;
+      while (r.pos < r.end) { readSpanRow(r); n++; }
+      return n;
+    }],
+  ];
+  for (const [name, run] of formats) {
+    for (const st of statements.slice(0, 2)) await run(st); // warm-up
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    let n = 0;
+    for (const st of statements) n += await run(st);
+    const cpu = cpuSeconds(c0);
+    say(`span read-back, ${name.padEnd(32)} ${n} spans: ${(n / cpu).toFixed(0)} spans per CPU-second of this process, ${((performance.now() - t0) / 1000).toFixed(2)} s wall — ${load()}`);
+  }
 }
 
 async function benchQuery(url: string): Promise<void> {
@@ -276,6 +327,7 @@ async function benchAlert(url: string): Promise<void> {
 }
 
 const ch = await clickhouse();
+const CLICKHOUSE_URL = ch.url;
 try {
   if (only.has('analyse')) await benchAnalyse(ch.url);
   if (only.has('query')) await benchQuery(ch.url);
