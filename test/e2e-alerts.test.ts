@@ -148,8 +148,11 @@ void describe('alerts on a failing path reach Alertmanager', () => {
     assert.deepEqual(await alerts(), [], 'no alert while everything works');
     c2.failRate = 1;
     let failed = 0;
-    for (let i = 0; i < 10; i++) if ((await send()) === 502) failed++;
-    assert.ok(failed > 0, 'c-2 is picked by the balancer for some requests');
+    // The balancer (peak-EWMA, failures count as slow) sends c-2 few calls once it has failed:
+    // send until some have reached it, with a deadline.
+    const until = Date.now() + 60_000;
+    for (let i = 0; (i < 10 || failed === 0) && Date.now() < until; i++) if ((await send()) === 502) failed++;
+    assert.ok(failed > 0, 'c-2 is picked by the balancer for some requests within 60 s');
     await tracing.forceFlush();
 
     const [alert] = await eventually(
