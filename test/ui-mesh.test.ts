@@ -181,7 +181,11 @@ void describe('web UI over a real mesh', () => {
     await page.waitForSelector('tr[data-edge="service:b>service:c"]');
     const mid = await graphPoint(page, 'service:b>service:c');
     await page.mouse.click(mid.x, mid.y); // click 1: the edge
-    await page.waitForURL(/\/paths\?service=c/);
+    // The edge filters by caller and callee: only paths where b calls c directly.
+    await page.waitForURL(/\/paths\?service=c&caller=b(&|$)/);
+    assert.equal((await page.textContent('[data-testid="call-filter"]'))?.replace(/\s+/g, ' ').trim(), 'call b → c ×');
+    await page.locator('tr[data-signature]').first().waitFor();
+    for (const sig of await page.locator('tr[data-signature] td.signature').allTextContents()) assert.match(sig, /(^|> )b > c( |$)/, `path ${sig} has the call b → c`);
     const row = page.locator('tr[data-signature]').filter({ hasText: 'c-1' }).first();
     await row.waitFor();
     assert.match((await row.textContent()) ?? '', /HTTP_500/);

@@ -24,6 +24,8 @@ export interface UiManifest {
   /** Asset URL path names under /ui/assets/. */
   readonly js: string;
   readonly css: string;
+  /** The graph canvas's chunk and the chunks it imports (for modulepreload on graph pages). */
+  readonly graphChunks?: readonly string[];
   readonly files: readonly string[];
 }
 
@@ -69,6 +71,9 @@ export async function buildUi(dist = UI_DIST_DIR): Promise<UiManifest> {
     entryPoints: { app: join(UI_SOURCE_DIR, 'main.tsx') },
     bundle: true,
     format: 'esm',
+    // The graph page's canvas (cytoscape) is a chunk of its own, loaded by dynamic import.
+    splitting: true,
+    chunkNames: 'chunk-[hash]',
     target: ['es2022', 'chrome110', 'firefox115', 'safari16'],
     minify: true,
     sourcemap: 'linked',
@@ -80,12 +85,19 @@ export async function buildUi(dist = UI_DIST_DIR): Promise<UiManifest> {
     logLevel: 'silent',
     legalComments: 'linked',
   });
-  const files = Object.keys(result.metafile.outputs).map((p) => basename(p));
-  const js = files.find((f) => f.endsWith('.js'));
+  const outputs = Object.entries(result.metafile.outputs);
+  const files = outputs.map(([p]) => basename(p));
+  const entry = (suffix: string): string | undefined => {
+    const o = outputs.find(([p, out]) => p.endsWith('.js') && out.entryPoint?.endsWith(suffix));
+    return o ? basename(o[0]) : undefined;
+  };
+  const js = entry('main.tsx');
+  // The chunk behind the graph page's dynamic import, preloaded by the graph's pages.
+  const graphChunks = outputs.filter(([p, out]) => p.endsWith('.js') && out.entryPoint?.endsWith('graph-canvas.tsx')).map(([p, out]) => [basename(p), ...out.imports.filter((i) => i.kind === 'import-statement').map((i) => basename(i.path))]).flat();
   const css = files.find((f) => f.endsWith('.css'));
   if (!js || !css) throw new Error(`UI build produced no ${js ? 'CSS' : 'JavaScript'} (outputs: ${files.join(', ')})`);
   for (const f of listFiles(staging)) if (!files.includes(basename(f))) files.push(basename(f));
-  const manifest: UiManifest = { sourceHash: hash, js, css, files: files.sort() };
+  const manifest: UiManifest = { sourceHash: hash, js, css, graphChunks: [...new Set(graphChunks)], files: files.sort() };
   writeFileSync(join(staging, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
   // Swap in whole, so a server never serves half of an old and half of a new build.
   rmSync(dist, { recursive: true, force: true });

@@ -44,7 +44,7 @@ const TYPES: Readonly<Record<string, string>> = {
 /** A small inline icon, so browsers do not ask for /favicon.ico. */
 const FAVICON = `data:image/svg+xml,${encodeURIComponent('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><circle cx="3" cy="8" r="2.5" fill="#0057b8"/><circle cx="13" cy="3" r="2.5" fill="#3e8635"/><circle cx="13" cy="13" r="2.5" fill="#c9190b"/><path d="M3 8L13 3M3 8L13 13" stroke="#888" stroke-width="1.2"/></svg>')}`;
 
-function page(m: UiManifest): string {
+function page(m: UiManifest, preload: readonly string[]): string {
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -55,6 +55,7 @@ function page(m: UiManifest): string {
 <link rel="icon" href="${FAVICON}">
 <link rel="stylesheet" href="/ui/assets/${m.css}">
 <script type="module" src="/ui/assets/${m.js}"></script>
+${preload.map((f) => `<link rel="modulepreload" href="/ui/assets/${f}">\n`).join('')}
 </head>
 <body>
 <div id="app"><noscript>The tracemesh UI needs JavaScript. The same data is in the JSON API: see /openapi.json.</noscript></div>
@@ -72,7 +73,8 @@ const NOT_BUILT = `<!doctype html>
 export function uiRoutes(options: UiRoutesOptions = {}): Hono {
   const dist = options.distDir ?? UI_DIST_DIR;
   const app = new Hono();
-  let cached: { manifest: UiManifest; html: string; assets: Map<string, Buffer> } | undefined;
+  // Graph pages also name the graph canvas's chunk, so it downloads beside the app's.
+  let cached: { manifest: UiManifest; html: string; graphHtml: string; assets: Map<string, Buffer> } | undefined;
 
   // Read once a build exists; until then each request looks again (a build may finish later).
   const load = (): typeof cached => {
@@ -82,7 +84,7 @@ export function uiRoutes(options: UiRoutesOptions = {}): Hono {
     try {
       const assets = new Map<string, Buffer>();
       for (const f of manifest.files) assets.set(f, readFileSync(join(dist, f)));
-      cached = { manifest, html: page(manifest), assets };
+      cached = { manifest, html: page(manifest, []), graphHtml: page(manifest, manifest.graphChunks ?? []), assets };
     } catch {
       return undefined;
     }
@@ -92,7 +94,8 @@ export function uiRoutes(options: UiRoutesOptions = {}): Hono {
   const servePage = (c: Context): Response => {
     const ui = load();
     if (!ui) return c.html(NOT_BUILT, 503, { ...SECURITY_HEADERS, 'cache-control': 'no-store' });
-    return c.html(ui.html, 200, { ...SECURITY_HEADERS, 'cache-control': 'no-cache' });
+    const graph = c.req.path === '/' || c.req.path === '/graph';
+    return c.html(graph ? ui.graphHtml : ui.html, 200, { ...SECURITY_HEADERS, 'cache-control': 'no-cache' });
   };
   for (const p of UI_PAGES) app.get(p, servePage);
 

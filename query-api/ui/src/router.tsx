@@ -70,7 +70,7 @@ export function Link({ href, children, ...rest }: LinkProps): JSX.Element {
 
 export const links = {
   graph: (q: { service?: string | undefined; by?: string | undefined } = {}): string => withParams('/graph', q),
-  paths: (q: { service?: string | undefined; pod?: string | undefined; node?: string | undefined; window?: string | undefined; reason?: string | undefined } = {}): string =>
+  paths: (q: { service?: string | undefined; caller?: string | undefined; pod?: string | undefined; node?: string | undefined; window?: string | undefined; reason?: string | undefined } = {}): string =>
     withParams('/paths', q),
   path: (signatureId: string): string => `/paths/${encodeURIComponent(signatureId)}`,
   trace: (traceId: string, q: { span?: string | undefined } = {}): string => withParams(`/trace/${encodeURIComponent(traceId)}`, q),

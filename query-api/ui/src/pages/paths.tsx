@@ -9,6 +9,7 @@ import { ApiFailure, apiHas, getJson } from '../api.ts';
 import { Empty, ErrorMessage, Loading, Sparkline, useData, WindowPicker } from '../components.tsx';
 import { clock, dateTime, ms, pct, where } from '../format.ts';
 import { Link, links, setQuery, type Route } from '../router.tsx';
+import { signatureHasCall } from './graph-links.ts';
 import type { FailingPath, JaegerEnvelope, JaegerTrace, PathDetail, PathsResponse, RootCauseShare } from '../types.ts';
 
 const REFRESH_MS = 10_000;
@@ -81,7 +82,8 @@ function RecentFailures({ service, window }: { service: string | undefined; wind
   );
 }
 
-function matches(p: FailingPath, pod: string | undefined, node: string | undefined): boolean {
+function matches(p: FailingPath, pod: string | undefined, node: string | undefined, call: { caller: string; callee: string } | undefined): boolean {
+  if (call && !signatureHasCall(p.signature, call.caller, call.callee)) return false;
   if (pod && !p.rootCauses.some((c) => c.pod === pod)) return false;
   if (node && !p.rootCauses.some((c) => c.node === node)) return false;
   return true;
@@ -92,6 +94,9 @@ export function PathsPage({ route }: { route: Route }): JSX.Element {
   const service = q.get('service') ?? undefined;
   const pod = q.get('pod') ?? undefined;
   const node = q.get('node') ?? undefined;
+  // From a graph edge: paths where the caller calls the callee (the service filter) directly.
+  const caller = q.get('caller') ?? undefined;
+  const call = caller && service ? { caller, callee: service } : undefined;
   const reason = q.get('reason') ?? undefined;
   const window = q.get('window') ?? '15m';
   const [serviceInput, setServiceInput] = useState(service ?? '');
@@ -105,11 +110,13 @@ export function PathsPage({ route }: { route: Route }): JSX.Element {
     REFRESH_MS,
   );
   const data = load.state === 'ok' ? load.data : load.state === 'error' ? load.data : undefined;
-  const paths = (data?.paths ?? []).filter((p) => matches(p, pod, node));
+  const paths = (data?.paths ?? []).filter((p) => matches(p, pod, node, call));
 
   const apply = (e: Event): void => {
     e.preventDefault();
-    setQuery({ service: serviceInput.trim() || undefined, reason: reasonInput.trim() || undefined });
+    const next = serviceInput.trim() || undefined;
+    // A call filter belongs to its callee: a new service drops it.
+    setQuery({ service: next, caller: next === service ? caller : undefined, reason: reasonInput.trim() || undefined });
   };
 
   return (
@@ -132,13 +139,21 @@ export function PathsPage({ route }: { route: Route }): JSX.Element {
           <WindowPicker id="paths-window" value={window} onChange={(w) => setQuery({ window: w === '15m' ? undefined : w })} />
           <button type="submit">Apply</button>
         </form>
-        {pod ? <span class="chip">root cause pod {pod} <Link href={links.paths({ service, window, reason })} aria-label="Clear the pod filter">×</Link></span> : null}
-        {node ? <span class="chip">root cause node {node} <Link href={links.paths({ service, window, reason })} aria-label="Clear the node filter">×</Link></span> : null}
+        {call ? (
+          <span class="chip" data-testid="call-filter">
+            call {call.caller} → {call.callee}{' '}
+            <Link href={links.paths({ service, pod, node, window, reason })} aria-label="Clear the call filter">
+              ×
+            </Link>
+          </span>
+        ) : null}
+        {pod ? <span class="chip">root cause pod {pod} <Link href={links.paths({ service, caller, node, window, reason })} aria-label="Clear the pod filter">×</Link></span> : null}
+        {node ? <span class="chip">root cause node {node} <Link href={links.paths({ service, caller, pod, window, reason })} aria-label="Clear the node filter">×</Link></span> : null}
       </div>
       {load.state === 'error' ? <ErrorMessage error={load.error} /> : null}
       {!data && load.state === 'loading' ? <Loading what="failing paths" /> : null}
       {data && paths.length === 0 ? (
-        <Empty title={`No failing path${service ? ` through ${service}` : ''} in the last ${window}`}>
+        <Empty title={`No failing path${call ? ` with the call ${call.caller} → ${call.callee}` : service ? ` through ${service}` : ''} in the last ${window}`}>
           Requests are grouped into paths once their traces are complete (a few seconds after the last span). Try a longer window, or clear the filters.
         </Empty>
       ) : null}
