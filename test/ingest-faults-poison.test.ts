@@ -99,9 +99,21 @@ void describe('a poison batch', () => {
       for (const id of spans) if (!deadIds.has(id) && !ids.includes(id)) lost++;
       poisonRead += got.filter((s) => s.name === 'poison').length;
     }
-    t.diagnostic(`good spans lost ${lost}, read twice ${twice}, dead-lettered ${bad}; poison rows that ClickHouse kept before the view threw: ${poisonRead}`);
+    const accepted = poisoned.ackedSpans + other.ackedSpans;
+    let goodRead = 0;
+    for (const [, spans] of traces) goodRead += new Set(spans.filter((s) => s.name !== 'poison').map((s) => s.spanId)).size;
+    const [row] = await client.query<{ spans: string }>(
+      sql`SELECT uniqExact(trace_id, span_id) AS spans FROM ${ident(db.database, 'tracemesh_spans')} WHERE span_name != 'poison'`,
+    );
+    const goodStored = Number(row!.spans);
+    t.diagnostic(
+      `accepted ${accepted} spans (${bad} poison); good spans stored ${goodStored} distinct, read ${goodRead}; lost ${lost}, read twice ${twice}; ` +
+        `dead-lettered ${deadSpans.length}; poison rows that ClickHouse kept before the view threw: ${poisonRead}`,
+    );
     assert.equal(lost, 0);
     assert.equal(twice, 0);
+    assert.equal(goodStored, accepted - bad, 'stored = accepted - dead-lettered');
+    assert.equal(goodRead, accepted - bad, 'read = accepted - dead-lettered');
 
     // A restart on the same WAL does not replay the poison.
     await collector.close();

@@ -27,6 +27,13 @@ export class SpanLoad {
   /** trace id → span ids acknowledged. */
   readonly acked = new Map<string, Set<string>>();
   ackedSpans = 0;
+  /**
+   * trace id → span ids of exports that were not acknowledged (an error or a timeout). The
+   * collector may still have taken them (the kill came after the WAL append but before the
+   * answer), so they may be stored: OTLP clients retry such exports, at least once.
+   */
+  readonly unacked = new Map<string, Set<string>>();
+  unackedSpans = 0;
   readonly service: string;
   failedExports = 0;
   okExports = 0;
@@ -77,20 +84,22 @@ export class SpanLoad {
   exportOnce(spans: readonly ReadableSpan[] = this.#batch()): Promise<boolean> {
     return new Promise((resolve) => {
       this.#exporter.export(spans as ReadableSpan[], (result) => {
-        if (result.code === ExportResultCode.SUCCESS) {
+        const ok = result.code === ExportResultCode.SUCCESS;
+        const into = ok ? this.acked : this.unacked;
+        for (const s of spans) {
+          const { traceId, spanId } = s.spanContext();
+          let set = into.get(traceId);
+          if (set === undefined) into.set(traceId, (set = new Set()));
+          set.add(spanId);
+        }
+        if (ok) {
           this.okExports++;
-          for (const s of spans) {
-            const { traceId, spanId } = s.spanContext();
-            let set = this.acked.get(traceId);
-            if (set === undefined) this.acked.set(traceId, (set = new Set()));
-            set.add(spanId);
-          }
           this.ackedSpans += spans.length;
-          resolve(true);
         } else {
           this.failedExports++;
-          resolve(false);
+          this.unackedSpans += spans.length;
         }
+        resolve(ok);
       });
     });
   }
@@ -129,16 +138,28 @@ export interface StoredCounts {
   readonly duplicatesVisible: number;
   /** Rows in the spans table beyond one per span (deduplicated on read). */
   readonly duplicateRows: number;
-  /** Spans read back in total. */
+  /** Spans read back in total (acknowledged or not). */
   readonly read: number;
+  /** Distinct spans in the table for the load's service. */
+  readonly stored: number;
+  /** Spans of unacknowledged exports that were stored anyway (taken, but the answer was lost). */
+  readonly storedUnacked: number;
+  /** Spans read back that the load never sent (must be 0). */
+  readonly unknown: number;
 }
 
-/** Reads every acknowledged trace back through the reader and counts what is missing or doubled. */
+/**
+ * Reads every trace the load sent back through the reader and counts what is missing,
+ * doubled, or stored without an acknowledgement. Exports hold whole traces, so a trace's
+ * spans are all acknowledged or all not.
+ */
 export async function storedCounts(load: SpanLoad, reader: TraceReader, client: StorageClient, database: string, spansTable = 'tracemesh_spans'): Promise<StoredCounts> {
-  const ids = [...load.acked.keys()];
+  const ids = [...load.acked.keys(), ...load.unacked.keys()];
   let lost = 0;
   let duplicatesVisible = 0;
   let read = 0;
+  let storedUnacked = 0;
+  let unknown = 0;
   for (let i = 0; i < ids.length; i += 500) {
     const chunk = ids.slice(i, i + 500);
     const traces = await reader.getTraces(chunk);
@@ -150,12 +171,18 @@ export async function storedCounts(load: SpanLoad, reader: TraceReader, client: 
         if (seen.has(s.spanId)) duplicatesVisible++;
         seen.add(s.spanId);
       }
-      for (const spanId of load.acked.get(id)!) if (!seen.has(spanId)) lost++;
+      const acked = load.acked.get(id);
+      const unacked = load.unacked.get(id);
+      for (const spanId of seen) {
+        if (acked?.has(spanId) === true) continue;
+        if (unacked?.has(spanId) === true) storedUnacked++;
+        else unknown++;
+      }
+      for (const spanId of acked ?? []) if (!seen.has(spanId)) lost++;
     }
   }
   const [row] = await client.query<{ rows: string; spans: string }>(
     sql`SELECT count() AS rows, uniqExact(trace_id, span_id) AS spans FROM ${ident(database, spansTable)} WHERE service_name = ${load.service}`,
   );
-  return { lost, duplicatesVisible, duplicateRows: Number(row!.rows) - Number(row!.spans), read };
+  return { lost, duplicatesVisible, duplicateRows: Number(row!.rows) - Number(row!.spans), read, stored: Number(row!.spans), storedUnacked, unknown };
 }
-
