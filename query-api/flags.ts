@@ -27,6 +27,14 @@ export const QUERY_API_FLAGS = [
     env: 'TRACEMESH_QUERY_SKIP_MIGRATE',
     description: 'Do not create or upgrade the tracemesh tables at start (when another component owns the schema).',
   },
+  {
+    name: 'max-trace-spans',
+    kind: 'int',
+    default: '100000',
+    env: 'TRACEMESH_QUERY_MAX_TRACE_SPANS',
+    description:
+      'Most spans read of one trace (trace by id, search results, path). A trace with more is cut to its first ones by start time and the answer says so (X-Tracemesh-Truncated-Traces header, a trace warning).',
+  },
   { name: 'max-path-spans', kind: 'int', default: '10000', env: 'TRACEMESH_QUERY_MAX_PATH_SPANS', description: 'Spans of one trace used to rebuild its path; more are dropped with a warning.' },
   {
     name: 'trace-quiet-period',

@@ -102,6 +102,7 @@ export async function runQueryApi(argv: string[], env: NodeJS.ProcessEnv = proce
   const flags = parseFlags(QUERY_API_FLAGS, argv, env);
   if (flags._.length > 0) throw new ConfigError(`unexpected argument "${flags._[0]}"; run with --help to list the flags`);
   if (flags.port < 0 || flags.port > 65535) throw new ConfigError(`--port must be from 0 to 65535, got ${flags.port}`);
+  if (flags['max-trace-spans'] < 1) throw new ConfigError(`--max-trace-spans must be at least 1, got ${flags['max-trace-spans']}`);
   if (flags['max-path-spans'] < 1) throw new ConfigError(`--max-path-spans must be at least 1, got ${flags['max-path-spans']}`);
   for (const name of ['max-concurrent-queries', 'max-concurrent-cheap', 'query-queue-timeout', 'query-timeout'] as const) {
     if (flags[name] < 1) throw new ConfigError(`--${name} must be at least 1, got ${flags[name]}`);
@@ -139,7 +140,7 @@ export async function runQueryApi(argv: string[], env: NodeJS.ProcessEnv = proce
     if (!flags['skip-migrate']) await migrate(client, { logger });
     const storage = client;
     server = await startQueryApi({
-      reader: new ClickHouseTraceReader(storage),
+      reader: new ClickHouseTraceReader(storage, { maxTraceSpans: flags['max-trace-spans'] }),
       outcomes: new ClickHouseOutcomeReader(storage),
       calls: new ClickHouseCallReader(storage),
       logger,

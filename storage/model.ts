@@ -129,16 +129,30 @@ export interface EncodedRowWriter {
   writeEncodedLogs(chunks: readonly EncodedLogs[]): Promise<void>;
 }
 
+/** Options of one trace read. */
+export interface TraceReadOptions {
+  /**
+   * Called once for each trace that has more spans than the reader reads of one trace (the
+   * ClickHouse reader's `maxTraceSpans`): that trace's array then holds only its first
+   * `limit` spans by start time. Without it a cut trace is not told apart from a whole one.
+   */
+  readonly onTruncated?: (traceId: string, limit: number) => void;
+}
+
 export interface TraceReader {
-  /** All spans of the trace, or [] when the id is unknown. */
-  getTrace(traceId: string): Promise<SpanRecord[]>;
+  /**
+   * All spans of the trace, or [] when the id is unknown. A backend may cap the spans it
+   * reads of one trace; a cut trace is reported to `options.onTruncated`.
+   */
+  getTrace(traceId: string, options?: TraceReadOptions): Promise<SpanRecord[]>;
   /**
    * Several traces read together (a search's results, Jaeger's `traceID=` list). For each id
    * with spans, the array that `getTrace(id)` returns, keyed by the normalized id, in the
    * order the ids were given (repeats once). Ids without spans have no entry. Any malformed
-   * id rejects the whole call with `INVALID_TRACE_ID`.
+   * id rejects the whole call with `INVALID_TRACE_ID`. The cap of getTrace applies to each
+   * trace, and each cut one is reported to `options.onTruncated`.
    */
-  getTraces(traceIds: readonly string[]): Promise<Map<string, SpanRecord[]>>;
+  getTraces(traceIds: readonly string[], options?: TraceReadOptions): Promise<Map<string, SpanRecord[]>>;
   /** Trace ids matching the query, most recent first, at most `limit`. */
   findTraceIds(query: TraceQuery): Promise<string[]>;
   getServices(): Promise<string[]>;

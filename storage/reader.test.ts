@@ -99,6 +99,36 @@ void describe('ClickHouseTraceReader', () => {
     assert.deepStrictEqual(await reader.getTrace(traceId), spans);
   });
 
+  void test('maxTraceSpans: a trace with more spans is cut to its first ones by start time and reported once', async () => {
+    const big = '7000000000000000000000000000000d';
+    const small = '7000000000000000000000000000000e';
+    const spans: SpanRecord[] = [];
+    // 130 spans over two services, stored in two inserts in reverse start order.
+    for (let i = 0; i < 130; i++) {
+      spans.push(makeSpan(BASE, { traceId: big, spanId: (0xd000 + i).toString(16).padStart(16, '0'), service: i % 2 === 0 ? 'big-a' : 'big-b', name: 'op', kind: 'SERVER', startMs: i, durationMs: 1 }));
+    }
+    const smallSpans = [0, 1, 2].map((i) => makeSpan(BASE, { traceId: small, spanId: (0xe000 + i).toString(16).padStart(16, '0'), service: 'big-a', name: 'op', kind: 'SERVER', startMs: i, durationMs: 1 }));
+    await writer.writeSpans(spans.slice(65).reverse());
+    await writer.writeSpans([...spans.slice(0, 65).reverse(), ...smallSpans]);
+    const capped = new ClickHouseTraceReader(client, { maxTraceSpans: 50 });
+    const cut: [string, number][] = [];
+    const onTruncated = (id: string, limit: number): void => void cut.push([id, limit]);
+    assert.deepStrictEqual(await capped.getTrace(big, { onTruncated }), spans.slice(0, 50));
+    assert.deepStrictEqual(cut, [[big, 50]]);
+    // In a batch only the big trace is cut; the small one in the same statement is whole.
+    cut.length = 0;
+    const both = await capped.getTraces([small, big], { onTruncated });
+    assert.deepStrictEqual(both.get(big), spans.slice(0, 50));
+    assert.deepStrictEqual(both.get(small), smallSpans);
+    assert.deepStrictEqual(cut, [[big, 50]]);
+    // Exactly at the limit is not a cut.
+    cut.length = 0;
+    assert.equal((await new ClickHouseTraceReader(client, { maxTraceSpans: 130 }).getTrace(big, { onTruncated })).length, 130);
+    assert.deepStrictEqual(cut, []);
+    assert.deepStrictEqual(await reader.getTrace(big), spans);
+    for (const bad of [0, -1, 1.5, NaN]) assert.throws(() => new ClickHouseTraceReader(client, { maxTraceSpans: bad }), (err) => err instanceof StorageError && err.code === 'INVALID_QUERY');
+  });
+
   void test('a span stored twice (a retried insert that had landed) is returned once', async () => {
     const traceId = '7000000000000000000000000000000c';
     const span = makeSpan(BASE, { traceId, spanId: '00000000000000c1', service: 'dup', name: 'op', kind: 'SERVER', startMs: 0, durationMs: 1 });

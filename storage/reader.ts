@@ -6,17 +6,27 @@
 
 import type { StorageClient } from './clickhouse.ts';
 import { StorageError } from './errors.ts';
-import type { EdgeRecord, LogRecord, Operation, SpanKind, SpanRecord, TraceQuery, TraceReader } from './model.ts';
+import type { EdgeRecord, LogRecord, Operation, SpanKind, SpanRecord, TraceQuery, TraceReader, TraceReadOptions } from './model.ts';
 import { decodeLog, decodeSpan, LOG_COLUMNS, SPAN_COLUMNS, type LogRow, type SpanRow } from './rows.ts';
 import { resolveSchema, tableRefs, type SchemaOptions, type TableRefs } from './schema/options.ts';
 import { join, raw, sql, type Sql } from './sql.ts';
 import { extentCovers, rangesCondition, traceExtents, traceIdCondition, type IndexRow, type TraceExtent } from './trace-ranges.ts';
 import { ATTR } from '../common/semconv.ts';
 
-export type ReaderOptions = SchemaOptions;
+export interface ReaderOptions extends SchemaOptions {
+  /**
+   * The most spans read of one trace (default DEFAULT_MAX_TRACE_SPANS). A trace with more is
+   * cut to its first `maxTraceSpans` spans by start time and reported to the read's
+   * `onTruncated`: a trace with millions of spans must not take the reader's memory with it.
+   */
+  readonly maxTraceSpans?: number;
+}
 
 /** The largest `limit` findTraceIds accepts. */
 export const MAX_TRACE_LIMIT = 10_000;
+
+/** Spans read of one trace unless `maxTraceSpans` says otherwise. */
+export const DEFAULT_MAX_TRACE_SPANS = 100_000;
 
 const TRACE_ID = /^[0-9a-f]{32}$/;
 const SHORT_TRACE_ID = /^[0-9a-f]{16}$/;
@@ -92,22 +102,28 @@ interface SpanRowAt extends SpanRow {
 export class ClickHouseTraceReader implements TraceReader {
   readonly #client: StorageClient;
   readonly #tables: TableRefs;
+  readonly #maxTraceSpans: number;
 
   constructor(client: StorageClient, options: ReaderOptions = {}) {
+    const max = options.maxTraceSpans ?? DEFAULT_MAX_TRACE_SPANS;
+    if (!Number.isSafeInteger(max) || max < 1) {
+      throw new StorageError('INVALID_QUERY', `maxTraceSpans must be a whole number of at least 1, got ${max}`);
+    }
     this.#client = client;
     this.#tables = tableRefs(resolveSchema(options, client.database));
+    this.#maxTraceSpans = max;
   }
 
-  async getTrace(traceId: string): Promise<SpanRecord[]> {
+  async getTrace(traceId: string, options: TraceReadOptions = {}): Promise<SpanRecord[]> {
     const id = normalizeTraceId(traceId);
-    return (await this.#readTraces([id])).get(id) ?? [];
+    return (await this.#readTraces([id], options)).get(id) ?? [];
   }
 
-  async getTraces(traceIds: readonly string[]): Promise<Map<string, SpanRecord[]>> {
+  async getTraces(traceIds: readonly string[], options: TraceReadOptions = {}): Promise<Map<string, SpanRecord[]>> {
     const ids = [...new Set(traceIds.map(normalizeTraceId))];
     const found = new Map<string, SpanRecord[]>();
     for (let i = 0; i < ids.length; i += IDS_PER_INDEX_QUERY) {
-      for (const [id, spans] of await this.#readTraces(ids.slice(i, i + IDS_PER_INDEX_QUERY))) found.set(id, spans);
+      for (const [id, spans] of await this.#readTraces(ids.slice(i, i + IDS_PER_INDEX_QUERY), options)) found.set(id, spans);
     }
     const out = new Map<string, SpanRecord[]>();
     for (const id of ids) {
@@ -123,9 +139,13 @@ export class ClickHouseTraceReader implements TraceReader {
    * RANGES_PER_SPANS_QUERY (trace, service) ranges each. The trace ids go in PREWHERE: the
    * ranges hold other traces' rows too, and PREWHERE reads only the id column of a granule
    * that has none of ours (ClickHouse does not move a sort-key condition there by itself).
+   * `LIMIT n+1 BY trace_id` keeps the rows of each trace to maxTraceSpans + 1: the extra row
+   * only tells that the trace was cut. The limit counts stored rows, so a trace whose spans
+   * were stored twice (SCHEMA.md, "Duplicates") can be cut with fewer distinct spans.
    */
-  async #readTraces(ids: readonly string[]): Promise<Map<string, SpanRecord[]>> {
+  async #readTraces(ids: readonly string[], options: TraceReadOptions): Promise<Map<string, SpanRecord[]>> {
     const out = new Map<string, SpanRecord[]>();
+    const max = this.#maxTraceSpans;
     const extents = await this.#traceExtents(ids);
     let batch: TraceExtent[] = [];
     let batchRanges = 0;
@@ -136,10 +156,12 @@ export class ClickHouseTraceReader implements TraceReader {
       FROM ${this.#tables.spans}
       PREWHERE ${traceIdCondition(batch.map((e) => e.traceId))}
       WHERE ${rangesCondition(batch)}
-      ORDER BY trace_id, start_time_unix_nano, span_id`);
+      ORDER BY trace_id, start_time_unix_nano, span_id
+      LIMIT ${max + 1} BY trace_id`);
       // A retried insert whose first attempt did land stores a span twice; show it once.
       let current: SpanRecord[] | undefined;
       let extent: TraceExtent | undefined;
+      let traceRows = 0;
       const seen = new Set<string>();
       for (const row of rows) {
         if (row.trace_id_hex !== extent?.traceId || current === undefined) {
@@ -148,6 +170,11 @@ export class ClickHouseTraceReader implements TraceReader {
           current = [];
           out.set(extent.traceId, current);
           seen.clear();
+          traceRows = 0;
+        }
+        if (++traceRows > max) {
+          options.onTruncated?.(extent.traceId, max);
+          continue;
         }
         // Merged ranges of a batch can hold rows outside this trace's own ranges.
         if (!extentCovers(extent, row.service_name, row.start_second)) continue;

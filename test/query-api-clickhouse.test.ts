@@ -18,6 +18,9 @@ import { createClickHouseClient, type StorageClient } from '../storage/clickhous
 import { ClickHouseTraceReader } from '../storage/reader.ts';
 import { migrate } from '../storage/schema/migrate.ts';
 import { ClickHouseTraceWriter } from '../storage/writer.ts';
+import type { SpanRecord } from '../storage/model.ts';
+import { makeSpan } from '../storage/testing/fixtures.ts';
+import { TRUNCATED_HEADER, truncationWarning } from '../query-api/truncation.ts';
 import { createTestDatabase, eventually, type TestDatabase } from './support/clickhouse.ts';
 
 const US = BASE_TIME_NS / 1_000n;
@@ -146,6 +149,87 @@ void describe('query API on ClickHouse', () => {
       assert.equal(ops.status, 200, evil);
     }
     assert.equal((await chApp.request('/ready')).status, 200);
+  });
+});
+
+void describe('query API on ClickHouse: a trace larger than maxTraceSpans', () => {
+  // Its own database, so the other cases' service lists and searches do not see it.
+  const BIG = 'b16000000000000000000000000000aa';
+  const LIMIT = 40;
+  let bigDb: TestDatabase;
+  let bigClient: StorageClient;
+  let app: ReturnType<typeof createQueryApp>['app'];
+  let spans: SpanRecord[];
+
+  before(async () => {
+    bigDb = await createTestDatabase();
+    bigClient = createClickHouseClient({ url: bigDb.url, database: bigDb.database });
+    await migrate(bigClient);
+    const root = makeSpan(BASE_TIME_NS, { traceId: BIG, spanId: 'b100000000000000', service: 'wide', name: 'GET /fan-out', kind: 'SERVER', startMs: 0, durationMs: 500 });
+    spans = [root];
+    for (let i = 1; i <= 3 * LIMIT; i++) {
+      spans.push(
+        makeSpan(BASE_TIME_NS, { traceId: BIG, spanId: `b2${i.toString(16).padStart(14, '0')}`, parentSpanId: root.spanId, service: `leaf-${i % 3}`, name: 'GET /item', kind: 'CLIENT', startMs: i, durationMs: 1 }),
+      );
+    }
+    const writer = new ClickHouseTraceWriter(bigClient);
+    await writer.writeSpans([...spans].reverse());
+    await writer.close();
+    await eventually(() => new ClickHouseTraceReader(bigClient).getTrace(BIG), (s) => s.length === spans.length, 20_000, 'the big trace to be readable');
+    app = createQueryApp({ reader: new ClickHouseTraceReader(bigClient, { maxTraceSpans: LIMIT }), now: () => NOW_NS }).app;
+  });
+  after(async () => {
+    await bigClient?.close();
+    await bigDb?.drop();
+  });
+
+  const firstIds = (): string[] => spans.slice(0, LIMIT).map((s) => s.spanId);
+
+  void it('GET /api/traces/{id} answers the first spans by start time, with a warning and a header', async () => {
+    const res = await app.request(`/api/traces/${BIG}`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get(TRUNCATED_HEADER), `1; max-spans=${LIMIT}`);
+    const body = (await res.json()) as JaegerResponse<JaegerTrace[]>;
+    assert.deepEqual(checkSchema(body, responseSchema('/api/traces/{traceId}')), []);
+    const trace = body.data[0]!;
+    assert.deepEqual(trace.spans.map((s) => s.spanID), firstIds());
+    assert.deepEqual(trace.warnings, [truncationWarning(LIMIT)]);
+  });
+
+  void it('the traceID list and the search mark the cut trace the same way', async () => {
+    for (const path of [`/api/traces?traceID=${BIG}`, `/api/traces?service=wide&${WINDOW}`]) {
+      const res = await app.request(path);
+      assert.equal(res.status, 200, path);
+      assert.equal(res.headers.get(TRUNCATED_HEADER), `1; max-spans=${LIMIT}`, path);
+      const trace = ((await res.json()) as JaegerResponse<JaegerTrace[]>).data[0]!;
+      assert.equal(trace.spans.length, LIMIT, path);
+      assert.deepEqual(trace.warnings, [truncationWarning(LIMIT)], path);
+    }
+  });
+
+  void it('Jaeger API v3 GetTrace and the path route are cut the same way', async () => {
+    const v3 = await app.request(`/api/v3/traces/${BIG}`);
+    assert.equal(v3.status, 200);
+    assert.equal(v3.headers.get(TRUNCATED_HEADER), `1; max-spans=${LIMIT}`);
+    const otlp = (await v3.json()) as { result: { resourceSpans: { scopeSpans: { spans: unknown[] }[] }[] } };
+    const count = otlp.result.resourceSpans.flatMap((r) => r.scopeSpans).reduce((n, s) => n + s.spans.length, 0);
+    assert.equal(count, LIMIT);
+
+    const path = await app.request(`/api/v1/traces/${BIG}/path`);
+    assert.equal(path.status, 200);
+    assert.equal(path.headers.get(TRUNCATED_HEADER), `1; max-spans=${LIMIT}`);
+    const body = (await path.json()) as TracePath;
+    assert.equal(body.warnings[0], truncationWarning(LIMIT));
+  });
+
+  void it('a trace within the limit carries neither header nor warning', async () => {
+    const whole = createQueryApp({ reader: new ClickHouseTraceReader(bigClient, { maxTraceSpans: spans.length }), now: () => NOW_NS }).app;
+    const res = await whole.request(`/api/traces/${BIG}`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get(TRUNCATED_HEADER), null);
+    const trace = ((await res.json()) as JaegerResponse<JaegerTrace[]>).data[0]!;
+    assert.equal(trace.spans.length, spans.length);
+    assert.equal(trace.warnings, null);
   });
 });
 

@@ -9,6 +9,7 @@ import { Hono, type Context } from 'hono';
 import type { SpanKind, SpanRecord, TraceQuery, TraceReader } from '../../storage/model.ts';
 import { ApiError, invalidParameter, quote } from '../errors.ts';
 import { toOtlpTraces } from '../jaeger/otlp.ts';
+import { Truncations } from '../truncation.ts';
 import { MAX_LIMIT, MAX_STRING, parseGoDuration, parseTagsJson, parseTraceId, parseUnixTime } from '../params.ts';
 
 export interface JaegerV3RoutesDeps {
@@ -151,9 +152,11 @@ export function jaegerV3Routes(deps: JaegerV3RoutesDeps): Hono {
   app.get('/api/v3/traces', async (c) => {
     const { query, raw } = buildQuery(c);
     const ids = await reader.findTraceIds(query);
-    const found = await reader.getTraces(ids);
+    const cut = new Truncations();
+    const found = await reader.getTraces(ids, cut.options);
     const spans: SpanRecord[] = [];
     for (const id of ids) spans.push(...(found.get(id) ?? []));
+    cut.setHeader(c);
     return tracesResponse(c, spans, raw);
   });
 
@@ -171,7 +174,11 @@ export function jaegerV3Routes(deps: JaegerV3RoutesDeps): Hono {
     const end = timeParam(c, 'endTime', 'end_time');
     if (start !== undefined && end !== undefined && start > end) throw invalidParameter('startTime must not be after endTime');
     const rawTraces = boolParam(c, 'rawTraces', 'raw_traces');
-    return tracesResponse(c, await reader.getTrace(id), rawTraces);
+    // OTLP JSON has no place for a warning: a cut trace is told by TRUNCATED_HEADER only.
+    const cut = new Truncations();
+    const spans = await reader.getTrace(id, cut.options);
+    cut.setHeader(c);
+    return tracesResponse(c, spans, rawTraces);
   });
 
   return app;

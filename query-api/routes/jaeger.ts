@@ -4,7 +4,7 @@
 
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';
-import type { SpanKind, TraceQuery, TraceReader } from '../../storage/model.ts';
+import type { SpanKind, SpanRecord, TraceQuery, TraceReader } from '../../storage/model.ts';
 import { invalidParameter, traceNotFound } from '../errors.ts';
 import { jaegerSpanKind, toJaegerTrace } from '../jaeger/convert.ts';
 import { envelope, type JaegerDependencyLink, type JaegerError, type JaegerOperation, type JaegerTrace } from '../jaeger/model.ts';
@@ -23,6 +23,14 @@ import {
   timeRange,
   unixTimeParam,
 } from '../params.ts';
+import { Truncations } from '../truncation.ts';
+
+/** A Jaeger trace; a trace cut by the reader's span cap says so in its `warnings`. */
+function jaegerTrace(id: string, spans: readonly SpanRecord[], cut: Truncations): JaegerTrace {
+  const trace = toJaegerTrace(id, spans);
+  const warning = cut.warningFor(id);
+  return warning === undefined ? trace : { ...trace, warnings: [warning, ...(trace.warnings ?? [])] };
+}
 
 export interface JaegerRoutesDeps {
   readonly reader: TraceReader;
@@ -121,39 +129,44 @@ export function jaegerRoutes(deps: JaegerRoutesDeps): Hono {
 
   app.get('/api/traces', async (c) => {
     const ids = c.req.queries('traceID') ?? [];
+    const cut = new Truncations();
     let traces: JaegerTrace[];
     if (ids.length > 0) {
       if (ids.length > MAX_LIMIT) throw invalidParameter(`traceID: at most ${MAX_LIMIT} ids`);
       const normalized = [...new Set(ids.map(parseTraceId))];
-      const found = await reader.getTraces(normalized);
+      const found = await reader.getTraces(normalized, cut.options);
       traces = [];
       const missing: JaegerError[] = [];
       for (const id of normalized) {
         const spans = found.get(id);
-        if (spans !== undefined && spans.length > 0) traces.push(toJaegerTrace(id, spans));
+        if (spans !== undefined && spans.length > 0) traces.push(jaegerTrace(id, spans, cut));
         else missing.push({ code: 404, msg: 'trace not found', traceID: id });
       }
+      cut.setHeader(c);
       // Like jaeger-query: the traces that were found, plus an error per id that was not.
       return c.json(envelope(traces, traces.length, missing.length > 0 ? missing : null));
     } else {
       // One batched read for all the traces found, in the search's order (newest first).
       const found = await reader.findTraceIds(buildSearch(c, deps.now()));
-      const fetched = await reader.getTraces(found);
+      const fetched = await reader.getTraces(found, cut.options);
       traces = [];
       for (const id of found) {
         const spans = fetched.get(id);
         // A trace can expire between the two reads.
-        if (spans !== undefined && spans.length > 0) traces.push(toJaegerTrace(id, spans));
+        if (spans !== undefined && spans.length > 0) traces.push(jaegerTrace(id, spans, cut));
       }
     }
+    cut.setHeader(c);
     return c.json(envelope(traces, traces.length));
   });
 
   app.get('/api/traces/:traceId', async (c) => {
     const id = parseTraceId(c.req.param('traceId'));
-    const spans = await reader.getTrace(id);
+    const cut = new Truncations();
+    const spans = await reader.getTrace(id, cut.options);
     if (spans.length === 0) throw traceNotFound(id);
-    return c.json(envelope([toJaegerTrace(id, spans)], 1));
+    cut.setHeader(c);
+    return c.json(envelope([jaegerTrace(id, spans, cut)], 1));
   });
 
   app.get('/api/dependencies', async (c) => {

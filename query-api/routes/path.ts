@@ -8,6 +8,7 @@ import { attrsObject, isoNano, nanoToMs } from '../attributes.ts';
 import { traceNotFound } from '../errors.ts';
 import { boolParam, lookbackParam, parseQuery, parseTraceId, timeRange, unixTimeParam } from '../params.ts';
 import { reconstructPath } from '../path/reconstruct.ts';
+import { Truncations } from '../truncation.ts';
 
 export interface PathRoutesDeps {
   readonly reader: TraceReader;
@@ -28,11 +29,13 @@ export function pathRoutes(deps: PathRoutesDeps): Hono {
   app.get('/api/v1/traces/:traceId/path', async (c) => {
     const id = parseTraceId(c.req.param('traceId'));
     const q = parseQuery(c, pathQuery);
-    const spans = await reader.getTrace(id);
+    const cut = new Truncations();
+    const spans = await reader.getTrace(id, cut.options);
     if (spans.length === 0) throw traceNotFound(id);
-    return c.json(
-      reconstructPath(id, spans, { maxSpans: deps.maxPathSpans, adjustClockSkew: q.adjustClockSkew ?? true, nowUnixNano: deps.now(), quietPeriodNano: deps.quietPeriodNano }),
-    );
+    const path = reconstructPath(id, spans, { maxSpans: deps.maxPathSpans, adjustClockSkew: q.adjustClockSkew ?? true, nowUnixNano: deps.now(), quietPeriodNano: deps.quietPeriodNano });
+    const warning = cut.warningFor(id);
+    cut.setHeader(c);
+    return c.json(warning === undefined ? path : { ...path, warnings: [warning, ...path.warnings] });
   });
 
   app.get('/api/v1/traces/:traceId/logs', async (c) => {
