@@ -170,6 +170,31 @@ export interface SidecarOptions {
   readonly tunnelIdleTimeoutMs?: number;
   /** Inbound: app ports peers may reach with raw TCP (opaque ports). Default none. */
   readonly opaquePorts?: readonly number[];
+  /** Outbound: one local port per raw-TCP destination (`--tcp-listeners <port>=<service>:<port>`). Default none. */
+  readonly tcpListeners?: readonly TcpListenerSpec[];
+}
+
+/** A raw-TCP outbound listener: connections to 127.0.0.1:`listenPort` go to port `port` of `service`'s pods. */
+export interface TcpListenerSpec {
+  /** 0 picks a free port. */
+  readonly listenPort: number;
+  /** The destination service, as a Host names it (`db`, `db.shop`, `db.shop.svc.cluster.local`). */
+  readonly service: string;
+  /** The app port on the destination pods; it must be in their sidecars' --opaque-ports. */
+  readonly port: number;
+}
+
+/** Parses `--tcp-listeners` entries (`15101=db:5432`); throws ConfigError naming the flag. */
+export function parseTcpListeners(entries: readonly string[]): TcpListenerSpec[] {
+  return entries.map((e) => {
+    const m = /^(\d{1,5})=([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?):(\d{1,5})$/.exec(e.trim());
+    const listenPort = Number(m?.[1]);
+    const port = Number(m?.[4]);
+    if (m === null || listenPort > 65535 || port < 1 || port > 65535) {
+      throw new ConfigError(`--tcp-listeners (or TRACEMESH_TCP_LISTENERS) entries must be <listen-port>=<service>:<port>, e.g. 15101=db:5432 (listen port 0 picks a free one), got "${e}"`);
+    }
+    return { listenPort, service: m[2] as string, port };
+  });
 }
 
 /** Parses `--opaque-ports` (`5432,6379`); throws ConfigError naming the flag. */
@@ -375,6 +400,7 @@ export function resolveConfig(o: SidecarOptions): SidecarConfig {
     controlPlanePlaintext: o.controlPlanePlaintext ?? false,
     tunnelIdleTimeoutMs: positive(o.tunnelIdleTimeoutMs, 3_600_000, 'tunnel-idle-timeout'),
     opaquePorts: o.opaquePorts ?? [],
+    tcpListeners: o.tcpListeners ?? [],
     register: o.register ?? false,
     advertiseAddress,
     controlPlaneTimeoutMs,

@@ -2,7 +2,7 @@
 
 import { ConfigError } from '../common/errors.ts';
 import type { FlagSpec, FlagValues } from '../common/flags.ts';
-import { APP_PROTOCOLS, MTLS_MODES, parseOpaquePorts, type AccessLogMode, type AppProtocol, type MtlsMode, type SidecarOptions } from './config.ts';
+import { APP_PROTOCOLS, MTLS_MODES, parseOpaquePorts, parseTcpListeners, type AccessLogMode, type AppProtocol, type MtlsMode, type SidecarOptions } from './config.ts';
 
 export const sidecarFlags = [
   { name: 'service', kind: 'string', default: undefined, description: 'Service this workload belongs to: service.name on spans, and the Host other apps use to call it.' },
@@ -86,6 +86,7 @@ export const sidecarFlags = [
   { name: 'max-downstream-connections', kind: 'int', default: '4096', description: 'Open connections per listener (outbound, inbound); more are closed at accept and counted. The admin port allows 64.' },
   { name: 'tunnel-idle-timeout', kind: 'duration', default: '1h', description: 'An established tunnel (WebSocket or other HTTP/1.1 upgrade, raw TCP) with no byte either way for this long is closed (Envoy\'s tcp_proxy idle_timeout).' },
   { name: 'opaque-ports', kind: 'list', default: '', description: 'Inbound: app ports that peer sidecars may reach with raw TCP (opaque: not parsed as HTTP), carried as an HTTP/1.1 CONNECT over mTLS, e.g. 5432,6379. Other ports are refused (403 PORT_NOT_OPAQUE).' },
+  { name: 'tcp-listeners', kind: 'list', default: '', description: 'Outbound raw TCP: <listen-port>=<service>:<port> entries; the app connects to 127.0.0.1:<listen-port> and the bytes go, over mTLS, to <port> (declared in the peer\'s --opaque-ports) of a pod of <service>. Listen port 0 picks a free one.' },
   { name: 'max-concurrent-requests', kind: 'int', default: '1024', description: 'Requests in flight per direction (Envoy\'s max_requests); more are answered 503 OVERLOADED (gRPC: UNAVAILABLE) and counted. The admin port allows 16.' },
 ] as const satisfies readonly FlagSpec[];
 
@@ -212,6 +213,7 @@ export function optionsFromFlags(v: SidecarFlagValues): SidecarOptions {
     controlPlaneTimeoutMs: v['control-plane-timeout'],
     tunnelIdleTimeoutMs: v['tunnel-idle-timeout'],
     opaquePorts: parseOpaquePorts(v['opaque-ports']),
+    tcpListeners: parseTcpListeners(v['tcp-listeners']),
     limits: {
       requestHeadersTimeoutMs: v['request-headers-timeout'],
       idleTimeoutMs: v['idle-timeout'],

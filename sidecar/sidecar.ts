@@ -47,6 +47,7 @@ import { H2Pool } from './transport/h2-pool.ts';
 import { MeshInboundListener } from './transport/inbound-listener.ts';
 import { ConfigError } from '../common/errors.ts';
 import { H1Listener, type DownstreamSecurity } from './h1/engine.ts';
+import { TcpOutboundListener } from './tcp/outbound.ts';
 import { UpstreamPool } from './h1/pool.ts';
 import type { HopObserver } from './telemetry/hop.ts';
 import type { Socket } from 'node:net';
@@ -83,6 +84,8 @@ export interface Sidecar {
   readonly outboundPort: number;
   readonly inboundPort: number;
   readonly adminPort: number;
+  /** The bound port of each `--tcp-listeners` entry, in their order. */
+  readonly tcpPorts: readonly number[];
   readonly config: SidecarConfig;
   /** This sidecar's Prometheus registry. */
   readonly registry: Registry;
@@ -499,6 +502,9 @@ async function assemble(
   const h1Outbound = new H1Listener({ ...base, ...outboundTiming, scope: outboundScope, chain: outboundChain, pool: h1Pool, downstreamLimits: downstreamLimits('outbound'), tunnelIdleTimeoutMs });
   const h1Inbound = new H1Listener({ ...base, ...inboundTiming, scope: inboundScope, chain: inboundChain, pool: appPool, localIdentity, downstreamLimits: downstreamLimits('inbound'), tunnelIdleTimeoutMs });
   const outbound = createOutboundListener(outboundCtx, (socket: Socket) => h1Outbound.serve(socket));
+  // Raw TCP to opaque ports of mesh services: one local listener per --tcp-listeners entry.
+  const tcpContext = { ...base, scope: outboundScope, chain: outboundChain, pool: h1Pool, upstreamTimeoutMs: config.outboundTimeoutMs, perTryTimeoutMs: config.perTryTimeoutMs, tunnelIdleTimeoutMs };
+  const tcpListeners = config.tcpListeners.map((spec) => new TcpOutboundListener(tcpContext, spec));
   let inbound: Server;
   let meshInbound: MeshInboundListener | undefined;
   if (tls === undefined) {
@@ -532,6 +538,7 @@ async function assemble(
     refusals,
   });
   capConnections(outbound, limits.maxConnections, 'outbound', refusals);
+  for (const t of tcpListeners) capConnections(t.server, limits.maxConnections, 'outbound', refusals);
   capConnections(inbound, limits.maxConnections, 'inbound', refusals);
   capConnections(admin, ADMIN_LIMITS.maxConnections, 'admin', refusals);
   limitH2Idle(outbound, limits.idleTimeoutMs);
@@ -542,7 +549,7 @@ async function assemble(
     closing = true;
     // Deregister first, so peers stop picking this sidecar while it drains.
     xds?.close();
-    const stopped = Promise.all([closeServer(outbound), meshInbound === undefined ? closeServer(inbound) : meshInbound.stopAccepting()]);
+    const stopped = Promise.all([closeServer(outbound), meshInbound === undefined ? closeServer(inbound) : meshInbound.stopAccepting(), ...tcpListeners.map((t) => closeServer(t.server))]);
     h1Outbound.closeIdle();
     h1Inbound.closeIdle();
     if (!(await inFlight.drained(config.drainTimeoutMs))) {
@@ -550,6 +557,7 @@ async function assemble(
     }
     // Finished HTTP/1.1 responses are flushed before the raw sockets (under TLS) are cut.
     await Promise.all([h1Outbound.closeAll(), h1Inbound.closeAll()]);
+    for (const t of tcpListeners) t.closeAll();
     outbound.closeAllConnections();
     if (meshInbound !== undefined) meshInbound.closeAllConnections();
     else (inbound as ProxyListener).closeAllConnections();
@@ -568,6 +576,8 @@ async function assemble(
   const outboundPort = await listen(outbound, config.outboundPort, '127.0.0.1', 'outbound-port');
   const inboundPort = await listen(inbound, config.inboundPort, config.bindAddress, 'inbound-port');
   const adminPort = await listen(admin, config.adminPort, config.bindAddress, 'admin-port');
+  const tcpPorts: number[] = [];
+  for (const t of tcpListeners) tcpPorts.push(await listen(t.server, t.spec.listenPort, '127.0.0.1', 'tcp-listeners'));
   if (xds !== undefined) {
     const host = config.bindAddress === '0.0.0.0' || config.bindAddress === '::' ? '127.0.0.1' : config.bindAddress;
     xds.start({ TRACEMESH_INBOUND_ADDRESS: config.advertiseAddress === '' ? `${host.includes(':') ? `[${host}]` : host}:${inboundPort}` : config.advertiseAddress });
@@ -585,6 +595,7 @@ async function assemble(
     outboundPort,
     inboundPort,
     adminPort,
+    tcpPorts,
     config,
     registry: metrics.registry,
     tls,

@@ -86,7 +86,8 @@ export function routeLayer(o: RouteLayerOptions): Layer {
     name: 'route',
     onRequest(hop) {
       const table = o.table();
-      if (table.size === 0) return hostRoute(hop);
+      // HTTPRoutes and GRPCRoutes do not apply to raw TCP (a TCPRoute would).
+      if (table.size === 0 || hop.protocol === 'tcp') return hostRoute(hop);
       const svc = serviceRefOfHost(hop.authority, o.namespace);
       if (!table.hasRoutes(svc, o.namespace)) return hostRoute(hop);
       const req = new HopRequest(hop);

@@ -43,7 +43,7 @@ export interface AccessLogEntry {
   readonly policy_decision: string | null;
   /** `ns/name` of the AuthorizationPolicy that decided, else null. */
   readonly policy: string | null;
-  /** Tunnels only (WebSocket, upgrade, raw TCP): `websocket`, `upgrade` or `tcp`. */
+  /** Tunnels only (WebSocket, upgrade, raw TCP), refused ones too: `websocket`, `upgrade` or `tcp`. */
   protocol?: string;
   /** Tunnels only: why the connection ended (see `mesh.connection.close_reason`). */
   close_reason?: string | null;
@@ -105,6 +105,9 @@ export class AccessLog implements HopObserver {
       if (ex.tunneled) {
         entry.protocol = ex.protocol;
         entry.close_reason = ex.closeReason ?? null;
+      } else if (ex.protocol === 'tcp' || ex.protocol === 'websocket' || ex.protocol === 'upgrade') {
+        // A tunnel that was refused or failed before it opened: still a connection, not a request.
+        entry.protocol = ex.protocol;
       }
       sink(JSON.stringify(entry));
     }

@@ -26,9 +26,9 @@ export interface BreakerOptions {
   readonly onOpen?: ((service: string, breaker: string) => void) | undefined;
 }
 
-/** The hop holds an upstream connection of its own while in flight. */
+/** The hop holds an upstream connection of its own while in flight (HTTP/1.1, and every tunnel: WebSocket, upgrade, raw TCP). */
 function ownConnection(hop: HopState): boolean {
-  return hop.protocol === 'http/1.1' || hop.protocol === 'http/1.0';
+  return hop.protocol !== 'h2' && hop.protocol !== 'grpc';
 }
 
 export function breakerLayer(clusters: ClusterManager, o: BreakerOptions): Layer {
