@@ -9,7 +9,7 @@ import { createClickHouseClient, type StorageClient } from '../clickhouse.ts';
 import { migrate } from '../schema/migrate.ts';
 import { raw } from '../sql.ts';
 import { createTestDatabase, type TestDatabase } from '../../test/support/clickhouse.ts';
-import type { OutcomeRecord } from './model.ts';
+import { MAX_ROOT_CAUSES_PER_PATH, type OutcomeRecord } from './model.ts';
 import { ClickHouseOutcomeReader } from './reader.ts';
 import { ClickHouseOutcomeStore } from './store.ts';
 
@@ -17,6 +17,7 @@ const T0 = 1_800_000_000n; // a whole minute (2027-01-15T08:00:00Z)
 const NS = 1_000_000_000n;
 const SIG_A = '00000000000000aa';
 const SIG_B = '00000000000000bb';
+const SIG_C = '00000000000000cc';
 const CHAIN_ROOT = '0000000000000001';
 
 let seq = 0;
@@ -96,6 +97,8 @@ void describe('outcome writes are idempotent', () => {
       rows.push(outcome(SIG_A, true, m * 60n + 33n), outcome(SIG_B, false, m * 60n + 40n), outcome(SIG_B, false, m * 60n + 41n));
       if (m % 4n === 0n) rows.push(outcome(SIG_B, true, m * 60n + 50n, 'stock-2'));
     }
+    // C fails on 12 pods, once each: more root-cause groups than a summary lists.
+    for (let i = 1; i <= 12; i++) rows.push(outcome(SIG_C, true, 180n + BigInt(i), `c-${i}`));
     // A re-analysis: an ok A outcome of minute 0 turns into a failure on payments-3.
     replacedBefore = rows[0]!;
     replacedAfter = { ...outcome(SIG_A, true, 0n, 'payments-3', replacedBefore.traceId), startUnixNano: replacedBefore.startUnixNano };
@@ -137,6 +140,9 @@ void describe('outcome writes are idempotent', () => {
     const paths = (expected as unknown[])[0] as { signatureId: string; failures: number; requests: number }[];
     const a = paths.find((p) => p.signatureId === SIG_A);
     assert.deepEqual([a?.failures, a?.requests], [21, 80], 'A: 20 failures and the re-analysed one, of 80 traces');
+    const c = paths.find((p) => p.signatureId === SIG_C) as unknown as { rootCauses: { failures: number; share: number }[] } | undefined;
+    assert.equal(c?.rootCauses.length, MAX_ROOT_CAUSES_PER_PATH, 'C lists its top root causes only');
+    for (const rc of c?.rootCauses ?? []) assert.deepEqual([rc.failures, rc.share], [1, 1 / 12], 'shares of all 12 failures');
   });
 
   void it('waits for a still-running insert of its writer before it looks up outcomes', async () => {

@@ -114,6 +114,7 @@ export interface PathSummary {
   readonly errorRate: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
+  /** The MAX_ROOT_CAUSES_PER_PATH groups with most failures; shares are of all its failures. */
   readonly rootCauses: RootCauseShare[];
   readonly firstSeenUnixNano: bigint;
   readonly lastSeenUnixNano: bigint;
@@ -148,6 +149,8 @@ export interface OutcomeReader {
 }
 
 export const MAX_EXEMPLARS = 5;
+/** Root-cause groups listed per path summary (a failing signature can have hundreds of pod × node × reason groups). */
+export const MAX_ROOT_CAUSES_PER_PATH = 10;
 
 /** A signature id (16 hex) as the UInt64 stored in ClickHouse. */
 export function signatureIdToUInt64(id: string): bigint {

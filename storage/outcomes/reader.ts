@@ -13,6 +13,7 @@ import { resolveSchema, type SchemaOptions } from '../schema/options.ts';
 import { join, list, raw, sql, type Sql } from '../sql.ts';
 import {
   MAX_EXEMPLARS,
+  MAX_ROOT_CAUSES_PER_PATH,
   signatureIdFromUInt64,
   signatureIdToUInt64,
   type OutcomeReader,
@@ -177,7 +178,16 @@ export class ClickHouseOutcomeReader implements OutcomeReader {
       minuteFilters.push(sql`signature_id IN (SELECT signature_id FROM ${this.#t.signatures} WHERE has(path_services, ${q.service}))`);
     }
     const rank = failingOnly ? raw('fails') : raw('n');
-    const ranked = await this.#client.query<RankRow>(sql`
+    const ranked = await this.#signatureTotals(src, rawFilters, minuteFilters, sql`HAVING ${rank} > 0 ORDER BY ${rank} DESC, sid LIMIT ${q.limit}`);
+    return this.#summaries(ranked, src, q.startUnixNano, q.endUnixNano, failingOnly, q.reason);
+  }
+
+  /**
+   * Per signature: outcomes (`n`), failures, first and last start, merged from both sources;
+   * `tail` ranks and cuts (HAVING / ORDER BY / LIMIT over `sid`, `n`, `fails`).
+   */
+  #signatureTotals(src: Sources, rawFilters: readonly Sql[], minuteFilters: readonly Sql[], tail: Sql): Promise<RankRow[]> {
+    return this.#client.query<RankRow>(sql`
       SELECT toString(signature_id) AS sid, sum(c) AS n, sumIf(c, status = 'error') AS fails, toString(min(f)) AS first, toString(max(l)) AS last
       FROM (
         SELECT signature_id, status, sumMerge(outcomes) AS c, minMerge(first_start) AS f, maxMerge(last_start) AS l
@@ -187,11 +197,7 @@ export class ClickHouseOutcomeReader implements OutcomeReader {
         GROUP BY signature_id, status
       )
       GROUP BY signature_id
-      HAVING ${rank} > 0
-      ORDER BY ${rank} DESC, sid
-      LIMIT ${q.limit}`);
-    const rows = await this.#withText(ranked, q.startUnixNano, q.endUnixNano);
-    return this.#summaries(rows, src, q.startUnixNano, q.endUnixNano, failingOnly, q.reason);
+      ${tail}`);
   }
 
   /** Per signature and status: outcome count and first/last start states from both sources. */
@@ -238,17 +244,7 @@ export class ClickHouseOutcomeReader implements OutcomeReader {
     const id = signatureIdToUInt64(signatureId);
     const src = await this.#sources(startUnixNano, endUnixNano);
     const idFilter = [sql`signature_id = ${id}`];
-    const ranked = this.#client.query<RankRow>(sql`
-      SELECT toString(signature_id) AS sid, sum(c) AS n, sumIf(c, status = 'error') AS fails, toString(min(f)) AS first, toString(max(l)) AS last
-      FROM (
-        SELECT signature_id, status, sumMerge(outcomes) AS c, minMerge(first_start) AS f, maxMerge(last_start) AS l
-        FROM (
-          ${this.#signatureStates(src, idFilter, idFilter)}
-        )
-        GROUP BY signature_id, status
-      )
-      GROUP BY signature_id
-      HAVING n > 0`);
+    const ranked = this.#signatureTotals(src, idFilter, idFilter, sql`HAVING n > 0`);
     const bsrc = await this.#sources(startUnixNano, endUnixNano, stepSeconds);
     const step = stepSeconds;
     const bucketOf = (col: string): Sql => sql`intDiv(toUInt32(${raw(col)}), ${step}) * ${step}`;
@@ -284,8 +280,7 @@ export class ClickHouseOutcomeReader implements OutcomeReader {
         )
         GROUP BY t`),
     ]);
-    const rows = await this.#withText(rankRows, startUnixNano, endUnixNano);
-    const [summary] = await this.#summaries(rows, src, startUnixNano, endUnixNano, false, undefined);
+    const [summary] = await this.#summaries(rankRows, src, startUnixNano, endUnixNano, false, undefined);
     if (!summary) return undefined;
     const failsAt = new Map(failRows.map((f) => [Number(f.t), Number(f.fails)]));
     const byTime = new Map<number, PathBucket>();
@@ -402,21 +397,23 @@ export class ClickHouseOutcomeReader implements OutcomeReader {
 
   /** Requests, percentiles, root causes and exemplars for the signatures of step one. */
   async #summaries(
-    rows: readonly SignatureRow[],
+    ranked: readonly RankRow[],
     src: Sources,
     startUnixNano: bigint,
     endUnixNano: bigint,
     failingOnly: boolean,
     reason: string | undefined,
   ): Promise<PathSummary[]> {
-    if (rows.length === 0) return [];
-    const ids = rows.map((r) => BigInt(r.sid));
+    if (ranked.length === 0) return [];
+    const ids = ranked.map((r) => BigInt(r.sid));
     const idList = list(ids);
     const causeFilters = [sql`status = 'error'`, sql`signature_id IN ${idList}`];
     if (reason !== undefined) causeFilters.push(sql`rc_reason = ${reason}`);
     const exemplarFilters = failingOnly ? [sql`status = 'error'`, ...(reason !== undefined ? [sql`rc_reason = ${reason}`] : [])] : [];
     const sigKey = raw('signature_id');
-    const [chains, causes, exemplars] = await Promise.all([
+    // The signatures' text is looked up beside the other statements, not before them.
+    const [rows, chains, causes, exemplars] = await Promise.all([
+      this.#withText(ranked, startUnixNano, endUnixNano),
       this.#client.query<ChainRow>(sql`
         SELECT toString(h) AS sid, sumMerge(requests) AS reqs, quantilesTDigestIfMerge(0.5, 0.99)(durations) AS q
         FROM (
@@ -453,9 +450,10 @@ export class ClickHouseOutcomeReader implements OutcomeReader {
         )
         GROUP BY signature_id, rc_service, rc_pod, rc_node, rc_namespace, rc_reason
         HAVING f > 0
-        ORDER BY f DESC, s, p`),
+        ORDER BY f DESC, s, p, n, ns, r
+        LIMIT ${MAX_ROOT_CAUSES_PER_PATH} BY sid`),
       this.#newest(
-        rows.map((r) => ({ key: r.sid, match: sql`signature_id = ${BigInt(r.sid)}` })),
+        ranked.map((r) => ({ key: r.sid, match: sql`signature_id = ${BigInt(r.sid)}` })),
         sigKey,
         (r) => String(BigInt(String(r['signature_id']))),
         startUnixNano,
@@ -477,7 +475,8 @@ export class ClickHouseOutcomeReader implements OutcomeReader {
       // max() only covers a window edge cutting a cancel/new pair apart.
       const requests = Math.max(Number(chain?.reqs ?? 0), failures);
       const rcs = causesOf.get(r.sid) ?? [];
-      const rcTotal = rcs.reduce((a, c) => a + Number(c.f), 0);
+      // Shares of all the signature's failures, not only of the causes listed.
+      const rcTotal = Math.max(failures, rcs.reduce((a, c) => a + Number(c.f), 0));
       const rootCauses: RootCauseShare[] = rcs.map((c) => ({
         service: orNull(c.s),
         pod: orNull(c.p),
