@@ -6,6 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { Logger } from '../common/logger.ts';
 import { silentLogger } from '../common/logger.ts';
 import { EMPTY_POLICY_SET, type PolicySet } from '../common/policy/load.ts';
@@ -39,11 +40,15 @@ export interface ControlPlaneOptions {
   /** Per-identity signing rate limit and TLS handshake timeout of the CA port (controlplane/ca/flags.ts). */
   readonly rateLimiter?: SigningRateLimiter;
   readonly tlsHandshakeTimeoutMs?: number;
+  /** A CA/xDS connection with no open call for this long is closed (--ca-idle-timeout). Default 60 s. */
+  readonly idleTimeoutMs?: number;
+  /** Prometheus registry behind the debug port's `/metrics`. Default: a fresh one with process metrics. */
+  readonly metricsRegistry?: Registry;
   /** Plaintext xDS only (no CA, no registration), for proxyless gRPC clients. Undefined: off. */
   readonly xdsPlaintextPort?: number;
   /** Host of the plaintext xDS and debug listeners. Default 127.0.0.1. */
   readonly localHost?: string;
-  /** Debug HTTP port (`/debug/syncz`, `/debug/registry`, `/ready`). Undefined: off. */
+  /** Debug HTTP port (`/debug/syncz`, `/debug/registry`, `/ready`, `/metrics`). Undefined: off. */
   readonly debugPort?: number;
   readonly policies?: PolicyFeed;
   /** Self-registration; false turns it off. */
@@ -106,6 +111,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   if (policies !== undefined) unsubscribe.push(policies.subscribe(() => publish(new Set(), true)));
 
   const service = { definition: adsServerDefinition(), implementation: xds.implementation };
+  const metrics = options.metricsRegistry ?? defaultRegistry();
   const caServer = await startCaServer({
     ca: options.ca,
     authenticators: options.authenticators,
@@ -117,6 +123,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     services: [service],
     ...(options.rateLimiter !== undefined ? { rateLimiter: options.rateLimiter } : {}),
     ...(options.tlsHandshakeTimeoutMs !== undefined ? { tlsHandshakeTimeoutMs: options.tlsHandshakeTimeoutMs } : {}),
+    ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
+    registry: metrics,
     logger,
   });
   const localHost = options.localHost ?? '127.0.0.1';
@@ -136,7 +144,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       logger.info('plaintext xDS listening (no authentication: keep it on loopback or behind a NetworkPolicy)', { address: plaintextXdsAddress });
     }
     if (options.debugPort !== undefined) {
-      const ds = createDebugServer(() => ({
+      const ds = createDebugServer(metrics, () => ({
         syncz: [...xds.status(), ...(plaintextXds?.status() ?? [])],
         registry: [...registry.services().values()],
         registrations: registration?.snapshot() ?? [],
@@ -185,8 +193,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   };
 }
 
-/** `/debug/syncz` (what `tracemesh proxy-status` reads), `/debug/registry`, `/ready`. */
-function createDebugServer(state: () => { syncz: unknown; registry: unknown; registrations: unknown }): Server {
+function defaultRegistry(): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'tracemesh_controlplane_' });
+  return registry;
+}
+
+/** `/debug/syncz` (what `tracemesh proxy-status` reads), `/debug/registry`, `/ready`, `/metrics` (Prometheus; Istio's 15014 serves istiod's there too). */
+function createDebugServer(metrics: Registry, state: () => { syncz: unknown; registry: unknown; registrations: unknown }): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const json = (body: unknown): void => {
@@ -201,6 +215,11 @@ function createDebugServer(state: () => { syncz: unknown; registry: unknown; reg
     if (path === '/debug/syncz') json(state().syncz);
     else if (path === '/debug/registry') json({ services: state().registry, registrations: state().registrations });
     else if (path === '/ready') res.writeHead(200, { 'content-type': 'text/plain' }).end('ready\n');
-    else res.writeHead(404, { 'content-type': 'text/plain' }).end('not found; try /debug/syncz, /debug/registry or /ready\n');
+    else if (path === '/metrics') {
+      metrics.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
+        (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${String(err)}\n`),
+      );
+    } else res.writeHead(404, { 'content-type': 'text/plain' }).end('not found; try /debug/syncz, /debug/registry, /ready or /metrics\n');
   });
 }

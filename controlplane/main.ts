@@ -16,7 +16,7 @@ export const CONTROLPLANE_FLAGS = [
   ...CA_FLAGS,
   { name: 'xds-plaintext-port', kind: 'string', default: '', description: 'Also serve xDS without TLS on this port (Istio’s 15010), for proxyless gRPC clients; unauthenticated, no registration. Empty: off' },
   { name: 'local-host', kind: 'string', default: '127.0.0.1', description: 'Address of the plaintext xDS and debug listeners' },
-  { name: 'debug-port', kind: 'string', default: '15014', description: 'Debug HTTP port: /debug/syncz (tracemesh proxy-status), /debug/registry, /ready. Empty: off' },
+  { name: 'debug-port', kind: 'string', default: '15014', description: 'Debug HTTP port: /debug/syncz (tracemesh proxy-status), /debug/registry, /ready, /metrics. Empty: off' },
   { name: 'policy-files', kind: 'list', default: '', description: 'AuthorizationPolicy/PeerAuthentication YAML files or directories to distribute (local mode); watched' },
   { name: 'policy-root-namespace', kind: 'string', default: 'tracemesh-system', description: 'Namespace whose policies apply mesh-wide' },
   { name: 'default-mtls-mode', kind: 'string', default: 'STRICT', description: 'Peers’ mTLS mode when no PeerAuthentication applies' },

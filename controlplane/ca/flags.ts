@@ -44,6 +44,7 @@ export const CA_FLAGS = [
   { name: 'ca-sign-burst', kind: 'int', default: '10', description: 'Certificates one identity may have signed at once; past it and its refill, CreateCertificate answers RESOURCE_EXHAUSTED (CA_RATE_LIMITED)' },
   { name: 'ca-sign-per-minute', kind: 'int', default: '6', description: 'Signatures an identity gets back per minute after its burst' },
   { name: 'ca-tls-handshake-timeout', kind: 'duration', default: '10s', description: 'A TLS handshake on the CA (and xDS) port must finish this long after connecting; then the connection is closed' },
+  { name: 'ca-idle-timeout', kind: 'duration', default: '60s', description: 'A connection to the CA (and xDS) port with no open call for this long is closed, also one that finished TLS and never sent a call; keepalive pings do not count. Clients reconnect on their next call' },
   { name: 'ca-plaintext', kind: 'bool', default: 'false', description: 'Serve the CA without TLS (local development on loopback only)' },
   {
     name: 'bootstrap-tokens-file',
@@ -85,6 +86,8 @@ export interface CaParts {
   readonly rateLimiter: SigningRateLimiter;
   /** --ca-tls-handshake-timeout, in ms. */
   readonly tlsHandshakeTimeoutMs: number;
+  /** --ca-idle-timeout, in ms. */
+  readonly idleTimeoutMs: number;
 }
 
 /**
@@ -93,7 +96,7 @@ export interface CaParts {
  */
 export async function caFromFlags(flags: CaFlagValues, logger: Logger): Promise<CaParts> {
   const trustDomain = flags['trust-domain'];
-  for (const name of ['ca-sign-burst', 'ca-sign-per-minute', 'ca-tls-handshake-timeout'] as const) {
+  for (const name of ['ca-sign-burst', 'ca-sign-per-minute', 'ca-tls-handshake-timeout', 'ca-idle-timeout'] as const) {
     if (flags[name] < 1) throw new CaError(CA_ERROR.configInvalid, `--${name} must be at least 1, got ${flags[name]}`);
   }
   const authenticators: Authenticator[] = [];
@@ -128,15 +131,16 @@ export async function caFromFlags(flags: CaFlagValues, logger: Logger): Promise<
     transport: flags['ca-plaintext'] ? { kind: 'plaintext' } : { kind: 'tls' },
     rateLimiter: new SigningRateLimiter({ ...DEFAULT_SIGNING_RATE_LIMIT, burst: flags['ca-sign-burst'], perMinute: flags['ca-sign-per-minute'] }, { logger }),
     tlsHandshakeTimeoutMs: flags['ca-tls-handshake-timeout'],
+    idleTimeoutMs: flags['ca-idle-timeout'],
   };
 }
 
 /** Builds the CA and starts its server from parsed flags (see caFromFlags). */
 export async function startCaFromFlags(flags: CaFlagValues, logger: Logger, extra: Pick<CaServerOptions, 'services'> = {}): Promise<RunningCa> {
-  const { ca, authenticators, host, port, transport, rateLimiter, tlsHandshakeTimeoutMs } = await caFromFlags(flags, logger);
+  const { ca, authenticators, host, port, transport, rateLimiter, tlsHandshakeTimeoutMs, idleTimeoutMs } = await caFromFlags(flags, logger);
   let server: CaServer;
   try {
-    server = await startCaServer({ ca, authenticators, host, port, transport, rateLimiter, tlsHandshakeTimeoutMs, logger, ...extra });
+    server = await startCaServer({ ca, authenticators, host, port, transport, rateLimiter, tlsHandshakeTimeoutMs, idleTimeoutMs, logger, ...extra });
   } catch (err) {
     ca.close();
     throw err;

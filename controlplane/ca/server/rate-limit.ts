@@ -1,10 +1,9 @@
 // Per-identity rate limit for certificate signing: a token bucket per authenticated SPIFFE ID,
 // so that one workload (or a stolen token) looping on CreateCertificate cannot make the CA
 // spend its CPU on signatures for everyone else. A call over the limit is refused with
-// RESOURCE_EXHAUSTED (`CA_RATE_LIMITED`) before anything is parsed or signed, counted with
-// reason "rate" and logged (once per identity every 10 s at most).
+// RESOURCE_EXHAUSTED (`CA_RATE_LIMITED`) before anything is parsed or signed, logged (once per
+// identity every 10 s at most) and counted by the service (reason "rate", connection-limits.ts).
 
-import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../../../common/logger.ts';
 import { CA_ERROR, CaError } from '../../../common/ca/errors.ts';
 
@@ -34,21 +33,11 @@ export class SigningRateLimiter {
   readonly #buckets = new Map<string, Bucket>();
   readonly #now: () => number;
   readonly #logger: Logger | undefined;
-  readonly #refusals: Counter<'reason'> | undefined;
 
-  constructor(limit: SigningRateLimit = DEFAULT_SIGNING_RATE_LIMIT, o: { now?: () => number; logger?: Logger; registry?: Registry } = {}) {
+  constructor(limit: SigningRateLimit = DEFAULT_SIGNING_RATE_LIMIT, o: { now?: () => number; logger?: Logger } = {}) {
     this.limit = limit;
     this.#now = o.now ?? Date.now;
     this.#logger = o.logger;
-    this.#refusals =
-      o.registry === undefined
-        ? undefined
-        : new Counter({
-            name: 'tracemesh_ca_admission_refusals_total',
-            help: 'CreateCertificate calls refused before signing, by reason (rate: the identity exceeded its signing rate).',
-            labelNames: ['reason'],
-            registers: [o.registry],
-          });
   }
 
   /** Takes one signature for `identity`, or throws CaError CA_RATE_LIMITED. */
@@ -72,7 +61,6 @@ export class SigningRateLimiter {
       b.tokens -= 1;
       return;
     }
-    this.#refusals?.inc({ reason: 'rate' });
     const retryS = Math.ceil(((1 - b.tokens) * 60) / perMinute);
     if (now - b.loggedAt >= 10_000) {
       b.loggedAt = now;

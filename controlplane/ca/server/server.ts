@@ -11,6 +11,9 @@ import { CA_ERROR, CaError } from '../../../common/ca/errors.ts';
 import type { CertificateAuthority } from '../pki/authority.ts';
 import type { SpiffeId } from '../../../common/spiffe.ts';
 import { CertificateServiceClient, TrustBundleServiceClient } from '../../../common/ca/proto.ts';
+import type { Http2Server } from 'node:http2';
+import type { Registry } from 'prom-client';
+import { CaRefusals, watchConnections } from './connection-limits.ts';
 import type { SigningRateLimiter } from './rate-limit.ts';
 import { createCaServiceHandlers } from './service.ts';
 import { ServingIdentity } from './serving-identity.ts';
@@ -56,6 +59,14 @@ export interface CaServerOptions {
   readonly rateLimiter?: SigningRateLimiter;
   /** A TLS handshake must finish this long after connecting; then the socket is closed. Default 10 s (node's own is 120 s). */
   readonly tlsHandshakeTimeoutMs?: number;
+  /**
+   * A connection with no open call (stream) for this long is closed, whether it never sent
+   * one (a client that finished TLS and went quiet) or its last call ended; keepalive pings do
+   * not count. Default 60 s: gRPC clients reconnect on their next call.
+   */
+  readonly idleTimeoutMs?: number;
+  /** Where refusals are counted: `tracemesh_ca_admission_refusals_total{reason,phase}`. Default: not counted (logged only). */
+  readonly registry?: Registry;
 }
 
 export interface CaServer {
@@ -116,7 +127,14 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     credentials = grpc.ServerCredentials.createInsecure();
   }
 
-  const handlers = createCaServiceHandlers({ ca: options.ca, authenticator: firstOf(options.authenticators), logger, ...(options.rateLimiter !== undefined ? { rateLimiter: options.rateLimiter } : {}) });
+  const refusals = new CaRefusals({ registry: options.registry, logger });
+  const handlers = createCaServiceHandlers({
+    ca: options.ca,
+    authenticator: firstOf(options.authenticators),
+    logger,
+    refusals,
+    ...(options.rateLimiter !== undefined ? { rateLimiter: options.rateLimiter } : {}),
+  });
   const server = new grpc.Server({
     'grpc.max_receive_message_length': maxRequestBytes,
     ...(options.interceptors ? { interceptors: [...options.interceptors] } : {}),
@@ -139,6 +157,16 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       cause: err,
     });
   }
+  // grpc-js keeps its node http2 servers in a private map, filled by bindAsync: the only way to
+  // see handshake timeouts and sessions. Checked, so a grpc-js that renames it fails loudly here.
+  const http2Servers = (server as unknown as { http2Servers?: unknown }).http2Servers;
+  if (!(http2Servers instanceof Map) || http2Servers.size === 0) {
+    server.forceShutdown();
+    identity?.close();
+    throw new CaError(CA_ERROR.configInvalid, 'the CA server cannot watch its connections: this grpc-js keeps no http2Servers map (see connection-limits.ts)');
+  }
+  const idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
+  for (const h2 of http2Servers.keys()) watchConnections(h2 as Http2Server, { idleTimeoutMs, refusals });
   logger.info('CA server listening', { address: `${bindHost}:${port}`, tls: transport.kind === 'tls', identity: identity?.spiffeId });
 
   let closing: Promise<void> | undefined;

@@ -9,6 +9,7 @@ import { CA_ERROR, CaError } from '../../../common/ca/errors.ts';
 import type { CertificateAuthority, TrustBundle } from '../pki/authority.ts';
 import { formatSpiffeId } from '../../../common/spiffe.ts';
 import type { CreateCertificateRequest, CreateCertificateResponse, Empty, TrustBundleMessage } from '../../../common/ca/proto.ts';
+import type { CaRefusals } from './connection-limits.ts';
 import { DEFAULT_SIGNING_RATE_LIMIT, SigningRateLimiter } from './rate-limit.ts';
 import { toServiceError } from './status.ts';
 
@@ -21,6 +22,8 @@ export interface CaServiceDeps {
   readonly logger: Logger;
   /** Per-identity signing rate (rate-limit.ts); default DEFAULT_SIGNING_RATE_LIMIT. */
   readonly rateLimiter?: SigningRateLimiter;
+  /** Where a rate-limited call is counted (reason "rate", phase "sign"). */
+  readonly refusals?: CaRefusals;
 }
 
 export interface CaServiceHandlers {
@@ -53,7 +56,12 @@ export function createCaServiceHandlers(deps: CaServiceDeps): CaServiceHandlers 
   const createCertificate: grpc.handleUnaryCall<CreateCertificateRequest, CreateCertificateResponse> = (call, callback) => {
     const run = async (): Promise<CreateCertificateResponse> => {
       const caller = await authenticate(call, 'CreateCertificate');
-      rateLimiter.take(formatSpiffeId(caller.spiffeId));
+      try {
+        rateLimiter.take(formatSpiffeId(caller.spiffeId));
+      } catch (err) {
+        deps.refusals?.count({ reason: 'rate', phase: 'sign' });
+        throw err;
+      }
       const seconds = Number(call.request.validity_duration);
       if (!Number.isSafeInteger(seconds) || seconds < 0) {
         throw new CaError(CA_ERROR.validityInvalid, `validity_duration ${call.request.validity_duration} is not a whole number of seconds ≥ 0`);
