@@ -4,7 +4,7 @@ import type { FlagSpec } from '../common/flags.ts';
 
 
 export const BENCH_FLAGS = [
-  { name: 'only', kind: 'list', default: 'dataplane,ingest,query', env: 'TRACEMESH_BENCH_ONLY', description: 'Suites to run, comma-separated: dataplane, ingest, query.' },
+  { name: 'only', kind: 'list', default: 'dataplane,ingest,query,outcomes', env: 'TRACEMESH_BENCH_ONLY', description: 'Suites to run, comma-separated: dataplane, ingest, query, outcomes.' },
   { name: 'out', kind: 'string', default: 'bench/results', env: 'TRACEMESH_BENCH_OUT', description: 'Directory for <suite>.json and SUMMARY.md.' },
   { name: 'install', kind: 'bool', default: 'false', env: 'TRACEMESH_BENCH_INSTALL', description: 'Install missing Debian tools (wrk, nghttp2-client, haproxy, openssl, clickhouse-server) with apt-get; root on Debian only. Without it nothing is installed and the measurements that need a missing tool are skipped.' },
   { name: 'keep', kind: 'bool', default: 'false', env: 'TRACEMESH_BENCH_KEEP', description: 'Keep the run directory (configs, certificates, process logs) instead of deleting it after a successful run.' },
@@ -36,4 +36,10 @@ export const BENCH_FLAGS = [
   { name: 'spans', kind: 'string', default: '', env: 'TRACEMESH_BENCH_SPANS', description: 'Alias of --query-spans.' },
   { name: 'query-requests', kind: 'int', default: '300', env: 'TRACEMESH_BENCH_QUERY_REQUESTS', description: 'Sequential requests per query kind (trace by id, search, path).' },
   { name: 'query-time-budget', kind: 'duration', default: '60s', env: 'TRACEMESH_BENCH_QUERY_TIME_BUDGET', description: 'Longest time spent on each query kind; the series stops early (and says so) when it runs out.' },
+  // outcomes (bench/outcomes/suite.ts)
+  { name: 'outcomes-parts', kind: 'list', default: 'analyse,query,alert', env: 'TRACEMESH_BENCH_OUTCOMES_PARTS', description: 'Parts of the outcomes suite: analyse (analyser throughput), query (failing-path API latency), alert (failure-to-alert time).' },
+  { name: 'outcomes-traces', kind: 'int', default: '20000', env: 'TRACEMESH_BENCH_OUTCOMES_TRACES', description: 'Traces the outcomes suite analyses (about 10 spans each).' },
+  { name: 'outcomes-rows', kind: 'int', default: '1000000', env: 'TRACEMESH_BENCH_OUTCOMES_ROWS', description: 'Outcome rows in the hour the failing-path queries read (1M = the traces of 10M spans).' },
+  { name: 'outcomes-requests', kind: 'int', default: '30', env: 'TRACEMESH_BENCH_OUTCOMES_REQUESTS', description: 'Sequential requests per failing-path query kind.' },
+  { name: 'outcomes-alert-runs', kind: 'int', default: '1', env: 'TRACEMESH_BENCH_OUTCOMES_ALERT_RUNS', description: 'Failure-to-alert runs (each about a minute).' },
 ] as const satisfies readonly FlagSpec[];

@@ -19,6 +19,7 @@ import { tracemeshRoute } from './dataplane/route-tracemesh.ts';
 import { runDataplane, type DataplaneFigures } from './dataplane/suite.ts';
 import { runIngest } from './ingest/suite.ts';
 import { runQuery } from './query/suite.ts';
+import { runOutcomes } from './outcomes/suite.ts';
 import { renderSummary, loadResults } from './summary.ts';
 import { writeFileSync } from 'node:fs';
 
@@ -26,7 +27,7 @@ import { writeFileSync } from 'node:fs';
 const LOW_MEMORY_NODE_ARGS = ['--max-semi-space-size=1', '--max-old-space-size=96'];
 
 const USAGE = 'npm run bench -- [flags]   (or: node bench/run.ts [flags])';
-const SUMMARY = 'Measures tracemesh against a direct connection and an haproxy pair (data plane), the collector ingest rate and disk use, and query latency at scale.';
+const SUMMARY = 'Measures tracemesh against a direct connection and an haproxy pair (data plane), the collector ingest rate and disk use, query latency at scale, and the outcomes component (analyser throughput, failing-path latency, failure-to-alert time).';
 
 function say(line: string): void {
   process.stdout.write(`${line}\n`);
@@ -49,7 +50,7 @@ async function main(argv: string[]): Promise<number> {
     if (!/^\d+$/.test(f.spans)) throw new ConfigError(`--spans must be a whole number, got "${f.spans}"`);
     querySpans = Number(f.spans);
   }
-  const positive = ['rate', 'connections', 'duration', 'wrk-threads', 'open-loop-connections', 'h2-connections', 'h2-streams', 'grpc-concurrency', 'haproxy-threads', 'ingest-spans', 'ingest-processes', 'ingest-batch', 'ingest-timeout', 'query-requests', 'query-time-budget'] as const;
+  const positive = ['outcomes-traces', 'outcomes-rows', 'outcomes-requests', 'outcomes-alert-runs', 'rate', 'connections', 'duration', 'wrk-threads', 'open-loop-connections', 'h2-connections', 'h2-streams', 'grpc-concurrency', 'haproxy-threads', 'ingest-spans', 'ingest-processes', 'ingest-batch', 'ingest-timeout', 'query-requests', 'query-time-budget'] as const;
   for (const name of positive) if (!(f[name] > 0)) throw new ConfigError(`--${name} must be positive, got ${f[name]}`);
   if (!(querySpans > 0)) throw new ConfigError(`--query-spans must be positive, got ${querySpans}`);
   const outDir = resolve(REPO_ROOT, f.out);
@@ -148,6 +149,10 @@ async function main(argv: string[]): Promise<number> {
       } else if (suite === 'ingest') {
         Object.assign(result.parameters, { spans: f['ingest-spans'], processes: f['ingest-processes'], batch: f['ingest-batch'], timeoutMs: f['ingest-timeout'] });
         await runIngest(result, { dir: join(runDir, 'ingest'), spans: f['ingest-spans'], processes: f['ingest-processes'], batch: f['ingest-batch'], timeoutMs: f['ingest-timeout'], install: f.install, say });
+      } else if (suite === 'outcomes') {
+        const parameters = { parts: f['outcomes-parts'], traces: f['outcomes-traces'], outcomes: f['outcomes-rows'], requests: f['outcomes-requests'], alertRuns: f['outcomes-alert-runs'] };
+        Object.assign(result.parameters, parameters);
+        result.figures = (await runOutcomes({ ...parameters, say })) as Record<string, unknown>;
       } else {
         Object.assign(result.parameters, { spans: querySpans, requests: f['query-requests'], timeBudgetMs: f['query-time-budget'] });
         await runQuery(result, { dir: join(runDir, 'query'), spans: querySpans, requests: f['query-requests'], budgetMs: f['query-time-budget'], install: f.install, say });

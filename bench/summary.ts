@@ -9,6 +9,7 @@ import { isNa, SUITES, type SuiteName, type SuiteResult } from './lib/results.ts
 import type { DataplaneFigures, RouteFigures } from './dataplane/suite.ts';
 import type { IngestFigures } from './ingest/suite.ts';
 import type { QueryFigures } from './query/suite.ts';
+import type { OutcomesFigures } from './outcomes/suite.ts';
 
 export type Results = Partial<Record<SuiteName, SuiteResult>>;
 
@@ -211,6 +212,57 @@ const CHECKS: readonly Check[] = [
       };
     },
   },
+  {
+    target: 'outcome analyser, spans per CPU-second (one process)',
+    goal: "≥ the collector's 70 000 spans/s",
+    suite: 'outcomes',
+    direction: 'ge',
+    goalValue: 70_000,
+    unit: 'spans/CPU-s',
+    anchors: [],
+    measure: (r) => {
+      const a = (r.figures as OutcomesFigures).analyse;
+      const v = a ? Object.entries(a.analyserSpansPerCpuSecond).find(([k]) => k.startsWith('RowBinary')) : undefined;
+      if (!a || !v) return { na: r.skipped.join('; ') || 'analyse part not run' };
+      return { value: v[1], note: `${a.traces} traces; analysis alone ${a.analysisSpansPerCpuSecond}; load ${a.loadAverage.join(' ')}` };
+    },
+  },
+  {
+    target: '/api/v1/paths p99, 1 h window, 1M outcomes (10M spans)',
+    goal: '≤ 500 ms',
+    suite: 'outcomes',
+    direction: 'le',
+    goalValue: 500,
+    unit: 'ms',
+    anchors: [],
+    measure: (r) => {
+      const q = (r.figures as OutcomesFigures).query;
+      const p = q ? Object.entries(q.requests).find(([k]) => k.startsWith('/api/v1/paths (')) : undefined;
+      if (!q || !p) return { na: r.skipped.join('; ') || 'query part not run' };
+      const worst = Object.entries(q.requests).reduce((a, b) => (b[1].p99Ms > a[1].p99Ms ? b : a));
+      return {
+        value: p[1].p99Ms,
+        note: `load ${p[1].loadAverage.join(' ')}; slowest kind ${worst[0]} p99 ${worst[1].p99Ms} ms`,
+        ...(q.outcomes < 1_000_000 ? { caveat: `measured at ${q.outcomes} outcomes, not 1M` } : {}),
+      };
+    },
+  },
+  {
+    target: 'failure to alert in Alertmanager, default rules',
+    goal: '≤ 60 s',
+    suite: 'outcomes',
+    direction: 'le',
+    goalValue: 60,
+    unit: 's',
+    anchors: [],
+    measure: (r) => {
+      const a = (r.figures as OutcomesFigures).alert;
+      const seen = a?.secondsToAlert.filter((x): x is number => x !== null) ?? [];
+      if (!a) return { na: r.skipped.join('; ') || 'alert part not run' };
+      if (seen.length < a.secondsToAlert.length) return { value: Number.POSITIVE_INFINITY, note: `${a.secondsToAlert.length - seen.length} run(s) saw no alert within 180 s` };
+      return { value: Math.max(...seen), note: `worst of ${seen.join(', ')} s; load ${a.loadAverage.join(' ')}` };
+    },
+  },
 ];
 
 /** A caveat when the machine was already busy as the suite started (shared machines). */
@@ -357,6 +409,20 @@ function queryTable(r: SuiteResult): { md: string; text: string } | undefined {
   );
 }
 
+function outcomesTable(r: SuiteResult): { md: string; text: string } | undefined {
+  const f = r.figures as OutcomesFigures;
+  const rows: string[][] = [];
+  if (f.analyse) {
+    rows.push(['analysis alone (analyzeTrace)', `${f.analyse.analysisSpansPerCpuSecond} spans/CPU-s`, '']);
+    for (const [k, v] of Object.entries(f.analyse.readBackSpansPerCpuSecond)) rows.push([`span read-back: ${k}`, `${v} spans/CPU-s`, '']);
+    for (const [k, v] of Object.entries(f.analyse.analyserSpansPerCpuSecond)) rows.push([`analyser end to end: ${k}`, `${v} spans/CPU-s`, `${f.analyse.analyserWallSeconds[k] ?? '?'} s wall`]);
+  }
+  if (f.query) for (const [k, v] of Object.entries(f.query.requests)) rows.push([k, `p50 ${v.p50Ms} ms, p99 ${v.p99Ms} ms`, `${v.requests} requests at ${f.query.outcomes} outcomes; load ${v.loadAverage.join(' ')}`]);
+  if (f.alert) rows.push(['failure to alert', f.alert.secondsToAlert.map((x) => (x === null ? 'none in 180 s' : `${x} s`)).join(', '), `load ${f.alert.loadAverage.join(' ')}`]);
+  if (rows.length === 0) return undefined;
+  return table(['outcomes', 'figure', 'note'], rows);
+}
+
 export function renderSummary(results: Results, thisRun: readonly SuiteName[]): { text: string; markdown: string } {
   const rows = evaluate(results);
   const t = table(
@@ -376,7 +442,7 @@ export function renderSummary(results: Results, thisRun: readonly SuiteName[]): 
   for (const s of SUITES) {
     const r = results[s];
     if (!r) continue;
-    const tb = s === 'dataplane' ? dataplaneTable(r) : s === 'ingest' ? ingestTable(r) : queryTable(r);
+    const tb = s === 'dataplane' ? dataplaneTable(r) : s === 'ingest' ? ingestTable(r) : s === 'outcomes' ? outcomesTable(r) : queryTable(r);
     const head = `${s} (${r.status}, ${r.finishedAt ?? r.startedAt}${thisRun.includes(s) ? ', this run' : ', earlier run'})`;
     md.push(`## ${head}`, '');
     text.push('', `== ${head} ==`);

@@ -5,8 +5,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MachineInfo } from './machine.ts';
 
-export type SuiteName = 'dataplane' | 'ingest' | 'query';
-export const SUITES: readonly SuiteName[] = ['dataplane', 'ingest', 'query'];
+export type SuiteName = 'dataplane' | 'ingest' | 'query' | 'outcomes';
+export const SUITES: readonly SuiteName[] = ['dataplane', 'ingest', 'query', 'outcomes'];
 
 export type SuiteStatus = 'ok' | 'partial' | 'skipped' | 'failed';
 
