@@ -37,6 +37,11 @@ export function quote(value: string, max = 64): string {
 /** ClickHouse's TIMEOUT_EXCEEDED: a statement ran past max_execution_time. */
 const CLICKHOUSE_TIMEOUT_EXCEEDED = 159;
 
+/** True for a storage error of a statement that ran past max_execution_time (--query-timeout). */
+export function isStatementTimeout(err: unknown): boolean {
+  return err instanceof TracemeshError && (err as { clickhouseCode?: unknown }).clickhouseCode === CLICKHOUSE_TIMEOUT_EXCEEDED;
+}
+
 /** Codes from storage that mean the request was bad, not the server. */
 const CLIENT_STORAGE_CODES: ReadonlySet<string> = new Set(['INVALID_TRACE_ID', 'INVALID_QUERY', 'INVALID_SQL_VALUE']);
 
@@ -47,7 +52,7 @@ function classify(err: unknown, logger: Logger, path: string): { status: Content
   }
   if (err instanceof TracemeshError) {
     if (CLIENT_STORAGE_CODES.has(err.code)) return { status: 400, code: 'INVALID_PARAMETER', message: err.message };
-    if ((err as { clickhouseCode?: unknown }).clickhouseCode === CLICKHOUSE_TIMEOUT_EXCEEDED) {
+    if (isStatementTimeout(err)) {
       logger.warn('query hit its time limit', { path });
       return { status: 503, code: 'QUERY_TIMEOUT', message: 'the query ran longer than its time limit (query-api flag --query-timeout); narrow the time range or add filters' };
     }

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { currentAbortSignal } from '../../storage/cancellation.ts';
 import { InMemoryTraceStore } from '../../storage/memory.ts';
+import { StorageError } from '../../storage/errors.ts';
 import type { TraceReader } from '../../storage/model.ts';
 import { createQueryApp } from '../app.ts';
 import { laneOf } from './admission.ts';
@@ -81,7 +82,7 @@ void describe('query API admission', () => {
     }
     for (const res of await all) assert.equal(res.status, 200);
     const metrics = await registry.metrics();
-    assert.match(metrics, /tracemesh_query_admission_refusals_total\{lane="storage",reason="concurrency"\} 1/);
+    assert.match(metrics, /tracemesh_query_admission_refusals_total\{lane="storage",reason="concurrency",limit="query-queue-size"\} 1/);
   });
 
   void it('a flooding client is shed while another client (by --query-client-header) runs at once', async () => {
@@ -102,7 +103,7 @@ void describe('query API admission', () => {
     const [goodRes, ...floodRes] = await all;
     assert.equal(goodRes!.status, 200);
     assert.deepEqual(floodRes.map((x) => x.status).sort(), [...Array(7).fill(200), ...Array(3).fill(503)]);
-    assert.match(await registry.metrics(), /tracemesh_query_admission_refusals_total\{lane="storage",reason="concurrency"\} 3/);
+    assert.match(await registry.metrics(), /tracemesh_query_admission_refusals_total\{lane="storage",reason="concurrency",limit="query-queue-size"\} 3/);
   });
 
   void it('a wait in the queue longer than the timeout is a 503 (reason deadline)', async () => {
@@ -112,9 +113,26 @@ void describe('query API admission', () => {
     await until(() => r.waiting.length === 1, 'the first search to run');
     const waited = await app.request('/api/traces?service=x');
     assert.equal(waited.status, 503);
-    assert.match(await registry.metrics(), /reason="deadline"\} 1/);
+    assert.match(await registry.metrics(), /reason="deadline",limit="query-queue-timeout"\} 1/);
     r.releaseAll();
     assert.equal((await first).status, 200);
+  });
+
+  void it('a statement past --query-timeout is a 503 QUERY_TIMEOUT counted as reason deadline, limit query-timeout', async () => {
+    // What the ClickHouse client throws for TIMEOUT_EXCEEDED (storage/clickhouse.ts).
+    const timedOut = new StorageError('STORAGE_QUERY_FAILED', 'Code: 159, e.displayText() = DB::Exception: Timeout exceeded', { clickhouseCode: 159, transient: true });
+    const reader = new Proxy(new InMemoryTraceStore() as TraceReader, {
+      get(target, prop) {
+        if (prop === 'findTraceIds') return () => Promise.reject(timedOut);
+        const v: unknown = Reflect.get(target, prop);
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const { app, registry } = createQueryApp({ reader });
+    const search = await app.request('/api/traces?service=x');
+    assert.equal(search.status, 503);
+    assert.match(JSON.stringify(await search.json()), /--query-timeout/);
+    assert.match(await registry.metrics(), /tracemesh_query_admission_refusals_total\{lane="storage",reason="deadline",limit="query-timeout"\} 1/);
   });
 
   void it('hands the request signal to storage, and a client that leaves the queue frees its place', async () => {

@@ -12,7 +12,7 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../../common/logger.ts';
 import { withAbortSignal } from '../../storage/cancellation.ts';
-import { ApiError, errorResponse } from '../errors.ts';
+import { ApiError, errorResponse, isStatementTimeout } from '../errors.ts';
 import { FairGate, type GateRefusal } from './fair-gate.ts';
 
 export type QueryRefusalReason = GateRefusal;
@@ -69,8 +69,8 @@ export function createQueryAdmission(limits: QueryAdmissionLimits, registry: Reg
   const clientHeader = limits.clientHeader?.toLowerCase();
   const refusals = new Counter({
     name: 'tracemesh_query_admission_refusals_total',
-    help: 'Requests refused with 503 by the admission layer, by lane (storage, cheap) and reason (concurrency: queue full; deadline: waited --query-queue-timeout).',
-    labelNames: ['lane', 'reason'],
+    help: 'Requests answered 503 at a limit, by lane (storage, cheap), reason and the flag of the limit: concurrency (--query-queue-size, --max-concurrent-cheap), deadline (--query-queue-timeout: waited for a slot; --query-timeout: a ClickHouse statement ran past max_execution_time).',
+    labelNames: ['lane', 'reason', 'limit'],
     registers: [registry],
   });
   new Gauge({
@@ -102,7 +102,7 @@ export function createQueryAdmission(limits: QueryAdmissionLimits, registry: Reg
   const lastLog = new Map<string, number>();
 
   const refuse = (c: Context, lane: Lane, reason: QueryRefusalReason, client: string): Response => {
-    refusals.inc({ lane, reason });
+    refusals.inc({ lane, reason, limit: reason === 'deadline' ? 'query-queue-timeout' : lane === 'storage' ? 'query-queue-size' : 'max-concurrent-cheap' });
     const key = `${lane}/${reason}`;
     const now = Date.now();
     if (now - (lastLog.get(key) ?? 0) >= 10_000) {
@@ -136,6 +136,8 @@ export function createQueryAdmission(limits: QueryAdmissionLimits, registry: Reg
     try {
       if (signal === undefined) await next();
       else await withAbortSignal(signal, next);
+      // onError has answered 503 QUERY_TIMEOUT by now; the shed is counted here with the others.
+      if (isStatementTimeout(c.error)) refusals.inc({ lane, reason: 'deadline', limit: 'query-timeout' });
     } finally {
       gate.release(client);
     }
