@@ -17,6 +17,7 @@ import { ROWS_SCHEMA_VERSION } from './wal/index.ts';
 import type { ReplayStats } from './wal/wal.ts';
 import { startGrpcReceiver, type GrpcReceiver } from './receiver/grpc.ts';
 import { createOtlpHttpApp } from './receiver/http.ts';
+import { DEFAULT_ATTRIBUTE_LIMITS, type AttributeLimits } from './otlp/limits.ts';
 import { createIngest } from './receiver/ingest.ts';
 import { listen, type HttpListener } from './receiver/serve.ts';
 import { ServiceGraphProcessor } from './servicegraph/processor.ts';
@@ -53,6 +54,8 @@ export interface CollectorConfig {
   readonly servicegraph: ServiceGraphConfig;
   /** The admission limits of both receivers (collector/admission/). */
   readonly admission: AdmissionLimits;
+  /** Attribute, event and link limits of the OTLP decoders (otlp/limits.ts). */
+  readonly attributeLimits: AttributeLimits;
   /** Also export the process's own metrics (CPU, memory, event-loop lag) as tracemesh_collector_process_*. */
   readonly processMetrics: boolean;
 }
@@ -76,12 +79,14 @@ export const DEFAULT_COLLECTOR_CONFIG: CollectorConfig = {
   shutdownTimeoutMs: 30_000,
   servicegraph: { enabled: true, waitMs: 10_000, maxPending: 100_000, flushIntervalMs: 5_000 },
   admission: DEFAULT_ADMISSION_LIMITS,
+  attributeLimits: DEFAULT_ATTRIBUTE_LIMITS,
   processMetrics: false,
 };
 
-export type CollectorOptions = Partial<Omit<CollectorConfig, 'servicegraph' | 'admission'>> & {
+export type CollectorOptions = Partial<Omit<CollectorConfig, 'servicegraph' | 'admission' | 'attributeLimits'>> & {
   readonly servicegraph?: Partial<ServiceGraphConfig>;
   readonly admission?: Partial<AdmissionLimits>;
+  readonly attributeLimits?: Partial<AttributeLimits>;
 };
 
 export interface CollectorDeps {
@@ -156,6 +161,7 @@ export async function startCollector(options: CollectorOptions, deps: CollectorD
     ...options,
     servicegraph: { ...DEFAULT_COLLECTOR_CONFIG.servicegraph, ...options.servicegraph },
     admission: { ...DEFAULT_COLLECTOR_CONFIG.admission, ...options.admission },
+    attributeLimits: { ...DEFAULT_COLLECTOR_CONFIG.attributeLimits, ...options.attributeLimits },
   };
   const logger = (deps.logger ?? silentLogger).child({ component: 'collector' });
   const { writer } = deps;
@@ -256,6 +262,7 @@ export async function startCollector(options: CollectorOptions, deps: CollectorD
     logs,
     onSpansAccepted: graph ? (halves) => graph.observeHalves(halves) : () => {},
     ...(graph ? { virtualNodeAttributes: graph.virtualNodeAttributes } : {}),
+    attributeLimits: config.attributeLimits,
     metrics,
     shutdownRetryAfterMs: 5_000,
   });

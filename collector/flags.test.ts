@@ -22,6 +22,7 @@ void describe('collector flags', () => {
       shutdownTimeoutMs: 30_000,
       servicegraph: { enabled: true, waitMs: 10_000, maxPending: 100_000, flushIntervalMs: 5_000 },
       admission: { maxInflightBytes: 64 * 1024 * 1024, maxConcurrentRequests: 256, maxRequestsPerConnection: 32, maxConnections: 1024, requestTimeoutMs: 30_000, minBodyRate: 16 * 1024 },
+      attributeLimits: { maxAttributes: 128, maxResourceAttributes: 128, maxEventAttributes: 128, maxEvents: 128, maxLinks: 128, maxKeyBytes: 256, maxValueBytes: 16 * 1024 },
       processMetrics: true,
     });
   });

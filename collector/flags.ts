@@ -168,6 +168,20 @@ export const COLLECTOR_FLAGS = [
     env: 'TRACEMESH_COLLECTOR_MIN_BODY_RATE',
     description: 'Least average rate, in bytes/s, at which a request body must arrive after its first second; slower ones are cut like a missed deadline (reason="rate"). 0 turns it off.',
   },
+  // Attribute limits: the OTel SDK's span limits (OTEL_ATTRIBUTE_COUNT_LIMIT and the like), applied again at the collector so that no sender can store more.
+  { name: 'max-attributes', kind: 'int', default: '128', env: 'TRACEMESH_COLLECTOR_MAX_ATTRIBUTES', description: 'Attributes kept per span and per log record (the first ones); the rest are dropped, counted, and the span marked with otel.dropped_attributes_count.' },
+  { name: 'max-resource-attributes', kind: 'int', default: '128', env: 'TRACEMESH_COLLECTOR_MAX_RESOURCE_ATTRIBUTES', description: 'Attributes kept per resource; like --max-attributes (the mark goes on the resource).' },
+  { name: 'max-event-attributes', kind: 'int', default: '128', env: 'TRACEMESH_COLLECTOR_MAX_EVENT_ATTRIBUTES', description: 'Attributes kept per span event and per span link; like --max-attributes (the mark goes on the event or link).' },
+  { name: 'max-events', kind: 'int', default: '128', env: 'TRACEMESH_COLLECTOR_MAX_EVENTS', description: 'Events kept per span (the first ones); the span is marked with otel.dropped_events_count.' },
+  { name: 'max-links', kind: 'int', default: '128', env: 'TRACEMESH_COLLECTOR_MAX_LINKS', description: 'Links kept per span (the first ones); the span is marked with otel.dropped_links_count.' },
+  { name: 'max-attribute-key-length', kind: 'int', default: '256', env: 'TRACEMESH_COLLECTOR_MAX_ATTRIBUTE_KEY_LENGTH', description: 'Longest attribute key in UTF-8 bytes; longer keys are cut at a character boundary (counted, reason="key_length").' },
+  {
+    name: 'max-attribute-value-length',
+    kind: 'int',
+    default: String(16 * 1024),
+    env: 'TRACEMESH_COLLECTOR_MAX_ATTRIBUTE_VALUE_LENGTH',
+    description: 'Longest attribute value in UTF-8 bytes (of its text: base64 for bytes, JSON for arrays and maps); longer values are cut at a character boundary (counted, reason="value_length"). A cut array or map is stored as a string.',
+  },
 ] as const satisfies readonly FlagSpec[];
 
 export type CollectorFlagValues = FlagValues<typeof COLLECTOR_FLAGS>;
@@ -244,6 +258,15 @@ export function configFromFlags(f: CollectorFlagValues): CollectorConfig {
       maxConnections: positive('max-connections', f['max-connections']),
       requestTimeoutMs: positive('request-timeout', f['request-timeout']),
       minBodyRate: nonNegative('min-body-rate', f['min-body-rate']),
+    },
+    attributeLimits: {
+      maxAttributes: nonNegative('max-attributes', f['max-attributes']),
+      maxResourceAttributes: nonNegative('max-resource-attributes', f['max-resource-attributes']),
+      maxEventAttributes: nonNegative('max-event-attributes', f['max-event-attributes']),
+      maxEvents: nonNegative('max-events', f['max-events']),
+      maxLinks: nonNegative('max-links', f['max-links']),
+      maxKeyBytes: positive('max-attribute-key-length', f['max-attribute-key-length']),
+      maxValueBytes: positive('max-attribute-value-length', f['max-attribute-value-length']),
     },
     processMetrics: true,
   };

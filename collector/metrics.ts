@@ -27,6 +27,10 @@ export interface CollectorMetrics {
   readonly rejectedRequests: Counter<'transport' | 'signal' | 'reason'>;
   readonly droppedItems: Counter<'signal' | 'reason'>;
   readonly deadLetteredItems: Counter<'signal'>;
+  /** What the attribute limits (otlp/limits.ts) cut: attributes, events, links dropped, keys and values cut. */
+  readonly limited: Counter<'signal' | 'reason'>;
+  /** Spans and log records that lost something to the attribute limits. */
+  readonly limitedItems: Counter<'signal'>;
   readonly walCorruptRecords: Counter<'signal'>;
   readonly walReplayedItems: Counter<'signal'>;
   readonly writeRetries: Counter<'signal'>;
@@ -148,6 +152,18 @@ export function createCollectorMetrics(gauges: QueueGauges, options: { defaultMe
 
   return {
     registry,
+    limited: new Counter({
+      name: 'tracemesh_collector_limited_total',
+      help: 'Attributes, events and links dropped, and attribute keys and values cut short, by the attribute limits (--max-attributes and the like), per signal and reason.',
+      labelNames: ['signal', 'reason'],
+      registers,
+    }),
+    limitedItems: new Counter({
+      name: 'tracemesh_collector_limited_items_total',
+      help: 'Spans and log records stored with something cut by the attribute limits (they carry otel.dropped_*_count attributes when attributes, events or links were dropped).',
+      labelNames: ['signal'],
+      registers,
+    }),
     deadLetteredItems: new Counter({
       name: 'tracemesh_collector_dead_lettered_items_total',
       help: 'Items that storage refused permanently (after splitting their batch), moved to the dead-letter file, per signal.',

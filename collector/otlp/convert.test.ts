@@ -146,7 +146,9 @@ void describe('convertTraces (protobuf)', () => {
   });
 
   void it('accepts an empty request', () => {
-    assert.deepEqual(roundTrip({}), { records: [], rejected: 0, errorMessage: '' });
+    const { records, rejected, errorMessage, limited } = roundTrip({});
+    assert.deepEqual({ records, rejected, errorMessage }, { records: [], rejected: 0, errorMessage: '' });
+    assert.equal(limited.total, 0);
   });
 });
 

@@ -11,6 +11,7 @@ import protobuf from 'protobufjs';
 import { OtlpError } from '../errors.ts';
 import { convertLogs } from './convert.ts';
 import { decodeLogsRequestRecords } from './decode-logs.ts';
+import { DEFAULT_ATTRIBUTE_LIMITS, type AttributeLimits } from './limits.ts';
 import { decodeLogsRequest } from './proto.ts';
 
 const require = createRequire(import.meta.url);
@@ -101,9 +102,12 @@ function outcome(f: () => unknown): { ok: true; value: string } | { ok: false; e
   }
 }
 
-function assertSame(body: Uint8Array): void {
-  const ref = outcome(() => convertLogs(decodeLogsRequest(body), NOW));
-  const got = outcome(() => decodeLogsRequestRecords(body, NOW));
+/** Limits small enough that random requests cross them. */
+const TIGHT: AttributeLimits = { maxAttributes: 1, maxResourceAttributes: 1, maxEventAttributes: 1, maxEvents: 1, maxLinks: 1, maxKeyBytes: 3, maxValueBytes: 4 };
+
+function assertSame(body: Uint8Array, limits: AttributeLimits = DEFAULT_ATTRIBUTE_LIMITS): void {
+  const ref = outcome(() => convertLogs(decodeLogsRequest(body), NOW, limits));
+  const got = outcome(() => decodeLogsRequestRecords(body, NOW, limits));
   if (!got.ok) assert.ok(got.error instanceof OtlpError && got.error.kind === 'invalid', `not a clean OTLP error: ${String(got.error)}`);
   assert.equal(got.ok, ref.ok, got.ok ? `reference failed (${String((ref as { error: unknown }).error)})` : `hand-written failed (${String(got.error)})`);
   if (ref.ok && got.ok) assert.equal(got.value, ref.value);
@@ -114,6 +118,23 @@ const encode = (req: Obj): Uint8Array => Request.encode(Request.fromObject(req))
 void describe('decodeLogsRequestRecords (differential against protobufjs + convert.ts)', () => {
   void it('random requests decode to the same records and rejections', () => {
     fc.assert(fc.property(request, (req) => assertSame(encode(req))), { numRuns: 1000 });
+  });
+
+  void it('attribute limits: the same records, marks and counts when every limit is crossed', () => {
+    let cut = 0;
+    fc.assert(
+      fc.property(request, (req) => {
+        const body = encode(req);
+        assertSame(body, TIGHT);
+        try {
+          cut += decodeLogsRequestRecords(body, NOW, TIGHT).limited.total;
+        } catch {
+          // malformed: compared above
+        }
+      }),
+      { numRuns: 1000 },
+    );
+    assert.ok(cut > 0);
   });
 
   void it('truncated and corrupted bodies: the same outcome or a clean OTLP_MALFORMED', () => {

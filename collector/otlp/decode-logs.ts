@@ -8,12 +8,13 @@ import type { Attribute, LogRecord } from '../../storage/model.ts';
 import { allZero, hexOf } from '../../storage/rowbinary.ts';
 import { malformed } from '../errors.ts';
 import { Rejections, type ConvertResult } from './convert.ts';
+import { ATTRIBUTE_COUNT, DEFAULT_ATTRIBUTE_LIMITS, LimitCounts, limitAttributes, RESOURCE_ATTRIBUTE_COUNT, type AttributeLimits } from './limits.ts';
 import { serviceNameOf } from './values.ts';
 import { AnyValueState, bodyText, I32, I64, LEN, MAX_DEPTH, readAnyValue, readAttribute, uint64, VARINT, WireError, WireReader } from './wire.ts';
 
 /** Throws OtlpError `invalid` (OTLP_MALFORMED) when the body is not a well-formed message. */
-export function decodeLogsRequestRecords(body: Uint8Array, nowUnixNano: bigint): ConvertResult<LogRecord> {
-  const d = new LogsDecoder(body, nowUnixNano);
+export function decodeLogsRequestRecords(body: Uint8Array, nowUnixNano: bigint, limits: AttributeLimits = DEFAULT_ATTRIBUTE_LIMITS): ConvertResult<LogRecord> {
+  const d = new LogsDecoder(body, nowUnixNano, limits);
   try {
     d.request(body.length);
   } catch (err) {
@@ -22,7 +23,7 @@ export function decodeLogsRequestRecords(body: Uint8Array, nowUnixNano: bigint):
     }
     throw err;
   }
-  return { records: d.records, rejected: d.rejections.count, errorMessage: d.rejections.message(d.total) };
+  return { records: d.records, rejected: d.rejections.count, errorMessage: d.rejections.message(d.total), limited: d.limited };
 }
 
 class LogsDecoder {
@@ -30,11 +31,14 @@ class LogsDecoder {
   readonly now: bigint;
   readonly records: LogRecord[] = [];
   readonly rejections = new Rejections('log records');
+  readonly limits: AttributeLimits;
+  readonly limited = new LimitCounts();
   total = 0;
 
-  constructor(body: Uint8Array, now: bigint) {
+  constructor(body: Uint8Array, now: bigint, limits: AttributeLimits) {
     this.r = new WireReader(body);
     this.now = now;
+    this.limits = limits;
   }
 
   request(end: number): void {
@@ -86,12 +90,13 @@ class LogsDecoder {
       }
       r.skip(wt, end, depth, f);
     }
-    const serviceName = serviceNameOf(resourceAttributes);
+    const limited = limitAttributes(resourceAttributes, this.limits.maxResourceAttributes, RESOURCE_ATTRIBUTE_COUNT, this.limits, this.limited);
+    const serviceName = serviceNameOf(limited);
     for (const field of [2, 1000]) {
       let g = 0;
       for (let i = 0; i < groups.length; i += 3) {
         if (groups[i] !== field) continue;
-        this.#scopeLogs(groups[i + 1]!, groups[i + 2]!, depth + 1, field === 2, index, g++, serviceName, resourceAttributes);
+        this.#scopeLogs(groups[i + 1]!, groups[i + 2]!, depth + 1, field === 2, index, g++, serviceName, limited);
       }
     }
   }
@@ -167,6 +172,7 @@ class LogsDecoder {
     let traceLen = 0;
     let spanStart = 0;
     let spanLen = 0;
+    let senderDropped = 0;
     const body = new AnyValueState();
     const attributes: Attribute[] = [];
     r.pos = start;
@@ -217,6 +223,7 @@ class LogsDecoder {
       if (wt === VARINT && (f === 2 || f === 7)) {
         const v = r.varint(end);
         if (f === 2) severity = v | 0;
+        else senderDropped = v >>> 0;
         continue;
       }
       if (wt === I32 && f === 8) {
@@ -237,6 +244,9 @@ class LogsDecoder {
     const time = timeLo === 0 && timeHi === 0 ? observed : uint64(timeLo, timeHi);
     if (severity < 0 || severity > 24) return `severityNumber must be 0..24, got ${severity}`;
     const bodyString = bodyText(r, body, depth + 1);
+    const cutBefore = this.limited.total;
+    const limitedAttributes = limitAttributes(attributes, this.limits.maxAttributes, ATTRIBUTE_COUNT, this.limits, this.limited, senderDropped);
+    if (this.limited.total > cutBefore) this.limited.items++;
     return {
       timeUnixNano: time,
       observedTimeUnixNano: observed,
@@ -248,7 +258,7 @@ class LogsDecoder {
       body: bodyString,
       scopeName,
       resourceAttributes,
-      attributes,
+      attributes: limitedAttributes,
     };
   }
 }

@@ -15,6 +15,7 @@ import { OtlpError } from '../errors.ts';
 import { DEFAULT_VIRTUAL_NODE_ATTRIBUTES, halvesOf } from '../servicegraph/processor.ts';
 import { convertTraces } from './convert.ts';
 import { secondsOf, TraceDecoder } from './decode-traces.ts';
+import { DEFAULT_ATTRIBUTE_LIMITS, LIMIT_REASONS, type AttributeLimits, type LimitCounts } from './limits.ts';
 import { decodeTraceRequest } from './proto.ts';
 
 const require = createRequire(import.meta.url);
@@ -195,17 +196,24 @@ function encode(req: Obj): Uint8Array {
 
 // ---- the two paths -----------------------------------------------------------------------
 
-type Outcome = { ok: true; rows: string; halves: string; rejected: number; errorMessage: string; count: number } | { ok: false; error: unknown };
+type Outcome = { ok: true; rows: string; halves: string; rejected: number; errorMessage: string; count: number; limited: string } | { ok: false; error: unknown };
+
+/** Limits small enough that random requests cross every one of them. */
+const TIGHT: AttributeLimits = { maxAttributes: 2, maxResourceAttributes: 1, maxEventAttributes: 1, maxEvents: 1, maxLinks: 1, maxKeyBytes: 5, maxValueBytes: 4 };
+
+function limitedOf(l: LimitCounts): string {
+  return json({ byReason: [...l.byReason], items: l.items, total: l.total });
+}
 
 function json(v: unknown): string {
   return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? `${x}n` : x));
 }
 
-function reference(body: Uint8Array): Outcome {
+function reference(body: Uint8Array, limits: AttributeLimits = DEFAULT_ATTRIBUTE_LIMITS): Outcome {
   let records;
   let result;
   try {
-    result = convertTraces(decodeTraceRequest(body));
+    result = convertTraces(decodeTraceRequest(body), limits);
     records = result.records;
   } catch (error) {
     return { ok: false, error };
@@ -217,23 +225,25 @@ function reference(body: Uint8Array): Outcome {
     rejected: result.rejected,
     errorMessage: result.errorMessage,
     count: records.length,
+    limited: limitedOf(result.limited),
   };
 }
 
 const decoder = new TraceDecoder({ virtualNodeAttributes: DEFAULT_VIRTUAL_NODE_ATTRIBUTES });
+const tightDecoder = new TraceDecoder({ virtualNodeAttributes: DEFAULT_VIRTUAL_NODE_ATTRIBUTES, limits: TIGHT });
 
-function handWritten(body: Uint8Array): Outcome {
+function handWritten(body: Uint8Array, d0: TraceDecoder = decoder): Outcome {
   try {
-    const d = decoder.decode(body);
-    return { ok: true, rows: Buffer.from(d.rows.bytes).toString('hex'), halves: json(d.halves), rejected: d.rejected, errorMessage: d.errorMessage, count: d.rows.count };
+    const d = d0.decode(body);
+    return { ok: true, rows: Buffer.from(d.rows.bytes).toString('hex'), halves: json(d.halves), rejected: d.rejected, errorMessage: d.errorMessage, count: d.rows.count, limited: limitedOf(d.limited) };
   } catch (error) {
     return { ok: false, error };
   }
 }
 
-function assertSame(body: Uint8Array): void {
-  const ref = reference(body);
-  const got = handWritten(body);
+function assertSame(body: Uint8Array, tight = false): void {
+  const ref = reference(body, tight ? TIGHT : DEFAULT_ATTRIBUTE_LIMITS);
+  const got = handWritten(body, tight ? tightDecoder : decoder);
   if (!got.ok) assert.ok(got.error instanceof OtlpError && got.error.kind === 'invalid', `not a clean OTLP error: ${String(got.error)}`);
   assert.equal(got.ok, ref.ok, got.ok ? `reference failed (${String((ref as { error: unknown }).error)}), hand-written did not` : `hand-written failed (${String(got.error)}), reference did not`);
   if (ref.ok && got.ok) {
@@ -242,6 +252,7 @@ function assertSame(body: Uint8Array): void {
     assert.equal(got.count, ref.count);
     assert.equal(got.rows, ref.rows);
     assert.equal(got.halves, ref.halves);
+    assert.equal(got.limited, ref.limited);
   }
 }
 
@@ -251,6 +262,24 @@ void describe('TraceDecoder (differential against protobufjs + convert.ts)', () 
       fc.property(request, (req) => assertSame(encode(req))),
       { numRuns: 1500 },
     );
+  });
+
+  void it('attribute limits: random requests over every limit are cut to the same rows, marks and counts', () => {
+    const crossed = new Float64Array(LIMIT_REASONS.length);
+    fc.assert(
+      fc.property(request, (req) => {
+        const body = encode(req);
+        assertSame(body, true);
+        try {
+          const d = tightDecoder.decode(body);
+          for (let i = 0; i < crossed.length; i++) crossed[i]! += d.limited.byReason[i]!;
+        } catch {
+          // malformed: compared above
+        }
+      }),
+      { numRuns: 1500 },
+    );
+    LIMIT_REASONS.forEach((reason, i) => assert.ok(crossed[i]! > 0, `the ${reason} limit was crossed`));
   });
 
   void it('spans of one trace that name each other: the same in-request pairs, markers and nesting', () => {

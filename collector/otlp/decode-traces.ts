@@ -18,6 +18,25 @@ import { allZero, hexOf, RowBinaryWriter } from '../../storage/rowbinary.ts';
 import { malformed } from '../errors.ts';
 import type { SpanHalf } from '../servicegraph/processor.ts';
 import { Rejections } from './convert.ts';
+import {
+  DEFAULT_ATTRIBUTE_LIMITS,
+  DROPPED_ATTRIBUTES_KEY,
+  DROPPED_EVENTS_KEY,
+  DROPPED_LINKS_KEY,
+  ATTRIBUTE_COUNT,
+  EVENT_ATTRIBUTE_COUNT,
+  EVENT_COUNT,
+  KEY_LENGTH,
+  LimitCounts,
+  limitAttributes,
+  LINK_ATTRIBUTE_COUNT,
+  LINK_COUNT,
+  RESOURCE_ATTRIBUTE_COUNT,
+  truncateUtf8,
+  utf8CutEnd,
+  VALUE_LENGTH,
+  type AttributeLimits,
+} from './limits.ts';
 import { serviceNameOf } from './values.ts';
 import {
   ATTR_TYPE_CODE_OF_KIND,
@@ -45,14 +64,25 @@ export interface DecodedTraces {
   readonly rejected: number;
   /** '' when nothing was rejected. */
   readonly errorMessage: string;
+  /** What the attribute limits cut from the accepted spans (the decoder's own object: read it before the next decode). */
+  readonly limited: LimitCounts;
 }
 
 export interface TraceDecoderOptions {
   /** Attributes of a CLIENT span that name its virtual server node, first match wins. */
   readonly virtualNodeAttributes: readonly string[];
+  /** Default DEFAULT_ATTRIBUTE_LIMITS. */
+  readonly limits?: AttributeLimits;
 }
 
+/** Attribute type codes by scratch kind: wire.ts's kinds, and 8 for text cut short (a string). */
+const TYPE_CODE_OF_KIND: readonly number[] = [...ATTR_TYPE_CODE_OF_KIND, 1];
+const CUT_TEXT = 8;
+
 const enc = new TextEncoder();
+const KEY_DROPPED_ATTRIBUTES = enc.encode(DROPPED_ATTRIBUTES_KEY);
+const KEY_DROPPED_EVENTS = enc.encode(DROPPED_EVENTS_KEY);
+const KEY_DROPPED_LINKS = enc.encode(DROPPED_LINKS_KEY);
 const KEY_POD = enc.encode('k8s.pod.name');
 const KEY_NAMESPACE = enc.encode('k8s.namespace.name');
 const KEY_NODE = enc.encode('k8s.node.name');
@@ -143,9 +173,16 @@ export class TraceDecoder {
   #attrText: string[] = new Array<string>(64).fill('');
   readonly #st = new AnyValueState();
   readonly #key = Buffer.alloc(24);
+  readonly #limits: AttributeLimits;
+  readonly #limited = new LimitCounts();
+  // What the limits cut from the span being decoded (counted once it is accepted).
+  #droppedAttrs = 0;
+  #cutKeys = 0;
+  #cutValues = 0;
 
   constructor(options: TraceDecoderOptions) {
     this.#peerKeys = options.virtualNodeAttributes.map((k) => enc.encode(k));
+    this.#limits = options.limits ?? DEFAULT_ATTRIBUTE_LIMITS;
   }
 
   decode(body: Uint8Array): DecodedTraces {
@@ -155,6 +192,7 @@ export class TraceDecoder {
     this.#total = 0;
     this.#count = 0;
     this.#out.pos = 0;
+    this.#limited.reset();
     try {
       this.#request(body.length);
     } catch (err) {
@@ -169,7 +207,7 @@ export class TraceDecoder {
     // (Halves without a parent and paired in the request carry no keys at all.)
     const halves = this.#halves;
     this.#halves = [];
-    return { rows, halves, rejected: this.#rejections.count, errorMessage: this.#rejections.message(this.#total) };
+    return { rows, halves, rejected: this.#rejections.count, errorMessage: this.#rejections.message(this.#total), limited: this.#limited };
   }
 
   #request(end: number): void {
@@ -245,7 +283,8 @@ export class TraceDecoder {
     }
   }
 
-  #resourceCtx(attrs: readonly Attribute[]): ResourceCtx {
+  #resourceCtx(all: readonly Attribute[]): ResourceCtx {
+    const attrs = limitAttributes(all, this.#limits.maxResourceAttributes, RESOURCE_ATTRIBUTE_COUNT, this.#limits, this.#limited);
     const serviceName = serviceNameOf(attrs);
     const w = this.#cols;
     w.string(serviceName);
@@ -351,7 +390,16 @@ export class TraceDecoder {
     let status = 0;
     let events: SpanEvent[] | undefined;
     let links: SpanLink[] | undefined;
+    let droppedEvents = 0;
+    let droppedLinks = 0;
+    // What the sender dropped itself (dropped_*_count, fields 10, 12, 14).
+    let senderDroppedAttrs = 0;
+    let senderDroppedEvents = 0;
+    let senderDroppedLinks = 0;
     this.#nAttrs = 0;
+    this.#droppedAttrs = 0;
+    this.#cutKeys = 0;
+    this.#cutValues = 0;
     r.pos = start;
     while (r.pos < end) {
       const t = r.tag(end);
@@ -387,12 +435,18 @@ export class TraceDecoder {
             case 9:
               this.#attribute(s, e, depth + 1);
               break;
-            case 11:
-              (events ??= []).push(this.#event(s, e, depth + 1));
+            case 11: {
+              // Read even when over the limit: a malformed event still fails the request.
+              const event = this.#event(s, e, depth + 1);
+              if ((events?.length ?? 0) < this.#limits.maxEvents) (events ??= []).push(event);
+              else droppedEvents++;
               break;
+            }
             case 13: {
               const link = this.#link(s, e, depth + 1);
-              if (link !== undefined) (links ??= []).push(link);
+              if (link === undefined) break;
+              if ((links?.length ?? 0) < this.#limits.maxLinks) (links ??= []).push(link);
+              else droppedLinks++;
               break;
             }
             case 15:
@@ -434,6 +488,9 @@ export class TraceDecoder {
       } else if (wt === VARINT && (f === 6 || f === 10 || f === 12 || f === 14)) {
         const v = r.varint(end);
         if (f === 6) kind = v | 0;
+        else if (f === 10) senderDroppedAttrs = v >>> 0;
+        else if (f === 12) senderDroppedEvents = v >>> 0;
+        else senderDroppedLinks = v >>> 0;
         continue;
       } else if (wt === I32 && f === 16) {
         if (r.pos + 4 > end) throw new WireError(`truncated fixed32 at offset ${r.pos}`);
@@ -496,6 +553,34 @@ export class TraceDecoder {
       }
     }
 
+    // The span is accepted: count what the limits cut from it.
+    const lim = this.#limits;
+    const counts = this.#limited;
+    const cutBefore = counts.total;
+    if (this.#droppedAttrs > 0) counts.add(ATTRIBUTE_COUNT, this.#droppedAttrs);
+    if (this.#cutKeys > 0) counts.add(KEY_LENGTH, this.#cutKeys);
+    if (this.#cutValues > 0) counts.add(VALUE_LENGTH, this.#cutValues);
+    if (droppedEvents > 0) counts.add(EVENT_COUNT, droppedEvents);
+    if (droppedLinks > 0) counts.add(LINK_COUNT, droppedLinks);
+    if (events !== undefined) {
+      for (let i = 0; i < events.length; i++) {
+        const e = events[i]!;
+        const attributes = limitAttributes(e.attributes, lim.maxEventAttributes, EVENT_ATTRIBUTE_COUNT, lim, counts);
+        if (attributes !== e.attributes) events[i] = { timeUnixNano: e.timeUnixNano, name: e.name, attributes };
+      }
+    }
+    if (links !== undefined) {
+      for (let i = 0; i < links.length; i++) {
+        const l = links[i]!;
+        const attributes = limitAttributes(l.attributes, lim.maxEventAttributes, LINK_ATTRIBUTE_COUNT, lim, counts);
+        if (attributes !== l.attributes) links[i] = { traceId: l.traceId, spanId: l.spanId, traceState: l.traceState, attributes };
+      }
+    }
+    if (counts.total > cutBefore) counts.items++;
+    const markAttrs = this.#droppedAttrs + senderDroppedAttrs;
+    const markEvents = droppedEvents + senderDroppedEvents;
+    const markLinks = droppedLinks + senderDroppedLinks;
+
     const seconds = secondsOf(startLo, startHi);
     const statusCode = status >= 0 && status <= 2 ? status : 0;
     const kindCode = kind >= 0 && kind <= 5 ? kind : 0;
@@ -519,13 +604,25 @@ export class TraceDecoder {
     this.#promoted(node, ctx.node);
     this.#promoted(meshError, ctx.meshError);
     w.raw(scopeCols, 0, scopeCols.length);
-    // attr_keys, attr_values, attr_types
-    w.varuint(n);
+    // attr_keys, attr_values, attr_types; then the marks of what was dropped, if anything was.
+    const marks = (markAttrs > 0 ? 1 : 0) + (markEvents > 0 ? 1 : 0) + (markLinks > 0 ? 1 : 0);
+    w.varuint(n + marks);
     for (let i = 0; i < n; i++) w.bytesAsString(buf, ks[i]!, ke[i]!);
-    w.varuint(n);
+    if (marks > 0) {
+      if (markAttrs > 0) w.bytesAsString(KEY_DROPPED_ATTRIBUTES, 0, KEY_DROPPED_ATTRIBUTES.length);
+      if (markEvents > 0) w.bytesAsString(KEY_DROPPED_EVENTS, 0, KEY_DROPPED_EVENTS.length);
+      if (markLinks > 0) w.bytesAsString(KEY_DROPPED_LINKS, 0, KEY_DROPPED_LINKS.length);
+    }
+    w.varuint(n + marks);
     for (let i = 0; i < n; i++) this.#writeValue(i);
-    w.varuint(n);
-    for (let i = 0; i < n; i++) w.u8(ATTR_TYPE_CODE_OF_KIND[this.#attrKind[i]!]!);
+    if (marks > 0) {
+      if (markAttrs > 0) w.string(String(markAttrs));
+      if (markEvents > 0) w.string(String(markEvents));
+      if (markLinks > 0) w.string(String(markLinks));
+    }
+    w.varuint(n + marks);
+    for (let i = 0; i < n; i++) w.u8(TYPE_CODE_OF_KIND[this.#attrKind[i]!]!);
+    for (let i = 0; i < marks; i++) w.u8(TYPE_CODE_OF_KIND[3]!);
     w.raw(ctx.attrCols, 0, ctx.attrCols.length);
     if (events === undefined) {
       w.u8(0);
@@ -658,9 +755,17 @@ export class TraceDecoder {
 
   /** Appends a span attribute (KeyValue at [start, end)) to the scratch table. */
   #attribute(start: number, end: number, depth: number): void {
-    if (this.#simpleAttribute(start, end)) return;
     const r = this.#r;
     const st = this.#st;
+    if (this.#nAttrs >= this.#limits.maxAttributes) {
+      // Over the count: read only to check it is well-formed, then dropped (and counted).
+      st.reset();
+      readKeyValue(r, start, end, depth, st);
+      st.reset();
+      this.#droppedAttrs++;
+      return;
+    }
+    if (this.#simpleAttribute(start, end)) return;
     st.reset();
     readKeyValue(r, start, end, depth, st);
     const i = this.#nAttrs;
@@ -676,6 +781,44 @@ export class TraceDecoder {
     }
     this.#nAttrs = i + 1;
     st.reset();
+    this.#limitLengths(i);
+  }
+
+  /** Cuts scratch attribute i's key and value to the length limits (counted per span). */
+  #limitLengths(i: number): void {
+    const buf = this.#r.buf;
+    const { maxKeyBytes, maxValueBytes } = this.#limits;
+    const ks = this.#attrKeyStart[i]!;
+    const ke = this.#attrKeyEnd[i]!;
+    if (ke - ks > maxKeyBytes) {
+      this.#attrKeyEnd[i] = utf8CutEnd(buf, ks, ke, maxKeyBytes);
+      this.#cutKeys++;
+    }
+    const kind = this.#attrKind[i]!;
+    if (kind === 1) {
+      const vs = this.#attrValStart[i]!;
+      const ve = this.#attrValEnd[i]!;
+      if (ve - vs > maxValueBytes) {
+        this.#attrValEnd[i] = utf8CutEnd(buf, vs, ve, maxValueBytes);
+        this.#cutValues++;
+      }
+      return;
+    }
+    const text = this.#attrText[i]!;
+    if (text.length * 3 <= maxValueBytes) return;
+    if (kind === 7) {
+      // base64 is ASCII: cut to whole 4-character groups, so it still decodes (to a prefix).
+      if (text.length <= maxValueBytes) return;
+      this.#attrText[i] = text.slice(0, maxValueBytes - (maxValueBytes % 4));
+      this.#cutValues++;
+      return;
+    }
+    const cut = truncateUtf8(text, maxValueBytes);
+    if (cut === text) return;
+    this.#attrText[i] = cut;
+    // An array or map cut short is no longer JSON: stored as a string.
+    if (kind === 5 || kind === 6 || kind === 0) this.#attrKind[i] = CUT_TEXT;
+    this.#cutValues++;
   }
 
   /**
@@ -727,6 +870,7 @@ export class TraceDecoder {
       this.#attrText[i] = text;
     }
     this.#nAttrs = i + 1;
+    if (keyLen > this.#limits.maxKeyBytes || (kind === 1 && end - strStart > this.#limits.maxValueBytes)) this.#limitLengths(i);
     return true;
   }
 

@@ -213,7 +213,17 @@ function span(v: Json, path: string): SpanMsg {
     events: arr(o['events'], `${path}.events`).map((e, i) => event(e, `${path}.events[${i}]`)),
     links: arr(o['links'], `${path}.links`).map((l, i) => link(l, `${path}.links[${i}]`)),
     status: status(o['status'], `${path}.status`) ?? null,
+    droppedAttributesCount: count(get(o, 'droppedAttributesCount', 'dropped_attributes_count'), `${path}.droppedAttributesCount`),
+    droppedEventsCount: count(get(o, 'droppedEventsCount', 'dropped_events_count'), `${path}.droppedEventsCount`),
+    droppedLinksCount: count(get(o, 'droppedLinksCount', 'dropped_links_count'), `${path}.droppedLinksCount`),
   };
+}
+
+/** A uint32 count (dropped_*_count); 0 when absent. */
+function count(v: Json, path: string): number {
+  if (v === undefined || v === null) return 0;
+  if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff) return v;
+  return fail(path, 'a non-negative 32-bit integer', v);
 }
 
 function spansOf(group: JsonObject, path: string): SpanMsg[] {
@@ -295,6 +305,7 @@ function logRecord(v: Json, path: string): LogRecordMsg {
     traceId: id(get(o, 'traceId', 'trace_id'), `${path}.traceId`) ?? null,
     spanId: id(get(o, 'spanId', 'span_id'), `${path}.spanId`) ?? null,
     eventName: str(get(o, 'eventName', 'event_name'), `${path}.eventName`) ?? '',
+    droppedAttributesCount: count(get(o, 'droppedAttributesCount', 'dropped_attributes_count'), `${path}.droppedAttributesCount`),
   };
 }
 

@@ -76,6 +76,10 @@ export interface SpanMsg {
   readonly events?: Opt<readonly EventMsg[]>;
   readonly links?: Opt<readonly LinkMsg[]>;
   readonly status?: Opt<StatusMsg>;
+  /** What the sender dropped itself (its SDK's span limits). */
+  readonly droppedAttributesCount?: Opt<number>;
+  readonly droppedEventsCount?: Opt<number>;
+  readonly droppedLinksCount?: Opt<number>;
 }
 
 export interface ScopeSpansMsg {
@@ -109,6 +113,7 @@ export interface LogRecordMsg {
   readonly traceId?: Opt<IdValue>;
   readonly spanId?: Opt<IdValue>;
   readonly eventName?: Opt<string>;
+  readonly droppedAttributesCount?: Opt<number>;
 }
 
 export interface ScopeLogsMsg {

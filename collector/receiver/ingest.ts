@@ -10,6 +10,7 @@ import type { CollectorMetrics, RejectReason, Transport } from '../metrics.ts';
 import { convertLogs, convertTraces, nowUnixNano } from '../otlp/convert.ts';
 import { decodeLogsRequestRecords } from '../otlp/decode-logs.ts';
 import { TraceDecoder, type DecodedTraces } from '../otlp/decode-traces.ts';
+import { DEFAULT_ATTRIBUTE_LIMITS, LIMIT_REASONS, type AttributeLimits, type LimitCounts } from '../otlp/limits.ts';
 import type { ExportLogsRequestMsg, ExportTraceRequestMsg, Signal } from '../otlp/model.ts';
 import type { OfferResult } from '../pipeline/batch-pipeline.ts';
 import { DEFAULT_VIRTUAL_NODE_ATTRIBUTES, halvesOf, type SpanHalf } from '../servicegraph/processor.ts';
@@ -37,6 +38,8 @@ export interface IngestDeps {
   readonly onSpansAccepted: (halves: readonly SpanHalf[]) => void;
   /** Attributes that name a CLIENT span's virtual server node (the service graph's option). */
   readonly virtualNodeAttributes?: readonly string[];
+  /** Default DEFAULT_ATTRIBUTE_LIMITS. */
+  readonly attributeLimits?: AttributeLimits;
   readonly metrics: CollectorMetrics;
   /** Retry hint given to clients while the collector shuts down. */
   readonly shutdownRetryAfterMs: number;
@@ -67,7 +70,15 @@ function refusalReason(refusal: OtlpError): RejectReason {
 export function createIngest(deps: IngestDeps): Ingest {
   const { metrics } = deps;
   const virtualNodeAttributes = deps.virtualNodeAttributes ?? DEFAULT_VIRTUAL_NODE_ATTRIBUTES;
-  const decoder = new TraceDecoder({ virtualNodeAttributes });
+  const limits = deps.attributeLimits ?? DEFAULT_ATTRIBUTE_LIMITS;
+  const decoder = new TraceDecoder({ virtualNodeAttributes, limits });
+
+  function countLimited(signal: Signal, limited: LimitCounts): void {
+    if (limited.total === 0) return;
+    const by = limited.byReason;
+    for (let i = 0; i < by.length; i++) if (by[i]! > 0) metrics.limited.inc({ signal, reason: LIMIT_REASONS[i]! }, by[i]!);
+    if (limited.items > 0) metrics.limitedItems.inc({ signal }, limited.items);
+  }
 
   async function admit<T>(sink: IngestSink<T>, items: readonly T[], noun: string): Promise<OtlpError | undefined> {
     let result: OfferResult;
@@ -88,6 +99,7 @@ export function createIngest(deps: IngestDeps): Ingest {
   async function acceptSpans(d: DecodedTraces, transport: Transport): Promise<IngestResult> {
     const { rows, rejected, errorMessage } = d;
     metrics.receivedSpans.inc({ transport }, rows.count + rejected);
+    countLimited('traces', d.limited);
     if (rejected > 0) metrics.rejectedSpans.inc({ reason: 'invalid' }, rejected);
     const refusal = await admit(deps.spans, rows.count > 0 ? [rows] : [], 'spans');
     if (refusal !== undefined) {
@@ -100,9 +112,10 @@ export function createIngest(deps: IngestDeps): Ingest {
     return { rejected, errorMessage };
   }
 
-  async function acceptLogs(converted: { records: LogRecord[]; rejected: number; errorMessage: string }, transport: Transport): Promise<IngestResult> {
+  async function acceptLogs(converted: { records: LogRecord[]; rejected: number; errorMessage: string; limited: LimitCounts }, transport: Transport): Promise<IngestResult> {
     const { records, rejected, errorMessage } = converted;
     metrics.receivedLogRecords.inc({ transport }, records.length + rejected);
+    countLimited('logs', converted.limited);
     if (rejected > 0) metrics.rejectedLogRecords.inc({ reason: 'invalid' }, rejected);
     const refusal = await admit(deps.logs, records.length > 0 ? [encodeLogs(records)] : [], 'log records');
     if (refusal !== undefined) {
@@ -119,15 +132,15 @@ export function createIngest(deps: IngestDeps): Ingest {
       return acceptSpans(decoder.decode(body), transport);
     },
     traces(req, transport) {
-      const { records, rejected, errorMessage } = convertTraces(req);
+      const { records, rejected, errorMessage, limited } = convertTraces(req, limits);
       const rows = encodeSpans(records);
-      return acceptSpans({ rows, halves: halvesOf(records, virtualNodeAttributes), rejected, errorMessage }, transport);
+      return acceptSpans({ rows, halves: halvesOf(records, virtualNodeAttributes), rejected, errorMessage, limited }, transport);
     },
     logsProtobuf(body, transport) {
-      return acceptLogs(decodeLogsRequestRecords(body, nowUnixNano()), transport);
+      return acceptLogs(decodeLogsRequestRecords(body, nowUnixNano(), limits), transport);
     },
     logs(req, transport) {
-      return acceptLogs(convertLogs(req, nowUnixNano()), transport);
+      return acceptLogs(convertLogs(req, nowUnixNano(), limits), transport);
     },
     refused(transport, signal, reason) {
       metrics.rejectedRequests.inc({ transport, signal, reason });
