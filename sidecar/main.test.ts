@@ -35,6 +35,9 @@ void describe('runSidecar', () => {
     [['--service', 'a', '--app-port', '8080', '--access-log', 'file'], /--access-log/],
     [['--service', 'a', '--app-port', '8080', '--upstream-timeout', 'soon'], /--upstream-timeout/],
     [['--service', 'a', '--app-port', '8080', '--sampling-ratio', '3', ...local], /--sampling-ratio/],
+    [['--service', 'a', '--app-port', '8080', '--tcp-listeners', 'db:5432'], /--tcp-listeners \(or TRACEMESH_TCP_LISTENERS\) entries must be <listen-port>=<service>:<port>, e\.g\. 15101=db:5432.*got "db:5432"/],
+    [['--service', 'a', '--app-port', '8080', '--tcp-listeners', '15101=db:0'], /--tcp-listeners/],
+    [['--service', 'a', '--app-port', '8080', '--opaque-ports', '5432,http'], /--opaque-ports \(or TRACEMESH_OPAQUE_PORTS\) must be ports from 1 to 65535, got "http"/],
   ];
   for (const [argv, message] of usageErrors) {
     void it(`exits 2 on ${argv.join(' ')}`, async () => {
@@ -49,7 +52,7 @@ void describe('runSidecar', () => {
     const lines: string[] = [];
     const logger = createLogger({}, 'info', (l) => lines.push(l));
     const stop = new AbortController();
-    const running = runSidecar(['--app-port', String(app.port), ...local], {
+    const running = runSidecar(['--app-port', String(app.port), '--tcp-listeners', '0=db:5432', ...local], {
       env: { TRACEMESH_SERVICE: 'from-env', TRACEMESH_POD: 'from-env-1' },
       logger,
       signal: stop.signal,
@@ -58,6 +61,7 @@ void describe('runSidecar', () => {
       const started = await waitFor(() => lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['msg'] === 'sidecar started'), 'start log');
       assert.equal(started['service'], 'from-env');
       assert.equal(started['pod'], 'from-env-1');
+      assert.match(String((started['tcpListeners'] as string[] | undefined)?.[0]), /^[1-9]\d*=db:5432$/, 'the raw-TCP listener got a port');
       const r = await httpRequest(started['inboundPort'] as number, { path: '/' });
       assert.equal(r.body, 'hello');
     } finally {

@@ -76,6 +76,7 @@ export async function runSidecar(argv: readonly string[], options: RunOptions = 
     outboundPort: sidecar.outboundPort,
     inboundPort: sidecar.inboundPort,
     adminPort: sidecar.adminPort,
+    ...(sidecar.tcpPorts.length === 0 ? {} : { tcpListeners: sidecar.config.tcpListeners.map((t, i) => `${sidecar.tcpPorts[i] ?? t.listenPort}=${t.service}:${t.port}`) }),
     appPort: sidecar.config.appPort,
     collector: sidecar.config.collectorEndpoint || 'disabled',
     mtls: sidecar.tls === undefined ? 'off' : sidecar.tls.identity.spiffeId,

@@ -4,7 +4,7 @@
 // that speaks no HTTP. Bytes both ways (1 MiB too), the close passed on from either side, one
 // CLIENT and one SERVER span per connection in one trace, an access-log line on each side
 // (bytes each way, duration, close reason), a port the peer does not declare opaque refused,
-// and an unreachable endpoint retried, then refused.
+// an unreachable endpoint retried, then refused, and a plaintext pair (no identities).
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -40,7 +40,7 @@ interface AccessEntry {
   mesh_error: string | null;
   tls_mode: string | null;
   peer_identity: string | null;
-  destination_service?: string;
+  service: string;
 }
 
 function entries(): AccessEntry[] {
@@ -203,5 +203,33 @@ void describe('raw TCP through a sidecar pair over mTLS (--tcp-listeners → --o
     const [client] = (await spansOf(line.request_id, 1)).filter((s) => s.kind === SpanKind.CLIENT && s.attributes[ATTR.meshRetryRecovered] === undefined);
     assert.equal(client?.attributes[ATTR.meshErrorCode], MESH_ERROR.connectionRefused);
     assert.equal(client?.attributes[ATTR.meshRetryAttempt], 2, 'two retries (--retry-attempts 2), nothing sent on any');
+  });
+});
+
+void describe('raw TCP through a sidecar pair without identities (mTLS off)', () => {
+  void it('carries the bytes over a plaintext CONNECT and records tls_mode none', async () => {
+    const server = await startTestSidecar({ service: 'db-plain', appPort: 1, opaquePorts: [echoPort] }, {}, { spans, accessLines });
+    const client = await startTestSidecar(
+      { service: 'api-plain', appPort: 1, tcpListeners: [{ listenPort: 0, service: 'db-plain', port: echoPort }] },
+      { 'db-plain': [{ address: `127.0.0.1:${server.sidecar.inboundPort}`, pod: 'db-plain-1' }] },
+      { spans, accessLines },
+    );
+    try {
+      const socket = connect({ host: '127.0.0.1', port: client.sidecar.tcpPorts[0] as number });
+      let text = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (c: string) => (text += c));
+      await waitFor(() => (text.includes('READY\n') ? true : undefined), 'the greeting', 30_000);
+      socket.write('plain\n');
+      await waitFor(() => (text.includes('PLAIN\n') ? true : undefined), 'the echo', 30_000);
+      socket.end();
+      const line = await waitFor(() => entries().find((e) => e.direction === 'outbound' && e.protocol === 'tcp' && e.service === 'db-plain' && e.close_reason !== undefined), 'the access-log line', 30_000);
+      assert.equal(line.tls_mode, 'none');
+      assert.equal(line.bytes_received, 'plain\n'.length);
+      assert.equal(line.bytes_sent, 'READY\nPLAIN\n'.length);
+    } finally {
+      await client.close();
+      await server.close();
+    }
   });
 });
