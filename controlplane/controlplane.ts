@@ -59,6 +59,8 @@ export interface ControlPlaneOptions {
   readonly rootNamespace?: string;
   /** The registry to use (e.g. one a Kubernetes source also feeds). Default: a new one. */
   readonly registry?: ServiceRegistry;
+  /** What the discovery sources report of themselves (informers, rejected objects), shown on /debug/registry. */
+  readonly discoveryStatus?: () => unknown;
   readonly logger?: Logger;
 }
 
@@ -148,6 +150,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         syncz: [...xds.status(), ...(plaintextXds?.status() ?? [])],
         registry: [...registry.services().values()],
         registrations: registration?.snapshot() ?? [],
+        discovery: options.discoveryStatus?.() ?? {},
       }));
       debugServer = ds;
       await new Promise<void>((resolve, reject) => {
@@ -200,7 +203,7 @@ function defaultRegistry(): Registry {
 }
 
 /** `/debug/syncz` (what `tracemesh proxy-status` reads), `/debug/registry`, `/ready`, `/metrics` (Prometheus; Istio's 15014 serves istiod's there too). */
-function createDebugServer(metrics: Registry, state: () => { syncz: unknown; registry: unknown; registrations: unknown }): Server {
+function createDebugServer(metrics: Registry, state: () => { syncz: unknown; registry: unknown; registrations: unknown; discovery: unknown }): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const json = (body: unknown): void => {
@@ -213,7 +216,10 @@ function createDebugServer(metrics: Registry, state: () => { syncz: unknown; reg
       return;
     }
     if (path === '/debug/syncz') json(state().syncz);
-    else if (path === '/debug/registry') json({ services: state().registry, registrations: state().registrations });
+    else if (path === '/debug/registry') {
+      const s = state();
+      json({ services: s.registry, registrations: s.registrations, discovery: s.discovery });
+    }
     else if (path === '/ready') res.writeHead(200, { 'content-type': 'text/plain' }).end('ready\n');
     else if (path === '/metrics') {
       metrics.metrics().then(

@@ -1,15 +1,19 @@
 // `tracemesh controlplane`: the control plane process: the certificate authority and xDS on
-// one gRPC port, service discovery by self-registration, policies from YAML files, an
+// one gRPC port, service discovery by self-registration and/or Kubernetes informers
+// (--discovery kubernetes), policies from YAML files, an
 // optional plaintext xDS port for proxyless gRPC, and the debug port proxy-status reads.
 // `tracemesh controlplane bootstrap` writes a gRFC A27 bootstrap file for proxyless clients.
 
 import { helpText, parseFlags, type FlagSpec } from '../common/flags.ts';
 import { ConfigError } from '../common/errors.ts';
-import { createLogger } from '../common/logger.ts';
+import { createLogger, type Logger } from '../common/logger.ts';
 import { PolicyWatcher } from '../common/policy/load.ts';
 import type { EffectiveMtlsMode } from '../common/policy/mtls-mode.ts';
 import { CA_FLAGS, caFromFlags } from './ca/flags.ts';
 import { startControlPlane } from './controlplane.ts';
+import { loadKubeConfig } from './discovery/kubernetes/kubeconfig.ts';
+import { KubernetesDiscovery } from './discovery/kubernetes/source.ts';
+import { ServiceRegistry } from './discovery/model.ts';
 import { writeXdsBootstrap } from './xds/bootstrap.ts';
 
 export const CONTROLPLANE_FLAGS = [
@@ -20,6 +24,10 @@ export const CONTROLPLANE_FLAGS = [
   { name: 'policy-files', kind: 'list', default: '', description: 'AuthorizationPolicy/PeerAuthentication YAML files or directories to distribute (local mode); watched' },
   { name: 'policy-root-namespace', kind: 'string', default: 'tracemesh-system', description: 'Namespace whose policies apply mesh-wide' },
   { name: 'default-mtls-mode', kind: 'string', default: 'STRICT', description: 'Peers’ mTLS mode when no PeerAuthentication applies' },
+  { name: 'discovery', kind: 'string', default: 'registration', description: 'Where services and endpoints come from: registration (workloads register themselves) or kubernetes (Services, EndpointSlices, Pods and Namespaces through informers; self-registration too unless TRACEMESH_REGISTRATION=false)' },
+  { name: 'kubeconfig', kind: 'string', default: '', description: 'With --discovery kubernetes: kubeconfig file of the cluster. Empty: KUBECONFIG, then the in-cluster service account (in a pod), then ~/.kube/config' },
+  { name: 'kube-context', kind: 'string', default: '', description: 'Context of the kubeconfig to use. Empty: its current context' },
+  { name: 'kube-sync-timeout', kind: 'duration', default: '5m', description: 'With --discovery kubernetes: how long to wait for the first list of every resource before giving up (exit status 1)' },
   { name: 'registration', kind: 'bool', default: 'true', description: 'Accept self-registration of workloads over their xDS stream' },
   { name: 'registration-grace', kind: 'duration', default: '10s', description: 'How long a workload whose stream was cut stays registered' },
   { name: 'registration-warmup', kind: 'duration', default: '5s', description: 'After start, how long answers wait so that registered workloads can reconnect first' },
@@ -55,8 +63,16 @@ export async function runControlPlane(argv: string[]): Promise<number> {
   const flags = parseFlags(CONTROLPLANE_FLAGS, argv);
   const mode = flags['default-mtls-mode'].toUpperCase();
   if (mode !== 'STRICT' && mode !== 'PERMISSIVE' && mode !== 'DISABLE') throw new ConfigError(`--default-mtls-mode must be STRICT, PERMISSIVE or DISABLE, got "${flags['default-mtls-mode']}"`);
+  const discovery = flags.discovery.trim().toLowerCase();
+  if (discovery !== 'registration' && discovery !== 'kubernetes') throw new ConfigError(`--discovery must be registration or kubernetes, got "${flags.discovery}"`);
+  if (discovery === 'registration' && !flags.registration) throw new ConfigError('TRACEMESH_REGISTRATION=false leaves no discovery at all; add --discovery kubernetes');
   const logger = createLogger({ component: 'controlplane' });
-  const parts = await caFromFlags(flags, logger);
+  const registry = new ServiceRegistry();
+  const kube = discovery === 'kubernetes' ? await startKubernetesDiscovery(flags, registry, logger) : undefined;
+  const parts = await caFromFlags(flags, logger).catch(async (err: unknown) => {
+    await kube?.close();
+    throw err;
+  });
   const policies = flags['policy-files'].length === 0 ? undefined : await PolicyWatcher.open(flags['policy-files'], { logger });
   const xdsPlaintextPort = optionalPort(flags['xds-plaintext-port'], 'xds-plaintext-port');
   const debugPort = optionalPort(flags['debug-port'], 'debug-port');
@@ -71,10 +87,13 @@ export async function runControlPlane(argv: string[]): Promise<number> {
     registration: flags.registration ? { graceMs: flags['registration-grace'], warmupMs: flags['registration-warmup'] } : false,
     debounceMs: flags['push-debounce'],
     debounceMaxMs: flags['push-debounce-max'],
+    registry,
+    ...(kube !== undefined ? { discoveryStatus: () => ({ kubernetes: { informers: kube.informerStatus(), rejected: kube.rejected() } }) } : {}),
     logger,
-  }).catch((err: unknown) => {
+  }).catch(async (err: unknown) => {
     policies?.close();
     parts.ca.close();
+    await kube?.close();
     throw err;
   });
   await new Promise<void>((resolve) => {
@@ -88,9 +107,34 @@ export async function runControlPlane(argv: string[]): Promise<number> {
   });
   logger.info('control plane stopping');
   await cp.close();
+  await kube?.close();
   policies?.close();
   parts.ca.close();
   return 0;
+}
+
+/**
+ * Starts the informers and waits for their first lists, so that the first xDS answers hold the
+ * whole cluster (as istiod waits for its caches) rather than an empty mesh.
+ */
+async function startKubernetesDiscovery(flags: { kubeconfig: string; 'kube-context': string; 'kube-sync-timeout': number }, registry: ServiceRegistry, logger: Logger): Promise<KubernetesDiscovery> {
+  const { kubeConfig, from } = loadKubeConfig({ path: flags.kubeconfig, context: flags['kube-context'] });
+  const kube = new KubernetesDiscovery({ kubeConfig, registry, logger });
+  logger.info('Kubernetes discovery starting; waiting for the first lists', { cluster: from });
+  kube.start();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), flags['kube-sync-timeout']);
+  });
+  const outcome = await Promise.race([kube.synced().then(() => 'synced' as const), timeout]);
+  clearTimeout(timer);
+  if (outcome === 'timeout') {
+    await kube.close();
+    throw new ConfigError(
+      `the Kubernetes informers did not list Services, EndpointSlices, Pods and Namespaces within --kube-sync-timeout (${flags['kube-sync-timeout']} ms) from ${from}; check the address, the credentials and the RBAC (deploy/kubernetes/20-controlplane.yaml), and the warnings above`,
+    );
+  }
+  return kube;
 }
 
 async function runBootstrap(argv: string[]): Promise<number> {
