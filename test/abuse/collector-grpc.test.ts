@@ -1,6 +1,7 @@
 // Abuse suite for the collector's OTLP/gRPC port (4317), against a `tracemesh collector`
 // process with small limits: the budget leak (a complete message followed by the start of a
-// second), resets mid-message, trickling streams (deadline and minimum rate), a concurrency
+// second), resets mid-message, the same-connection case (every way of failing, over and over on
+// one connection, leaves the in-flight gauges at 0 and the connection's slots free), trickling streams (deadline and minimum rate), a concurrency
 // flood and concurrent gzip bombs. In each case a well-behaved grpc-js export is still
 // answered OK within WELL_BEHAVED_BOUND_MS while the attack runs, and every refusal is
 // counted with its reason.
@@ -126,6 +127,46 @@ void describe('OTLP/gRPC under attack', () => {
       session.destroy();
     }
     await assertServed('after resets');
+  });
+
+  void it('the same-connection case: 120 refused and aborted calls on one connection give back every byte and slot, and the connection still exports', async () => {
+    const session = http2.connect(`http://127.0.0.1:${grpcPort}`);
+    session.on('error', () => {});
+    const big = frame(Buffer.alloc(MAX_BODY - 5, 0x0a));
+    const garbage = frame(Buffer.from([0xff, 0xff, 0xff, 0xff]));
+    const badGzip = frame(gzipSync(exportBody).subarray(0, 20), true);
+    const oversized = Buffer.from([0, 0x7f, 0xff, 0xff, 0xff]); // declares 2 GiB
+    // Each way a call can fail while it holds bytes or a slot.
+    const attacks: ((c: RawCall) => void)[] = [
+      (c) => (c.stream.write(big), c.stream.end(frame(Buffer.alloc(1000)).subarray(0, 100))), // a second message begins
+      (c) => (c.stream.write(big.subarray(0, 600 * 1024)), setTimeout(() => c.stream.close(http2.constants.NGHTTP2_CANCEL), 20)), // reset mid-message
+      (c) => c.stream.end(oversized), // larger than --max-body-size
+      (c) => c.stream.end(garbage), // not protobuf
+      (c) => c.stream.end(badGzip), // truncated gzip
+      (c) => c.stream.end(big.subarray(0, 300 * 1024)), // the stream ends inside the message
+    ];
+    const statuses = new Map<string, number>();
+    // 10 waves of 12 calls at once: 8 is the per-connection cap, so 4 of each wave meet it.
+    for (let wave = 0; wave < 10; wave++) {
+      const calls = Array.from({ length: 12 }, (_, i) => {
+        const c = rawCall(session, i % 6 === 4 ? { 'grpc-encoding': 'gzip' } : {});
+        attacks[i % 6]!(c);
+        return c;
+      });
+      for (const st of await Promise.all(calls.map((c) => c.status))) statuses.set(st, (statuses.get(st) ?? 0) + 1);
+    }
+    assert.equal(statuses.get('0'), undefined, `no attack was accepted: ${JSON.stringify([...statuses])}`);
+    await eventually(inflightBytes, (n) => n === 0, 5_000, 'the in-flight bytes to be returned');
+    await eventually(() => metricValue(metricsUrl, 'tracemesh_collector_inflight_requests'), (n) => n === 0, 5_000, 'every request slot to be free');
+    // The connection's own 8 slots came back too: 8 exports at once on it are all taken.
+    const good = Array.from({ length: 8 }, () => {
+      const c = rawCall(session);
+      c.stream.end(frame(Buffer.from(exportBody)));
+      return c;
+    });
+    assert.deepEqual(await Promise.all(good.map((c) => c.status)), Array(8).fill('0'), 'the same connection exports after the attacks');
+    session.close();
+    await assertServed('after the same-connection attacks');
   });
 
   void it('trickling streams on one connection are cut by the minimum rate; exports are served meanwhile', async () => {

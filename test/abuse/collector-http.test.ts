@@ -1,11 +1,14 @@
 // Abuse suite for the collector's OTLP/HTTP port (4318), against a `tracemesh collector`
 // process with small limits: 100 concurrent gzip bombs and 100 concurrent large bodies with
-// the process's peak RSS (VmHWM from /proc) under the documented bound, a trickling body, a
+// the process's peak RSS (VmHWM from /proc) under the documented bound, the same-connection
+// case (refusals on one keep-alive connection and aborted bodies leave the in-flight gauges at
+// 0), a trickling body, a
 // header slowloris and a connection flood. A well-behaved export (fetch, protobuf, as the
 // OTel SDK's OTLP/HTTP exporter sends it) is answered 200 within WELL_BEHAVED_BOUND_MS
 // meanwhile.
 
 import assert from 'node:assert/strict';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
@@ -103,6 +106,60 @@ void describe('OTLP/HTTP under attack', () => {
     await eventually(inflightBytes, (n) => n === 0, 5_000, 'the budget to be returned');
     const { peakRssBytes } = collector.memory();
     assert.ok(peakRssBytes < rssBound(idleRss), `peak RSS ${Math.round(peakRssBytes / MiB)} MiB, bound ${Math.round(rssBound(idleRss) / MiB)} MiB`);
+  });
+
+  void it('the same-connection case: 100 refused requests on one keep-alive connection and 40 bodies aborted midway give back every byte and slot', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const sockets = new Set<net.Socket>();
+    let closes = 0;
+    const post = (path: string, headers: http.OutgoingHttpHeaders, body: Uint8Array): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port: httpPort, method: 'POST', path, agent, headers: { 'content-length': body.length, ...headers } }, (res) => {
+          if (res.headers.connection === 'close') closes += 1;
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('socket', (sock) => sockets.add(sock));
+        req.on('error', reject);
+        req.end(body);
+      });
+    const proto = { 'content-type': 'application/x-protobuf' };
+    // Each way a fully sent request is refused once its body is read (the connection stays).
+    const refused: [string, http.OutgoingHttpHeaders, Uint8Array, number][] = [
+      ['/v1/traces', proto, Buffer.alloc(MAX_BODY - 1024, 0xff), 400], // a near-limit body that is not protobuf
+      ['/v1/traces', { ...proto, 'content-encoding': 'gzip' }, gzipSync(exportBody).subarray(0, 20), 400], // truncated gzip
+      ['/v1/traces', { 'content-type': 'application/json' }, Buffer.from('{"resourceSpans": ['), 400], // broken JSON
+      ['/v1/logs', proto, Buffer.from([0xff, 0xff, 0xff]), 400],
+      ['/v1/nothing', proto, exportBody, 404],
+    ];
+    for (let i = 0; i < 100; i++) {
+      const [path, headers, body, expected] = refused[i % refused.length]!;
+      const status = await post(path, headers, body);
+      assert.equal(status, expected, `${path} ${JSON.stringify(headers)}`);
+    }
+    assert.equal(await post('/v1/traces', proto, exportBody), 200, 'the same connection still exports');
+    assert.equal(closes, 0, 'no refusal of a fully sent body closed the connection');
+    assert.equal(sockets.size, 1, 'all 101 requests went over one connection');
+    agent.destroy();
+
+    // Aborted bodies: half a near-limit body, then the client goes away (which in HTTP/1.1
+    // ends its connection), 10 at a time.
+    const half = Buffer.alloc((MAX_BODY - 1024) / 2, 0x0a);
+    const head = `POST /v1/traces HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-protobuf\r\ncontent-length: ${MAX_BODY - 1024}\r\n\r\n`;
+    for (let wave = 0; wave < 4; wave++) {
+      const aborted = Array.from({ length: 10 }, () => {
+        const sock = net.connect(httpPort, '127.0.0.1');
+        sock.on('error', () => {});
+        sock.write(head);
+        sock.write(half);
+        return sock;
+      });
+      await eventually(inflightBytes, (n) => n > 0, 5_000, 'the half bodies to be charged');
+      for (const sock of aborted) sock.destroy();
+      await eventually(inflightBytes, (n) => n === 0, 5_000, 'the in-flight bytes to be returned');
+    }
+    await eventually(() => metricValue(metricsUrl, 'tracemesh_collector_inflight_requests'), (n) => n === 0, 5_000, 'every request slot to be free');
+    await assertServed('after the same-connection case');
   });
 
   void it('a trickling body is cut with 503 and the connection closed; exports are served meanwhile', async () => {
