@@ -213,6 +213,7 @@ const LIMIT_FLAGS: Readonly<Record<keyof SidecarLimits, string>> = {
   idleTimeoutMs: 'idle-timeout',
   tlsHandshakeTimeoutMs: 'tls-handshake-timeout',
   upstreamIdleTimeoutMs: 'upstream-idle-timeout',
+  appIdleTimeoutMs: 'app-idle-timeout',
   maxConnections: 'max-downstream-connections',
   maxConcurrentRequests: 'max-concurrent-requests',
 };

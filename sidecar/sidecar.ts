@@ -488,7 +488,7 @@ async function assemble(
 
   // HTTP/1.1 goes through the raw-socket engine (sidecar/h1), HTTP/1.1 on the hop as well.
   const h1Pool = new UpstreamPool({ tls, onHandshakeFailure: (kind) => failures.outbound(kind), idleTimeoutMs: limits.upstreamIdleTimeoutMs });
-  const appPool = new UpstreamPool({ idleTimeoutMs: limits.upstreamIdleTimeoutMs });
+  const appPool = new UpstreamPool({ idleTimeoutMs: limits.appIdleTimeoutMs });
   cleanups.push(() => {
     h1Pool.close();
     appPool.close();

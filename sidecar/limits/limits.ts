@@ -22,6 +22,13 @@ export interface SidecarLimits {
   readonly tlsHandshakeTimeoutMs: number;
   /** A pooled upstream HTTP/1.1 connection unused for this long is closed (the cluster's idle_timeout). */
   readonly upstreamIdleTimeoutMs: number;
+  /**
+   * A pooled HTTP/1.1 connection to the local app unused for this long is closed. It must be
+   * shorter than the app's own keep-alive timeout (Node's default is 5 s): if the app closes an
+   * idle connection first, a request sent on it in that instant fails, and only idempotent
+   * requests can be retried.
+   */
+  readonly appIdleTimeoutMs: number;
   /** Open downstream connections per listener; more are closed at accept. */
   readonly maxConnections: number;
   /** Requests in flight per direction (outbound, inbound); more are answered 503 (Envoy's max_requests). */
@@ -33,6 +40,7 @@ export const DEFAULT_SIDECAR_LIMITS: SidecarLimits = {
   idleTimeoutMs: 60_000,
   tlsHandshakeTimeoutMs: 10_000,
   upstreamIdleTimeoutMs: 60_000,
+  appIdleTimeoutMs: 4_000,
   maxConnections: 4096,
   maxConcurrentRequests: 1024,
 };
