@@ -40,6 +40,10 @@ const commands: Record<string, Subcommand> = {
     summary: 'Run the control plane: certificate authority and xDS (discovery, mTLS modes, policy) for sidecars and proxyless gRPC.',
     load: async () => (await import('../controlplane/main.ts')).runControlPlane,
   },
+  inject: {
+    summary: 'Add the sidecar and its iptables init container to the Pods and workloads of Kubernetes YAML (stdin → stdout).',
+    load: async () => (await import('./inject.ts')).runInject,
+  },
   'proxy-status': {
     summary: 'List every xDS client of the control plane and whether each resource type is SYNCED, STALE or NOT SENT.',
     load: async () => (await import('./proxy-status.ts')).runProxyStatus,
