@@ -66,7 +66,7 @@ export async function provideClickHouseCluster(options: ClusterOptions = {}): Pr
   const handles = new Map<ClusterNode, ClickHouseHandle | undefined>();
   const dirs: string[] = [];
   const stop = async (): Promise<void> => {
-    await Promise.all([...handles.values()].map((h) => h?.stop()));
+    await Promise.all([...handles.values()].map((h) => (h === undefined ? Promise.resolve() : h.stop())));
     await zk.stop();
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   };
