@@ -9,13 +9,6 @@
 //    pairs): the layout's own time and the first paint.
 //
 // Results go to bench/results/ui.json with the load average beside each figure.
-//
-// --baseline <dir> also measures another build of the UI (a query-api/ui/dist built from older
-// sources) in the same run, each run of one build followed by a run of the other, so that both
-// see the same load: on this shared 2-core machine the load average swings from 2 to 20 within
-// minutes, and figures from different runs do not compare. Each build is served by a small
-// front server of this bench (the UI's own routes over that dist, everything else passed to the
-// one query API), the same for both.
 
 import { loadavg } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -27,12 +20,6 @@ import { startDemo } from '../../cli/demo/main.ts';
 import { provideClickHouse } from '../../storage/clickhouse-server.ts';
 import { ClickHouseTraceWriter, createClickHouseClient, migrate } from '../../storage/index.ts';
 import type { Attribute, SpanRecord } from '../../storage/model.ts';
-import type { AddressInfo } from 'node:net';
-import { serve, type ServerType } from '@hono/node-server';
-import { Hono } from 'hono';
-import type { Page } from 'playwright-core';
-import { UI_DIST_DIR } from '../../query-api/ui/build.ts';
-import { uiRoutes } from '../../query-api/ui/serve.ts';
 import { graphLayout, launchBrowser, type TestBrowser } from '../../test/support/browser.ts';
 
 const FLAGS = [
@@ -42,9 +29,6 @@ const FLAGS = [
   { name: 'services', kind: 'int', default: '200', description: 'Services in the big graph' },
   { name: 'edges', kind: 'int', default: '1000', description: 'Edges in the big graph' },
   { name: 'out', kind: 'string', default: 'bench/results', description: 'Results directory' },
-  { name: 'only', kind: 'list', default: 'demo,trace,graph', description: 'Figures to measure, comma separated: demo, trace, graph' },
-  { name: 'baseline', kind: 'string', default: '', description: 'A UI dist directory (built from other sources) to measure in the same run, interleaved with the current build' },
-  { name: 'profile', kind: 'string', default: '', description: 'Directory for a CPU profile (.cpuprofile, Chrome DevTools) of the first run of each figure; the top functions by self time are printed' },
 ] as const satisfies readonly FlagSpec[];
 
 const say = (s: string): void => void process.stdout.write(`${s}\n`);
@@ -116,148 +100,23 @@ function bigGraph(services: number, edges: number, start: bigint): SpanRecord[] 
   return out;
 }
 
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
-  children?: number[];
-}
-interface CpuProfile {
-  nodes: ProfileNode[];
-  samples: number[];
-  timeDeltas: number[];
-}
-
-/** Starts the V8 CPU profiler of a page; the returned function stops it and writes `name`.cpuprofile. */
-async function profilePage(page: Page, dir: string, name: string): Promise<() => Promise<void>> {
-  const cdp = await page.context().newCDPSession(page);
-  await cdp.send('Profiler.enable');
-  await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
-  await cdp.send('Profiler.start');
-  return async () => {
-    const { profile } = (await cdp.send('Profiler.stop')) as unknown as { profile: CpuProfile };
-    mkdirSync(dir, { recursive: true });
-    const file = join(resolve(dir), `ui-${name}.cpuprofile`);
-    writeFileSync(file, JSON.stringify(profile));
-    // Self time per function: each sample's time goes to the node it landed in.
-    const self = new Map<number, number>();
-    for (let i = 0; i < profile.samples.length; i++) self.set(profile.samples[i]!, (self.get(profile.samples[i]!) ?? 0) + (profile.timeDeltas[i] ?? 0));
-    const byFrame = new Map<string, number>();
-    for (const n of profile.nodes) {
-      const us = self.get(n.id) ?? 0;
-      if (us === 0) continue;
-      const f = n.callFrame;
-      const key = `${f.functionName || '(anonymous)'} ${f.url ? `${f.url.slice(f.url.lastIndexOf('/') + 1)}:${f.lineNumber + 1}:${f.columnNumber + 1}` : ''}`.trim();
-      byFrame.set(key, (byFrame.get(key) ?? 0) + us);
-    }
-    say(`  profile ${name} → ${file}; top self time:`);
-    for (const [k, us] of [...byFrame].sort((a, b) => b[1] - a[1]).slice(0, 14)) say(`    ${(us / 1000).toFixed(1).padStart(8)} ms  ${k}`);
-    await cdp.detach();
-  };
-}
-
-interface Variant {
-  readonly name: string;
-  readonly distDir: string;
-}
-
-interface Front {
-  readonly url: string;
-  close(): Promise<void>;
-}
-
-/** Serves one UI build over `distDir`, passing every other request to the query API at `api`. */
-async function startFront(distDir: string, api: string): Promise<Front> {
-  const app = new Hono();
-  app.route('/', uiRoutes({ distDir }));
-  app.all('*', async (c) => {
-    const u = new URL(c.req.url);
-    const res = await fetch(`${api}${u.pathname}${u.search}`, { headers: { accept: c.req.header('accept') ?? '*/*' } });
-    return new Response(res.body, { status: res.status, headers: { 'content-type': res.headers.get('content-type') ?? 'application/octet-stream' } });
-  });
-  const server = await new Promise<ServerType>((resolveServer) => {
-    const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolveServer(s));
-  });
-  const port = (server.address() as AddressInfo).port;
-  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => void server.close(() => r())) };
-}
-
-/** Fronts for every variant over one query API, closed together. */
-async function withFronts<T>(variants: readonly Variant[], api: string, body: (urls: ReadonlyMap<string, string>) => Promise<T>): Promise<T> {
-  const fronts = new Map<string, Front>();
-  try {
-    for (const v of variants) fronts.set(v.name, await startFront(v.distDir, api));
-    return await body(new Map([...fronts].map(([k, f]) => [k, f.url])));
-  } finally {
-    for (const f of fronts.values()) await f.close();
+async function graphPaint(browser: TestBrowser, url: string, runs: number): Promise<{ firstPaintMs: number[]; layoutMs: number[]; elements: number }> {
+  const firstPaintMs: number[] = [];
+  const layoutMs: number[] = [];
+  let elements = 0;
+  for (let r = 0; r < runs; r++) {
+    const w = await browser.page();
+    await w.page.goto(url);
+    await w.page.waitForFunction(() => (globalThis as { tracemeshGraph?: { firstPaintMs?: number } }).tracemeshGraph?.firstPaintMs !== undefined, undefined, { timeout: 60_000 });
+    const g = await graphLayout(w.page);
+    firstPaintMs.push(g.firstPaintMs!);
+    layoutMs.push(g.layoutMs);
+    elements = g.elements;
+    if (w.errors.length > 0) throw new Error(`console errors on ${url}: ${w.errors.join('; ')}`);
+    await w.close();
   }
+  return { firstPaintMs, layoutMs, elements };
 }
-
-/** Runs `once` `runs` times per variant, variants alternating run by run. */
-async function interleaved<T>(variants: readonly Variant[], runs: number, once: (v: Variant, run: number) => Promise<T>): Promise<Map<string, T[]>> {
-  const out = new Map<string, T[]>(variants.map((v) => [v.name, []]));
-  for (let r = 0; r < runs; r++) for (const v of variants) out.get(v.name)!.push(await once(v, r));
-  return out;
-}
-
-interface GraphRun {
-  firstPaintMs: number;
-  layoutMs: number;
-  elements: number;
-}
-
-async function graphPaintOnce(browser: TestBrowser, url: string, profile?: { dir: string; name: string }): Promise<GraphRun> {
-  const w = await browser.page();
-  const stop = profile ? await profilePage(w.page, profile.dir, profile.name) : undefined;
-  await w.page.goto(url);
-  await w.page.waitForFunction(() => (globalThis as { tracemeshGraph?: { firstPaintMs?: number } }).tracemeshGraph?.firstPaintMs !== undefined, undefined, { timeout: 120_000 });
-  const g = await graphLayout(w.page);
-  await stop?.();
-  if (w.errors.length > 0) throw new Error(`console errors on ${url}: ${w.errors.join('; ')}`);
-  await w.close();
-  return { firstPaintMs: g.firstPaintMs!, layoutMs: g.layoutMs, elements: g.elements };
-}
-
-interface TraceRun {
-  firstRowsMs: number;
-  longestTaskMs: number;
-  longTasks: number[];
-  rows: string | null;
-}
-
-async function traceOnce(browser: TestBrowser, url: string, profile?: { dir: string; name: string }): Promise<TraceRun> {
-  const w = await browser.page({ height: 900 });
-  await w.page.addInitScript(() => {
-    const g = globalThis as unknown as { __longTasks: number[]; PerformanceObserver: new (cb: (list: { getEntries(): { duration: number }[] }) => void) => { observe(o: object): void } };
-    g.__longTasks = [];
-    new g.PerformanceObserver((list) => {
-      for (const e of list.getEntries()) g.__longTasks.push(e.duration);
-    }).observe({ type: 'longtask', buffered: true });
-  });
-  const stop = profile ? await profilePage(w.page, profile.dir, profile.name) : undefined;
-  await w.page.goto(url);
-  await w.page.waitForSelector('.row-span', { timeout: 120_000 });
-  const firstRowsMs = await w.page.evaluate(() => performance.now());
-  // Scroll to the bottom in 40 steps, one per frame pair, and back to the top.
-  await w.page.evaluate(async () => {
-    const doc = globalThis as unknown as { document: { querySelector(s: string): { scrollTop: number; scrollHeight: number } | null }; requestAnimationFrame(cb: () => void): void };
-    const box = doc.document.querySelector('.waterfall')!;
-    const frame = (): Promise<void> => new Promise((r) => doc.requestAnimationFrame(() => doc.requestAnimationFrame(() => r())));
-    for (let i = 1; i <= 40; i++) {
-      box.scrollTop = (box.scrollHeight * i) / 40;
-      await frame();
-    }
-    box.scrollTop = 0;
-    await frame();
-  });
-  await stop?.();
-  const longTasks = await w.page.evaluate(() => (globalThis as unknown as { __longTasks: number[] }).__longTasks);
-  const rows = await w.page.getAttribute('.waterfall', 'data-rows');
-  if (w.errors.length > 0) throw new Error(`console errors on the trace page: ${w.errors.join('; ')}`);
-  await w.close();
-  return { firstRowsMs, longestTaskMs: longTasks.length > 0 ? Math.max(...longTasks) : 0, longTasks, rows };
-}
-
-const stats = (xs: number[]): { medianMs: number; maxMs: number; runsMs: number[] } => ({ medianMs: Math.round(median(xs)), maxMs: Math.round(Math.max(...xs)), runsMs: xs.map((x) => Math.round(x)) });
 
 async function main(argv: string[]): Promise<number> {
   if (argv.includes('--help')) {
@@ -265,85 +124,90 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const f = parseFlags(FLAGS, argv);
-  const only = new Set(f.only);
-  const profileDir = f.profile || undefined;
-  const variants: Variant[] = [{ name: 'current', distDir: UI_DIST_DIR }];
-  if (f.baseline) variants.unshift({ name: 'baseline', distDir: resolve(f.baseline) });
-  const profileFor = (v: Variant, run: number, name: string): { dir: string; name: string } | undefined =>
-    profileDir && run === 0 ? { dir: profileDir, name: `${name}-${v.name}` } : undefined;
-  const figures: Record<string, Record<string, unknown>> = {};
+  const figures: Record<string, unknown> = {};
   const clickhouse = await provideClickHouse({ logger: silentLogger });
   const browser = await launchBrowser();
   try {
     // 1. The demo's data.
-    if (only.has('demo')) {
-      const demoDatabase = `tm_bench_ui_demo_${process.pid}`;
-      await fetch(`${clickhouse.url}/`, { method: 'POST', body: `CREATE DATABASE IF NOT EXISTS ${demoDatabase}` });
-      say(`ui bench: running the demo mesh for ${f['demo-seconds']} s (load ${load()})`);
-      const demo = await startDemo({
-        queryHost: '127.0.0.1', queryPort: 0, otlpGrpcPort: 0, otlpHttpPort: 0, collectorAdminPort: 0,
-        clickhouseUrl: clickhouse.url, clickhouseDataDir: undefined, database: demoDatabase,
-        rps: 20, accessLog: 'off', logger: silentLogger, stateDir: undefined,
-      });
-      try {
-        await new Promise((r) => setTimeout(r, f['demo-seconds'] * 1000));
-        const before = load();
-        const runs = await withFronts(variants, demo.queryUrl, (urls) => interleaved(variants, f.runs, (v, r) => graphPaintOnce(browser, `${urls.get(v.name)!}/`, profileFor(v, r, 'demo-graph'))));
-        const fig: Record<string, unknown> = { budgetMs: 1000, loadAverage: `${before} → ${load()}` };
-        for (const [name, rs] of runs) {
-          fig[name] = { firstPaint: stats(rs.map((x) => x.firstPaintMs)), elements: rs[0]?.elements };
-          say(`graph first useful paint (demo data, ${rs[0]?.elements} elements) [${name}]: median ${median(rs.map((x) => x.firstPaintMs)).toFixed(0)} ms, worst ${Math.max(...rs.map((x) => x.firstPaintMs)).toFixed(0)} ms (budget 1000 ms; load ${before} → ${load()})`);
-        }
-        figures['graphFirstPaint'] = fig;
-      } finally {
-        await demo.close();
-        await fetch(`${clickhouse.url}/`, { method: 'POST', body: `DROP DATABASE IF EXISTS ${demoDatabase}` }).catch(() => undefined);
-      }
+    const demoDatabase = `tm_bench_ui_demo_${process.pid}`;
+    await fetch(`${clickhouse.url}/`, { method: 'POST', body: `CREATE DATABASE IF NOT EXISTS ${demoDatabase}` });
+    say(`ui bench: running the demo mesh for ${f['demo-seconds']} s (load ${load()})`);
+    const demo = await startDemo({
+      queryHost: '127.0.0.1', queryPort: 0, otlpGrpcPort: 0, otlpHttpPort: 0, collectorAdminPort: 0,
+      clickhouseUrl: clickhouse.url, clickhouseDataDir: undefined, database: demoDatabase,
+      rps: 20, accessLog: 'off', logger: silentLogger, stateDir: undefined,
+    });
+    try {
+      await new Promise((r) => setTimeout(r, f['demo-seconds'] * 1000));
+      const before = load();
+      const g = await graphPaint(browser, `${demo.queryUrl}/`, f.runs);
+      figures['graphFirstPaint'] = { medianMs: median(g.firstPaintMs), maxMs: Math.max(...g.firstPaintMs), runsMs: g.firstPaintMs, elements: g.elements, budgetMs: 1000, loadAverage: `${before} → ${load()}` };
+      say(`graph first useful paint (demo data, ${g.elements} elements): median ${median(g.firstPaintMs).toFixed(0)} ms, worst ${Math.max(...g.firstPaintMs).toFixed(0)} ms (budget 1000 ms; load ${before})`);
+    } finally {
+      await demo.close();
+      await fetch(`${clickhouse.url}/`, { method: 'POST', body: `DROP DATABASE IF EXISTS ${demoDatabase}` }).catch(() => undefined);
     }
 
     // 2 and 3: synthetic data in a database of their own, served by the real query API.
-    if (only.has('trace') || only.has('graph')) {
-      const database = `tm_bench_ui_${process.pid}`;
-      await fetch(`${clickhouse.url}/`, { method: 'POST', body: `CREATE DATABASE IF NOT EXISTS ${database}` });
-      const storage = createClickHouseClient({ url: clickhouse.url, database });
-      await migrate(storage);
-      const writer = new ClickHouseTraceWriter(storage);
-      const now = BigInt(Date.now()) * 1_000_000n;
-      const traceId = 'b16b16b16b16b16b16b16b16b16b16b1';
-      await writer.writeSpans(bigTrace(traceId, f.spans, now - 60_000_000_000n));
-      await writer.writeSpans(bigGraph(f.services, f.edges, now - 120_000_000_000n));
-      await writer.close();
-      await storage.close();
-      let backend: Backend | undefined;
-      try {
-        backend = await startBackend({ clickhouseUrl: clickhouse.url, database, collector: { batchTimeoutMs: 200 }, queryHost: '127.0.0.1', queryPort: 0, logger: silentLogger });
-        await withFronts(variants, backend.queryApi.url, async (urls) => {
-          if (only.has('trace')) {
-            const before = load();
-            const runs = await interleaved(variants, f.runs, (v, r) => traceOnce(browser, `${urls.get(v.name)!}/trace/${traceId}`, profileFor(v, r, 'trace')));
-            const fig: Record<string, unknown> = { spans: f.spans, budgetMs: 100, loadAverage: `${before} → ${load()}` };
-            for (const [name, rs] of runs) {
-              fig[name] = { longestTask: stats(rs.map((x) => x.longestTaskMs)), firstRows: stats(rs.map((x) => x.firstRowsMs)), longTasksFirstRun: rs[0]?.longTasks.map((t) => Math.round(t)) };
-              say(`  [${name}] trace rows: ${rs[0]?.rows}; long tasks (>50 ms) in the first run: ${rs[0]?.longTasks.map((t) => t.toFixed(0)).join(', ') || 'none'}`);
-              say(`${f.spans}-span trace [${name}]: first rows at median ${median(rs.map((x) => x.firstRowsMs)).toFixed(0)} ms; longest task median ${median(rs.map((x) => x.longestTaskMs)).toFixed(0)} ms, worst ${Math.max(...rs.map((x) => x.longestTaskMs)).toFixed(0)} ms (budget 100 ms; load ${before} → ${load()})`);
-            }
-            figures['trace5000'] = fig;
-          }
-          if (only.has('graph')) {
-            const before = load();
-            const runs = await interleaved(variants, f.runs, (v, r) => graphPaintOnce(browser, `${urls.get(v.name)!}/?window=1h`, profileFor(v, r, 'graph200')));
-            const fig: Record<string, unknown> = { services: f.services, edges: f.edges, budgetMs: 2000, loadAverage: `${before} → ${load()}` };
-            for (const [name, rs] of runs) {
-              fig[name] = { layout: stats(rs.map((x) => x.layoutMs)), firstPaint: stats(rs.map((x) => x.firstPaintMs)), elements: rs[0]?.elements };
-              say(`${f.services} services / ${f.edges} edges (${rs[0]?.elements} elements) [${name}]: layout median ${median(rs.map((x) => x.layoutMs)).toFixed(0)} ms, worst ${Math.max(...rs.map((x) => x.layoutMs)).toFixed(0)} ms; first paint median ${median(rs.map((x) => x.firstPaintMs)).toFixed(0)} ms, worst ${Math.max(...rs.map((x) => x.firstPaintMs)).toFixed(0)} ms (budget 2000 ms; load ${before} → ${load()})`);
-            }
-            figures['graph200'] = fig;
-          }
+    const database = `tm_bench_ui_${process.pid}`;
+    await fetch(`${clickhouse.url}/`, { method: 'POST', body: `CREATE DATABASE IF NOT EXISTS ${database}` });
+    const storage = createClickHouseClient({ url: clickhouse.url, database });
+    await migrate(storage);
+    const writer = new ClickHouseTraceWriter(storage);
+    const now = BigInt(Date.now()) * 1_000_000n;
+    const traceId = 'b16b16b16b16b16b16b16b16b16b16b1';
+    await writer.writeSpans(bigTrace(traceId, f.spans, now - 60_000_000_000n));
+    await writer.writeSpans(bigGraph(f.services, f.edges, now - 120_000_000_000n));
+    await writer.close();
+    await storage.close();
+    let backend: Backend | undefined;
+    try {
+      backend = await startBackend({ clickhouseUrl: clickhouse.url, database, collector: { batchTimeoutMs: 200 }, queryHost: '127.0.0.1', queryPort: 0, logger: silentLogger });
+      const base = backend.queryApi.url;
+
+      const longest: number[] = [];
+      const rowsMs: number[] = [];
+      for (let r = 0; r < f.runs; r++) {
+        const w = await browser.page({ height: 900 });
+        await w.page.addInitScript(() => {
+          const g = globalThis as unknown as { __longTasks: number[]; PerformanceObserver: new (cb: (list: { getEntries(): { duration: number }[] }) => void) => { observe(o: object): void } };
+          g.__longTasks = [];
+          new g.PerformanceObserver((list) => {
+            for (const e of list.getEntries()) g.__longTasks.push(e.duration);
+          }).observe({ type: 'longtask', buffered: true });
         });
-      } finally {
-        await backend?.close();
-        await fetch(`${clickhouse.url}/`, { method: 'POST', body: `DROP DATABASE IF EXISTS ${database}` }).catch(() => undefined);
+        await w.page.goto(`${base}/trace/${traceId}`);
+        await w.page.waitForSelector('.row-span', { timeout: 60_000 });
+        rowsMs.push(await w.page.evaluate(() => performance.now()));
+        // Scroll to the bottom in 40 steps, one per frame pair, and back to the top.
+        await w.page.evaluate(async () => {
+          const doc = globalThis as unknown as { document: { querySelector(s: string): { scrollTop: number; scrollHeight: number } | null }; requestAnimationFrame(cb: () => void): void };
+          const box = doc.document.querySelector('.waterfall')!;
+          const frame = (): Promise<void> => new Promise((r) => doc.requestAnimationFrame(() => doc.requestAnimationFrame(() => r())));
+          for (let i = 1; i <= 40; i++) {
+            box.scrollTop = (box.scrollHeight * i) / 40;
+            await frame();
+          }
+          box.scrollTop = 0;
+          await frame();
+        });
+        const tasks = await w.page.evaluate(() => (globalThis as unknown as { __longTasks: number[] }).__longTasks);
+        const rows = await w.page.getAttribute('.waterfall', 'data-rows');
+        longest.push(tasks.length > 0 ? Math.max(...tasks) : 0);
+        if (r === 0) say(`  trace rows: ${rows}; long tasks (>50 ms) in the first run: ${tasks.map((t) => t.toFixed(0)).join(', ') || 'none'}`);
+        if (w.errors.length > 0) throw new Error(`console errors on the trace page: ${w.errors.join('; ')}`);
+        await w.close();
       }
+      figures['trace5000'] = { spans: f.spans, firstRowsMedianMs: median(rowsMs), longestTaskMedianMs: median(longest), longestTaskMaxMs: Math.max(...longest), runsLongestMs: longest, budgetMs: 100, loadAverage: load() };
+      say(`${f.spans}-span trace: first rows at median ${median(rowsMs).toFixed(0)} ms; longest task median ${median(longest).toFixed(0)} ms, worst ${Math.max(...longest).toFixed(0)} ms (budget 100 ms; load ${load()})`);
+
+      const before = load();
+      const g = await graphPaint(browser, `${base}/?window=1h`, f.runs);
+      figures['graph200'] = { services: f.services, edges: f.edges, elements: g.elements, layoutMedianMs: median(g.layoutMs), layoutMaxMs: Math.max(...g.layoutMs), firstPaintMedianMs: median(g.firstPaintMs), budgetMs: 2000, loadAverage: `${before} → ${load()}` };
+      say(`${f.services} services / ${f.edges} edges (${g.elements} elements): layout median ${median(g.layoutMs).toFixed(0)} ms, worst ${Math.max(...g.layoutMs).toFixed(0)} ms; first paint median ${median(g.firstPaintMs).toFixed(0)} ms (budget 2000 ms; load ${before})`);
+    } finally {
+      await backend?.close();
+      await fetch(`${clickhouse.url}/`, { method: 'POST', body: `DROP DATABASE IF EXISTS ${database}` }).catch(() => undefined);
     }
   } finally {
     await browser.close();

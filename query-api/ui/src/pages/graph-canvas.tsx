@@ -6,7 +6,7 @@ import cytoscape from 'cytoscape';
 import type { JSX } from 'preact';
 import { useEffect, useRef } from 'preact/hooks';
 import { ms, pct, rps } from '../format.ts';
-import { fitPositions, layeredPositions } from '../graph-layout.ts';
+import { layoutGraph } from '../graph-layout.ts';
 import { navigate } from '../router.tsx';
 import type { GraphEdge, GraphNode, MeshGraph } from '../types.ts';
 import { pathsLinkFor, pathsLinkForEdge } from './graph-links.ts';
@@ -22,10 +22,7 @@ function cssVar(name: string, fallback: string): string {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
 }
 
-/** Beyond this many edges they are drawn straight: a bezier per edge costs more to draw and hit-test. */
-const MAX_CURVED_EDGES = 300;
-
-function graphStyle(labelEdges: boolean, straight: boolean): cytoscape.StylesheetJson {
+function graphStyle(labelEdges: boolean): cytoscape.StylesheetJson {
   const color = {
     healthy: cssVar('--healthy', '#3e8635'),
     degraded: cssVar('--degraded', '#f0ab00'),
@@ -41,33 +38,26 @@ function graphStyle(labelEdges: boolean, straight: boolean): cytoscape.Styleshee
       style: {
         'background-color': color.bg,
         'border-width': 3,
-        'border-color': color.idle,
+        'border-color': (n: cytoscape.NodeSingular) => color[n.data('health') as keyof typeof color] ?? color.idle,
         label: 'data(label)',
         color: color.text,
         'font-size': 11,
-        // Labels too small to read (a big graph zoomed to fit) are not drawn at all.
-        'min-zoomed-font-size': 6,
         'text-valign': 'bottom',
         'text-margin-y': 4,
         width: 30,
         height: 30,
-        shape: 'round-triangle',
+        shape: (n: cytoscape.NodeSingular) => (n.data('kind') === 'node' ? 'round-rectangle' : n.data('kind') === 'workload' ? 'ellipse' : 'round-triangle'),
       },
     },
-    // Selectors rather than mapper functions: cytoscape calls a mapper for every element on
-    // every style pass, which showed in the 1,000-edge profile.
-    { selector: 'node[kind = "workload"]', style: { shape: 'ellipse' } },
-    { selector: 'node[kind = "node"]', style: { shape: 'round-rectangle' } },
-    ...(['healthy', 'degraded', 'failing'] as const).map((h) => ({ selector: `node[health = "${h}"]`, style: { 'border-color': color[h] } })),
     { selector: 'node[health = "failing"]', style: { 'border-width': 5 } },
     {
       selector: 'edge',
       style: {
         width: 2,
-        'curve-style': straight ? 'straight' : 'bezier',
+        'curve-style': 'bezier',
         'target-arrow-shape': 'triangle',
-        'line-color': color.idle,
-        'target-arrow-color': color.idle,
+        'line-color': (e: cytoscape.EdgeSingular) => color[e.data('health') as keyof typeof color] ?? color.idle,
+        'target-arrow-color': (e: cytoscape.EdgeSingular) => color[e.data('health') as keyof typeof color] ?? color.idle,
         label: labelEdges ? 'data(label)' : '',
         'font-size': 9,
         color: color.text,
@@ -78,7 +68,6 @@ function graphStyle(labelEdges: boolean, straight: boolean): cytoscape.Styleshee
         'text-margin-y': -12,
       },
     },
-    ...(['healthy', 'degraded', 'failing'] as const).map((h) => ({ selector: `edge[health = "${h}"]`, style: { 'line-color': color[h], 'target-arrow-color': color[h] } })),
     { selector: 'edge[health = "failing"]', style: { width: 4, 'line-style': 'solid' } },
     { selector: 'edge[health = "degraded"]', style: { 'line-style': 'dashed' } },
     { selector: '.hover', style: { label: 'data(label)', 'z-index': 10 } },
@@ -115,12 +104,11 @@ export function GraphCanvas({ graph, focus, windowParam, onHover }: GraphCanvasP
   const byId = useRef(new Map<string, GraphNode>());
   const edgeById = useRef(new Map<string, GraphEdge>());
   const labelled = graph.edges.length <= MAX_LABELLED_EDGES;
-  const straight = graph.edges.length > MAX_CURVED_EDGES;
 
   useEffect(() => {
     const c = cytoscape({
       container: container.current,
-      style: graphStyle(labelled, straight),
+      style: graphStyle(labelled),
       minZoom: 0.1,
       maxZoom: 3,
       boxSelectionEnabled: false,
@@ -162,7 +150,7 @@ export function GraphCanvas({ graph, focus, windowParam, onHover }: GraphCanvasP
     };
     window.tracemeshGraph = probe;
     const scheme = matchMedia('(prefers-color-scheme: dark)');
-    const restyle = (): void => void c.style(graphStyle(labelled, straight));
+    const restyle = (): void => void c.style(graphStyle(labelled));
     scheme.addEventListener('change', restyle);
     document.addEventListener('tracemesh-theme', restyle);
     return () => {
@@ -172,43 +160,42 @@ export function GraphCanvas({ graph, focus, windowParam, onHover }: GraphCanvasP
       cy.current = undefined;
       if (window.tracemeshGraph === probe) delete window.tracemeshGraph;
     };
-  }, [windowParam, labelled, straight]);
+  }, [windowParam, labelled]);
 
   useEffect(() => {
     const c = cy.current;
     if (!c) return;
-    const started = performance.now();
     byId.current = new Map(graph.nodes.map((n) => [n.id, n]));
     edgeById.current = new Map(graph.edges.map((e) => [e.id, e]));
     const wanted = new Set([...graph.nodes.map((n) => n.id), ...graph.edges.map((e) => e.id)]);
-    const gone = c.elements().filter((el) => !wanted.has(el.id()));
-    const fresh: cytoscape.ElementDefinition[] = [];
-    const restyled: [cytoscape.CollectionReturnValue, Record<string, string>][] = [];
-    // Only what changed is touched: setting data restyles an element, 1,314 of them every 5 s.
-    const update = (id: string, data: Record<string, string>, group: 'nodes' | 'edges'): void => {
-      const el = c.getElementById(id);
-      if (el.empty()) fresh.push({ group, data: { id, ...data } });
-      else if (Object.entries(data).some(([k, v]) => el.data(k) !== v)) restyled.push([el, data]);
-    };
-    for (const n of graph.nodes) update(n.id, { label: n.label, health: n.health, kind: n.kind }, 'nodes');
-    for (const e of graph.edges) update(e.id, { source: e.source, target: e.target, health: e.health, label: edgeLabel(e) }, 'edges');
-    const changed = gone.length > 0 || fresh.length > 0;
-    // New nodes get their places before they are added, so cytoscape computes their geometry once.
-    const positions = changed ? layeredPositions(graph.nodes.map((n) => n.id), graph.edges) : undefined;
+    let changed = false;
     c.batch(() => {
-      gone.remove();
-      for (const [el, data] of restyled) el.data(data);
-      if (positions) {
-        for (const f of fresh) if (f.group === 'nodes') f.position = positions.get(f.data.id!)!;
-        c.nodes().forEach((n) => {
-          const p = positions.get(n.id());
-          if (p) n.position(p);
-        });
+      c.elements().forEach((el) => {
+        if (!wanted.has(el.id())) {
+          el.remove();
+          changed = true;
+        }
+      });
+      for (const n of graph.nodes) {
+        const data = { id: n.id, label: n.label, health: n.health, kind: n.kind };
+        const el = c.getElementById(n.id);
+        if (el.empty()) {
+          c.add({ group: 'nodes', data });
+          changed = true;
+        } else el.data(data);
       }
-      if (fresh.length > 0) c.add(fresh);
+      for (const e of graph.edges) {
+        const data = { id: e.id, source: e.source, target: e.target, health: e.health, label: edgeLabel(e) };
+        const el = c.getElementById(e.id);
+        if (el.empty()) {
+          c.add({ group: 'edges', data });
+          changed = true;
+        } else el.data(data);
+      }
     });
-    if (positions) {
-      fitPositions(c, positions, container.current?.clientWidth ?? 800, container.current?.clientHeight ?? 480);
+    if (changed) {
+      const started = performance.now();
+      layoutGraph(c);
       const probe = window.tracemeshGraph;
       if (probe) {
         probe.layoutMs = performance.now() - started;

@@ -86,20 +86,6 @@ function Detail({ hover, graph }: { hover: { node?: GraphNode; edge?: GraphEdge 
   return <p class="hint">Point at a node or an edge for its figures; click it for its failing paths.</p>;
 }
 
-/** Table rows rendered per frame: a 1,000-call table in one go blocked the page for ~100 ms. */
-const ROWS_PER_FRAME = 150;
-
-/** How many of `total` rows to render: all at once when few, else growing frame by frame. */
-function useProgressive(total: number): number {
-  const [count, setCount] = useState(ROWS_PER_FRAME);
-  useEffect(() => {
-    if (count >= total) return;
-    const id = requestAnimationFrame(() => setCount((c) => c + ROWS_PER_FRAME));
-    return () => cancelAnimationFrame(id);
-  }, [count, total]);
-  return Math.min(count, total);
-}
-
 export function GraphPage({ route }: { route: Route }): JSX.Element {
   const by = (['service', 'workload', 'node'].includes(route.query.get('by') ?? '') ? route.query.get('by') : 'service') as Grouping;
   const windowParam = route.query.get('window') ?? '5m';
@@ -118,7 +104,6 @@ export function GraphPage({ route }: { route: Route }): JSX.Element {
       .filter((r) => !focus || r.from?.service === focus || r.to?.service === focus || r.from?.label === focus || r.to?.label === focus)
       .sort((a, b) => HEALTH_RANK[a.e.health] - HEALTH_RANK[b.e.health] || b.e.errorRate - a.e.errorRate || b.e.requests - a.e.requests);
   }, [graph, focus]);
-  const shown = useProgressive(rows.length);
 
   return (
     <section aria-labelledby="graph-title">
@@ -168,7 +153,7 @@ export function GraphPage({ route }: { route: Route }): JSX.Element {
               <Detail hover={hover} graph={graph} />
             </aside>
           </div>
-          <table class="data" aria-label="Calls in the window, failing first" aria-busy={shown < rows.length}>
+          <table class="data" aria-label="Calls in the window, failing first">
             <thead>
               <tr>
                 <th scope="col">Caller</th>
@@ -183,7 +168,7 @@ export function GraphPage({ route }: { route: Route }): JSX.Element {
               </tr>
             </thead>
             <tbody>
-              {rows.slice(0, shown).map(({ e, from, to }) => (
+              {rows.map(({ e, from, to }) => (
                 <tr key={e.id} data-edge={e.id} class={`row-${e.health}`}>
                   <td>{from?.label ?? e.source}</td>
                   <td>{to?.label ?? e.target}</td>

@@ -4,7 +4,7 @@
 // virtualised (only the rows in view are in the DOM), so a 5,000-span trace scrolls smoothly.
 
 import type { JSX } from 'preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { ApiFailure, getJson } from '../api.ts';
 import { Empty, ErrorMessage, Loading, useData } from '../components.tsx';
 import { dateTime, ms, where } from '../format.ts';
@@ -13,7 +13,7 @@ import { buildTraceModel, type Row, type SpanInfo, type TraceModel } from '../tr
 import type { FailureReport, JaegerEnvelope, JaegerTrace, TraceLogs, TracePath } from '../types.ts';
 
 const ROW_HEIGHT = 26;
-const OVERSCAN = 6;
+const OVERSCAN = 12;
 
 interface TraceData {
   trace: JaegerTrace;
@@ -108,7 +108,7 @@ function Bar({ startUs, durationUs, model, cls }: { startUs: number; durationUs:
   );
 }
 
-function RowView({ row, model, selected }: { row: Row; model: TraceModel; selected: string | undefined }): JSX.Element {
+function RowView({ row, model, selected, onSelect }: { row: Row; model: TraceModel; selected: string | undefined; onSelect: (id: string) => void }): JSX.Element {
   if (row.type === 'group') return <div class="row row-group">{row.label}</div>;
   if (row.type === 'hop') {
     const h = row.hop;
@@ -154,7 +154,7 @@ function RowView({ row, model, selected }: { row: Row; model: TraceModel; select
     .join(' ');
   const label = `${s.operationName}, ${i.kind} span of ${i.service}, ${ms(s.duration / 1000)}${i.error ? ', error' : ''}${i.critical ? ', on the critical path' : ''}${i.rootCause ? ', root cause' : ''}`;
   return (
-    <button type="button" class={`row row-span ${cls}`} data-span={s.spanID} aria-label={label} aria-pressed={selected === s.spanID}>
+    <button type="button" class={`row row-span ${cls}`} data-span={s.spanID} aria-label={label} aria-pressed={selected === s.spanID} onClick={() => onSelect(s.spanID)}>
       <span class="name" style={{ paddingLeft: `${row.depth * 14}px` }}>
         <span class="kind">{i.kind}</span> {s.operationName}
       </span>
@@ -200,31 +200,20 @@ function Waterfall({ model, selected, onSelect, jumpTo }: { model: TraceModel; s
 
   const first = Math.max(0, Math.floor(range.top / ROW_HEIGHT) - OVERSCAN);
   const last = Math.min(model.rows.length, Math.ceil((range.top + range.height) / ROW_HEIGHT) + OVERSCAN);
-  // Rows are keyed by slot, not by index: a row scrolled out lends its DOM to the row scrolled
-  // in, so a scroll step patches text and classes instead of creating and removing elements.
-  const slots = Math.ceil(range.height / ROW_HEIGHT) + 2 * OVERSCAN + 2;
   const visible = [];
   for (let i = first; i < last; i++) {
     visible.push(
-      <div key={i % slots} class="vrow" role="listitem" style={{ transform: `translateY(${i * ROW_HEIGHT}px)` }}>
-        <RowView row={model.rows[i]!} model={model} selected={selected} />
+      <div key={i} class="vrow" style={{ transform: `translateY(${i * ROW_HEIGHT}px)` }}>
+        <RowView row={model.rows[i]!} model={model} selected={selected} onSelect={onSelect} />
       </div>,
     );
   }
-
-  // One listener for every span row (a button: Enter and Space click it too).
-  const onClick = (e: MouseEvent): void => {
-    const id = (e.target as Element | null)?.closest?.('[data-span]')?.getAttribute('data-span');
-    if (id) onSelect(id);
-  };
 
   // Arrow keys move between spans; Enter/Space on a span (a button) selects it.
   const onKeyDown = (e: KeyboardEvent): void => {
     if (e.key !== 'ArrowDown' && e.key !== 'ArrowUp') return;
     const spanRows: number[] = [];
-    // From the focused span row when there is one (Tab put it there), else from the selected one.
-    const from = (document.activeElement as HTMLElement | null)?.closest?.('[data-span]')?.getAttribute('data-span') ?? selected;
-    const cur = from !== undefined ? (model.rowOf.get(from) ?? -1) : -1;
+    const cur = selected !== undefined ? (model.rowOf.get(selected) ?? -1) : -1;
     const step = e.key === 'ArrowDown' ? 1 : -1;
     for (let i = cur + step; i >= 0 && i < model.rows.length; i += step) {
       const r = model.rows[i]!;
@@ -239,8 +228,8 @@ function Waterfall({ model, selected, onSelect, jumpTo }: { model: TraceModel; s
   };
 
   return (
-    <div class="waterfall" ref={box} onKeyDown={onKeyDown} onClick={onClick} role="list" aria-label={`Spans of the trace grouped into hops, ${model.rows.length} rows`} data-rows={model.rows.length}>
-      <div class="waterfall-inner" role="none" style={{ height: `${model.rows.length * ROW_HEIGHT}px` }}>
+    <div class="waterfall" ref={box} onKeyDown={onKeyDown} role="list" aria-label={`Spans of the trace grouped into hops, ${model.rows.length} rows`} data-rows={model.rows.length}>
+      <div class="waterfall-inner" style={{ height: `${model.rows.length * ROW_HEIGHT}px` }}>
         {visible}
       </div>
     </div>
@@ -323,34 +312,11 @@ function Attributes({ info, onClose }: { info: SpanInfo; onClose: () => void }):
   );
 }
 
-/**
- * The waterfall's model, built in a task of its own and shown in the next: parsing the
- * answers, building the rows and rendering them each block the page for a while on a 5,000-span
- * trace, and one task for all three was the longest task of the page (bench/ui).
- */
-function useTraceModel(data: TraceData | undefined): TraceModel | undefined {
-  const [model, setModel] = useState<TraceModel | undefined>(undefined);
-  useEffect(() => {
-    setModel(undefined);
-    if (!data) return;
-    let show: ReturnType<typeof setTimeout> | undefined;
-    const build = setTimeout(() => {
-      const m = buildTraceModel(data.trace, data.path, data.logs);
-      show = setTimeout(() => setModel(m), 0);
-    }, 0);
-    return () => {
-      clearTimeout(build);
-      if (show) clearTimeout(show);
-    };
-  }, [data]);
-  return model;
-}
-
 export function TracePage({ route, traceId }: { route: Route; traceId: string }): JSX.Element {
   const valid = /^[0-9a-fA-F]{1,32}$/.test(traceId);
   const load = useData(`trace:${traceId}`, (signal) => (valid ? fetchTrace(traceId, signal) : Promise.reject(new ApiFailure(400, 'INVALID_PARAMETER', `"${traceId.slice(0, 64)}" is not a trace id: it must be 1 to 32 hexadecimal characters.`))));
   const data = load.state === 'ok' ? load.data : undefined;
-  const model = useTraceModel(data);
+  const model = useMemo(() => (data ? buildTraceModel(data.trace, data.path, data.logs) : undefined), [data]);
   const selected = route.query.get('span') ?? undefined;
   const [jump, setJump] = useState<number | undefined>(undefined);
   const select = (id: string | undefined): void => setQuery({ span: id });
@@ -387,7 +353,7 @@ export function TracePage({ route, traceId }: { route: Route; traceId: string })
     );
   }
   const d = load.data;
-  const info = selected ? model?.spans.get(selected) : undefined;
+  const info = selected ? model!.spans.get(selected) : undefined;
   return (
     <section aria-labelledby="trace-title" class="trace-page">
       <div class="toolbar">
@@ -411,11 +377,7 @@ export function TracePage({ route, traceId }: { route: Route; traceId: string })
         for its attributes
       </p>
       <div class={`trace-body ${info ? 'with-attrs' : ''}`}>
-        {model ? (
-          <Waterfall model={model} selected={selected} onSelect={(id) => select(id === selected ? undefined : id)} jumpTo={jump} />
-        ) : (
-          <Loading what={`the waterfall of ${d.trace.spans.length} spans`} />
-        )}
+        <Waterfall model={model!} selected={selected} onSelect={(id) => select(id === selected ? undefined : id)} jumpTo={jump} />
         {info ? <Attributes info={info} onClose={() => select(undefined)} /> : null}
       </div>
     </section>
