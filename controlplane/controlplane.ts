@@ -22,6 +22,7 @@ import { SelfRegistration } from './discovery/registration.ts';
 import type { MeshSnapshot } from './xds/generators.ts';
 import { XdsServer, type XdsServerHooks } from './xds/server.ts';
 import { adsServerDefinition } from './xds/wire.ts';
+import { startInjectionWebhook, type AdmissionOptions, type InjectionWebhook } from './inject/webhook.ts';
 
 /** Policies as the control plane reads them: YAML files (PolicyWatcher) or CRDs. */
 export interface PolicyFeed {
@@ -61,6 +62,8 @@ export interface ControlPlaneOptions {
   readonly registry?: ServiceRegistry;
   /** What the discovery sources report of themselves (informers, rejected objects), shown on /debug/registry. */
   readonly discoveryStatus?: () => unknown;
+  /** The sidecar injection webhook (HTTPS, certificate from the mesh CA). Undefined: off. */
+  readonly injectionWebhook?: AdmissionOptions & { readonly port: number; readonly host?: string; readonly dnsNames?: readonly string[] };
   readonly logger?: Logger;
 }
 
@@ -77,6 +80,8 @@ export interface ControlPlane {
   readonly xds: XdsServer;
   readonly plaintextXds: XdsServer | undefined;
   readonly registration: SelfRegistration | undefined;
+  /** The injection webhook, when on. */
+  readonly injectionWebhook: InjectionWebhook | undefined;
   /** Ends the xDS streams, then stops the servers. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -134,7 +139,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   let plaintextXdsAddress: string | undefined;
   let debugServer: Server | undefined;
   let debugUrl: string | undefined;
+  let webhook: InjectionWebhook | undefined;
   try {
+    if (options.injectionWebhook !== undefined) {
+      const w = options.injectionWebhook;
+      webhook = await startInjectionWebhook({ ...w, ca: options.ca, host: w.host ?? options.host ?? '127.0.0.1', metrics, logger });
+    }
     if (plaintextXds !== undefined) {
       plainServer = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
       plainServer.addService(adsServerDefinition(), plaintextXds.implementation);
@@ -164,10 +174,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     plaintextXds?.close();
     plainServer?.forceShutdown();
     debugServer?.close();
+    await webhook?.close();
     await caServer.close();
     throw err;
   }
-  logger.info('control plane ready', { address: caServer.address, identity: caServer.serverSpiffeId, plaintextXds: plaintextXdsAddress, debug: debugUrl });
+  logger.info('control plane ready', { address: caServer.address, identity: caServer.serverSpiffeId, plaintextXds: plaintextXdsAddress, debug: debugUrl, injectionWebhook: webhook?.url });
 
   let closing: Promise<void> | undefined;
   return {
@@ -180,6 +191,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     xds,
     plaintextXds,
     registration,
+    injectionWebhook: webhook,
     close() {
       closing ??= (async () => {
         for (const u of unsubscribe) u();
@@ -189,6 +201,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         plainServer?.forceShutdown();
         debugServer?.closeAllConnections();
         debugServer?.close();
+        await webhook?.close();
         await caServer.close();
       })();
       return closing;

@@ -15,6 +15,8 @@ import { loadKubeConfig } from './discovery/kubernetes/kubeconfig.ts';
 import { KubernetesDiscovery } from './discovery/kubernetes/source.ts';
 import { ServiceRegistry } from './discovery/model.ts';
 import { writeXdsBootstrap } from './xds/bootstrap.ts';
+import { DEFAULT_INJECT_OPTIONS as D } from './inject/inject.ts';
+import { WEBHOOK_PATH } from './inject/webhook.ts';
 
 export const CONTROLPLANE_FLAGS = [
   ...CA_FLAGS,
@@ -33,6 +35,12 @@ export const CONTROLPLANE_FLAGS = [
   { name: 'registration-warmup', kind: 'duration', default: '5s', description: 'After start, how long answers wait so that registered workloads can reconnect first' },
   { name: 'push-debounce', kind: 'duration', default: '100ms', description: 'Quiet period after the last change before a push' },
   { name: 'push-debounce-max', kind: 'duration', default: '10s', description: 'Longest a push waits while changes keep coming' },
+  { name: 'webhook-port', kind: 'string', default: '', description: `HTTPS port of the sidecar injection webhook (POST ${WEBHOOK_PATH}; Istio's 15017), its certificate from the mesh CA. Empty: off` },
+  { name: 'webhook-host', kind: 'string', default: '', description: 'Address the injection webhook listens on. Empty: --ca-host' },
+  { name: 'inject-image', kind: 'string', default: D.image, description: 'Image of the injected sidecar and init containers' },
+  { name: 'inject-control-plane', kind: 'string', default: D.controlPlane, description: 'host:port of the control plane (CA + xDS) that injected sidecars use' },
+  { name: 'inject-collector-endpoint', kind: 'string', default: D.collectorEndpoint, description: 'OTLP/gRPC endpoint injected sidecars export to' },
+  { name: 'inject-intercept-ports', kind: 'list', default: D.interceptPorts.join(','), description: 'Destination ports the injected init container redirects to the sidecar as HTTP' },
 ] as const satisfies readonly FlagSpec[];
 
 const BOOTSTRAP_FLAGS = [
@@ -76,6 +84,7 @@ export async function runControlPlane(argv: string[]): Promise<number> {
   const policies = flags['policy-files'].length === 0 ? undefined : await PolicyWatcher.open(flags['policy-files'], { logger });
   const xdsPlaintextPort = optionalPort(flags['xds-plaintext-port'], 'xds-plaintext-port');
   const debugPort = optionalPort(flags['debug-port'], 'debug-port');
+  const webhookPort = optionalPort(flags['webhook-port'], 'webhook-port');
   const cp = await startControlPlane({
     ...parts,
     localHost: flags['local-host'],
@@ -88,6 +97,23 @@ export async function runControlPlane(argv: string[]): Promise<number> {
     debounceMs: flags['push-debounce'],
     debounceMaxMs: flags['push-debounce-max'],
     registry,
+    ...(webhookPort !== undefined
+      ? {
+          injectionWebhook: {
+            port: webhookPort,
+            host: flags['webhook-host'].trim() === '' ? flags['ca-host'] : flags['webhook-host'],
+            inject: {
+              ...D,
+              image: flags['inject-image'],
+              controlPlane: flags['inject-control-plane'],
+              collectorEndpoint: flags['inject-collector-endpoint'],
+              trustDomain: parts.ca.trustDomain,
+              interceptPorts: flags['inject-intercept-ports'],
+            },
+            ...(kube !== undefined ? { namespaceLabels: (ns: string) => kube.namespaceLabels(ns) } : {}),
+          },
+        }
+      : {}),
     ...(kube !== undefined ? { discoveryStatus: () => ({ kubernetes: { informers: kube.informerStatus(), rejected: kube.rejected() } }) } : {}),
     logger,
   }).catch(async (err: unknown) => {

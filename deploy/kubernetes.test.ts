@@ -8,6 +8,8 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { INJECT_ANNOTATION } from '../controlplane/inject/inject.ts';
+import { NAMESPACE_INJECTION_LABEL, WEBHOOK_PATH } from '../controlplane/inject/webhook.ts';
 
 const ROOT = join(import.meta.dirname, 'kubernetes');
 const CLI = join(import.meta.dirname, '..', 'cli', 'tracemesh.ts');
@@ -62,6 +64,7 @@ void describe('deploy/kubernetes manifests', () => {
       'ClusterRole/tracemesh-controlplane',
       'CustomResourceDefinition/authorizationpolicies.security.tracemesh.io',
       'CustomResourceDefinition/peerauthentications.security.tracemesh.io',
+      'MutatingWebhookConfiguration/tracemesh-sidecar-injector',
     ]) {
       assert.ok(names.includes(n), `missing ${n}`);
     }
@@ -88,6 +91,45 @@ void describe('deploy/kubernetes manifests', () => {
     const sas = all.filter(({ doc }) => doc.kind === 'ServiceAccount' && doc.metadata?.name !== 'tracemesh-controlplane');
     assert.ok(sas.length >= 3);
     for (const { doc } of sas) assert.equal((doc as unknown as { automountServiceAccountToken?: boolean }).automountServiceAccountToken, false, doc.metadata?.name);
+  });
+
+  void it('points the injection webhook at the control plane: Service port, container port, path, and the selectors the webhook itself applies', () => {
+    type Webhook = {
+      name: string;
+      failurePolicy?: string;
+      timeoutSeconds?: number;
+      sideEffects?: string;
+      admissionReviewVersions?: string[];
+      clientConfig: { service: { name: string; namespace: string; path: string; port: number } };
+      namespaceSelector?: { matchExpressions?: { key: string; operator: string; values?: string[] }[] };
+      objectSelector?: { matchLabels?: Record<string, string>; matchExpressions?: { key: string; operator: string; values?: string[] }[] };
+    };
+    const config = all.find(({ doc }) => doc.kind === 'MutatingWebhookConfiguration')!.doc as unknown as { webhooks: Webhook[] };
+    const service = all.find(({ doc }) => doc.kind === 'Service' && doc.metadata?.name === 'tracemesh-controlplane')!.doc as unknown as { metadata: { namespace: string }; spec: { ports: { port: number; targetPort: number }[] } };
+    const deployment = all.find(({ doc }) => doc.kind === 'Deployment' && doc.metadata?.name === 'tracemesh-controlplane')!.doc;
+    const container = deployment.spec!.template!.spec!.containers![0]! as { args: string[]; ports: { containerPort: number }[] };
+    const webhookPort = Number(container.args.find((a) => a.startsWith('--webhook-port='))!.split('=')[1]);
+    assert.ok(container.ports.some((p) => p.containerPort === webhookPort));
+    assert.ok(container.args.includes('--webhook-host=0.0.0.0'));
+    assert.equal(config.webhooks.length, 2);
+    for (const w of config.webhooks) {
+      const ref = w.clientConfig.service;
+      assert.equal(ref.name, 'tracemesh-controlplane', w.name);
+      assert.equal(ref.namespace, service.metadata.namespace, w.name);
+      assert.equal(ref.path, WEBHOOK_PATH, w.name);
+      assert.equal(service.spec.ports.find((p) => p.port === ref.port)?.targetPort, webhookPort, `${w.name}: Service port ${ref.port} → ${webhookPort}`);
+      assert.equal(w.failurePolicy, 'Fail', w.name);
+      assert.ok(w.timeoutSeconds !== undefined && w.timeoutSeconds <= 10, w.name);
+      assert.equal(w.sideEffects, 'None', w.name);
+      assert.deepEqual(w.admissionReviewVersions, ['v1'], w.name);
+      // The control plane's own namespace (and kube-system) never waits on the webhook.
+      const exclude = w.namespaceSelector?.matchExpressions?.find((e) => e.key === 'kubernetes.io/metadata.name');
+      assert.deepEqual(exclude, { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['tracemesh-system', 'kube-system'] }, w.name);
+      assert.ok(w.namespaceSelector?.matchExpressions?.some((e) => e.key === NAMESPACE_INJECTION_LABEL), w.name);
+    }
+    const [byNamespace, byPod] = config.webhooks;
+    assert.deepEqual(byNamespace!.objectSelector?.matchExpressions, [{ key: INJECT_ANNOTATION, operator: 'NotIn', values: ['false'] }]);
+    assert.deepEqual(byPod!.objectSelector?.matchLabels, { [INJECT_ANNOTATION]: 'true' });
   });
 
   void it('passes only flags that the tracemesh commands know', () => {

@@ -1,5 +1,5 @@
 // Sidecar injection: what the mesh adds to a pod spec. One pure function, shared by
-// `tracemesh inject` (YAML in, YAML out) and, later, the mutating admission webhook:
+// `tracemesh inject` (YAML in, YAML out) and the mutating admission webhook (webhook.ts):
 // - an init container `tracemesh-init` that installs the iptables rules (`tracemesh intercept
 //   install`) sending the app's outbound HTTP to the sidecar; it runs as root with NET_ADMIN
 //   and NET_RAW only, and the rules exempt the sidecar's uid;

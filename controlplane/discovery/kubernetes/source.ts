@@ -104,6 +104,11 @@ export class KubernetesDiscovery {
   }
 
   /** The last objects refused as malformed (newest last), for /debug/registry. */
+  /** A namespace's labels, or undefined when it is not known (yet). The injection webhook reads them. */
+  namespaceLabels(name: string): Readonly<Record<string, string>> | undefined {
+    return this.namespaces.get(name)?.labels;
+  }
+
   rejected(): readonly RejectedObject[] {
     return this.rejectedLog;
   }
