@@ -2,7 +2,7 @@
 // trusts only the mesh root and checks the Service's DNS name POSTs the AdmissionReview v1 JSON
 // the API server sends for a pod CREATE (the pod as it is by then: defaulted, with the
 // service-account token volume); the base64 JSONPatch that comes back is applied with an
-// independent RFC 6902 implementation (fast-json-patch), the result is validated with
+// independent, strict RFC 6902 applier (test/support/json-patch-apply.ts), the result is validated with
 // kubernetes-models and must equal what `tracemesh inject` makes of the same pod. Namespace and
 // pod opt-in and opt-out, bad requests, and the `tracemesh controlplane --webhook-port` process
 // reading namespace labels through its informers from the Kubernetes API fixture.
@@ -16,7 +16,6 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import fastJsonPatch from 'fast-json-patch';
 import { Pod } from 'kubernetes-models/v1/Pod';
 import { parseAllDocuments } from 'yaml';
 import { injectYaml } from '../cli/inject.ts';
@@ -28,6 +27,7 @@ import { INBOUND_PORT_ANNOTATION } from '../controlplane/discovery/kubernetes/ob
 import { DEFAULT_INJECT_OPTIONS, INIT_CONTAINER, SIDECAR_CONTAINER, STATUS_ANNOTATION } from '../controlplane/inject/inject.ts';
 import { KubeApiFixture, KUBE_TYPES as T } from '../controlplane/testing/kube-api.ts';
 import { namespaceObject } from '../controlplane/testing/kube-objects.ts';
+import { applyJsonPatch } from './support/json-patch-apply.ts';
 
 const SERVICE_DNS = 'tracemesh-controlplane.tracemesh-system.svc';
 
@@ -156,15 +156,39 @@ async function review(url: string, caPem: string, rv: Json & { request: Json & {
   return parsed;
 }
 
-/** Applies the answer's patch to `pod` (a copy) with fast-json-patch, validating every operation. */
+/** Applies the answer's patch to `pod` (a copy) with the strict RFC 6902 applier of test/support. */
 function applyAnswer(pod: Json, answer: ReviewAnswer): Json {
   assert.equal(answer.response.patchType, 'JSONPatch');
-  const ops = JSON.parse(Buffer.from(answer.response.patch!, 'base64').toString('utf8')) as fastJsonPatch.Operation[];
+  const ops = JSON.parse(Buffer.from(answer.response.patch!, 'base64').toString('utf8')) as unknown[];
   assert.ok(Array.isArray(ops) && ops.length > 0);
-  return fastJsonPatch.applyPatch(structuredClone(pod), ops, true, false).newDocument;
+  return applyJsonPatch(pod, ops) as Json;
 }
 
 const names = (list: unknown): string[] => ((list as { name: string }[] | undefined) ?? []).map((c) => c.name);
+
+void describe('the RFC 6902 applier the patches are checked with', () => {
+  void it('applies RFC 6902 appendix examples and refuses invalid operations', () => {
+    assert.deepEqual(applyJsonPatch({ foo: ['bar', 'baz'] }, [{ op: 'add', path: '/foo/1', value: 'qux' }]), { foo: ['bar', 'qux', 'baz'] });
+    assert.deepEqual(applyJsonPatch({ foo: ['bar'] }, [{ op: 'add', path: '/foo/-', value: ['abc', 'def'] }]), { foo: ['bar', ['abc', 'def']] });
+    assert.deepEqual(applyJsonPatch({ 'a/b': 1, 'm~n': 2 }, [{ op: 'replace', path: '/a~1b', value: 3 }, { op: 'remove', path: '/m~0n' }]), { 'a/b': 3 });
+    assert.deepEqual(applyJsonPatch({ foo: { bar: 'baz', waldo: 'fred' }, qux: { corge: 'grault' } }, [{ op: 'move', from: '/foo/waldo', path: '/qux/thud' }]), { foo: { bar: 'baz' }, qux: { corge: 'grault', thud: 'fred' } });
+    const original = { a: { b: 1 } };
+    applyJsonPatch(original, [{ op: 'add', path: '/a/c', value: 2 }]);
+    assert.deepEqual(original, { a: { b: 1 } }, 'the input is not changed');
+    for (const bad of [
+      [{ op: 'add', path: '/missing/child', value: 1 }],
+      [{ op: 'add', path: '/arr/5', value: 1 }],
+      [{ op: 'remove', path: '/nothing' }],
+      [{ op: 'replace', path: '/nothing', value: 1 }],
+      [{ op: 'add', path: 'no-slash', value: 1 }],
+      [{ op: 'add', path: '/x' }],
+      [{ op: 'merge', path: '/x', value: 1 }],
+      [{ op: 'test', path: '/arr/0', value: 2 }],
+    ]) {
+      assert.throws(() => applyJsonPatch({ arr: [1] }, bad), JSON.stringify(bad));
+    }
+  });
+});
 
 void describe('the sidecar injection webhook (in process)', () => {
   let ca: CertificateAuthority;
