@@ -27,19 +27,54 @@ export interface ZooKeeperOptions {
 // Debian's package puts the server's jar here; zkServer.sh is only used to find the package.
 const ZOOKEEPER_JAR = '/usr/share/java/zookeeper.jar';
 
-/** Sends ZooKeeper's `ruok` four-letter word; true on `imok`. */
-function ruok(port: number): Promise<boolean> {
+/**
+ * Opens a real client session (ZooKeeper's ConnectRequest) and closes it again; true when the
+ * server granted a session. `ruok` is not enough: ZooKeeper 3.8 answers `imok` while it is
+ * still loading its database and closes every session request meanwhile ("ZooKeeperServer not
+ * running"). ClickHouse 18.16 gives up on ZooKeeper after three such tries and then crashes on
+ * the first ON CLUSTER statement, so readiness here means "a session can be opened".
+ */
+function sessionGranted(port: number): Promise<boolean> {
   return new Promise((res) => {
     const s = connect({ host: '127.0.0.1', port });
-    let got = '';
+    let got = Buffer.alloc(0);
+    let settled = false;
     const done = (ok: boolean): void => {
-      s.destroy();
+      if (settled) return;
+      settled = true;
+      if (ok) {
+        // closeSession: request header (xid 1, type -11), no body.
+        const close = Buffer.alloc(12);
+        close.writeInt32BE(8, 0);
+        close.writeInt32BE(1, 4);
+        close.writeInt32BE(-11, 8);
+        s.end(close);
+        setTimeout(() => s.destroy(), 200).unref();
+      } else {
+        s.destroy();
+      }
       res(ok);
     };
-    s.setTimeout(1000, () => done(false));
-    s.on('connect', () => s.write('ruok'));
-    s.on('data', (d) => (got += d.toString()));
-    s.on('end', () => done(got === 'imok'));
+    s.setTimeout(2000, () => done(false));
+    s.on('connect', () => {
+      // ConnectRequest: protocolVersion 0, lastZxidSeen 0, timeOut 6000 ms, sessionId 0, a 16-byte empty password.
+      const body = Buffer.alloc(4 + 8 + 4 + 8 + 4 + 16);
+      body.writeInt32BE(0, 0);
+      body.writeBigInt64BE(0n, 4);
+      body.writeInt32BE(6000, 12);
+      body.writeBigInt64BE(0n, 16);
+      body.writeInt32BE(16, 24);
+      const frame = Buffer.alloc(4);
+      frame.writeInt32BE(body.length, 0);
+      s.write(Buffer.concat([frame, body]));
+    });
+    s.on('data', (d: Buffer) => {
+      got = Buffer.concat([got, d]);
+      // ConnectResponse: length, protocolVersion, timeOut, sessionId (non-zero when granted).
+      if (got.length >= 20) done(got.readBigInt64BE(12) !== 0n);
+    });
+    s.on('end', () => done(false));
+    s.on('close', () => done(false));
     s.on('error', () => done(false));
   });
 }
@@ -60,7 +95,7 @@ export async function provideZooKeeper(options: ZooKeeperOptions = {}): Promise<
   const cfg = join(dir, 'zoo.cfg');
   writeFileSync(
     cfg,
-    [`dataDir=${join(dir, 'data')}`, `clientPort=${port}`, 'clientPortAddress=127.0.0.1', 'tickTime=2000', 'maxClientCnxns=200', 'admin.enableServer=false', '4lw.commands.whitelist=ruok', ''].join('\n'),
+    [`dataDir=${join(dir, 'data')}`, `clientPort=${port}`, 'clientPortAddress=127.0.0.1', 'tickTime=2000', 'maxClientCnxns=200', 'admin.enableServer=false', ''].join('\n'),
   );
   // A small heap and the client JIT: ZooKeeper holds a few thousand znodes here.
   const child = spawn(java, ['-Xmx128m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-cp', `/etc/zookeeper/conf:${ZOOKEEPER_JAR}`, 'org.apache.zookeeper.server.ZooKeeperServerMain', cfg], {
@@ -80,7 +115,7 @@ export async function provideZooKeeper(options: ZooKeeperOptions = {}): Promise<
     })());
   const deadline = Date.now() + (options.startTimeoutMs ?? 90_000);
   while (Date.now() < deadline && child.exitCode === null) {
-    if (await ruok(port)) {
+    if (await sessionGranted(port)) {
       logger.info('embedded zookeeper ready', { port });
       return { host: '127.0.0.1', port, stop };
     }
