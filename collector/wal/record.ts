@@ -28,19 +28,27 @@ export interface WalRecord {
   readonly payload: Uint8Array;
 }
 
-/** The record as bytes, header and payload. */
-export function encodeRecord(version: number, kind: number, count: number, payload: Uint8Array): Buffer {
+/**
+ * The header of a record whose payload follows it: the frame is `[header, payload]`, written
+ * with one writev, so the payload (a request's rows, megabytes) is never copied. The CRC runs
+ * over the header's tail and then the payload, as if they were one buffer.
+ */
+export function encodeRecordHeader(version: number, kind: number, count: number, payload: Uint8Array): Buffer {
   if (payload.length > MAX_PAYLOAD_BYTES) throw new RangeError(`a WAL record holds at most ${MAX_PAYLOAD_BYTES} bytes, got ${payload.length}`);
-  const out = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
+  const out = Buffer.allocUnsafe(HEADER_BYTES);
   out.writeUInt32BE(RECORD_MAGIC, 0);
   out.writeUInt32LE(payload.length, 4);
   out[12] = version;
   out[13] = kind;
   out.writeUInt16LE(0, 14);
   out.writeUInt32LE(count, 16);
-  out.set(payload, HEADER_BYTES);
-  out.writeUInt32LE(crc32(out.subarray(12)), 8);
+  out.writeUInt32LE(crc32(payload, crc32(out.subarray(12))), 8);
   return out;
+}
+
+/** The record as one buffer, header and payload (tests, tools). */
+export function encodeRecord(version: number, kind: number, count: number, payload: Uint8Array): Buffer {
+  return Buffer.concat([encodeRecordHeader(version, kind, count, payload), payload]);
 }
 
 export interface ScanResult {

@@ -10,7 +10,7 @@ import { closeSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync,
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ConfigError, TracemeshError } from '../../common/errors.ts';
-import { encodeRecord, scanSegment, type WalRecord } from './record.ts';
+import { encodeRecordHeader, scanSegment, type WalRecord } from './record.ts';
 
 /**
  * When appended bytes are forced to disk:
@@ -73,7 +73,11 @@ interface Segment {
 }
 
 interface PendingAppend {
-  readonly frame: Buffer;
+  /** The record's header; the payload follows it on disk (not copied into one buffer). */
+  readonly header: Buffer;
+  readonly payload: Uint8Array;
+  /** header + payload bytes. */
+  readonly length: number;
   readonly resolve: (t: WalTicket | 'full') => void;
   readonly reject: (err: Error) => void;
 }
@@ -228,11 +232,12 @@ export class WriteAheadLog {
    */
   append(version: number, kind: number, count: number, payload: Uint8Array): Promise<WalTicket | 'full'> {
     if (this.#closed) return Promise.reject(new WalError('the write-ahead log is closed'));
-    const frame = encodeRecord(version, kind, count, payload);
-    if (this.#bytes + this.#reserved + frame.length > this.#options.maxBytes) return Promise.resolve('full');
-    this.#reserved += frame.length;
+    const header = encodeRecordHeader(version, kind, count, payload);
+    const length = header.length + payload.length;
+    if (this.#bytes + this.#reserved + length > this.#options.maxBytes) return Promise.resolve('full');
+    this.#reserved += length;
     return new Promise((resolve, reject) => {
-      this.#pending.push({ frame, resolve, reject });
+      this.#pending.push({ header, payload, length, resolve, reject });
       this.#kick();
     });
   }
@@ -304,7 +309,7 @@ export class WriteAheadLog {
       const group = this.#pending;
       this.#pending = [];
       let total = 0;
-      for (const p of group) total += p.frame.length;
+      for (const p of group) total += p.length;
       let segment: Segment;
       try {
         segment = await this.#segmentFor(total);
@@ -313,13 +318,11 @@ export class WriteAheadLog {
         for (const p of group) isNoSpace(err) ? p.resolve('full') : p.reject(new WalError(`cannot create a WAL segment in ${this.#options.dir}: ${(err as Error).message}`, { cause: err }));
         continue;
       }
-      const buf = group.length === 1 ? group[0]!.frame : Buffer.concat(group.map((p) => p.frame), total);
+      // One writev of every header and payload of the group: no copy into one buffer.
+      const parts: Uint8Array[] = [];
+      for (const p of group) parts.push(p.header, p.payload);
       try {
-        let written = 0;
-        while (written < buf.length) {
-          const r = await segment.fh!.write(buf, written, buf.length - written, segment.size + written);
-          written += r.bytesWritten;
-        }
+        await writeAllAt(segment.fh!, parts, segment.size, total);
         if (this.#options.fsync === 'always') await segment.fh!.datasync();
       } catch (err) {
         this.#reserved -= total;
@@ -335,7 +338,7 @@ export class WriteAheadLog {
       this.#reserved -= total;
       segment.live += group.length;
       for (const p of group) {
-        end += p.frame.length;
+        end += p.length;
         p.resolve({ segment, end });
       }
     }
@@ -375,6 +378,30 @@ export class WriteAheadLog {
     if (!this.#segments.delete(segment.id)) return;
     this.#bytes -= segment.size;
     unlink(segment.path).catch(this.#onError);
+  }
+}
+
+/** Writes `parts` (`total` bytes) at `position`, resuming after short writes. */
+async function writeAllAt(fh: FileHandle, parts: Uint8Array[], position: number, total: number): Promise<void> {
+  let written = 0;
+  let rest = parts;
+  for (;;) {
+    const r = await fh.writev(rest, position + written);
+    written += r.bytesWritten;
+    if (written >= total) return;
+    // A short write: drop what went out and go on with the rest (rare; a full disk says so as an error).
+    let skip = r.bytesWritten;
+    const next: Uint8Array[] = [];
+    for (const b of rest) {
+      if (skip >= b.length) {
+        skip -= b.length;
+        continue;
+      }
+      next.push(skip > 0 ? b.subarray(skip) : b);
+      skip = 0;
+    }
+    if (r.bytesWritten === 0) throw new Error('the WAL write made no progress');
+    rest = next;
   }
 }
 
