@@ -4,16 +4,9 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
-import { SpanStatusCode } from '@opentelemetry/api';
-import { silentLogger } from '../common/logger.ts';
-import { startBackend, type Backend } from '../cli/stack.ts';
-import { startDemoApp, type DemoApp } from '../cli/demo/app.ts';
-import { createAppTracing, injectHeaders, SpanKind, type AppTracing } from '../cli/demo/tracing.ts';
-import { snapshotOf, StaticEndpointSource } from '../sidecar/endpoints/endpoints.ts';
-import { startSidecar, type Sidecar } from '../sidecar/sidecar.ts';
 import type { TracePath } from '../query-api/path/model.ts';
 import { createTestDatabase, eventually, type TestDatabase } from './support/clickhouse.ts';
+import { startTestMesh, type TestMesh } from './support/mesh.ts';
 
 interface JaegerTrace {
   traceID: string;
@@ -21,96 +14,35 @@ interface JaegerTrace {
   processes: Record<string, { serviceName: string; tags: { key: string; value: unknown }[] }>;
 }
 
-function get(port: number, headers: Record<string, string>): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/order', headers: { host: 'a', ...headers } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 void describe('failing path across three pods', () => {
   let db: TestDatabase;
-  let backend: Backend;
-  let tracing: AppTracing;
-  const apps = new Map<string, DemoApp>();
-  const sidecars = new Map<string, Sidecar>();
-  const endpoints = new StaticEndpointSource();
+  let mesh: TestMesh;
 
   before(async () => {
     db = await createTestDatabase();
-    backend = await startBackend({
-      clickhouseUrl: db.url,
-      database: db.database,
-      collector: { batchTimeoutMs: 200 },
-      queryHost: '127.0.0.1',
-      queryPort: 0,
-      logger: silentLogger,
-    });
-    tracing = createAppTracing(backend.otlpGrpcEndpoint, { 'service.name': 'client' });
     // a-1 (node-1) calls b, b-1 (node-2) calls c, c-1 (node-3) fails every request.
-    const chain = [
-      { service: 'a', pod: 'a-1', node: 'node-1', calls: ['b'], failRate: 0 },
-      { service: 'b', pod: 'b-1', node: 'node-2', calls: ['c'], failRate: 0 },
-      { service: 'c', pod: 'c-1', node: 'node-3', calls: [], failRate: 1 },
-    ];
-    for (const p of chain) {
-      const app = await startDemoApp({ service: p.service, pod: p.pod, calls: p.calls, outboundPort: 0, failRate: p.failRate, workMs: 0 });
-      const sidecar = await startSidecar(
-        {
-          service: p.service,
-          pod: p.pod,
-          node: p.node,
-          namespace: 'shop',
-          appPort: app.port(),
-          outboundPort: 0,
-          inboundPort: 0,
-          adminPort: 0,
-          bindAddress: '127.0.0.1',
-          collectorEndpoint: backend.otlpGrpcEndpoint,
-          accessLog: 'off',
-        },
-        { endpoints, logger: silentLogger, exportDelayMs: 100 },
-      );
-      app.options.outboundPort = sidecar.outboundPort;
-      apps.set(p.pod, app);
-      sidecars.set(p.pod, sidecar);
-    }
-    const ep = (pod: string, node: string): { address: string; pod: string; node: string; namespace: string } => ({
-      address: `127.0.0.1:${sidecars.get(pod)!.inboundPort}`,
-      pod,
-      node,
-      namespace: 'shop',
+    mesh = await startTestMesh({
+      db,
+      pods: [
+        { service: 'a', pod: 'a-1', node: 'node-1', calls: ['b'] },
+        { service: 'b', pod: 'b-1', node: 'node-2', calls: ['c'] },
+        { service: 'c', pod: 'c-1', node: 'node-3', calls: [], failRate: 1 },
+      ],
     });
-    endpoints.set(snapshotOf({ b: [ep('b-1', 'node-2')], c: [ep('c-1', 'node-3')] }));
   });
 
   after(async () => {
-    await tracing?.shutdown();
-    for (const s of sidecars.values()) await s.close();
-    for (const a of apps.values()) await a.close();
-    await backend?.close();
+    await mesh?.close();
     await db?.drop();
   });
 
-  /** Sends one request into a-1 as the root CLIENT span of a new trace; returns its id and status. */
-  async function send(): Promise<{ traceId: string; status: number }> {
-    const span = tracing.tracer.startSpan('GET /order', { kind: SpanKind.CLIENT });
-    const status = await get(sidecars.get('a-1')!.inboundPort, injectHeaders(span));
-    span.setAttribute('http.response.status_code', status);
-    if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: `HTTP ${status}` });
-    span.end();
-    return { traceId: span.spanContext().traceId, status };
-  }
+  const send = (): Promise<{ traceId: string; status: number }> => mesh.send();
 
   async function pathOf(traceId: string, spans: number): Promise<TracePath> {
-    await tracing.forceFlush();
+    await mesh.tracing.forceFlush();
     return eventually(
       async () => {
-        const res = await fetch(`${backend.queryApi.url}/api/v1/traces/${traceId}/path`);
+        const res = await fetch(`${mesh.backend.queryApi.url}/api/v1/traces/${traceId}/path`);
         return res.ok ? ((await res.json()) as TracePath) : undefined;
       },
       (p) => p !== undefined && p.spanCount >= spans,
@@ -154,7 +86,7 @@ void describe('failing path across three pods', () => {
   void it('returns every hop of the trace in one Jaeger trace', async () => {
     const { traceId } = await send();
     await pathOf(traceId, 6);
-    const res = await fetch(`${backend.queryApi.url}/api/traces/${traceId}`);
+    const res = await fetch(`${mesh.backend.queryApi.url}/api/traces/${traceId}`);
     assert.equal(res.status, 200);
     const body = (await res.json()) as { data: JaegerTrace[] };
     assert.equal(body.data.length, 1, 'one trace');
@@ -173,7 +105,7 @@ void describe('failing path across three pods', () => {
   });
 
   void it('names an unreachable pod when its process is down (connection refused)', async () => {
-    const c = apps.get('c-1')!;
+    const c = mesh.apps.get('c-1')!;
     await c.crash();
     try {
       const { traceId, status } = await send();
