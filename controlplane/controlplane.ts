@@ -43,6 +43,8 @@ export interface ControlPlaneOptions {
   readonly tlsHandshakeTimeoutMs?: number;
   /** A CA/xDS connection with no open call for this long is closed (--ca-idle-timeout). Default 60 s. */
   readonly idleTimeoutMs?: number;
+  /** Open connections of the CA/xDS port at most (--ca-max-connections). Default 4096. */
+  readonly maxConnections?: number;
   /** Prometheus registry behind the debug port's `/metrics`. Default: a fresh one with process metrics. */
   readonly metricsRegistry?: Registry;
   /** Plaintext xDS only (no CA, no registration), for proxyless gRPC clients. Undefined: off. */
@@ -131,6 +133,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     ...(options.rateLimiter !== undefined ? { rateLimiter: options.rateLimiter } : {}),
     ...(options.tlsHandshakeTimeoutMs !== undefined ? { tlsHandshakeTimeoutMs: options.tlsHandshakeTimeoutMs } : {}),
     ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
+    ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
     registry: metrics,
     logger,
   });

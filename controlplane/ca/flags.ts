@@ -45,6 +45,7 @@ export const CA_FLAGS = [
   { name: 'ca-sign-per-minute', kind: 'int', default: '6', description: 'Signatures an identity gets back per minute after its burst' },
   { name: 'ca-tls-handshake-timeout', kind: 'duration', default: '10s', description: 'A TLS handshake on the CA (and xDS) port must finish this long after connecting; then the connection is closed' },
   { name: 'ca-idle-timeout', kind: 'duration', default: '60s', description: 'A connection to the CA (and xDS) port with no open call for this long is closed, also one that finished TLS and never sent a call; keepalive pings do not count. Clients reconnect on their next call' },
+  { name: 'ca-max-connections', kind: 'int', default: '4096', description: 'Open connections to the CA (and xDS) port at most, every client together; one more is closed at accept, before TLS, and counted (reason="concurrency"). Each sidecar holds one xDS connection, plus one to the CA while it renews' },
   { name: 'ca-plaintext', kind: 'bool', default: 'false', description: 'Serve the CA without TLS (local development on loopback only)' },
   {
     name: 'bootstrap-tokens-file',
@@ -88,6 +89,8 @@ export interface CaParts {
   readonly tlsHandshakeTimeoutMs: number;
   /** --ca-idle-timeout, in ms. */
   readonly idleTimeoutMs: number;
+  /** --ca-max-connections. */
+  readonly maxConnections: number;
 }
 
 /**
@@ -96,7 +99,7 @@ export interface CaParts {
  */
 export async function caFromFlags(flags: CaFlagValues, logger: Logger): Promise<CaParts> {
   const trustDomain = flags['trust-domain'];
-  for (const name of ['ca-sign-burst', 'ca-sign-per-minute', 'ca-tls-handshake-timeout', 'ca-idle-timeout'] as const) {
+  for (const name of ['ca-sign-burst', 'ca-sign-per-minute', 'ca-tls-handshake-timeout', 'ca-idle-timeout', 'ca-max-connections'] as const) {
     if (flags[name] < 1) throw new CaError(CA_ERROR.configInvalid, `--${name} must be at least 1, got ${flags[name]}`);
   }
   const authenticators: Authenticator[] = [];
@@ -132,15 +135,16 @@ export async function caFromFlags(flags: CaFlagValues, logger: Logger): Promise<
     rateLimiter: new SigningRateLimiter({ ...DEFAULT_SIGNING_RATE_LIMIT, burst: flags['ca-sign-burst'], perMinute: flags['ca-sign-per-minute'] }, { logger }),
     tlsHandshakeTimeoutMs: flags['ca-tls-handshake-timeout'],
     idleTimeoutMs: flags['ca-idle-timeout'],
+    maxConnections: flags['ca-max-connections'],
   };
 }
 
 /** Builds the CA and starts its server from parsed flags (see caFromFlags). */
 export async function startCaFromFlags(flags: CaFlagValues, logger: Logger, extra: Pick<CaServerOptions, 'services'> = {}): Promise<RunningCa> {
-  const { ca, authenticators, host, port, transport, rateLimiter, tlsHandshakeTimeoutMs, idleTimeoutMs } = await caFromFlags(flags, logger);
+  const { ca, authenticators, host, port, transport, rateLimiter, tlsHandshakeTimeoutMs, idleTimeoutMs, maxConnections } = await caFromFlags(flags, logger);
   let server: CaServer;
   try {
-    server = await startCaServer({ ca, authenticators, host, port, transport, rateLimiter, tlsHandshakeTimeoutMs, idleTimeoutMs, logger, ...extra });
+    server = await startCaServer({ ca, authenticators, host, port, transport, rateLimiter, tlsHandshakeTimeoutMs, idleTimeoutMs, maxConnections, logger, ...extra });
   } catch (err) {
     ca.close();
     throw err;

@@ -3,7 +3,10 @@
 // counted, while another identity is still signed at once; and its bucket refills. Raw sockets
 // that stall in the TLS handshake are closed by the handshake timeout, and connections that
 // finish TLS and then open no call are closed by the idle timeout; both counted
-// (reason="deadline"), while a well-behaved client is signed meanwhile.
+// (reason="deadline"), while a well-behaved client is signed meanwhile. Raw connections
+// beyond --ca-max-connections are closed at accept and counted (reason="concurrency"), while
+// a client already connected is signed over its own connection, and newcomers get in once
+// the handshake timeout has cut the stalled ones.
 
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
@@ -152,6 +155,45 @@ void describe('CA port under connection attacks', () => {
     await countReaches('deadline', 'idle', before + 1);
     assert.ok((await refusals('deadline', 'idle')) > before, 'the idle connection was closed');
     await client.requestCertificate();
+  });
+});
+
+void describe('CA port under a connection flood', () => {
+  const MAX_CONNECTIONS = 8;
+  const flooded = new Registry();
+  let c: TestCa;
+  before(async () => {
+    c = await startTestCa({ server: { registry: flooded, maxConnections: MAX_CONNECTIONS, tlsHandshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS, idleTimeoutMs: 60_000 } });
+  });
+  after(() => c?.close());
+
+  const dropped = async (): Promise<number> => (await flooded.getSingleMetric(CA_REFUSALS_METRIC)?.get())?.values.find((v) => v.labels['reason'] === 'concurrency' && v.labels['phase'] === 'connect')?.value ?? 0;
+
+  void it(`raw connections beyond --ca-max-connections (${MAX_CONNECTIONS}) are closed at accept and counted; a connected client is signed meanwhile, a new one once the stalled are cut`, async () => {
+    // A well-behaved client connected before the flood: its connection is one of the 8.
+    const connected = c.client('payments', 'ledger');
+    await connected.requestCertificate();
+    const t0 = performance.now();
+    const sockets = Array.from({ length: 40 }, () => {
+      const sock = net.connect(c.server.port, '127.0.0.1');
+      sock.on('error', () => {});
+      return sock;
+    });
+    const closed = sockets.map((sock) => closedAfter(sock, t0));
+    try {
+      const deadline = Date.now() + 10_000;
+      while ((await dropped()) < 40 - (MAX_CONNECTIONS - 1) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(await dropped(), 40 - (MAX_CONNECTIONS - 1), 'every connection over the cap was closed at accept and counted');
+      const { ms } = await timed(() => connected.requestCertificate());
+      assert.ok(ms < WELL_BEHAVED_BOUND_MS, `the connected client was signed in ${Math.round(ms)} ms while the port was full`);
+      // The stalled ones are cut by the handshake timeout; then a new client connects.
+      const times = await Promise.all(closed);
+      assert.ok(Math.max(...times) < CLOSE_BOUND_MS, `every flood connection was closed after ${Math.round(Math.max(...times))} ms`);
+      const fresh = await timed(() => c.client('default', 'web').requestCertificate());
+      assert.ok(fresh.ms < WELL_BEHAVED_BOUND_MS, `a new client was signed in ${Math.round(fresh.ms)} ms once the flood was cut`);
+    } finally {
+      for (const sock of sockets) sock.destroy();
+    }
   });
 });
 

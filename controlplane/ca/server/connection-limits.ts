@@ -8,7 +8,10 @@ import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../../../common/logger.ts';
 
 /** Why the CA port refused or closed something (`reason`), and at which step (`phase`). */
-export type CaRefusal = { readonly reason: 'rate'; readonly phase: 'sign' } | { readonly reason: 'deadline'; readonly phase: 'handshake' | 'idle' };
+export type CaRefusal =
+  | { readonly reason: 'rate'; readonly phase: 'sign' }
+  | { readonly reason: 'deadline'; readonly phase: 'handshake' | 'idle' }
+  | { readonly reason: 'concurrency'; readonly phase: 'connect' };
 
 export const CA_REFUSALS_METRIC = 'tracemesh_ca_admission_refusals_total';
 
@@ -28,7 +31,7 @@ export class CaRefusals {
           ? (existing as Counter<'reason' | 'phase'>)
           : new Counter({
               name: CA_REFUSALS_METRIC,
-              help: 'Calls and connections the CA/xDS port refused or closed, by reason and phase: rate/sign (an identity past its signing rate), deadline/handshake (TLS not finished within --ca-tls-handshake-timeout), deadline/idle (no call for --ca-idle-timeout).',
+              help: 'Calls and connections the CA/xDS port refused or closed, by reason and phase: rate/sign (an identity past its signing rate), deadline/handshake (TLS not finished within --ca-tls-handshake-timeout), deadline/idle (no call for --ca-idle-timeout), concurrency/connect (closed at accept: --ca-max-connections open already).',
               labelNames: ['reason', 'phase'],
               registers: [o.registry],
             });
@@ -42,6 +45,15 @@ export class CaRefusals {
     this.#loggedAt.set(key, now);
     this.#logger?.warn('CA port refusal', { ...refusal, ...detail });
   }
+}
+
+/**
+ * Caps the open connections of one http2 server of the CA port: node's `maxConnections` closes
+ * a connection over it at accept, before any TLS byte, and tells of it with `drop`.
+ */
+export function capConnections(server: Http2Server, o: { readonly maxConnections: number; readonly refusals: CaRefusals }): void {
+  server.maxConnections = o.maxConnections;
+  server.on('drop', (data?: { remoteAddress?: string }) => o.refusals.count({ reason: 'concurrency', phase: 'connect' }, { peer: data?.remoteAddress, max: o.maxConnections }));
 }
 
 /**

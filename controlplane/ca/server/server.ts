@@ -13,7 +13,7 @@ import type { SpiffeId } from '../../../common/spiffe.ts';
 import { CertificateServiceClient, TrustBundleServiceClient } from '../../../common/ca/proto.ts';
 import type { Http2Server } from 'node:http2';
 import type { Registry } from 'prom-client';
-import { CaRefusals, watchConnections } from './connection-limits.ts';
+import { CaRefusals, capConnections, watchConnections } from './connection-limits.ts';
 import type { SigningRateLimiter } from './rate-limit.ts';
 import { createCaServiceHandlers } from './service.ts';
 import { ServingIdentity } from './serving-identity.ts';
@@ -65,6 +65,12 @@ export interface CaServerOptions {
    * not count. Default 60 s: gRPC clients reconnect on their next call.
    */
   readonly idleTimeoutMs?: number;
+  /**
+   * Open connections (CA and xDS together) at most; one more is closed at accept, before TLS,
+   * and counted `reason="concurrency",phase="connect"`. Default 4096 (each sidecar holds one
+   * xDS connection, plus one to the CA while it renews).
+   */
+  readonly maxConnections?: number;
   /** Where refusals are counted: `tracemesh_ca_admission_refusals_total{reason,phase}`. Default: not counted (logged only). */
   readonly registry?: Registry;
 }
@@ -81,6 +87,9 @@ export interface CaServer {
 }
 
 const SHUTDOWN_GRACE_MS = 5_000;
+
+/** Open connections of the CA/xDS port unless `maxConnections` says otherwise (--ca-max-connections). */
+export const DEFAULT_CA_MAX_CONNECTIONS = 4096;
 
 /**
  * Starts the CA gRPC server and resolves once it listens. Rejects with `CA_CONFIG_INVALID` when
@@ -166,7 +175,11 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     throw new CaError(CA_ERROR.configInvalid, 'the CA server cannot watch its connections: this grpc-js keeps no http2Servers map (see connection-limits.ts)');
   }
   const idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
-  for (const h2 of http2Servers.keys()) watchConnections(h2 as Http2Server, { idleTimeoutMs, refusals });
+  const maxConnections = options.maxConnections ?? DEFAULT_CA_MAX_CONNECTIONS;
+  for (const h2 of http2Servers.keys()) {
+    watchConnections(h2 as Http2Server, { idleTimeoutMs, refusals });
+    capConnections(h2 as Http2Server, { maxConnections, refusals });
+  }
   logger.info('CA server listening', { address: `${bindHost}:${port}`, tls: transport.kind === 'tls', identity: identity?.spiffeId });
 
   let closing: Promise<void> | undefined;
