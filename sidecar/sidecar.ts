@@ -496,7 +496,8 @@ async function assemble(
   const downstreamLimits = (listener: 'outbound' | 'inbound') => ({
     requestHeadersTimeoutMs: limits.requestHeadersTimeoutMs,
     idleTimeoutMs: limits.idleTimeoutMs,
-    onHeadersTimeout: () => refusals.refused(listener, 'deadline', 'request head'),
+    onHeadersTimeout: () => refusals.refused(listener, 'request-headers-timeout', 'request head'),
+    onIdleTimeout: () => refusals.refused(listener, 'idle-timeout', 'HTTP/1.1 connection'),
   });
   const tunnelIdleTimeoutMs = config.tunnelIdleTimeoutMs;
   const h1Outbound = new H1Listener({ ...base, ...outboundTiming, scope: outboundScope, chain: outboundChain, pool: h1Pool, downstreamLimits: downstreamLimits('outbound'), tunnelIdleTimeoutMs });
@@ -519,7 +520,8 @@ async function assemble(
       onHandshakeFailure: (f) => failures.inbound(f),
       handshakeTimeoutMs: limits.tlsHandshakeTimeoutMs,
       idleTimeoutMs: limits.idleTimeoutMs,
-      onHandshakeTimeout: () => refusals.refused('inbound', 'deadline', 'TLS handshake'),
+      onHandshakeTimeout: () => refusals.refused('inbound', 'tls-handshake-timeout', 'TLS handshake'),
+      onIdleTimeout: () => refusals.refused('inbound', 'idle-timeout', 'mTLS inbound connection'),
       logger,
     });
     inbound = meshInbound.server;
@@ -541,8 +543,8 @@ async function assemble(
   for (const t of tcpListeners) capConnections(t.server, limits.maxConnections, 'outbound', refusals);
   capConnections(inbound, limits.maxConnections, 'inbound', refusals);
   capConnections(admin, ADMIN_LIMITS.maxConnections, 'admin', refusals);
-  limitH2Idle(outbound, limits.idleTimeoutMs);
-  if (inbound instanceof ProxyListener) limitH2Idle(inbound, limits.idleTimeoutMs);
+  limitH2Idle(outbound, limits.idleTimeoutMs, 'outbound', refusals);
+  if (inbound instanceof ProxyListener) limitH2Idle(inbound, limits.idleTimeoutMs, 'inbound', refusals);
 
   // Listeners go down first (cleanups run in reverse): stop accepting, drain, cut the rest.
   cleanups.push(async () => {

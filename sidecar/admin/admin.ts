@@ -13,7 +13,8 @@
 //   GET /debug/clusters   JSON: per destination service: policy, endpoints (ejected or not),
 //                         requests in flight and waiting, retries in flight, retry budget use
 
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { EndpointSnapshot } from '../endpoints/endpoints.ts';
 import type { Refusals } from '../limits/limits.ts';
@@ -47,7 +48,7 @@ export function createAdminServer(deps: AdminDeps): Server {
   // Header and request timeouts are checked every second (node's default interval is 30 s).
   const server = createServer({ connectionsCheckingInterval: 1_000 }, (req: IncomingMessage, res: ServerResponse) => {
     if (limits !== undefined && inFlight >= limits.maxConcurrentRequests) {
-      deps.refusals?.refused('admin', 'concurrency', 'request');
+      deps.refusals?.refused('admin', 'max-concurrent-requests', 'request');
       res.setHeader('retry-after', '1');
       send(res, 503, 'text/plain', `the admin port is serving ${limits.maxConcurrentRequests} requests already; retry after 1 s\n`);
       return;
@@ -61,9 +62,32 @@ export function createAdminServer(deps: AdminDeps): Server {
     server.requestTimeout = limits.requestHeadersTimeoutMs + 10_000;
     server.keepAliveTimeout = Math.min(limits.idleTimeoutMs, 5_000);
     server.setTimeout(limits.idleTimeoutMs);
+    // With a listener, node leaves the socket to us: an idle connection (no request for
+    // --idle-timeout, or kept alive and unused past the keep-alive timeout) is cut and counted.
+    server.on('timeout', (socket: Socket) => {
+      deps.refusals?.refused('admin', 'idle-timeout', 'connection');
+      socket.destroy();
+    });
   }
+  // What node would answer by itself, plus the count: a head that took longer than
+  // --request-headers-timeout (or a request longer than its limit) is a refusal.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') deps.refusals?.refused('admin', 'request-headers-timeout', 'request head');
+    if (socket.writable && socket.bytesWritten === 0) {
+      const status = CLIENT_ERROR_STATUS.get(err.code ?? '') ?? 400;
+      socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Bad Request'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    }
+    socket.destroy();
+  });
   return server;
 }
+
+/** The answer node gives a client error (lib/_http_server.js); anything else is a 400. */
+const CLIENT_ERROR_STATUS: ReadonlyMap<string, number> = new Map([
+  ['ERR_HTTP_REQUEST_TIMEOUT', 408],
+  ['HPE_HEADER_OVERFLOW', 431],
+  ['HPE_CHUNK_EXTENSIONS_OVERFLOW', 413],
+]);
 
 function serve(deps: AdminDeps, req: IncomingMessage, res: ServerResponse): void {
   {

@@ -87,6 +87,8 @@ export interface DownstreamLimits {
   readonly idleTimeoutMs: number;
   /** Told of every head that timed out (counting). */
   readonly onHeadersTimeout?: () => void;
+  /** Told of every connection closed for being idle (counting). */
+  readonly onIdleTimeout?: () => void;
 }
 
 const DEFAULT_DOWNSTREAM_LIMITS: DownstreamLimits = { requestHeadersTimeoutMs: 10_000, idleTimeoutMs: 60_000 };
@@ -392,7 +394,11 @@ function onDownTimeout(this: Socket): void {
   const d = downOf(this);
   // Only an idle keep-alive connection (or a stalled head) times out; exchanges have their own
   // clock. A closed tunnel's client that does not close its side is cut after the grace.
-  if (d.ex === undefined || (d.ex.tunneled && d.ex.ended)) this.destroy();
+  if (d.ex === undefined || (d.ex.tunneled && d.ex.ended)) {
+    // A closing connection (after a 408, or the client's end) was not cut for idleness.
+    if (d.ex === undefined && !d.closing) d.listener.limits.onIdleTimeout?.();
+    this.destroy();
+  }
 }
 
 function onDownData(this: Socket, chunk: Buffer): void {

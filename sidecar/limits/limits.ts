@@ -2,8 +2,9 @@
 // for downstream and upstream connections, a cap on downstream connections per listener and
 // on concurrent requests per direction. A request over the cap is answered 503 OVERLOADED by
 // the first layer of the chain (`concurrencyLayer`); a connection over the cap is closed at
-// accept (as Envoy's overload manager does). Every refusal is counted with its listener and
-// reason in `tracemesh_sidecar_admission_refusals_total`.
+// accept (as Envoy's overload manager does). Every refusal, and every connection closed by a
+// header, handshake or idle timeout, is counted with its listener, reason and the flag of the
+// limit in `tracemesh_sidecar_admission_refusals_total`.
 
 import type { Http2Server, ServerHttp2Session } from 'node:http2';
 import type { Server } from 'node:net';
@@ -50,30 +51,44 @@ export const ADMIN_LIMITS = { maxConnections: 64, maxConcurrentRequests: 16 } as
 
 export type Listener = 'outbound' | 'inbound' | 'admin';
 export type RefusalReason = 'concurrency' | 'deadline';
+/** The flag of the limit that refused or closed something (the `limit` label). */
+export type LimitFlag = 'max-concurrent-requests' | 'max-downstream-connections' | 'request-headers-timeout' | 'tls-handshake-timeout' | 'idle-timeout';
 
-/** Counts and logs refusals (one warn line per listener and reason every 10 s at most). */
+/** The reason of each limit. */
+const REASON_OF: Readonly<Record<LimitFlag, RefusalReason>> = {
+  'max-concurrent-requests': 'concurrency',
+  'max-downstream-connections': 'concurrency',
+  'request-headers-timeout': 'deadline',
+  'tls-handshake-timeout': 'deadline',
+  'idle-timeout': 'deadline',
+};
+
+/** Counts and logs refusals (one warn line per listener and limit every 10 s at most). */
 export class Refusals {
-  readonly #counter: Counter<'listener' | 'reason'>;
+  readonly #counter: Counter<'listener' | 'reason' | 'limit'>;
   readonly #logger: Logger;
   readonly #lastLog = new Map<string, number>();
 
   constructor(registry: Registry, logger: Logger) {
     this.#counter = new Counter({
       name: 'tracemesh_sidecar_admission_refusals_total',
-      help: 'Requests and connections the sidecar refused at a limit, by listener (outbound, inbound, admin) and reason: concurrency (--max-concurrent-requests, --max-downstream-connections), deadline (--request-headers-timeout, --tls-handshake-timeout).',
-      labelNames: ['listener', 'reason'],
+      help: 'Requests and connections the sidecar refused or closed at a limit, by listener (outbound, inbound, admin), reason and the flag of the limit: concurrency (--max-concurrent-requests, --max-downstream-connections), deadline (--request-headers-timeout, --tls-handshake-timeout, --idle-timeout: a connection closed for being idle, or silent from the start).',
+      labelNames: ['listener', 'reason', 'limit'],
       registers: [registry],
     });
     this.#logger = logger;
   }
 
-  refused(listener: Listener, reason: RefusalReason, what: string): void {
-    this.#counter.inc({ listener, reason });
-    const key = `${listener}/${reason}`;
+  refused(listener: Listener, limit: LimitFlag, what: string): void {
+    const reason = REASON_OF[limit];
+    this.#counter.inc({ listener, reason, limit });
+    const key = `${listener}/${limit}`;
     const now = Date.now();
     if (now - (this.#lastLog.get(key) ?? 0) >= 10_000) {
       this.#lastLog.set(key, now);
-      this.#logger.warn('sidecar shedding load', { listener, reason, what });
+      // Idle closes are housekeeping as much as defence: info, not warn.
+      if (limit === 'idle-timeout') this.#logger.info('sidecar closed idle connections', { listener, limit, what });
+      else this.#logger.warn('sidecar shedding load', { listener, reason, limit, what });
     }
   }
 }
@@ -100,7 +115,7 @@ export function concurrencyLayer(gate: RequestGate, listener: Listener, refusals
     onRequest(hop) {
       if (admitted.has(hop)) return undefined;
       if (gate.active >= gate.max) {
-        refusals.refused(listener, 'concurrency', 'request');
+        refusals.refused(listener, 'max-concurrent-requests', 'request');
         return new ProxyError(MESH_ERROR.overloaded, `the sidecar has ${gate.max} requests in flight on its ${listener} side (--max-concurrent-requests); retry shortly`);
       }
       gate.active++;
@@ -116,17 +131,27 @@ export function concurrencyLayer(gate: RequestGate, listener: Listener, refusals
 /** Caps a listener's open connections: more are closed at accept and counted. */
 export function capConnections(server: Server, max: number, listener: Listener, refusals: Refusals): void {
   server.maxConnections = max;
-  server.on('drop', () => refusals.refused(listener, 'concurrency', 'connection'));
+  server.on('drop', () => refusals.refused(listener, 'max-downstream-connections', 'connection'));
 }
 
 /**
  * The idle timeout on a plaintext listener: a connection silent from the start is closed, and
- * an HTTP/2 session with no frame for `idleMs` gets a GOAWAY (running streams finish).
+ * an HTTP/2 session with no frame for `idleMs` gets a GOAWAY (running streams finish). Both
+ * are counted (`limit="idle-timeout"`).
  */
-export function limitH2Idle(listener: { readonly h2cServer: Http2Server; firstBytesTimeoutMs: number }, idleMs: number): void {
+export function limitH2Idle(
+  listener: { readonly h2cServer: Http2Server; firstBytesTimeoutMs: number; onFirstBytesTimeout: (() => void) | undefined },
+  idleMs: number,
+  name: Listener,
+  refusals: Refusals,
+): void {
   // A connection that never says anything is idle too.
   listener.firstBytesTimeoutMs = Math.min(listener.firstBytesTimeoutMs, idleMs);
+  listener.onFirstBytesTimeout = () => refusals.refused(name, 'idle-timeout', 'silent connection');
   listener.h2cServer.on('session', (session: ServerHttp2Session) => {
-    session.setTimeout(idleMs, () => session.close());
+    session.setTimeout(idleMs, () => {
+      refusals.refused(name, 'idle-timeout', 'HTTP/2 session');
+      session.close();
+    });
   });
 }

@@ -31,9 +31,13 @@ function ignore(): void {}
  * so HTTP/1.1 waits for nothing; the preface itself is 24 bytes in the client's first write.
  * A connection that says nothing for `timeoutMs` is closed.
  */
-export function sniffH2Preface(socket: Socket, timeoutMs: number, decided: (h2: boolean) => void): void {
+export function sniffH2Preface(socket: Socket, timeoutMs: number, decided: (h2: boolean) => void, onTimeout?: () => void): void {
   let head: Buffer | undefined;
-  socket.setTimeout(timeoutMs, () => socket.destroy());
+  const onSilent = (): void => {
+    onTimeout?.();
+    socket.destroy();
+  };
+  socket.setTimeout(timeoutMs, onSilent);
   const onReadable = (): void => {
     for (;;) {
       const chunk = socket.read() as Buffer | null;
@@ -45,7 +49,10 @@ export function sniffH2Preface(socket: Socket, timeoutMs: number, decided: (h2: 
     const matches = head.compare(H2_PREFACE, 0, n, 0, n) === 0;
     if (matches && n < H2_PREFACE.length) return; // a prefix of the preface: wait for the rest
     socket.removeListener('readable', onReadable);
+    // setTimeout(0) keeps the listener: left there, it would cut the connection at the next
+    // idle timeout of whoever serves it, a request in flight included.
     socket.setTimeout(0);
+    socket.removeListener('timeout', onSilent);
     socket.unshift(head);
     decided(matches);
   };
@@ -87,6 +94,8 @@ export class ProxyListener extends NetServer {
   private readonly sessions = new Set<ServerHttp2Session>();
   /** A connection that sends nothing for this long is closed (the sidecar sets its --idle-timeout). */
   firstBytesTimeoutMs = FIRST_BYTES_TIMEOUT_MS;
+  /** Told of each connection closed for sending nothing (counting). */
+  onFirstBytesTimeout: (() => void) | undefined;
 
   constructor(o: ProxyListenerOptions) {
     super({ noDelay: true });
@@ -128,9 +137,14 @@ export class ProxyListener extends NetServer {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     socket.on('error', ignore);
-    sniffH2Preface(socket, this.firstBytesTimeoutMs, (h2) => {
-      if (h2) this.h2cServer.emit('connection', socket);
-      else this.http1(socket);
-    });
+    sniffH2Preface(
+      socket,
+      this.firstBytesTimeoutMs,
+      (h2) => {
+        if (h2) this.h2cServer.emit('connection', socket);
+        else this.http1(socket);
+      },
+      this.onFirstBytesTimeout,
+    );
   }
 }

@@ -83,6 +83,8 @@ export interface MeshInboundOptions {
   readonly idleTimeoutMs?: number;
   /** A handshake ran out of time (counted as a refusal by the caller). */
   readonly onHandshakeTimeout?: () => void;
+  /** A connection was closed by the idle timeout, or for sending nothing (counted by the caller). */
+  readonly onIdleTimeout?: () => void;
   readonly logger: Logger;
 }
 
@@ -210,12 +212,18 @@ export class MeshInboundListener {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     socket.on('error', ignore);
-    socket.setTimeout(Math.min(FIRST_BYTE_TIMEOUT_MS, this.o.idleTimeoutMs ?? FIRST_BYTE_TIMEOUT_MS), () => socket.destroy());
+    const onSilent = (): void => {
+      this.o.onIdleTimeout?.();
+      socket.destroy();
+    };
+    socket.setTimeout(Math.min(FIRST_BYTE_TIMEOUT_MS, this.o.idleTimeoutMs ?? FIRST_BYTE_TIMEOUT_MS), onSilent);
     const onReadable = (): void => {
       const first = socket.read(1) as Buffer | null;
       if (first === null) return; // spurious wake-up; wait for data (or 'end', which closes)
       socket.removeListener('readable', onReadable);
+      // setTimeout(0) keeps the listener, which would fire at the next timeout set on this socket.
       socket.setTimeout(0);
+      socket.removeListener('timeout', onSilent);
       socket.unshift(first);
       this.dispatch(socket, first[0] === TLS_HANDSHAKE_RECORD);
     };
@@ -228,11 +236,16 @@ export class MeshInboundListener {
       const conn: InboundConnection = { ...PLAINTEXT_BASE, remoteAddress: socket.remoteAddress, remotePort: socket.remotePort, goawaySent: false };
       (socket as Carrier)[kConnection] = conn;
       // HTTP/2 with prior knowledge (its preface) goes to the h2c server, the rest is HTTP/1.1.
-      sniffH2Preface(socket, FIRST_BYTE_TIMEOUT_MS, (h2) => {
-        if (h2) this.h2cServer.emit('connection', socket);
-        else if (this.o.http1 !== undefined) this.o.http1(socket, conn);
-        else this.plainServer.emit('connection', socket);
-      });
+      sniffH2Preface(
+        socket,
+        FIRST_BYTE_TIMEOUT_MS,
+        (h2) => {
+          if (h2) this.h2cServer.emit('connection', socket);
+          else if (this.o.http1 !== undefined) this.o.http1(socket, conn);
+          else this.plainServer.emit('connection', socket);
+        },
+        this.o.onIdleTimeout,
+      );
       return;
     }
     if (this.o.mode() === 'DISABLE') {
@@ -282,6 +295,7 @@ export class MeshInboundListener {
       stream.once('close', () => streams--);
     });
     session.setTimeout(this.o.idleTimeoutMs ?? 60_000, () => {
+      this.o.onIdleTimeout?.();
       session.close();
       // (session.socket is unbound once the session closes: never touch it here.)
       setTimeout(() => {

@@ -2,7 +2,7 @@
 // raw sockets that open a TLS handshake and never finish it are closed by
 // --tls-handshake-timeout and counted (reason="deadline"); a TCP connection that never sends a
 // byte, a completed TLS connection that never speaks HTTP/2, and an HTTP/2 session over mTLS
-// that goes quiet after a request are closed by --idle-timeout; well-behaved mTLS requests
+// that goes quiet after a request are closed by --idle-timeout and counted (limit="idle-timeout"); well-behaved mTLS requests
 // (through the sidecar's own outbound side, as a peer sidecar sends them) are served
 // throughout, within WELL_BEHAVED_BOUND_MS.
 
@@ -37,7 +37,8 @@ before(async () => {
 });
 after(() => s?.close());
 
-const refusals = (reason: string): Promise<number> => sidecarCounter(s.sidecar, 'tracemesh_sidecar_admission_refusals_total', { listener: 'inbound', reason });
+/** Refusals and closes at one limit (its flag's name); these are all reason="deadline". */
+const refusals = (limit: string): Promise<number> => sidecarCounter(s.sidecar, 'tracemesh_sidecar_admission_refusals_total', { listener: 'inbound', reason: 'deadline', limit });
 
 /** A request as a peer sidecar sends it: the sidecar's outbound side calls `b`, its own inbound port, over mTLS. */
 async function assertServed(what: string): Promise<void> {
@@ -67,7 +68,7 @@ async function clientHelloStart(): Promise<Buffer> {
 void describe('sidecar inbound port with mTLS under attack', () => {
   void it('50 connections that start a TLS handshake and stall are closed by --tls-handshake-timeout and counted; peers are served meanwhile', async () => {
     await assertServed('before the attack');
-    const before = await refusals('deadline');
+    const before = await refusals('tls-handshake-timeout');
     const hello = await clientHelloStart();
     assert.equal(hello[0], 0x16, 'a TLS handshake record');
     const t0 = performance.now();
@@ -88,12 +89,13 @@ void describe('sidecar inbound port with mTLS under attack', () => {
     }
     // Counted once each (the counter may trail the close by a tick).
     const deadline = Date.now() + 10_000;
-    while ((await refusals('deadline')) - before < 50 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    assert.equal((await refusals('deadline')) - before, 50);
+    while ((await refusals('tls-handshake-timeout')) - before < 50 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal((await refusals('tls-handshake-timeout')) - before, 50);
     await assertServed('after the attack');
   });
 
-  void it('a TCP connection that never sends a byte and a TLS connection that never speaks HTTP/2 are closed by --idle-timeout', async () => {
+  void it('a TCP connection that never sends a byte and a TLS connection that never speaks HTTP/2 are closed by --idle-timeout and counted', async () => {
+    const before = await refusals('idle-timeout');
     const t0 = performance.now();
     const silent = net.connect(port, '127.0.0.1');
     silent.on('error', () => {});
@@ -108,9 +110,12 @@ void describe('sidecar inbound port with mTLS under attack', () => {
     quietTls.resume();
     const [a, b] = await Promise.all([closedAfter(silent, t0), closedAfter(quietTls, t0)]);
     assert.ok(Math.max(a, b) < CLOSE_BOUND_MS, `closed after ${Math.round(a)} ms and ${Math.round(b)} ms (idle timeout ${IDLE_TIMEOUT_MS} ms)`);
+    // Both counted; the sidecar's own pooled mTLS session to itself may go idle meanwhile too.
+    assert.ok((await refusals('idle-timeout')) - before >= 2, `idle closes counted: ${(await refusals('idle-timeout')) - before}`);
   });
 
-  void it('an HTTP/2 session over mTLS that goes quiet after a request gets a GOAWAY and is closed by --idle-timeout', async () => {
+  void it('an HTTP/2 session over mTLS that goes quiet after a request gets a GOAWAY and is closed by --idle-timeout, counted', async () => {
+    const before = await refusals('idle-timeout');
     const session = http2.connect(`https://127.0.0.1:${port}`, { cert: peer.certChainPem, key: peer.privateKeyPem, ca: [...peer.trustBundlePem], rejectUnauthorized: false });
     session.on('error', () => {});
     const goaway = new Promise<number>((resolve) => session.once('goaway', (code: number) => resolve(code)));
@@ -127,5 +132,6 @@ void describe('sidecar inbound port with mTLS under attack', () => {
     assert.equal(await goaway, http2.constants.NGHTTP2_NO_ERROR, 'a graceful GOAWAY');
     await closed;
     assert.ok(performance.now() - t0 < CLOSE_BOUND_MS, `closed ${Math.round(performance.now() - t0)} ms after its last request`);
+    assert.ok((await refusals('idle-timeout')) - before >= 1, 'the idle close was counted');
   });
 });

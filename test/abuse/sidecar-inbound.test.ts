@@ -1,10 +1,11 @@
 // Abuse suite for the sidecar's inbound port (15006, plaintext mesh): a 200-connection header
-// slowloris is cut by --request-headers-timeout, requests beyond --max-concurrent-requests
-// get 503 OVERLOADED, and a well-behaved request (raw HTTP/1.1 client) is served within
+// slowloris is cut by --request-headers-timeout, a silent connection by --idle-timeout (both
+// counted), requests beyond --max-concurrent-requests get 503 OVERLOADED, and a well-behaved request (raw HTTP/1.1 client) is served within
 // WELL_BEHAVED_BOUND_MS throughout; header names like `__proto__` and `constructor` pass like
 // any other header.
 
 import assert from 'node:assert/strict';
+import * as net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { PROTOTYPE_KEYS } from '../../common/testing/prototype-keys.ts';
 import { httpRequest } from '../../sidecar/testing/harness.ts';
@@ -21,7 +22,9 @@ before(async () => {
 });
 after(() => s?.close());
 
-const refusals = (reason: string): Promise<number> => sidecarCounter(s.sidecar, 'tracemesh_sidecar_admission_refusals_total', { listener: 'inbound', reason });
+/** Refusals and closes at one limit (its flag's name), with the reason that limit has. */
+const refusals = (limit: string): Promise<number> =>
+  sidecarCounter(s.sidecar, 'tracemesh_sidecar_admission_refusals_total', { listener: 'inbound', limit, reason: limit.startsWith('max-') ? 'concurrency' : 'deadline' });
 
 async function assertServed(what: string): Promise<void> {
   const { ms, value } = await timed(() => httpRequest(port));
@@ -31,7 +34,7 @@ async function assertServed(what: string): Promise<void> {
 
 void describe('sidecar inbound port under attack', () => {
   void it('slowloris: 200 connections trickling a header are closed; requests are served meanwhile', async () => {
-    const before = await refusals('deadline');
+    const before = await refusals('request-headers-timeout');
     const attack = slowloris(port, 200);
     try {
       await assertServed('during the slowloris');
@@ -40,14 +43,25 @@ void describe('sidecar inbound port under attack', () => {
     } finally {
       attack.stop();
     }
-    assert.equal((await refusals('deadline')) - before, 200);
+    assert.equal((await refusals('request-headers-timeout')) - before, 200);
+  });
+
+  void it('a silent connection is closed by --idle-timeout and counted', async () => {
+    const before = await refusals('idle-timeout');
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('error', () => {});
+    const { ms } = await timed(() => new Promise<void>((resolve) => socket.once('close', () => resolve())));
+    assert.ok(ms < 8_000, `closed after ${Math.round(ms)} ms (idle timeout 5 s)`);
+    assert.equal((await refusals('idle-timeout')) - before, 1, 'counted reason="deadline",limit="idle-timeout"');
   });
 
   void it('requests beyond --max-concurrent-requests are answered 503 OVERLOADED at once', async () => {
     const held = Array.from({ length: 3 }, () => httpRequest(port, { path: '/slow' }));
     await new Promise((r) => setTimeout(r, 200));
+    const before = await refusals('max-concurrent-requests');
     const refused = await httpRequest(port);
     assert.equal(refused.status, 503);
+    assert.equal((await refusals('max-concurrent-requests')) - before, 1);
     assert.equal(refused.headers['x-tracemesh-error'], 'OVERLOADED');
     s.release();
     for (const r of await Promise.all(held)) assert.equal(r.status, 200);

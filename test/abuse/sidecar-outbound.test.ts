@@ -2,7 +2,7 @@
 // cut by --request-headers-timeout, connections beyond --max-downstream-connections are
 // closed at accept, requests beyond --max-concurrent-requests get 503 OVERLOADED at once; a
 // well-behaved request is served within WELL_BEHAVED_BOUND_MS throughout, and every refusal
-// is counted with its reason.
+// (and every connection the idle timeout closes) is counted with its reason and limit.
 
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
@@ -21,7 +21,9 @@ before(async () => {
 });
 after(() => s?.close());
 
-const refusals = (reason: string): Promise<number> => sidecarCounter(s.sidecar, 'tracemesh_sidecar_admission_refusals_total', { listener: 'outbound', reason });
+/** Refusals and closes at one limit (its flag's name), with the reason that limit has. */
+const refusals = (limit: string): Promise<number> =>
+  sidecarCounter(s.sidecar, 'tracemesh_sidecar_admission_refusals_total', { listener: 'outbound', limit, reason: limit.startsWith('max-') ? 'concurrency' : 'deadline' });
 
 async function assertServed(what: string): Promise<void> {
   const { ms, value } = await timed(() => httpRequest(port, { headers: { host: 'b' } }));
@@ -31,7 +33,7 @@ async function assertServed(what: string): Promise<void> {
 
 void describe('sidecar outbound port under attack', () => {
   void it('slowloris: 200 connections trickling a header are answered 408 and closed; requests are served meanwhile', async () => {
-    const before = await refusals('deadline');
+    const before = await refusals('request-headers-timeout');
     const attack = slowloris(port, 200);
     try {
       await assertServed('during the slowloris');
@@ -40,32 +42,53 @@ void describe('sidecar outbound port under attack', () => {
     } finally {
       attack.stop();
     }
-    assert.equal((await refusals('deadline')) - before, 200);
+    assert.equal((await refusals('request-headers-timeout')) - before, 200);
   });
 
-  void it('a silent connection is closed after the idle timeout', async () => {
+  void it('a silent connection and an idle keep-alive connection are closed after the idle timeout and counted', async () => {
+    const before = await refusals('idle-timeout');
     const socket = net.connect(port, '127.0.0.1');
     socket.on('error', () => {});
-    const { ms } = await timed(() => new Promise<void>((resolve) => socket.once('close', () => resolve())));
-    assert.ok(ms < 4_000, `closed after ${Math.round(ms)} ms`);
+    // One request on a keep-alive connection, then nothing.
+    const kept = net.connect(port, '127.0.0.1');
+    kept.on('error', () => {});
+    const answered = new Promise<void>((resolve) => kept.once('data', () => resolve()));
+    kept.write('GET / HTTP/1.1\r\nhost: b\r\n\r\n');
+    await answered;
+    const close = (c: net.Socket): Promise<void> => new Promise<void>((resolve) => c.once('close', () => resolve()));
+    const { ms } = await timed(() => Promise.all([close(socket), close(kept)]));
+    assert.ok(ms < 4_000, `closed after ${Math.round(ms)} ms (idle timeout 2 s)`);
+    assert.equal((await refusals('idle-timeout')) - before, 2, 'both closes counted reason="deadline",limit="idle-timeout"');
+  });
+
+  void it('a request in flight longer than --idle-timeout is not cut, and its connection is not counted idle', async () => {
+    const before = await refusals('idle-timeout');
+    const held = httpRequest(port, { path: '/slow', headers: { host: 'b' } });
+    // Past the idle timeout (2 s) with no byte either way, then the app answers.
+    await new Promise((r) => setTimeout(r, 3_000));
+    s.release();
+    const r = await held;
+    assert.equal(r.status, 200, r.body);
+    assert.equal(r.body, 'late');
+    assert.equal((await refusals('idle-timeout')) - before, 0);
   });
 
   void it('requests beyond --max-concurrent-requests are answered 503 OVERLOADED at once', async () => {
-    const before = await refusals('concurrency');
+    const before = await refusals('max-concurrent-requests');
     const held = Array.from({ length: 4 }, () => httpRequest(port, { path: '/slow', headers: { host: 'b' } }));
     await new Promise((r) => setTimeout(r, 200));
     const { ms, value } = await timed(() => httpRequest(port, { headers: { host: 'b' } }));
     assert.equal(value.status, 503);
     assert.equal(value.headers['x-tracemesh-error'], 'OVERLOADED');
     assert.ok(ms < WELL_BEHAVED_BOUND_MS, `refused in ${Math.round(ms)} ms`);
-    assert.equal((await refusals('concurrency')) - before, 1);
+    assert.equal((await refusals('max-concurrent-requests')) - before, 1);
     s.release();
     for (const r of await Promise.all(held)) assert.equal(r.status, 200);
     await assertServed('once the held requests are done');
   });
 
   void it('connections beyond --max-downstream-connections are closed at accept and counted', async () => {
-    const before = await refusals('concurrency');
+    const before = await refusals('max-downstream-connections');
     const sockets = Array.from({ length: 300 }, () => {
       const c = net.connect(port, '127.0.0.1');
       c.on('error', () => {});
@@ -73,8 +96,8 @@ void describe('sidecar outbound port under attack', () => {
     });
     try {
       const deadline = Date.now() + 5_000;
-      while ((await refusals('concurrency')) - before < 50 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      assert.ok((await refusals('concurrency')) - before >= 50);
+      while ((await refusals('max-downstream-connections')) - before < 50 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.ok((await refusals('max-downstream-connections')) - before >= 50);
     } finally {
       for (const c of sockets) c.destroy();
     }
