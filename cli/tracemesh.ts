@@ -20,6 +20,10 @@ const commands: Record<string, Subcommand> = {
     summary: 'Run one sidecar proxy in front of an application (outbound and inbound listeners).',
     load: async () => (await import('../sidecar/main.ts')).runSidecar,
   },
+  gateway: {
+    summary: 'Run the ingress gateway: TLS for outside clients, routing by a Gateway and its HTTPRoutes, the mesh hop over mTLS, traces that start at the edge.',
+    load: async () => (await import('../sidecar/gateway/main.ts')).runGateway,
+  },
   intercept: {
     summary: "Install or remove the iptables rules that send an app's outbound traffic to its sidecar (init-container style).",
     load: async () => (await import('../sidecar/intercept/main.ts')).runIntercept,
