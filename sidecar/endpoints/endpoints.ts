@@ -19,6 +19,11 @@ export interface Endpoint {
    * in the trust domain. Ignored when mTLS is off.
    */
   readonly identity: string | undefined;
+  /**
+   * The peer's mTLS mode is DISABLE (PeerAuthentication, from the control plane's cluster):
+   * dialled without TLS even when this sidecar has mTLS on, as Istio's auto-mTLS does.
+   */
+  readonly plaintext?: boolean;
 }
 
 /** Service name → its endpoints. Never mutated; a change produces a new snapshot. */

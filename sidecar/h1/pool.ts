@@ -65,7 +65,8 @@ export class UpstreamConnection {
     this.pool = pool;
     this.key = key;
     this.endpoint = endpoint;
-    const tls = o.tls;
+    // A peer in mTLS mode DISABLE is dialled in plaintext even from a pool with mTLS.
+    const tls = endpoint.plaintext === true ? undefined : o.tls;
     this.tls = tls !== undefined;
     this.generation = tls?.generation ?? 0;
     let socket: Socket;
@@ -237,7 +238,7 @@ export class UpstreamPool {
    */
   acquire(endpoint: Endpoint, owner: ConnectionOwner, fresh = false): UpstreamConnection {
     // A connection proved one identity; an endpoint that expects another needs its own.
-    const key = endpoint.identity === undefined ? endpoint.address : `${endpoint.address} ${endpoint.identity}`;
+    const key = endpoint.plaintext === true ? `${endpoint.address} plaintext` : endpoint.identity === undefined ? endpoint.address : `${endpoint.address} ${endpoint.identity}`;
     const tls = this.o.tls;
     if (!fresh) {
       const list = this.idle.get(key);
@@ -246,7 +247,7 @@ export class UpstreamPool {
         clearTimeout(c.idleTimer);
         c.idleTimer = undefined;
         // A renewed certificate applies to new connections; old ones are let go.
-        if (c.socket.destroyed || (tls !== undefined && c.generation !== tls.generation)) {
+        if (c.socket.destroyed || (tls !== undefined && c.tls && c.generation !== tls.generation)) {
           c.destroy();
           continue;
         }

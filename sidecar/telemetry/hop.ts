@@ -17,6 +17,8 @@ export function tlsModeOf(hop: HopState): TlsMode | undefined {
   if (hop.tlsMode !== undefined) return hop.tlsMode;
   if (hop.direction === 'inbound') return undefined;
   if (hop.peer !== undefined) return 'mtls';
+  // A peer in mTLS mode DISABLE, dialled without TLS by a sidecar that has mTLS on.
+  if (hop.scope.mtls && hop.endpoint?.plaintext === true) return 'plaintext';
   return hop.scope.mtls ? undefined : 'none';
 }
 

@@ -288,7 +288,7 @@ export class H2Pool {
    * new one. Synchronous; never throws (a connection that fails reports it on its streams).
    */
   acquire(endpoint: Endpoint): PeerConnection {
-    const key = endpoint.identity === undefined ? endpoint.address : `${endpoint.address} ${endpoint.identity}`;
+    const key = endpoint.plaintext === true ? `${endpoint.address} plaintext` : endpoint.identity === undefined ? endpoint.address : `${endpoint.address} ${endpoint.identity}`;
     const list = this.connections.get(key);
     if (list !== undefined) {
       let best: PeerConnection | undefined;
@@ -363,7 +363,8 @@ export class H2Pool {
   }
 
   private connect(key: string, endpoint: Endpoint): PeerConnection {
-    const conn = new PeerConnection(this, key, endpoint, this.tls, this.maxStreams, this.connectTimeoutMs, this.idleTimeoutMs);
+    // A peer in mTLS mode DISABLE is dialled h2c even from a pool with mTLS.
+    const conn = new PeerConnection(this, key, endpoint, endpoint.plaintext === true ? undefined : this.tls, this.maxStreams, this.connectTimeoutMs, this.idleTimeoutMs);
     this.opened++;
     this.open.add(conn);
     if (this.closed) {

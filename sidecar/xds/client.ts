@@ -104,6 +104,7 @@ export class XdsClient {
   private clusters = new Map<string, XdsCluster>();
   /** cluster → endpoints (usable ones only). */
   private readonly assignments = new Map<string, readonly Endpoint[]>();
+  private readonly plaintextEndpoints = new WeakMap<readonly Endpoint[], readonly Endpoint[]>();
   private policies: PolicySet = EMPTY_POLICY_SET;
   private snapshot: EndpointSnapshot = new Map();
   private readonly endpointListeners = new Set<SnapshotListener>();
@@ -440,6 +441,16 @@ export class XdsClient {
     return found;
   }
 
+  /** The endpoints of a cluster in mTLS mode DISABLE, marked to be dialled without TLS (one array per assignment, so balancers see stable objects). */
+  private plaintextOf(eps: readonly Endpoint[]): readonly Endpoint[] {
+    let out = this.plaintextEndpoints.get(eps);
+    if (out === undefined) {
+      out = eps.map((e) => Object.freeze({ ...e, plaintext: true }));
+      this.plaintextEndpoints.set(eps, out);
+    }
+    return out;
+  }
+
   private rebuild(typeUrl: string): void {
     if (typeUrl === TYPE_URL.policy) {
       for (const l of this.policyListeners) {
@@ -454,7 +465,8 @@ export class XdsClient {
       // Bare names: this namespace first, then the first other namespace (sorted by name).
       const clusters = [...this.clusters.values()].sort((a, b) => (a.namespace === this.options.namespace ? -1 : b.namespace === this.options.namespace ? 1 : a.name < b.name ? -1 : 1));
       for (const c of clusters) {
-        const eps = this.assignments.get(c.name) ?? [];
+        const assigned = this.assignments.get(c.name) ?? [];
+        const eps = c.mtlsMode === 'DISABLE' ? this.plaintextOf(assigned) : assigned;
         next.set(c.name, eps);
         next.set(`${c.service}.${c.namespace}`, eps);
         if (!next.has(c.service)) next.set(c.service, eps);
