@@ -15,6 +15,7 @@ import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { createLogger, silentLogger } from '../common/logger.ts';
 import { MESH_ERROR, MESH_ERROR_HEADER } from '../common/semconv.ts';
 import { startBackend, type Backend } from '../cli/stack.ts';
@@ -345,5 +346,128 @@ void describe('ingress gateway', () => {
     await gw.reload();
     assert.ok(warnings.some((l) => l.includes('api.yaml (document 1)') && l.includes('HTTPRoute default/api') && l.includes('weight')), 'the schema refusal names file, route and field');
     assert.equal(seen(await edge(https(), { servername: 'v1.api.example.test', path: '/v1/x' })).url, '/x', 'the api route still serves');
+  });
+});
+
+void describe('ingress gateway limits and trusted trace context', () => {
+  let small: IngressGateway;
+  const spans = new InMemorySpanExporter();
+  const lines: string[] = [];
+
+  before(async () => {
+    await mkdir(f('plain-routes'));
+    await writeFile(f('plain-routes/all.yaml'), `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: inner, namespace: default }
+spec:
+  gatewayClassName: tracemesh
+  listeners: [{ name: http, protocol: HTTP, port: 8080 }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: all, namespace: default }
+spec:
+  parentRefs: [{ name: inner }]
+  rules: [{ backendRefs: [{ name: shop, port: 80 }] }]
+`);
+    const [shop] = sidecars as [Sidecar];
+    small = await startGateway(
+      {
+        sidecar: {
+          service: 'inner-gateway',
+          pod: 'inner-1',
+          appPort: 1,
+          outboundPort: 0,
+          inboundPort: 0,
+          adminPort: 0,
+          bindAddress: '127.0.0.1',
+          tlsCertFile: f('client.crt'),
+          tlsKeyFile: f('client.key'),
+          trustBundleFile: f('root-a.crt'),
+          collectorEndpoint: '',
+          routeFiles: [f('plain-routes')],
+          drainTimeoutMs: 1000,
+          limits: { requestHeadersTimeoutMs: 300, idleTimeoutMs: 400, maxConnections: 2 },
+        },
+        listenerPorts: { 8080: 0 },
+        edgeTraceContext: 'trust',
+      },
+      {
+        endpoints: new StaticEndpointSource(snapshotOf({ shop: [{ address: `127.0.0.1:${shop.inboundPort}`, pod: 'shop-1', identity: 'spiffe://cluster.local/ns/default/sa/api' }] })),
+        logger: silentLogger,
+        spanExporter: spans,
+        accessLogSink: (l) => lines.push(l),
+        exportDelayMs: 10,
+      },
+    );
+  });
+
+  after(async () => {
+    await small?.close();
+  });
+
+  const port = (): number => small.ports.get(8080) ?? 0;
+  const count = async (reason: string): Promise<number> => {
+    const line = (await small.sidecar.registry.metrics()).split('\n').find((l) => l.startsWith('tracemesh_gateway_refusals_total{') && l.includes(`reason="${reason}"`));
+    return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+  };
+  /** A raw connection; resolves with what the gateway sent and how long until it closed. */
+  const raw = (send: string | undefined): Promise<{ text: string; ms: number }> =>
+    new Promise((resolve) => {
+      const t0 = Date.now();
+      let text = '';
+      const s = netConnect(port(), '127.0.0.1', () => {
+        if (send !== undefined) s.write(send);
+      });
+      s.on('data', (c: Buffer) => (text += c.toString()));
+      s.on('error', () => {});
+      s.on('close', () => resolve({ text, ms: Date.now() - t0 }));
+    });
+
+  void it('with --edge-trace-context trust continues the client\'s trace and keeps its x-request-id', async () => {
+    const r = await httpRequest(port(), { path: '/t', headers: { host: 'anything.test', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', 'x-request-id': 'outside-id' } });
+    const s = seen(r);
+    assert.equal(s.headers['x-request-id'], 'outside-id');
+    assert.equal(traceIdOf(r), '4bf92f3577b34da6a3ce929d0e0e4736');
+    const edgeSpan = await waitFor(async () => {
+      await small.flush();
+      return spans.getFinishedSpans().find((x) => x.attributes['mesh.gateway'] === 'default/inner');
+    }, 'the edge span');
+    assert.equal(edgeSpan.parentSpanContext?.spanId, '00f067aa0ba902b7');
+    const line = JSON.parse(await waitFor(() => lines.find((l) => l.includes('outside-id') && l.includes('"gateway":')), 'the edge access-log line')) as Record<string, unknown>;
+    assert.equal(line['gateway'], 'default/inner');
+    assert.equal(line['listener'], 'http');
+    assert.equal(line['route'], 'HTTPRoute default/all');
+    assert.equal(line['status'], 200);
+    assert.equal(line['service'], 'shop');
+  });
+
+  void it('closes a request head that takes longer than --request-headers-timeout with 408, counted', async () => {
+    const before = await count('deadline');
+    const r = await raw('GET /slow HTTP/1.1\r\nhost: a.test\r\n');
+    assert.match(r.text, /^HTTP\/1\.1 408/);
+    assert.ok(r.ms < 5000, `closed after ${r.ms} ms`);
+    assert.ok((await count('deadline')) > before);
+    // A connection that never sends a byte is closed too.
+    const silent = await raw(undefined);
+    assert.ok(silent.ms < 5000, `a silent connection closed after ${silent.ms} ms`);
+  });
+
+  void it('closes a keep-alive connection idle for --idle-timeout', async () => {
+    const r = await raw('GET /a HTTP/1.1\r\nhost: a.test\r\n\r\n');
+    assert.match(r.text, /^HTTP\/1\.1 200/);
+    assert.ok(r.ms >= 300 && r.ms < 5000, `closed after ${r.ms} ms`);
+  });
+
+  void it('closes connections over --max-downstream-connections at accept, counted', async () => {
+    const before = await count('concurrency');
+    const held = [netConnect(port(), '127.0.0.1'), netConnect(port(), '127.0.0.1')];
+    for (const h of held) h.on('error', () => {});
+    await Promise.all(held.map((h) => new Promise((resolve) => h.once('connect', resolve))));
+    await new Promise((r) => setTimeout(r, 50));
+    const third = await raw('GET / HTTP/1.1\r\nhost: a.test\r\n\r\n');
+    assert.equal(third.text, '', 'the third connection got nothing');
+    for (const h of held) h.destroy();
+    await waitFor(async () => ((await count('concurrency')) > before ? true : undefined), 'the refusal counted');
   });
 });

@@ -11,7 +11,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { Agent, createServer as createHttpServer, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { Agent, createServer as createHttpServer, request as httpRequest, type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { AddressInfo, Socket } from 'node:net';
@@ -238,7 +238,9 @@ export async function startGateway(options: GatewayOptions, deps: SidecarDeps = 
     const sink: AccessLogSink | undefined = deps.accessLogSink ?? stdoutSink?.write;
     if (stdoutSink !== undefined) cleanups.push(() => stdoutSink.drain());
 
-    const agent = new Agent({ keepAlive: true, scheduling: 'lifo', maxFreeSockets: 256 });
+    // Pooled connections to the embedded outbound listener: an unused one is closed after
+    // --app-idle-timeout (4 s), well before that listener's own --idle-timeout closes it.
+    const agent = new Agent({ keepAlive: true, scheduling: 'lifo', maxFreeSockets: 256, timeout: config.limits.appIdleTimeoutMs });
     cleanups.push(() => agent.destroy());
     const limits = config.limits;
     const inFlight = new Set<ServerResponse>();
@@ -447,40 +449,57 @@ export async function startGateway(options: GatewayOptions, deps: SidecarDeps = 
         headers.h['x-forwarded-proto'] = scheme;
         headers.h['x-forwarded-host'] = req.headers.host ?? host;
         for (const m of plan.requestHeaders) applyHeaderModifier(m, headers);
-        const upstream = httpRequest({ host: '127.0.0.1', port: sidecar.outboundPort, method, path: plan.target ?? target, headers: headers.h, agent });
+        // A body-less request whose pooled connection to the outbound listener turns out dead
+        // (closed by its idle timeout as this request was written) is sent once more, on a new
+        // connection; nothing reached the mesh, so nothing is sent twice.
+        const bodyless = req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined;
+        let upstream: ClientRequest | undefined;
         let timer: NodeJS.Timeout | undefined;
         const ms = plan.requestTimeoutMs;
         if (ms !== undefined && ms > 0) {
           timer = setTimeout(() => {
-            upstream.destroy();
+            upstream?.destroy();
             fail(req, res, e, new ProxyError(MESH_ERROR.timeout, `no complete answer within ${ms} ms, the timeouts.request of ${plan.rule.route} (${plan.rule.rule})`, { details: { route: plan.rule.route, rule: plan.rule.rule } }));
           }, ms);
         }
-        upstream.on('error', (err) => {
-          clearTimeout(timer);
-          if (!e.done) fail(req, res, e, upstreamError(err, `the gateway's own outbound listener 127.0.0.1:${sidecar.outboundPort}`));
-        });
-        upstream.on('response', (up) => {
-          const out = new HeaderMap(downstreamResponseHeaders(up.headers));
-          for (const m of plan.responseHeaders) applyHeaderModifier(m, out);
-          out.h['traceresponse'] = traceresponseFor(span.spanContext(), incoming);
-          res.writeHead(up.statusCode ?? 502, out.h);
-          up.on('data', (c: Buffer) => {
-            e.bytesOut += c.length;
-          });
-          up.pipe(res);
-          up.on('end', () => {
+        const send = (resent: boolean): void => {
+          const up = httpRequest({ host: '127.0.0.1', port: sidecar.outboundPort, method, path: plan.target ?? target, headers: headers.h, agent });
+          upstream = up;
+          let answered = false;
+          up.on('error', (err: NodeJS.ErrnoException) => {
+            if (e.done) return;
+            if (!answered && !resent && bodyless && up.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
+              send(true);
+              return;
+            }
             clearTimeout(timer);
-            finish(req, res, e, up.statusCode ?? 502, undefined, false);
+            fail(req, res, e, upstreamError(err, `the gateway's own outbound listener 127.0.0.1:${sidecar.outboundPort}`));
           });
-          up.on('error', () => res.destroy());
-        });
+          up.on('response', (answer) => {
+            answered = true;
+            const out = new HeaderMap(downstreamResponseHeaders(answer.headers));
+            for (const m of plan.responseHeaders) applyHeaderModifier(m, out);
+            out.h['traceresponse'] = traceresponseFor(span.spanContext(), incoming);
+            res.writeHead(answer.statusCode ?? 502, out.h);
+            answer.on('data', (c: Buffer) => {
+              e.bytesOut += c.length;
+            });
+            answer.pipe(res);
+            answer.on('end', () => {
+              clearTimeout(timer);
+              finish(req, res, e, answer.statusCode ?? 502, undefined, false);
+            });
+            answer.on('error', () => res.destroy());
+          });
+          if (bodyless) up.end();
+          else req.pipe(up);
+        };
         req.on('data', (c: Buffer) => {
           e.bytesIn += c.length;
         });
-        req.pipe(upstream);
+        send(false);
         res.on('close', () => {
-          if (!res.writableFinished) upstream.destroy();
+          if (!res.writableFinished) upstream?.destroy();
         });
       });
     };
@@ -488,6 +507,8 @@ export async function startGateway(options: GatewayOptions, deps: SidecarDeps = 
     // One server per Gateway port; the limits are the sidecar's (--request-headers-timeout,
     // --idle-timeout, --max-downstream-connections, --tls-handshake-timeout).
     const servers: HttpServer[] = [];
+    // node checks request-head deadlines on a timer (30 s by default): often enough for the flag to hold.
+    const checkEveryMs = Math.max(50, Math.min(1000, Math.floor(limits.requestHeadersTimeoutMs / 4)));
     const bound = new Map<number, number>();
     for (const p of first.ports) {
       const scheme = p.protocol === 'HTTPS' ? 'https' : 'http';
@@ -506,6 +527,7 @@ export async function startGateway(options: GatewayOptions, deps: SidecarDeps = 
         const fallback = fallbackName === undefined ? undefined : pems.get(fallbackName);
         server = createHttpsServer(
           {
+            connectionsCheckingInterval: checkEveryMs,
             ...(fallback === undefined ? {} : { cert: fallback.cert, key: fallback.key }),
             handshakeTimeout: limits.tlsHandshakeTimeoutMs,
             ALPNProtocols: ['http/1.1'],
@@ -520,7 +542,7 @@ export async function startGateway(options: GatewayOptions, deps: SidecarDeps = 
         );
         server.on('tlsClientError', (err: Error) => handshakeFailures.inc({ port: String(port), reason: handshakeReason(err) }));
       } else {
-        server = createHttpServer(onRequest);
+        server = createHttpServer({ connectionsCheckingInterval: checkEveryMs }, onRequest);
       }
       server.headersTimeout = limits.requestHeadersTimeoutMs;
       server.requestTimeout = 0;
