@@ -13,6 +13,8 @@ import { cachingServices } from './admission/services-cache.ts';
 import { ApiError, errorResponse } from './errors.ts';
 import { createMetrics } from './metrics.ts';
 import { openApiDocument } from './openapi.ts';
+import { DEFAULT_MAX_RESPONSE_SPANS, DEFAULT_MAX_TRACE_LOGS, type SpanLimits } from './truncation.ts';
+import { DEFAULT_MAX_TRACE_SPANS } from '../storage/reader.ts';
 import { DEFAULT_MAX_PATH_SPANS } from './path/reconstruct.ts';
 import { jaegerRoutes } from './routes/jaeger.ts';
 import { jaegerV3Routes } from './routes/jaeger-v3.ts';
@@ -42,6 +44,12 @@ export interface QueryApiDeps {
   readonly quietPeriodMs?: number;
   /** Admission limits (query-api/admission/); defaults in DEFAULT_QUERY_ADMISSION_LIMITS. */
   readonly admission?: Partial<QueryAdmissionLimits>;
+  /** The reader's cap on one trace (--max-trace-spans; default 100 000): told to the routes for their warnings. */
+  readonly maxTraceSpans?: number;
+  /** Spans of all traces in one answer (--max-response-spans; default 100 000). */
+  readonly maxResponseSpans?: number;
+  /** Log records of one trace in one answer (--max-trace-logs; default 10 000). */
+  readonly maxTraceLogs?: number;
   /** How long `/api/services` answers from its cache (default 10 s; 0 turns the cache off). */
   readonly servicesCacheTtlMs?: number;
   /** Calls per service, workload or node for `/api/v1/graph`; without it only `by=service` (from the edges table). */
@@ -73,9 +81,20 @@ export function createQueryApp(deps: QueryApiDeps): QueryApp {
   app.onError((err, c) => errorResponse(c, err, logger));
   app.notFound((c) => errorResponse(c, new ApiError(404, 'ROUTE_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}; see /openapi.json`), logger));
 
-  app.route('/', jaegerRoutes({ reader, now }));
-  app.route('/', jaegerV3Routes({ reader }));
-  app.route('/', pathRoutes({ reader, now, maxPathSpans: deps.maxPathSpans ?? DEFAULT_MAX_PATH_SPANS, quietPeriodNano: BigInt(deps.quietPeriodMs ?? 10_000) * 1_000_000n }));
+  const spanLimits: SpanLimits = { maxTraceSpans: deps.maxTraceSpans ?? DEFAULT_MAX_TRACE_SPANS, maxResponseSpans: deps.maxResponseSpans ?? DEFAULT_MAX_RESPONSE_SPANS };
+  app.route('/', jaegerRoutes({ reader, now, spanLimits }));
+  app.route('/', jaegerV3Routes({ reader, spanLimits }));
+  app.route(
+    '/',
+    pathRoutes({
+      reader,
+      now,
+      maxPathSpans: deps.maxPathSpans ?? DEFAULT_MAX_PATH_SPANS,
+      quietPeriodNano: BigInt(deps.quietPeriodMs ?? 10_000) * 1_000_000n,
+      spanLimits,
+      maxTraceLogs: deps.maxTraceLogs ?? DEFAULT_MAX_TRACE_LOGS,
+    }),
+  );
 
   app.route('/', pathsRoutes({ outcomes: deps.outcomes, now }));
   app.route('/', graphRoutes({ reader, now, ...(deps.calls ? { calls: deps.calls } : {}) }));

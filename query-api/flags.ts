@@ -35,6 +35,21 @@ export const QUERY_API_FLAGS = [
     description:
       'Most spans read of one trace (trace by id, search results, path). A trace with more is cut to its first ones by start time and the answer says so (X-Tracemesh-Truncated-Traces header, a trace warning).',
   },
+  {
+    name: 'max-response-spans',
+    kind: 'int',
+    default: '100000',
+    env: 'TRACEMESH_QUERY_MAX_RESPONSE_SPANS',
+    description:
+      'Most spans in one answer, all its traces together (a search of n traces reads at most this / n of each). A trace over its share is cut to its first spans by start time and the answer says so (X-Tracemesh-Truncated-Traces with max-response-spans=, a trace warning).',
+  },
+  {
+    name: 'max-trace-logs',
+    kind: 'int',
+    default: '10000',
+    env: 'TRACEMESH_QUERY_MAX_TRACE_LOGS',
+    description: 'Most log records of one trace in one answer (/api/v1/traces/{id}/logs); more are cut to the oldest and the answer says so (X-Tracemesh-Truncated-Logs header, warnings).',
+  },
   { name: 'max-path-spans', kind: 'int', default: '10000', env: 'TRACEMESH_QUERY_MAX_PATH_SPANS', description: 'Spans of one trace used to rebuild its path; more are dropped with a warning.' },
   {
     name: 'trace-quiet-period',

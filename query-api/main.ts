@@ -30,6 +30,9 @@ export interface QueryApiServerOptions {
   readonly admission?: Partial<QueryAdmissionLimits>;
   readonly servicesCacheTtlMs?: number;
   readonly calls?: CallGraphReader;
+  readonly maxTraceSpans?: number;
+  readonly maxResponseSpans?: number;
+  readonly maxTraceLogs?: number;
 }
 
 export interface QueryApiServer {
@@ -52,6 +55,9 @@ export async function startQueryApi(options: QueryApiServerOptions): Promise<Que
     ...(options.admission !== undefined ? { admission: options.admission } : {}),
     ...(options.servicesCacheTtlMs !== undefined ? { servicesCacheTtlMs: options.servicesCacheTtlMs } : {}),
     ...(options.calls ? { calls: options.calls } : {}),
+    ...(options.maxTraceSpans !== undefined ? { maxTraceSpans: options.maxTraceSpans } : {}),
+    ...(options.maxResponseSpans !== undefined ? { maxResponseSpans: options.maxResponseSpans } : {}),
+    ...(options.maxTraceLogs !== undefined ? { maxTraceLogs: options.maxTraceLogs } : {}),
   });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     // Headers must arrive within 10 s (node answers 408), checked every second; the API reads no request bodies.
@@ -103,6 +109,8 @@ export async function runQueryApi(argv: string[], env: NodeJS.ProcessEnv = proce
   if (flags._.length > 0) throw new ConfigError(`unexpected argument "${flags._[0]}"; run with --help to list the flags`);
   if (flags.port < 0 || flags.port > 65535) throw new ConfigError(`--port must be from 0 to 65535, got ${flags.port}`);
   if (flags['max-trace-spans'] < 1) throw new ConfigError(`--max-trace-spans must be at least 1, got ${flags['max-trace-spans']}`);
+  if (flags['max-response-spans'] < 1) throw new ConfigError(`--max-response-spans must be at least 1, got ${flags['max-response-spans']}`);
+  if (flags['max-trace-logs'] < 1) throw new ConfigError(`--max-trace-logs must be at least 1, got ${flags['max-trace-logs']}`);
   if (flags['max-path-spans'] < 1) throw new ConfigError(`--max-path-spans must be at least 1, got ${flags['max-path-spans']}`);
   for (const name of ['max-concurrent-queries', 'max-concurrent-cheap', 'query-queue-timeout', 'query-timeout'] as const) {
     if (flags[name] < 1) throw new ConfigError(`--${name} must be at least 1, got ${flags[name]}`);
@@ -151,6 +159,9 @@ export async function runQueryApi(argv: string[], env: NodeJS.ProcessEnv = proce
       quietPeriodMs: flags['trace-quiet-period'],
       admission,
       servicesCacheTtlMs: flags['services-cache-ttl'],
+      maxTraceSpans: flags['max-trace-spans'],
+      maxResponseSpans: flags['max-response-spans'],
+      maxTraceLogs: flags['max-trace-logs'],
     });
     logger.info('query API listening', { url: server.url, clickhouse: url, database: flags['clickhouse-database'] });
     const signal = await untilSignal();

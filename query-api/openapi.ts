@@ -220,24 +220,28 @@ const schemas: Record<string, Schema> = {
     truncated: bool(),
     warnings: arr(str()),
   }),
-  TraceLogs: obj({
-    traceId: str(),
-    logs: arr(
-      obj({
-        timeUnixNano: nano('Time'),
-        time: str(),
-        observedTimeUnixNano: nano('Observed time'),
-        spanId: nullable('string'),
-        severityNumber: int(),
-        severityText: str(),
-        serviceName: str(),
-        body: str(),
-        scopeName: str(),
-        resource: { type: 'object' },
-        attributes: { type: 'object' },
-      }),
-    ),
-  }),
+  TraceLogs: obj(
+    {
+      traceId: str(),
+      warnings: { ...arr(str()), description: 'Present when the logs were cut at the query API\'s --max-trace-logs (the X-Tracemesh-Truncated-Logs header says so too).' },
+      logs: arr(
+        obj({
+          timeUnixNano: nano('Time'),
+          time: str(),
+          observedTimeUnixNano: nano('Observed time'),
+          spanId: nullable('string'),
+          severityNumber: int(),
+          severityText: str(),
+          serviceName: str(),
+          body: str(),
+          scopeName: str(),
+          resource: { type: 'object' },
+          attributes: { type: 'object' },
+        }),
+      ),
+    },
+    ['traceId', 'logs'],
+  ),
   ServiceGraph: obj({
     startUnixNano: nano('Window start'),
     endUnixNano: nano('Window end'),
@@ -413,7 +417,8 @@ export function openApiDocument(): Record<string, unknown> {
         get: {
           tags: ['tracemesh'],
           summary: 'Log records of a trace, oldest first',
-          description: 'An unknown trace has no logs (an empty list, not a 404: logs can exist without spans).',
+          description:
+            'An unknown trace has no logs (an empty list, not a 404: logs can exist without spans). At most --max-trace-logs records (default 10 000), the oldest; a cut answer carries `warnings` and the header `X-Tracemesh-Truncated-Logs: max-logs=<n>`.',
           parameters: [traceIdParam],
           responses: { '200': json(ref('TraceLogs'), 'The logs.'), ...apiFailures },
         },

@@ -137,6 +137,20 @@ export interface TraceReadOptions {
    * `limit` spans by start time. Without it a cut trace is not told apart from a whole one.
    */
   readonly onTruncated?: (traceId: string, limit: number) => void;
+  /**
+   * Read at most this many spans of each trace, when it is below the reader's own cap (the
+   * query API's share of its per-response span cap). A cut trace is reported with this limit.
+   * A reader may ignore it: the caller cuts what it gets too.
+   */
+  readonly maxSpansPerTrace?: number;
+}
+
+/** Options of one log read. */
+export interface LogReadOptions {
+  /** Read at most this many records; a reader may ignore it (the caller cuts what it gets too). */
+  readonly maxRecords?: number;
+  /** Called once when the trace has more records than `maxRecords`: only the first ones (oldest) were read. */
+  readonly onTruncated?: (limit: number) => void;
 }
 
 export interface TraceReader {
@@ -159,6 +173,6 @@ export interface TraceReader {
   getOperations(serviceName: string, spanKind?: SpanKind): Promise<Operation[]>;
   /** Edges in [start, end), summed per client/server pair. */
   getEdges(startUnixNano: bigint, endUnixNano: bigint): Promise<EdgeRecord[]>;
-  /** Log records of one trace, oldest first. */
-  getTraceLogs(traceId: string): Promise<LogRecord[]>;
+  /** Log records of one trace, oldest first (at most `options.maxRecords`, when the reader honours it). */
+  getTraceLogs(traceId: string, options?: LogReadOptions): Promise<LogRecord[]>;
 }

@@ -6,7 +6,7 @@
 
 import type { StorageClient } from './clickhouse.ts';
 import { StorageError } from './errors.ts';
-import type { EdgeRecord, LogRecord, Operation, SpanKind, SpanRecord, TraceQuery, TraceReader, TraceReadOptions } from './model.ts';
+import type { EdgeRecord, LogReadOptions, LogRecord, Operation, SpanKind, SpanRecord, TraceQuery, TraceReader, TraceReadOptions } from './model.ts';
 import { decodeLog, decodeSpan, LOG_COLUMNS, SPAN_COLUMNS, type LogRow, type SpanRow } from './rows.ts';
 import { resolveSchema, tableRefs, type SchemaOptions, type TableRefs } from './schema/options.ts';
 import { join, raw, sql, type Sql } from './sql.ts';
@@ -145,7 +145,7 @@ export class ClickHouseTraceReader implements TraceReader {
    */
   async #readTraces(ids: readonly string[], options: TraceReadOptions): Promise<Map<string, SpanRecord[]>> {
     const out = new Map<string, SpanRecord[]>();
-    const max = this.#maxTraceSpans;
+    const max = Math.min(this.#maxTraceSpans, boundOf(options.maxSpansPerTrace, 'maxSpansPerTrace'));
     const extents = await this.#traceExtents(ids);
     let batch: TraceExtent[] = [];
     let batchRanges = 0;
@@ -288,18 +288,23 @@ export class ClickHouseTraceReader implements TraceReader {
     }));
   }
 
-  async getTraceLogs(traceId: string): Promise<LogRecord[]> {
+  async getTraceLogs(traceId: string, options: LogReadOptions = {}): Promise<LogRecord[]> {
+    const max = boundOf(options.maxRecords, 'maxRecords');
     const id = normalizeTraceId(traceId);
     // Zero bytes are how logs without a trace are stored; no trace has the all-zero id.
     if (id === ZERO_TRACE_ID) return [];
     const extent = (await this.#traceExtents([id])).get(id);
     if (extent === undefined) return [];
-    const rows = await this.#client.query<LogRow>(sql`
+    const read = await this.#client.query<LogRow>(sql`
       SELECT ${LOG_COLUMNS}
       FROM ${this.#tables.logs}
       PREWHERE trace_id = unhex(${id})
       WHERE ${rangesCondition([extent])}
-      ORDER BY time_unix_nano, observed_time_unix_nano, span_id`);
+      ORDER BY time_unix_nano, observed_time_unix_nano, span_id${Number.isFinite(max) ? raw(` LIMIT ${max + 1}`) : raw('')}`);
+    // One row past the limit only tells that the logs were cut. The limit counts stored rows,
+    // so a trace whose records were stored twice can be cut with fewer distinct ones.
+    const rows = read.length > max ? read.slice(0, max) : read;
+    if (read.length > max) options.onTruncated?.(max);
     // A replayed or retried insert can store a record twice (SCHEMA.md, "Duplicates"): equal
     // rows are shown once.
     const seen = new Set<string>();
@@ -327,6 +332,13 @@ export class ClickHouseTraceReader implements TraceReader {
       GROUP BY trace_id, service_name`);
     return traceExtents(index);
   }
+}
+
+/** A read's optional bound: Infinity when absent; a whole number of at least 1 otherwise. */
+function boundOf(n: number | undefined, name: string): number {
+  if (n === undefined) return Infinity;
+  if (!Number.isSafeInteger(n) || n < 1) throw new StorageError('INVALID_QUERY', `${name} must be a whole number of at least 1, got ${n}`);
+  return n;
 }
 
 /** Promoted columns that hold a copy of an attribute, so a tag filter can use them. */

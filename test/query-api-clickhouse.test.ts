@@ -18,9 +18,9 @@ import { createClickHouseClient, type StorageClient } from '../storage/clickhous
 import { ClickHouseTraceReader } from '../storage/reader.ts';
 import { migrate } from '../storage/schema/migrate.ts';
 import { ClickHouseTraceWriter } from '../storage/writer.ts';
-import type { SpanRecord } from '../storage/model.ts';
+import type { LogRecord, SpanRecord } from '../storage/model.ts';
 import { makeSpan } from '../storage/testing/fixtures.ts';
-import { TRUNCATED_HEADER, truncationWarning } from '../query-api/truncation.ts';
+import { TRUNCATED_HEADER, TRUNCATED_LOGS_HEADER, logsTruncationWarning, responseTruncationWarning, truncationWarning } from '../query-api/truncation.ts';
 import { createTestDatabase, eventually, type TestDatabase } from './support/clickhouse.ts';
 
 const US = BASE_TIME_NS / 1_000n;
@@ -230,6 +230,137 @@ void describe('query API on ClickHouse: a trace larger than maxTraceSpans', () =
     const trace = ((await res.json()) as JaegerResponse<JaegerTrace[]>).data[0]!;
     assert.equal(trace.spans.length, spans.length);
     assert.equal(trace.warnings, null);
+  });
+});
+
+void describe('query API on ClickHouse: answers over --max-response-spans and --max-trace-logs', () => {
+  // Own database: a search over all of it finds exactly these two traces.
+  const A = 'a2600000000000000000000000000001';
+  const B = 'b2600000000000000000000000000002';
+  const MAX_RESPONSE_SPANS = 50;
+  const MAX_TRACE_LOGS = 3;
+  let capDb: TestDatabase;
+  let capClient: StorageClient;
+  let chCapped: ReturnType<typeof createQueryApp>['app'];
+  let memCapped: ReturnType<typeof createQueryApp>['app'];
+  const spansOf = new Map<string, SpanRecord[]>();
+
+  before(async () => {
+    capDb = await createTestDatabase();
+    capClient = createClickHouseClient({ url: capDb.url, database: capDb.database });
+    await migrate(capClient);
+    const all: SpanRecord[] = [];
+    for (const [id, n, offsetMs] of [[A, 60, 0], [B, 30, 1_000]] as const) {
+      const spans = Array.from({ length: n }, (_, i) =>
+        makeSpan(BASE_TIME_NS, { traceId: id, spanId: `${id.slice(0, 2)}${i.toString(16).padStart(14, '0')}`, service: `svc-${i % 2}`, name: 'GET /x', kind: 'SERVER', startMs: offsetMs + i, durationMs: 1 }),
+      );
+      spansOf.set(id, spans);
+      all.push(...spans);
+    }
+    const logs: LogRecord[] = Array.from({ length: 5 }, (_, i) => ({
+      timeUnixNano: BASE_TIME_NS + BigInt(i) * 1_000_000n,
+      observedTimeUnixNano: BASE_TIME_NS + BigInt(i) * 1_000_000n + 1n,
+      traceId: A,
+      spanId: spansOf.get(A)![i]!.spanId,
+      severityNumber: 9,
+      severityText: 'INFO',
+      serviceName: 'svc-0',
+      body: `line ${i}`,
+      scopeName: 'test',
+      resourceAttributes: [],
+      attributes: [],
+    }));
+    const writer = new ClickHouseTraceWriter(capClient);
+    await writer.writeSpans([...all].reverse());
+    await writer.writeLogs([...logs].reverse());
+    await writer.close();
+    const reader = new ClickHouseTraceReader(capClient);
+    await eventually(() => reader.getTraces([A, B]), (m) => m.get(A)?.length === 60 && m.get(B)?.length === 30, 20_000, 'both traces to be readable');
+    chCapped = createQueryApp({ reader, now: () => NOW_NS, maxResponseSpans: MAX_RESPONSE_SPANS, maxTraceLogs: MAX_TRACE_LOGS }).app;
+    // The in-memory store ignores maxSpansPerTrace and maxRecords: the routes cut what it returns.
+    const mem = new MemoryTraceStore();
+    await mem.writeSpans(all);
+    await mem.writeLogs(logs);
+    memCapped = createQueryApp({ reader: mem, now: () => NOW_NS, maxResponseSpans: MAX_RESPONSE_SPANS, maxTraceLogs: MAX_TRACE_LOGS }).app;
+  });
+  after(async () => {
+    await capClient?.close();
+    await capDb?.drop();
+  });
+
+  const first = (id: string, n: number): string[] => spansOf.get(id)!.slice(0, n).map((s) => s.spanId);
+  const iso = (ns: bigint): string => new Date(Number(ns / 1_000_000n)).toISOString();
+
+  void it('a traceID list and a search of 2 traces hold at most 50 spans: each trace cut to its first 25, marked by header and warning', async () => {
+    const share = MAX_RESPONSE_SPANS / 2;
+    for (const app of [chCapped, memCapped]) {
+      for (const path of [`/api/traces?traceID=${A}&traceID=${B}`, `/api/traces?${WINDOW}&limit=2`]) {
+        const res = await app.request(path);
+        assert.equal(res.status, 200, path);
+        assert.equal(res.headers.get(TRUNCATED_HEADER), `2; max-spans=${share}; max-response-spans=${MAX_RESPONSE_SPANS}`, path);
+        const body = (await res.json()) as JaegerResponse<JaegerTrace[]>;
+        assert.deepEqual(checkSchema(body, responseSchema('/api/traces')), [], path);
+        const byId = new Map(body.data.map((t) => [t.traceID, t]));
+        assert.equal(byId.size, 2, path);
+        for (const id of [A, B]) {
+          const trace = byId.get(id)!;
+          assert.deepEqual(trace.spans.map((x) => x.spanID).sort(), first(id, share).sort(), `${path}: the first spans of ${id} by start time`);
+          assert.deepEqual(trace.warnings, [responseTruncationWarning(share, 2, MAX_RESPONSE_SPANS)], path);
+        }
+      }
+    }
+  });
+
+  void it('the ClickHouse reader itself reads no more than the share (the cap is in the statement, not after it)', async () => {
+    const reader = new ClickHouseTraceReader(capClient);
+    const cut: Array<[string, number]> = [];
+    const got = await reader.getTraces([A, B], { maxSpansPerTrace: 25, onTruncated: (id, limit) => cut.push([id, limit]) });
+    assert.deepEqual([got.get(A)!.length, got.get(B)!.length], [25, 25]);
+    assert.deepEqual(cut.sort(), [[A, 25], [B, 25]]);
+    let logsCut: number | undefined;
+    const logs = await reader.getTraceLogs(A, { maxRecords: 2, onTruncated: (limit) => (logsCut = limit) });
+    assert.deepEqual(logs.map((l) => l.body), ['line 0', 'line 1']);
+    assert.equal(logsCut, 2);
+    await assert.rejects(reader.getTraceLogs(A, { maxRecords: 0 }), /maxRecords must be a whole number/);
+  });
+
+  void it('a v3 search holds at most 50 spans, marked by the header', async () => {
+    const res = await chCapped.request(`/api/v3/traces?query.startTimeMin=${iso(BASE_TIME_NS - 1_000_000_000n)}&query.startTimeMax=${iso(BASE_TIME_NS + 3_600_000_000_000n)}`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get(TRUNCATED_HEADER), `2; max-spans=25; max-response-spans=${MAX_RESPONSE_SPANS}`);
+    const otlp = (await res.json()) as { result: { resourceSpans: { scopeSpans: { spans: unknown[] }[] }[] } };
+    assert.equal(otlp.result.resourceSpans.flatMap((r) => r.scopeSpans).reduce((n, x) => n + x.spans.length, 0), MAX_RESPONSE_SPANS);
+  });
+
+  void it('one trace by id gets the whole cap: 60 spans cut to 50; a trace of 30 is whole', async () => {
+    for (const app of [chCapped, memCapped]) {
+      const res = await app.request(`/api/traces/${A}`);
+      assert.equal(res.headers.get(TRUNCATED_HEADER), `1; max-spans=${MAX_RESPONSE_SPANS}; max-response-spans=${MAX_RESPONSE_SPANS}`);
+      const trace = ((await res.json()) as JaegerResponse<JaegerTrace[]>).data[0]!;
+      assert.deepEqual(trace.spans.map((x) => x.spanID), first(A, MAX_RESPONSE_SPANS));
+      assert.deepEqual(trace.warnings, [responseTruncationWarning(MAX_RESPONSE_SPANS, 1, MAX_RESPONSE_SPANS)]);
+      const whole = await app.request(`/api/traces/${B}`);
+      assert.equal(whole.headers.get(TRUNCATED_HEADER), null);
+      assert.equal(((await whole.json()) as JaegerResponse<JaegerTrace[]>).data[0]!.spans.length, 30);
+    }
+  });
+
+  void it('the logs of a trace are cut to the oldest 3, with a warning and a header; fewer carry neither', async () => {
+    for (const app of [chCapped, memCapped]) {
+      const res = await app.request(`/api/v1/traces/${A}/logs`);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get(TRUNCATED_LOGS_HEADER), `max-logs=${MAX_TRACE_LOGS}`);
+      const body = (await res.json()) as { warnings?: string[]; logs: { body: string }[] };
+      assert.deepEqual(checkSchema(body, responseSchema('/api/v1/traces/{traceId}/logs')), []);
+      assert.deepEqual(body.logs.map((l) => l.body), ['line 0', 'line 1', 'line 2']);
+      assert.deepEqual(body.warnings, [logsTruncationWarning(MAX_TRACE_LOGS)]);
+    }
+    const whole = createQueryApp({ reader: new ClickHouseTraceReader(capClient), now: () => NOW_NS, maxTraceLogs: 5 }).app;
+    const res = await whole.request(`/api/v1/traces/${A}/logs`);
+    assert.equal(res.headers.get(TRUNCATED_LOGS_HEADER), null);
+    const body = (await res.json()) as { warnings?: string[]; logs: unknown[] };
+    assert.equal(body.logs.length, 5);
+    assert.equal(body.warnings, undefined);
   });
 });
 

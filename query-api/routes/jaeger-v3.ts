@@ -9,11 +9,13 @@ import { Hono, type Context } from 'hono';
 import type { SpanKind, SpanRecord, TraceQuery, TraceReader } from '../../storage/model.ts';
 import { ApiError, invalidParameter, quote } from '../errors.ts';
 import { toOtlpTraces } from '../jaeger/otlp.ts';
-import { Truncations } from '../truncation.ts';
+import { DEFAULT_SPAN_LIMITS, Truncations, type SpanLimits } from '../truncation.ts';
 import { MAX_LIMIT, MAX_STRING, parseGoDuration, parseTagsJson, parseTraceId, parseUnixTime } from '../params.ts';
 
 export interface JaegerV3RoutesDeps {
   readonly reader: TraceReader;
+  /** --max-trace-spans and --max-response-spans (truncation.ts). */
+  readonly spanLimits?: SpanLimits;
 }
 
 /** Traces a search returns when `query.searchDepth` is absent. */
@@ -127,6 +129,7 @@ function tracesResponse(c: Context, spans: readonly SpanRecord[], raw: boolean):
 export function jaegerV3Routes(deps: JaegerV3RoutesDeps): Hono {
   const app = new Hono();
   const { reader } = deps;
+  const spanLimits = deps.spanLimits ?? DEFAULT_SPAN_LIMITS;
 
   app.get('/api/v3/services', async (c) => {
     const services = [...(await reader.getServices())].sort();
@@ -152,10 +155,10 @@ export function jaegerV3Routes(deps: JaegerV3RoutesDeps): Hono {
   app.get('/api/v3/traces', async (c) => {
     const { query, raw } = buildQuery(c);
     const ids = await reader.findTraceIds(query);
-    const cut = new Truncations();
+    const cut = new Truncations(spanLimits, ids.length);
     const found = await reader.getTraces(ids, cut.options);
     const spans: SpanRecord[] = [];
-    for (const id of ids) spans.push(...(found.get(id) ?? []));
+    for (const id of ids) spans.push(...cut.cap(id, found.get(id) ?? []));
     cut.setHeader(c);
     return tracesResponse(c, spans, raw);
   });
@@ -175,8 +178,8 @@ export function jaegerV3Routes(deps: JaegerV3RoutesDeps): Hono {
     if (start !== undefined && end !== undefined && start > end) throw invalidParameter('startTime must not be after endTime');
     const rawTraces = boolParam(c, 'rawTraces', 'raw_traces');
     // OTLP JSON has no place for a warning: a cut trace is told by TRUNCATED_HEADER only.
-    const cut = new Truncations();
-    const spans = await reader.getTrace(id, cut.options);
+    const cut = new Truncations(spanLimits, 1);
+    const spans = cut.cap(id, await reader.getTrace(id, cut.options));
     cut.setHeader(c);
     return tracesResponse(c, spans, rawTraces);
   });

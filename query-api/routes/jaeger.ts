@@ -23,11 +23,11 @@ import {
   timeRange,
   unixTimeParam,
 } from '../params.ts';
-import { Truncations } from '../truncation.ts';
+import { DEFAULT_SPAN_LIMITS, Truncations, type SpanLimits } from '../truncation.ts';
 
-/** A Jaeger trace; a trace cut by the reader's span cap says so in its `warnings`. */
-function jaegerTrace(id: string, spans: readonly SpanRecord[], cut: Truncations): JaegerTrace {
-  const trace = toJaegerTrace(id, spans);
+/** A Jaeger trace; a trace cut by a span limit says so in its `warnings`. */
+function jaegerTrace(id: string, spans: SpanRecord[], cut: Truncations): JaegerTrace {
+  const trace = toJaegerTrace(id, cut.cap(id, spans));
   const warning = cut.warningFor(id);
   return warning === undefined ? trace : { ...trace, warnings: [warning, ...(trace.warnings ?? [])] };
 }
@@ -35,6 +35,8 @@ function jaegerTrace(id: string, spans: readonly SpanRecord[], cut: Truncations)
 export interface JaegerRoutesDeps {
   readonly reader: TraceReader;
   readonly now: () => bigint;
+  /** --max-trace-spans and --max-response-spans (truncation.ts). */
+  readonly spanLimits?: SpanLimits;
 }
 
 const HOUR_NS = 3_600_000_000_000n;
@@ -106,6 +108,7 @@ function buildSearch(c: Context, now: bigint): TraceQuery {
 export function jaegerRoutes(deps: JaegerRoutesDeps): Hono {
   const app = new Hono();
   const { reader } = deps;
+  const spanLimits = deps.spanLimits ?? DEFAULT_SPAN_LIMITS;
 
   app.get('/api/services', async (c) => {
     const services = [...(await reader.getServices())].sort();
@@ -129,11 +132,11 @@ export function jaegerRoutes(deps: JaegerRoutesDeps): Hono {
 
   app.get('/api/traces', async (c) => {
     const ids = c.req.queries('traceID') ?? [];
-    const cut = new Truncations();
     let traces: JaegerTrace[];
     if (ids.length > 0) {
       if (ids.length > MAX_LIMIT) throw invalidParameter(`traceID: at most ${MAX_LIMIT} ids`);
       const normalized = [...new Set(ids.map(parseTraceId))];
+      const cut = new Truncations(spanLimits, normalized.length);
       const found = await reader.getTraces(normalized, cut.options);
       traces = [];
       const missing: JaegerError[] = [];
@@ -148,6 +151,7 @@ export function jaegerRoutes(deps: JaegerRoutesDeps): Hono {
     } else {
       // One batched read for all the traces found, in the search's order (newest first).
       const found = await reader.findTraceIds(buildSearch(c, deps.now()));
+      const cut = new Truncations(spanLimits, found.length);
       const fetched = await reader.getTraces(found, cut.options);
       traces = [];
       for (const id of found) {
@@ -155,18 +159,19 @@ export function jaegerRoutes(deps: JaegerRoutesDeps): Hono {
         // A trace can expire between the two reads.
         if (spans !== undefined && spans.length > 0) traces.push(jaegerTrace(id, spans, cut));
       }
+      cut.setHeader(c);
     }
-    cut.setHeader(c);
     return c.json(envelope(traces, traces.length));
   });
 
   app.get('/api/traces/:traceId', async (c) => {
     const id = parseTraceId(c.req.param('traceId'));
-    const cut = new Truncations();
+    const cut = new Truncations(spanLimits, 1);
     const spans = await reader.getTrace(id, cut.options);
     if (spans.length === 0) throw traceNotFound(id);
+    const trace = jaegerTrace(id, spans, cut);
     cut.setHeader(c);
-    return c.json(envelope([jaegerTrace(id, spans, cut)], 1));
+    return c.json(envelope([trace], 1));
   });
 
   app.get('/api/dependencies', async (c) => {

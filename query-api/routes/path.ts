@@ -8,13 +8,17 @@ import { attrsObject, isoNano, nanoToMs } from '../attributes.ts';
 import { traceNotFound } from '../errors.ts';
 import { boolParam, lookbackParam, parseQuery, parseTraceId, timeRange, unixTimeParam } from '../params.ts';
 import { reconstructPath } from '../path/reconstruct.ts';
-import { Truncations } from '../truncation.ts';
+import { DEFAULT_MAX_TRACE_LOGS, DEFAULT_SPAN_LIMITS, LogTruncation, Truncations, type SpanLimits } from '../truncation.ts';
 
 export interface PathRoutesDeps {
   readonly reader: TraceReader;
   readonly now: () => bigint;
   readonly maxPathSpans: number;
   readonly quietPeriodNano: bigint;
+  /** --max-trace-spans and --max-response-spans (truncation.ts). */
+  readonly spanLimits?: SpanLimits;
+  /** --max-trace-logs. */
+  readonly maxTraceLogs?: number;
 }
 
 const HOUR_NS = 3_600_000_000_000n;
@@ -29,8 +33,8 @@ export function pathRoutes(deps: PathRoutesDeps): Hono {
   app.get('/api/v1/traces/:traceId/path', async (c) => {
     const id = parseTraceId(c.req.param('traceId'));
     const q = parseQuery(c, pathQuery);
-    const cut = new Truncations();
-    const spans = await reader.getTrace(id, cut.options);
+    const cut = new Truncations(deps.spanLimits ?? DEFAULT_SPAN_LIMITS, 1);
+    const spans = cut.cap(id, await reader.getTrace(id, cut.options));
     if (spans.length === 0) throw traceNotFound(id);
     const path = reconstructPath(id, spans, { maxSpans: deps.maxPathSpans, adjustClockSkew: q.adjustClockSkew ?? true, nowUnixNano: deps.now(), quietPeriodNano: deps.quietPeriodNano });
     const warning = cut.warningFor(id);
@@ -40,9 +44,12 @@ export function pathRoutes(deps: PathRoutesDeps): Hono {
 
   app.get('/api/v1/traces/:traceId/logs', async (c) => {
     const id = parseTraceId(c.req.param('traceId'));
-    const logs = await reader.getTraceLogs(id);
+    const cut = new LogTruncation(deps.maxTraceLogs ?? DEFAULT_MAX_TRACE_LOGS);
+    const logs = cut.cap(await reader.getTraceLogs(id, cut.options));
+    const warnings = cut.warnings(c);
     return c.json({
       traceId: id,
+      ...(warnings.length > 0 ? { warnings } : {}),
       logs: logs.map((l) => ({
         timeUnixNano: l.timeUnixNano.toString(),
         time: isoNano(l.timeUnixNano),
