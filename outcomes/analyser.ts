@@ -18,8 +18,10 @@ export interface AnalyserOptions {
   readonly shard?: Shard;
   /** Traces with more spans are recorded as `too_large` without being read; default 10 000. */
   readonly maxTraceSpans?: number;
-  /** Traces read per `getTraces` call; default 500. */
+  /** Most traces read per `getTraces` call (one span statement, one insert); default 1000. */
   readonly batchTraces?: number;
+  /** A batch ends before it reaches this many spans (counted at arrival), unless it is one trace; default 20 000. */
+  readonly batchSpans?: number;
   /** Arrival seconds handled per step, so a backlog is worked off in bounded steps; default 10. */
   readonly maxStepSeconds?: number;
   /** A shard with no checkpoint starts this long before now; default 900 s. */
@@ -30,7 +32,7 @@ export interface AnalyserOptions {
   readonly retryMs?: number;
   readonly logger?: Logger;
   /** Called for every outcome written: `replaced` when it updates an earlier outcome of the trace. */
-  readonly onOutcome?: (analyzed: AnalyzedTrace | undefined, outcome: OutcomeRecord, replaced: OutcomeRecord | undefined) => void;
+  readonly onOutcome?: (analyzed: Pick<AnalyzedTrace, 'hops'> | undefined, outcome: OutcomeRecord, replaced: OutcomeRecord | undefined) => void;
   /** Called when a step fails (it is retried). */
   readonly onError?: (err: unknown) => void;
 }
@@ -49,13 +51,22 @@ export interface AnalyserStats {
 /** Completed traces fetched per statement; a step with more is split at a second boundary. */
 const COMPLETED_LIMIT = 200_000;
 
+/**
+ * Where the analyser reads spans: any `getTraces`; a reader that also has `forEachTrace`
+ * (storage/outcomes/spans.ts) hands each trace over as soon as it is decoded.
+ */
+export type AnalyserSpanReader = Pick<TraceReader, 'getTraces'> & {
+  forEachTrace?(traceIds: readonly string[], onTrace: (traceId: string, spans: SpanRecord[]) => void): Promise<void>;
+};
+
 export class OutcomeAnalyser {
   readonly #store: OutcomeStore;
-  readonly #reader: Pick<TraceReader, 'getTraces'>;
+  readonly #reader: AnalyserSpanReader;
   readonly #quiet: number;
   readonly #shard: Shard;
   readonly #maxSpans: number;
   readonly #batch: number;
+  readonly #batchSpans: number;
   readonly #maxStep: number;
   readonly #backfill: number;
   readonly #pollMs: number;
@@ -70,13 +81,14 @@ export class OutcomeAnalyser {
   #stopping = false;
   #wake: (() => void) | undefined;
 
-  constructor(store: OutcomeStore, reader: Pick<TraceReader, 'getTraces'>, options: AnalyserOptions = {}) {
+  constructor(store: OutcomeStore, reader: AnalyserSpanReader, options: AnalyserOptions = {}) {
     this.#store = store;
     this.#reader = reader;
     this.#quiet = Math.max(1, Math.floor(options.quietSeconds ?? 10));
     this.#shard = options.shard ?? { index: 0, count: 1 };
     this.#maxSpans = options.maxTraceSpans ?? DEFAULT_MAX_TRACE_SPANS;
-    this.#batch = options.batchTraces ?? 500;
+    this.#batch = Math.max(1, options.batchTraces ?? 1000);
+    this.#batchSpans = Math.max(1, options.batchSpans ?? 20_000);
     this.#maxStep = Math.max(1, options.maxStepSeconds ?? 10);
     this.#backfill = options.backfillSeconds ?? 900;
     this.#pollMs = options.pollMs ?? 1000;
@@ -151,7 +163,15 @@ export class OutcomeAnalyser {
         break;
       }
     }
-    for (let i = 0; i < traces.length; i += this.#batch) await this.#analyseBatch(traces.slice(i, i + this.#batch));
+    // Batches of at most #batch traces and about #batchSpans spans: few statements per trace
+    // (each costs the client ~1 ms of CPU), bounded memory.
+    for (let i = 0; i < traces.length; ) {
+      let j = i;
+      let spans = 0;
+      while (j < traces.length && j - i < this.#batch && (j === i || spans + traces[j]!.spans <= this.#batchSpans)) spans += traces[j++]!.spans;
+      await this.#analyseBatch(traces.slice(i, j));
+      i = j;
+    }
     await this.#store.writeCheckpoint(this.#shard, upto);
     this.#checkpoint = upto;
     this.#stats.lagSeconds = Math.max(0, horizon - upto);
@@ -168,27 +188,26 @@ export class OutcomeAnalyser {
   async #analyseBatch(batch: readonly CompletedTrace[]): Promise<void> {
     const small = batch.filter((t) => t.spans <= this.#maxSpans).map((t) => t.traceId);
     const large = batch.filter((t) => t.spans > this.#maxSpans);
-    const spansOf: Map<string, SpanRecord[]> = small.length > 0 ? await this.#reader.getTraces(small) : new Map();
-    const results: { analyzed: AnalyzedTrace | undefined; outcome: OutcomeRecord }[] = [];
+    // Only what the metrics count is kept of an analysed trace, not its spans.
+    const results: { analyzed: Pick<AnalyzedTrace, 'hops'> | undefined; outcome: OutcomeRecord }[] = [];
     let from: bigint | undefined;
     let to: bigint | undefined;
     const widen = (start: bigint, end: bigint): void => {
       if (from === undefined || start < from) from = start;
       if (to === undefined || end > to) to = end;
     };
-    for (const id of small) {
-      const spans = spansOf.get(id);
+    const analyse = (id: string, spans: readonly SpanRecord[]): void => {
       // No spans: expired by retention between arrival and analysis. Nothing to count.
-      if (!spans || spans.length === 0) continue;
+      if (spans.length === 0) return;
       let analyzed: AnalyzedTrace;
       try {
         analyzed = analyzeTrace(id, spans, this.#analyzedAt(), this.#maxSpans);
       } catch (err) {
         // The analysis is pure and handles hostile traces; a throw is a bug, not a reason to stop.
         this.#logger.error('outcome analysis failed; trace skipped', { traceId: id, err });
-        continue;
+        return;
       }
-      results.push({ analyzed, outcome: analyzed.outcome });
+      results.push({ analyzed: { hops: analyzed.hops }, outcome: analyzed.outcome });
       let lo = spans[0]!.startTimeUnixNano;
       let hi = lo;
       for (const s of spans) {
@@ -196,6 +215,15 @@ export class OutcomeAnalyser {
         if (s.startTimeUnixNano > hi) hi = s.startTimeUnixNano;
       }
       widen(lo, hi);
+    };
+    if (small.length > 0) {
+      // A reader that hands traces over as they are decoded (RowBinaryTraceReader): each is
+      // analysed and dropped at once, so its records die young.
+      if (this.#reader.forEachTrace !== undefined) await this.#reader.forEachTrace(small, analyse);
+      else {
+        const spansOf = await this.#reader.getTraces(small);
+        for (const id of small) analyse(id, spansOf.get(id) ?? []);
+      }
     }
     if (large.length > 0) {
       const extents = await this.#store.traceExtents(large.map((t) => t.traceId));

@@ -96,10 +96,48 @@ function hopSignatureIds(graph: HopGraph): string[] {
   return [...ids];
 }
 
+/** What the metrics count of one hop (RED per service and edge): small, so the spans need not be kept. */
+export interface HopMetric {
+  readonly service: string;
+  readonly namespace: string;
+  /** The calling hop's service and namespace; undefined for the root hop. */
+  readonly callerService: string | undefined;
+  readonly callerNamespace: string;
+  /** `mesh.destination.service` of the call (the logical service asked for), else the callee's service. */
+  readonly destinationService: string;
+  /** Istio's `response_code`: the HTTP status, 0 when there was none (a refused connection). */
+  readonly responseCode: string;
+  readonly meshError: string;
+  readonly error: boolean;
+  readonly seconds: number;
+}
+
 export interface AnalyzedTrace {
   readonly outcome: OutcomeRecord;
-  /** The hop graph, for the metrics (RED per edge). */
+  /** The hop graph (the metrics count its `hops`). */
   readonly graph: HopGraph;
+  /** Every hop of the graph, parents first, as the metrics count it. */
+  readonly hops: readonly HopMetric[];
+}
+
+function destinationServiceOf(h: HopNode): string {
+  const inner = h.callChain[h.callChain.length - 1];
+  if (inner) for (const a of inner.record.attributes) if (a.key === ATTR.meshDestinationService && a.value !== '') return a.value;
+  return h.location.service;
+}
+
+function hopMetrics(graph: HopGraph): HopMetric[] {
+  return graph.hops.map((h) => ({
+    service: h.location.service,
+    namespace: h.location.namespace ?? '',
+    callerService: h.parent?.location.service,
+    callerNamespace: h.parent?.location.namespace ?? '',
+    destinationService: h.parent ? destinationServiceOf(h) : h.location.service,
+    responseCode: String(h.httpStatus ?? 0),
+    meshError: h.meshErrorCode ?? '',
+    error: h.error,
+    seconds: Number(h.end - h.start) / 1e9,
+  }));
 }
 
 const NO_ROOT_CAUSE = { service: '', pod: '', node: '', namespace: '', reason: '' } as const;
@@ -132,6 +170,7 @@ export function analyzeTrace(traceId: string, spans: readonly SpanRecord[], anal
   const rootRecord = tree.root.record;
   return {
     graph,
+    hops: hopMetrics(graph),
     outcome: {
       traceId,
       startUnixNano: rootRecord.startTimeUnixNano,

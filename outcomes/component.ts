@@ -118,7 +118,7 @@ export async function startOutcomes(options: OutcomesOptions): Promise<Outcomes>
   try {
     // The store names its inserts by shard, so a restarted replica waits for its predecessor's.
     const store = new ClickHouseOutcomeStore(storage, { writer: shardName(options.shard ?? { index: 0, count: 1 }) });
-    const analyser = new OutcomeAnalyser(store, new RowBinaryTraceReader(storage), {
+    const analyser = new OutcomeAnalyser(store, new RowBinaryTraceReader(storage, { columns: 'analysis' }), {
       logger,
       ...(options.quietSeconds !== undefined ? { quietSeconds: options.quietSeconds } : {}),
       ...(options.shard !== undefined ? { shard: options.shard } : {}),

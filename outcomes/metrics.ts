@@ -5,10 +5,8 @@
 // `other`), and the analyser's own health. README.md "Metrics" lists every series.
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type OpenMetricsContentType } from 'prom-client';
-import { ATTR } from '../common/semconv.ts';
-import type { HopGraph, HopNode } from '../query-api/path/hops.ts';
 import type { OutcomeRecord } from '../storage/outcomes/model.ts';
-import type { AnalyzedTrace } from './analyze.ts';
+import type { AnalyzedTrace, HopMetric } from './analyze.ts';
 
 export const OTHER = 'other';
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -89,18 +87,6 @@ export class TopN {
     for (const k of this.#admitted) if (!next.has(k)) this.#onEvict(k);
     this.#admitted = next;
   }
-}
-
-/** Istio's `response_code`: the HTTP status, 0 when there was none (a refused connection). */
-function responseCode(h: HopNode): string {
-  return String(h.httpStatus ?? 0);
-}
-
-/** `mesh.destination.service` of the call (the logical service asked for), else the callee's service. */
-function destinationServiceOf(h: HopNode): string {
-  const inner = h.callChain[h.callChain.length - 1];
-  if (inner) for (const a of inner.record.attributes) if (a.key === ATTR.meshDestinationService && a.value !== '') return a.value;
-  return h.location.service;
 }
 
 export class OutcomeMetrics {
@@ -241,7 +227,7 @@ export class OutcomeMetrics {
   }
 
   /** Counts one written outcome. `replaced`: an earlier outcome of the trace was already counted. */
-  record(analyzed: AnalyzedTrace | undefined, outcome: OutcomeRecord, replaced: OutcomeRecord | undefined): void {
+  record(analyzed: Pick<AnalyzedTrace, 'hops'> | undefined, outcome: OutcomeRecord, replaced: OutcomeRecord | undefined): void {
     if (replaced) {
       // Counters cannot take a trace back; an update counts only as replaced.
       this.#replaced.inc();
@@ -250,7 +236,7 @@ export class OutcomeMetrics {
     this.#outcomes.inc({ status: outcome.status });
     if (!analyzed) return;
     const exemplar = { trace_id: outcome.traceId };
-    this.#hops(analyzed.graph, exemplar);
+    this.#hops(analyzed.hops, exemplar);
     if (outcome.status === 'error') {
       const sigKnown = this.#signatures.hit(outcome.signatureId);
       const sig = sigKnown
@@ -279,36 +265,33 @@ export class OutcomeMetrics {
     }
   }
 
-  #hops(graph: HopGraph, exemplar: { trace_id: string }): void {
-    for (const h of graph.hops) {
-      const seconds = Number(h.end - h.start) / 1e9;
+  #hops(hops: readonly HopMetric[], exemplar: { trace_id: string }): void {
+    for (const h of hops) {
       const error = h.error ? 'true' : 'false';
       this.#serviceRequests.inc({
-        labels: { destination_workload: h.location.service, destination_workload_namespace: h.location.namespace ?? '', error },
+        labels: { destination_workload: h.service, destination_workload_namespace: h.namespace, error },
         value: 1,
         exemplarLabels: exemplar,
       });
-      this.#serviceDuration.observe({ labels: { destination_workload: h.location.service }, value: seconds, exemplarLabels: exemplar });
-      const caller = h.parent;
-      if (!caller) continue;
-      const destinationService = destinationServiceOf(h);
+      this.#serviceDuration.observe({ labels: { destination_workload: h.service }, value: h.seconds, exemplarLabels: exemplar });
+      if (h.callerService === undefined) continue;
       this.#edgeRequests.inc({
         labels: {
-          source_workload: caller.location.service,
-          source_workload_namespace: caller.location.namespace ?? '',
-          destination_workload: h.location.service,
-          destination_workload_namespace: h.location.namespace ?? '',
-          destination_service: destinationService,
-          response_code: responseCode(h),
-          mesh_error: h.meshErrorCode ?? '',
+          source_workload: h.callerService,
+          source_workload_namespace: h.callerNamespace,
+          destination_workload: h.service,
+          destination_workload_namespace: h.namespace,
+          destination_service: h.destinationService,
+          response_code: h.responseCode,
+          mesh_error: h.meshError,
           error,
         },
         value: 1,
         exemplarLabels: exemplar,
       });
       this.#edgeDuration.observe({
-        labels: { source_workload: caller.location.service, destination_workload: h.location.service, destination_service: destinationService },
-        value: seconds,
+        labels: { source_workload: h.callerService, destination_workload: h.service, destination_service: h.destinationService },
+        value: h.seconds,
         exemplarLabels: exemplar,
       });
     }

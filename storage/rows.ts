@@ -37,7 +37,7 @@ export function attributesJson(attrs: readonly Attribute[]): string {
   return out + ']';
 }
 
-function parseAttributesJson(text: string): Attribute[] {
+export function parseAttributesJson(text: string): Attribute[] {
   const triples = JSON.parse(text) as [string, AttributeType, string][];
   const out: Attribute[] = new Array<Attribute>(triples.length);
   for (let i = 0; i < triples.length; i++) {
@@ -132,9 +132,9 @@ export type EncodedLogs = EncodedRows;
 export const SPAN_KIND_CODE: Readonly<Record<SpanKind, number>> = { UNSPECIFIED: 0, INTERNAL: 1, SERVER: 2, CLIENT: 3, PRODUCER: 4, CONSUMER: 5 };
 export const STATUS_CODE_CODE: Readonly<Record<StatusCode, number>> = { UNSET: 0, OK: 1, ERROR: 2 };
 export const ATTRIBUTE_TYPE_CODE: Readonly<Record<AttributeType, number>> = { string: 1, bool: 2, int: 3, double: 4, bytes: 5, json: 6 };
-const SPAN_KINDS: readonly SpanKind[] = ['UNSPECIFIED', 'INTERNAL', 'SERVER', 'CLIENT', 'PRODUCER', 'CONSUMER'];
-const STATUS_CODES: readonly StatusCode[] = ['UNSET', 'OK', 'ERROR'];
-const ATTRIBUTE_TYPES: readonly AttributeType[] = ['string', 'string', 'bool', 'int', 'double', 'bytes', 'json'];
+export const SPAN_KINDS: readonly SpanKind[] = ['UNSPECIFIED', 'INTERNAL', 'SERVER', 'CLIENT', 'PRODUCER', 'CONSUMER'];
+export const STATUS_CODES: readonly StatusCode[] = ['UNSET', 'OK', 'ERROR'];
+export const ATTRIBUTE_TYPES: readonly AttributeType[] = ['string', 'string', 'bool', 'int', 'double', 'bytes', 'json'];
 
 function invalidId(what: string, id: string): StorageError {
   const shown = id.length > 40 ? `${JSON.stringify(id.slice(0, 40))}…` : JSON.stringify(id);

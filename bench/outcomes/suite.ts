@@ -12,8 +12,10 @@
 // (bench/run.ts), which writes the figures to bench/results/outcomes.json and the summary.
 
 import { SpanStatusCode } from '@opentelemetry/api';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { loadavg } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startDemoApp, type DemoApp } from '../../cli/demo/app.ts';
 import { createAppTracing, injectHeaders, SpanKind } from '../../cli/demo/tracing.ts';
 import { startBackend } from '../../cli/stack.ts';
@@ -21,6 +23,7 @@ import { ATTR } from '../../common/semconv.ts';
 import { silentLogger } from '../../common/logger.ts';
 import { OutcomeAnalyser } from '../../outcomes/analyser.ts';
 import { analyzeTrace } from '../../outcomes/analyze.ts';
+import { OutcomeMetrics } from '../../outcomes/metrics.ts';
 import { startAlertmanager } from '../../outcomes/prometheus-servers.ts';
 import { createQueryApp } from '../../query-api/app.ts';
 import { TraceBuilder, pod } from '../../query-api/testing/trace-builder.ts';
@@ -35,6 +38,8 @@ import { RowBinaryTraceReader } from '../../storage/outcomes/spans.ts';
 import { ClickHouseTraceReader } from '../../storage/reader.ts';
 import { migrate } from '../../storage/schema/migrate.ts';
 import { ClickHouseTraceWriter } from '../../storage/writer.ts';
+import type { IngestFigures } from '../ingest/suite.ts';
+import type { SuiteResult } from '../lib/results.ts';
 
 /** What to run and at what size. */
 export interface OutcomesOptions {
@@ -48,6 +53,16 @@ export interface OutcomesOptions {
   readonly requests: number;
   /** Failure-to-alert runs (alert). */
   readonly alertRuns: number;
+  /**
+   * Spans sent through the collector (a process of its own, bench/ingest's run) before the
+   * analyser runs, so that the analyser is compared with the collector's ingest rate measured
+   * in the same run (analyse); 0: compare with the documented COLLECTOR_SPANS_PER_SECOND.
+   */
+  readonly collectorSpans?: number;
+  /** Also run the analyser with the JSONEachRow span read and time the read-back formats (analyse). */
+  readonly compareReaders?: boolean;
+  /** Write a V8 CPU profile of the analyser's end-to-end run (RowBinary read) to this file (analyse). */
+  readonly profile?: string;
   readonly say: (line: string) => void;
 }
 
@@ -58,6 +73,9 @@ export interface LatencyFigures {
   readonly maxMs: number;
   readonly loadAverage: readonly number[];
 }
+
+/** The collector's ingest measured in the outcomes run, per variant (`wal`: as shipped; `memory`: `--wal-dir=`). */
+export type CollectorMeasured = Record<string, { spans: number; spansPerSecond: number; spansPerCollectorCpuSecond: number; loadAverage: readonly number[] }>;
 
 export interface OutcomesFigures {
   analyse?: {
@@ -70,7 +88,14 @@ export interface OutcomesFigures {
     /** The analyser end to end, per span read: spans per CPU-second of the analyser process. */
     analyserSpansPerCpuSecond: Record<string, number>;
     analyserWallSeconds: Record<string, number>;
+    /** The collector's ingest rate the analyser is compared with: measured in this run (end to end, WAL on as shipped), else the documented figure. */
     collectorSpansPerSecond: number;
+    /** Where collectorSpansPerSecond comes from. */
+    collectorSource: 'measured' | 'documented';
+    /** The collector measured in this run: end-to-end spans/s and spans per collector CPU-second, per variant. */
+    collectorMeasured?: CollectorMeasured;
+    /** analyser spans per CPU-second (RowBinary read) / collectorSpansPerSecond. */
+    ratio?: number;
     loadAverage: readonly number[];
   };
   query?: { outcomes: number; requests: Record<string, LatencyFigures> };
@@ -81,6 +106,8 @@ let args = { traces: '20000', outcomes: '1000000', requests: '30', 'alert-runs':
 let say: (s: string) => void = (s) => void process.stdout.write(`${s}\n`);
 let figures: OutcomesFigures = {};
 let CLICKHOUSE_URL = '';
+let compareReaders = false;
+let profileFile: string | undefined;
 const load = (): string => `load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`;
 const loadNow = (): number[] => loadavg().map((x) => Math.round(x * 100) / 100);
 
@@ -131,16 +158,46 @@ function cpuSeconds(since: NodeJS.CpuUsage): number {
   return (u.user + u.system) / 1e6;
 }
 
-async function benchAnalyse(url: string): Promise<void> {
+/** The collector's ingest, measured in this run: bench/ingest's run (WAL on as shipped, then memory-only), with a ClickHouse of its own. */
+async function measureCollector(spans: number): Promise<CollectorMeasured> {
+  const { runIngest } = await import('../ingest/suite.ts');
+  const { machineInfo } = await import('../lib/machine.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'tm-bench-outcomes-ingest-'));
+  say(`\n== analyse: the collector's ingest rate in this run (bench/ingest, ${spans} spans, 2 generator processes) — ${load()}`);
+  const result: SuiteResult = { suite: 'ingest', status: 'ok', skipped: [], startedAt: new Date().toISOString(), machine: machineInfo(), parameters: {}, figures: {}, notes: [] };
+  try {
+    await runIngest(result, { dir, spans, processes: 2, batch: 4096, timeoutMs: 300_000, install: false, say: (l) => say(`  ${l}`) });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  if (result.status === 'skipped') throw new Error(`the collector could not be measured: ${result.skipped.join('; ')}`);
+  const variants = (result.figures as { variants?: Record<string, IngestFigures> }).variants ?? {};
+  const out: CollectorMeasured = {};
+  for (const [name, v] of Object.entries(variants)) {
+    out[name] = { spans: v.endToEnd.spansStored, spansPerSecond: Math.round(v.endToEnd.spansPerSecond), spansPerCollectorCpuSecond: v.collector.spansPerCpuSecond, loadAverage: loadNow() };
+    const m = out[name];
+    say(`collector (${name === 'wal' ? 'WAL on, as shipped' : 'memory-only queue'}): ${m.spansPerSecond} spans/s end to end, ${m.spansPerCollectorCpuSecond} spans per collector CPU-second`);
+  }
+  return out;
+}
+
+async function benchAnalyse(url: string, collector: CollectorMeasured | undefined): Promise<void> {
   const n = Number(args.traces);
-  const traces = Array.from({ length: n }, meshTrace);
+  // Released before the last analyser run: the component holds no such set, and a live heap
+  // of every span would make each garbage collection of the analyser's run mark it.
+  let traces: SpanRecord[][] | undefined = Array.from({ length: n }, meshTrace);
+  const ids = traces.map((t) => t[0]!.traceId);
   const spans = traces.reduce((s, t) => s + t.length, 0);
+  // The rate to keep up with: the collector's end-to-end ingest (WAL on, as shipped) measured in this run.
+  const measured = collector?.['wal'];
+  const ingestRate = measured?.spansPerSecond ?? COLLECTOR_SPANS_PER_SECOND;
+  const ingestName = measured ? `collector's ${ingestRate} spans/s measured in this run` : `collector's documented ${COLLECTOR_SPANS_PER_SECOND} spans/s`;
   say(`\n== analyse: ${n} traces, ${spans} spans (${(spans / n).toFixed(1)} per trace) — ${load()}`);
   // Warm-up, then the analysis alone on this one thread.
   for (let i = 0; i < Math.min(2000, n); i++) analyzeTrace(`${i}`.padStart(32, '0'), traces[i]!, 1n);
   const c0 = process.cpuUsage();
   const t0 = performance.now();
-  for (let i = 0; i < n; i++) analyzeTrace(traces[i]![0]!.traceId, traces[i]!, BigInt(i));
+  for (let i = 0; i < n; i++) analyzeTrace(ids[i]!, traces[i]!, BigInt(i));
   const wall = (performance.now() - t0) / 1000;
   const cpu = cpuSeconds(c0);
   const pureRate = spans / cpu;
@@ -151,42 +208,74 @@ async function benchAnalyse(url: string): Promise<void> {
     readBackSpansPerCpuSecond: {},
     analyserSpansPerCpuSecond: {},
     analyserWallSeconds: {},
-    collectorSpansPerSecond: COLLECTOR_SPANS_PER_SECOND,
+    collectorSpansPerSecond: ingestRate,
+    collectorSource: measured ? 'measured' : 'documented',
+    ...(collector ? { collectorMeasured: collector } : {}),
     loadAverage: loadNow(),
   };
-  say(`analysis alone:     ${(n / wall).toFixed(0)} traces/s, ${(spans / wall).toFixed(0)} spans/s wall; ${pureRate.toFixed(0)} spans per CPU-second = ${(pureRate / COLLECTOR_SPANS_PER_SECOND).toFixed(2)}× the collector's ${COLLECTOR_SPANS_PER_SECOND} spans/s`);
+  say(`analysis alone:     ${(n / wall).toFixed(0)} traces/s, ${(spans / wall).toFixed(0)} spans/s wall; ${pureRate.toFixed(0)} spans per CPU-second = ${(pureRate / ingestRate).toFixed(2)}× the ${ingestName}`);
 
   const readers = [
-    ['JSONEachRow (ClickHouseTraceReader)', (c: StorageClient) => new ClickHouseTraceReader(c)],
-    ['RowBinary (RowBinaryTraceReader)', (c: StorageClient) => new RowBinaryTraceReader(c)],
-  ] as const;
+    ...(compareReaders ? [['JSONEachRow (ClickHouseTraceReader)', (c: StorageClient) => new ClickHouseTraceReader(c)] as const] : []),
+    // What the outcomes component reads with (outcomes/component.ts).
+    ['RowBinary (RowBinaryTraceReader, analysis columns)', (c: StorageClient) => new RowBinaryTraceReader(c, { columns: 'analysis' })] as const,
+  ];
   for (const [name, makeReader] of readers) {
     const client = await freshDatabase(url, 'tm_bench_outcomes_analyse');
     const writer = new ClickHouseTraceWriter(client);
-    const all = traces.flat();
-    for (let i = 0; i < all.length; i += 20_000) await writer.writeSpans(all.slice(i, i + 20_000));
+    for (let i = 0; i < traces!.length; i += 2000) await writer.writeSpans(traces!.slice(i, i + 2000).flat());
     await writer.close();
+    if (name === readers[readers.length - 1]![0]) traces = undefined;
     const store = new ClickHouseOutcomeStore(client);
-    const analyser = new OutcomeAnalyser(store, makeReader(client), { quietSeconds: 1, backfillSeconds: 600, maxStepSeconds: 3600 });
+    // With the metrics the component counts (outcomes/component.ts), so their CPU is in the figure.
+    const metrics = new OutcomeMetrics({ defaultMetrics: false });
+    const analyser = new OutcomeAnalyser(store, makeReader(client), {
+      quietSeconds: 1,
+      backfillSeconds: 600,
+      maxStepSeconds: 3600,
+      onOutcome: (analyzed, outcome, replaced) => metrics.record(analyzed, outcome, replaced),
+    });
     // Wait for the quiet time to pass for every trace, without counting that wait.
     const target = (await store.serverNow()) + 1;
     while ((await store.serverNow()) - 1 < target) await new Promise((r) => setTimeout(r, 200));
-    if (name === readers[0][0]) await benchFormats(client, traces.map((t) => t[0]!.traceId));
+    if (compareReaders && name === readers[0]![0]) await benchFormats(client, ids);
     say(`  (spans written to ClickHouse; analysing with the ${name} span read — ${load()})`);
+    const profiling = profileFile !== undefined && name.startsWith('RowBinary') ? await startProfile() : undefined;
     const c1 = process.cpuUsage();
     const t1 = performance.now();
     while ((analyser.stats.checkpoint ?? 0) < target) await analyser.step();
     const wall2 = (performance.now() - t1) / 1000;
     const cpu2 = cpuSeconds(c1);
+    if (profiling) {
+      writeFileSync(profileFile!, JSON.stringify(await profiling()));
+      say(`  CPU profile of the analyser run: ${profileFile} (read it with node bench/ingest/profile-top.ts ${profileFile} --total)`);
+    }
     const written = analyser.stats.outcomesWritten;
     figures.analyse!.analyserSpansPerCpuSecond[name] = Math.round(spans / cpu2);
     figures.analyse!.analyserWallSeconds[name] = Math.round(wall2 * 100) / 100;
+    if (name.startsWith('RowBinary')) figures.analyse!.ratio = Math.round((spans / cpu2 / ingestRate) * 100) / 100;
     say(
       `analyser end to end, ${name}: ${written} outcomes in ${wall2.toFixed(2)} s wall (${(spans / wall2).toFixed(0)} spans/s, with ClickHouse on the same 2 cores); ` +
-        `analyser process ${cpu2.toFixed(2)} CPU-s = ${(spans / cpu2).toFixed(0)} spans per CPU-second = ${(spans / cpu2 / COLLECTOR_SPANS_PER_SECOND).toFixed(2)}× the collector's rate — ${load()}`,
+        `analyser process ${cpu2.toFixed(2)} CPU-s = ${(spans / cpu2).toFixed(0)} spans per CPU-second = ${(spans / cpu2 / ingestRate).toFixed(2)}× the ${ingestName} — ${load()}`,
     );
+    metrics.close();
     await client.close();
   }
+}
+
+/** Starts the V8 profiler of this process; the function returned stops it and gives the profile. */
+async function startProfile(): Promise<() => Promise<unknown>> {
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 200 });
+  await session.post('Profiler.start');
+  return async () => {
+    const { profile } = await session.post('Profiler.stop');
+    session.disconnect();
+    return profile;
+  };
 }
 
 /**
@@ -383,11 +472,15 @@ export async function runOutcomes(options: OutcomesOptions): Promise<OutcomesFig
   args = { traces: String(options.traces), outcomes: String(options.outcomes), requests: String(options.requests), 'alert-runs': String(options.alertRuns) };
   say = options.say;
   figures = {};
+  compareReaders = options.compareReaders ?? false;
+  profileFile = options.profile;
   const only = new Set(options.parts);
+  // The collector first, on a ClickHouse of its own that is stopped before this suite's starts.
+  const collector = only.has('analyse') && (options.collectorSpans ?? 0) > 0 ? await measureCollector(options.collectorSpans!) : undefined;
   const ch = await clickhouse();
   CLICKHOUSE_URL = ch.url;
   try {
-    if (only.has('analyse')) await benchAnalyse(ch.url);
+    if (only.has('analyse')) await benchAnalyse(ch.url, collector);
     if (only.has('query')) await benchQuery(ch.url);
     if (only.has('alert')) await benchAlert(ch.url);
   } finally {
