@@ -21,6 +21,7 @@ import { DEFAULT_ATTRIBUTE_LIMITS, type AttributeLimits } from './otlp/limits.ts
 import { createIngest } from './receiver/ingest.ts';
 import { listen, type HttpListener } from './receiver/serve.ts';
 import { ServiceGraphProcessor } from './servicegraph/processor.ts';
+import { TraceRouter, type RoutingConfig } from './routing/router.ts';
 import type { Registry } from 'prom-client';
 
 export interface ServiceGraphConfig {
@@ -84,6 +85,8 @@ export const DEFAULT_COLLECTOR_CONFIG: CollectorConfig = {
 };
 
 export type CollectorOptions = Partial<Omit<CollectorConfig, 'servicegraph' | 'admission' | 'attributeLimits'>> & {
+  /** Trace-id routing between replicas (collector/routing/); none: this collector takes every trace itself. */
+  readonly routing?: RoutingConfig;
   readonly servicegraph?: Partial<ServiceGraphConfig>;
   readonly admission?: Partial<AdmissionLimits>;
   readonly attributeLimits?: Partial<AttributeLimits>;
@@ -113,6 +116,12 @@ export interface Collector {
   readonly adminPort: number;
   /** The collector's own Prometheus registry (also served on the admin port). */
   readonly registry: Registry;
+  /**
+   * Sets (or, with undefined, ends) trace-id routing between replicas, for replica lists that
+   * are known only once the replicas listen (tests; discovery). Requests already running keep
+   * the routing they started with.
+   */
+  setRouting(routing: RoutingConfig | undefined): void;
   /**
    * Resolves when everything accepted before the call (and the service-graph edges counted so
    * far) is written. Waits through write retries; race it with a timeout if needed.
@@ -257,7 +266,18 @@ export async function startCollector(options: CollectorOptions, deps: CollectorD
       )
     : undefined;
 
+  let router: TraceRouter | undefined;
+  const makeRouter = (routing: RoutingConfig | undefined): TraceRouter | undefined =>
+    routing === undefined || routing.peers.length === 0
+      ? undefined
+      : new TraceRouter(routing, logger, {
+          forwarded: (n) => metrics.routedSpans.inc({ outcome: 'forwarded' }, n),
+          fallback: (n) => metrics.routedSpans.inc({ outcome: 'fallback' }, n),
+        });
+  router = makeRouter(options.routing);
+
   const ingest = createIngest({
+    router: () => router,
     spans,
     logs,
     onSpansAccepted: graph ? (halves) => graph.observeHalves(halves) : () => {},
@@ -296,6 +316,11 @@ export async function startCollector(options: CollectorOptions, deps: CollectorD
     httpPort: http.port,
     adminPort: admin.port,
     registry: metrics.registry,
+    setRouting(routing) {
+      const next = makeRouter(routing);
+      router?.close();
+      router = next;
+    },
     async forceFlush() {
       graph?.flush();
       await Promise.all([spans.forceFlush(), logs.forceFlush(), edges.forceFlush()]);
@@ -306,6 +331,7 @@ export async function startCollector(options: CollectorOptions, deps: CollectorD
         // Requests already running finish and are queued; new ones are refused by closed sockets.
         const graceMs = Math.min(5_000, config.shutdownTimeoutMs);
         await Promise.all([grpc.shutdown(graceMs), http.close(graceMs)]);
+        router?.close();
         await stopPipelines();
         await admin.close(1_000);
         logger.info('collector stopped');

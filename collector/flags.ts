@@ -6,6 +6,7 @@ import type { FlagSpec, FlagValues } from '../common/flags.ts';
 import { join } from 'node:path';
 import type { CollectorConfig } from './collector.ts';
 import type { WalConfig } from './wal/index.ts';
+import type { RoutingConfig } from './routing/router.ts';
 
 export const COLLECTOR_FLAGS = [
   {
@@ -110,6 +111,15 @@ export const COLLECTOR_FLAGS = [
     env: 'TRACEMESH_COLLECTOR_DEAD_LETTER_MAX_BYTES',
     description: 'Bound of the dead-letter file; refused rows beyond it are only counted (tracemesh_collector_dropped_items_total{reason="dead_letter_full"}).',
   },
+  {
+    name: 'routing-peers',
+    kind: 'string',
+    default: '',
+    env: 'TRACEMESH_COLLECTOR_ROUTING_PEERS',
+    description:
+      'OTLP/gRPC host:port of every collector replica, this one included, the same list on each (e.g. a StatefulSet\'s collector-0.collector:4317,collector-1.collector:4317): spans are forwarded to the replica that owns their trace id, so service-graph pairing and tail sampling see whole traces. Empty: no routing.',
+  },
+  { name: 'routing-self', kind: 'string', default: '', env: 'TRACEMESH_COLLECTOR_ROUTING_SELF', description: 'This replica\'s entry in --routing-peers (e.g. $(POD_NAME).collector:4317).' },
   { name: 'disable-servicegraph', kind: 'bool', default: 'false', env: 'TRACEMESH_COLLECTOR_DISABLE_SERVICEGRAPH', description: 'Do not derive service-graph edges from CLIENT/SERVER span pairs.' },
   {
     name: 'servicegraph-wait',
@@ -199,6 +209,16 @@ function positive(name: string, v: number): number {
 function nonNegative(name: string, v: number): number {
   if (v < 0) throw new ConfigError(`--${name} must not be negative, got ${v}`);
   return v;
+}
+
+/** Trace-id routing from parsed flags; undefined without --routing-peers. */
+export function routingFromFlags(f: CollectorFlagValues): RoutingConfig | undefined {
+  const peers = f['routing-peers'].split(',').map((p) => p.trim()).filter((p) => p.length > 0);
+  if (peers.length === 0) return undefined;
+  const self = f['routing-self'].trim();
+  if (self === '') throw new ConfigError('--routing-peers needs --routing-self: this replica\'s entry in the list');
+  if (!peers.includes(self)) throw new ConfigError(`--routing-self "${self}" is not one of --routing-peers (${peers.join(',')})`);
+  return { peers, self };
 }
 
 export interface DurabilityConfig {

@@ -9,7 +9,7 @@ import { provideClickHouse, type ClickHouseHandle } from '../storage/clickhouse-
 import { migrate } from '../storage/schema/migrate.ts';
 import { ClickHouseTraceWriter } from '../storage/writer.ts';
 import { startCollector, type Collector } from './collector.ts';
-import { COLLECTOR_FLAGS, configFromFlags, durabilityFromFlags } from './flags.ts';
+import { COLLECTOR_FLAGS, configFromFlags, durabilityFromFlags, routingFromFlags } from './flags.ts';
 import { DeadLetterFile } from './wal/dead-letter.ts';
 import { openCollectorWal, type CollectorWal } from './wal/index.ts';
 
@@ -93,7 +93,8 @@ export async function runCollector(argv: string[], options: RunCollectorOptions 
       logger.info('write-ahead log open', { dir: durability.wal.dir, fsync: durability.wal.fsync, replayedSpanRecords: stats.spans.records, replayedLogRecords: stats.logs.records, corrupt: stats.spans.corrupt + stats.logs.corrupt, tornTails: stats.spans.tornTails + stats.logs.tornTails });
     }
     try {
-      collector = await startCollector(config, {
+      const routing = routingFromFlags(flags);
+      collector = await startCollector(routing ? { ...config, routing } : config, {
         writer,
         logger,
         ...(wal ? { journals: { spans: wal.spans, logs: wal.logs }, walStats: wal.stats, walUnreadable: unreadable } : {}),

@@ -31,6 +31,9 @@ export interface CollectorMetrics {
   readonly limited: Counter<'signal' | 'reason'>;
   /** Spans and log records that lost something to the attribute limits. */
   readonly limitedItems: Counter<'signal'>;
+  readonly routedSpans: Counter<'outcome'>;
+  readonly sampledTraces: Counter<'decision' | 'reason'>;
+  readonly sampledSpans: Counter<'decision'>;
   readonly walCorruptRecords: Counter<'signal'>;
   readonly walReplayedItems: Counter<'signal'>;
   readonly writeRetries: Counter<'signal'>;
@@ -156,6 +159,24 @@ export function createCollectorMetrics(gauges: QueueGauges, options: { defaultMe
       name: 'tracemesh_collector_limited_total',
       help: 'Attributes, events and links dropped, and attribute keys and values cut short, by the attribute limits (--max-attributes and the like), per signal and reason.',
       labelNames: ['signal', 'reason'],
+      registers,
+    }),
+    routedSpans: new Counter({
+      name: 'tracemesh_collector_routed_spans_total',
+      help: 'Spans of traces another replica owns (trace-id routing): outcome="forwarded" to the owner, or "fallback" when the owner could not take them and this replica did.',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    sampledTraces: new Counter({
+      name: 'tracemesh_collector_sampled_traces_total',
+      help: 'Tail-sampling decisions: decision="keep" with reason error, latency or ratio; decision="drop" with reason ratio.',
+      labelNames: ['decision', 'reason'],
+      registers,
+    }),
+    sampledSpans: new Counter({
+      name: 'tracemesh_collector_sampled_spans_total',
+      help: 'Spans that went through tail sampling, by decision (keep: written; drop: not written).',
+      labelNames: ['decision'],
       registers,
     }),
     limitedItems: new Counter({

@@ -26,6 +26,8 @@ import type { Ingest } from './ingest.ts';
 
 export const TRACE_EXPORT_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
 export const LOGS_EXPORT_PATH = '/opentelemetry.proto.collector.logs.v1.LogsService/Export';
+/** Metadata of an export that a replica forwarded here (collector/routing/): not forwarded again. */
+export const ROUTED_HEADER = 'x-tracemesh-routed';
 
 export interface GrpcReceiverOptions {
   readonly host: string;
@@ -172,6 +174,7 @@ export async function startGrpcReceiver(options: GrpcReceiverOptions): Promise<G
       return;
     }
     const ticket = admitted;
+    const routed = headers[ROUTED_HEADER] === '1';
     // The one event every stream ends with (done, failed, reset, session gone): everything
     // the request holds goes back here.
     stream.once('close', () => ticket.close());
@@ -248,18 +251,18 @@ export async function startGrpcReceiver(options: GrpcReceiverOptions): Promise<G
       }
       const body = complete;
       if (!compressed) {
-        respond(stream, signal, body.bytes);
+        respond(stream, signal, body.bytes, routed);
         ticket.close();
         return;
       }
-      inflate(stream, signal, encoding === 'gzip' ? zlib.createGunzip({ chunkSize: 64 * 1024 }) : zlib.createInflate({ chunkSize: 64 * 1024 }), body, ticket.lease.buffer(maxMessageBytes), () => ticket.close());
+      inflate(stream, signal, encoding === 'gzip' ? zlib.createGunzip({ chunkSize: 64 * 1024 }) : zlib.createInflate({ chunkSize: 64 * 1024 }), body, ticket.lease.buffer(maxMessageBytes), routed, () => ticket.close());
     });
 
     stream.on('error', (err) => logger.debug('OTLP/gRPC stream error', { error: err }));
   }
 
   /** Decompresses `body` into `out`, charging the budget as `out` grows, then decodes and answers. */
-  function inflate(stream: http2.ServerHttp2Stream, signal: Signal, z: zlib.Gunzip | zlib.Inflate, body: GrowableBuffer, out: GrowableBuffer, done: () => void): void {
+  function inflate(stream: http2.ServerHttp2Stream, signal: Signal, z: zlib.Gunzip | zlib.Inflate, body: GrowableBuffer, out: GrowableBuffer, routed: boolean, done: () => void): void {
     // zlib reads `body` on the thread pool: never hand it to another request meanwhile.
     body.pinned = true;
     let over = false;
@@ -287,7 +290,7 @@ export async function startGrpcReceiver(options: GrpcReceiverOptions): Promise<G
     });
     z.on('end', () => {
       if (over) return;
-      respond(stream, signal, out.bytes);
+      respond(stream, signal, out.bytes, routed);
       done();
     });
     z.end(body.bytes);
@@ -297,12 +300,12 @@ export async function startGrpcReceiver(options: GrpcReceiverOptions): Promise<G
    * Decodes (synchronously: `body` may be reused once this returns), ingests and answers once
    * the data is accepted (durable, with a write-ahead log).
    */
-  function respond(stream: http2.ServerHttp2Stream, signal: Signal, body: Buffer): void {
+  function respond(stream: http2.ServerHttp2Stream, signal: Signal, body: Buffer, routed: boolean): void {
     let accepted: Promise<Uint8Array>;
     try {
       accepted =
         signal === 'traces'
-          ? ingest.tracesProtobuf(body, 'grpc').then((r) => encodeTraceResponse(r.rejected, r.errorMessage))
+          ? ingest.tracesProtobuf(body, 'grpc', routed).then((r) => encodeTraceResponse(r.rejected, r.errorMessage))
           : ingest.logsProtobuf(body, 'grpc').then((r) => encodeLogsResponse(r.rejected, r.errorMessage));
     } catch (err) {
       accepted = Promise.reject(err as Error);

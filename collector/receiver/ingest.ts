@@ -5,7 +5,7 @@
 
 import type { LogRecord } from '../../storage/model.ts';
 import { encodeLogs, encodeSpans, type EncodedLogs, type EncodedSpans } from '../../storage/rows.ts';
-import { queueFull, shuttingDown, walFailed, type OtlpError } from '../errors.ts';
+import { malformed, queueFull, shuttingDown, walFailed, type OtlpError } from '../errors.ts';
 import type { CollectorMetrics, RejectReason, Transport } from '../metrics.ts';
 import { convertLogs, convertTraces, nowUnixNano } from '../otlp/convert.ts';
 import { decodeLogsRequestRecords } from '../otlp/decode-logs.ts';
@@ -13,6 +13,7 @@ import { TraceDecoder, type DecodedTraces } from '../otlp/decode-traces.ts';
 import { DEFAULT_ATTRIBUTE_LIMITS, LIMIT_REASONS, type AttributeLimits, type LimitCounts } from '../otlp/limits.ts';
 import type { ExportLogsRequestMsg, ExportTraceRequestMsg, Signal } from '../otlp/model.ts';
 import type { OfferResult } from '../pipeline/batch-pipeline.ts';
+import type { RoutedRequest, TraceRouter } from '../routing/router.ts';
 import { DEFAULT_VIRTUAL_NODE_ATTRIBUTES, halvesOf, type SpanHalf } from '../servicegraph/processor.ts';
 
 export interface IngestResult {
@@ -43,6 +44,8 @@ export interface IngestDeps {
   readonly metrics: CollectorMetrics;
   /** Retry hint given to clients while the collector shuts down. */
   readonly shutdownRetryAfterMs: number;
+  /** Trace-id routing between replicas (routing/router.ts); read per request, so it may be set later. */
+  readonly router?: () => TraceRouter | undefined;
 }
 
 export interface Ingest {
@@ -51,8 +54,10 @@ export interface Ingest {
    * may reuse it once this returns); the promise settles once the spans are accepted (on
    * disk, with a write-ahead log). Rejects with OtlpError `invalid` when the body is not one
    * (or throws it synchronously), `throttled` or `unavailable` when it cannot be taken now.
+   * With a router, spans of traces another replica owns are forwarded to it, unless `routed`
+   * (the request was forwarded here by a replica).
    */
-  tracesProtobuf(body: Uint8Array, transport: Transport): Promise<IngestResult>;
+  tracesProtobuf(body: Uint8Array, transport: Transport, routed?: boolean): Promise<IngestResult>;
   /** A decoded request (OTLP/JSON). Rejects with OtlpError (`throttled` or `unavailable`). */
   traces(req: ExportTraceRequestMsg, transport: Transport): Promise<IngestResult>;
   /** An ExportLogsServiceRequest in protobuf; like tracesProtobuf. */
@@ -127,9 +132,40 @@ export function createIngest(deps: IngestDeps): Ingest {
     return { rejected, errorMessage };
   }
 
+  /** The local part decoded here; each remote part forwarded, or taken here if that fails. */
+  async function routeSpans(router: TraceRouter, body: Uint8Array, transport: Transport): Promise<IngestResult> {
+    let parts: RoutedRequest;
+    try {
+      parts = router.split(body);
+    } catch (err) {
+      throw malformed(`the body is not a valid ExportTraceServiceRequest protobuf message: ${(err as Error).message}`, err);
+    }
+    const { local, remote } = parts;
+    // Decoded now: `body` (and so `local`, which may be it) may be reused once this returns.
+    const here = local !== undefined ? acceptSpans(decoder.decode(local), transport) : undefined;
+    const there = remote.map(async (part): Promise<IngestResult> => {
+      try {
+        return await router.forward(part.peer, part.body, part.spans);
+      } catch (err) {
+        router.fallback(part.spans, err);
+        return acceptSpans(decoder.decode(part.body), transport);
+      }
+    });
+    const results = await Promise.all(here !== undefined ? [here, ...there] : there);
+    let rejected = 0;
+    const messages: string[] = [];
+    for (const r of results) {
+      rejected += r.rejected;
+      if (r.errorMessage !== '') messages.push(r.errorMessage);
+    }
+    return { rejected, errorMessage: messages.join('; ') };
+  }
+
   return {
-    tracesProtobuf(body, transport) {
-      return acceptSpans(decoder.decode(body), transport);
+    tracesProtobuf(body, transport, routed = false) {
+      const router = routed ? undefined : deps.router?.();
+      if (router === undefined || router.peers.length <= 1) return acceptSpans(decoder.decode(body), transport);
+      return routeSpans(router, body, transport);
     },
     traces(req, transport) {
       const { records, rejected, errorMessage, limited } = convertTraces(req, limits);

@@ -26,12 +26,11 @@
 // Calls are summed per minute (of the call's start) and flushed as EdgeRecords every
 // `flushIntervalMs`. Readers sum the records of a minute, so a minute may be written in parts.
 //
-// Scale-out: pairing needs both halves of a call in the same collector. A deployment with
-// several collector replicas must route spans to collectors by trace id (for example an
-// OpenTelemetry Collector with the load-balancing exporter, routing_key: traceID, in front of
-// them), as ARCHITECTURE.md requires for anything that needs a whole trace in one place.
-// Without that, pairs split across replicas show up as virtual-node edges from the client
-// side (and unmatched server spans), i.e. the graph is partial but calls are not lost.
+// Scale-out: pairing needs both halves of a call in the same collector. With several
+// replicas, `--routing-peers` forwards every span to the replica that owns its trace id
+// (collector/routing/, README "Collectors as replicas"). Without routing, pairs split across
+// replicas show up as virtual-node edges from the client side (and unmatched server spans):
+// the graph is partial, but no span is lost.
 
 import type { EdgeRecord, SpanRecord } from '../../storage/model.ts';
 import { ATTR } from '../../common/semconv.ts';
