@@ -1,6 +1,7 @@
 // The collector as its own process (`node cli/tracemesh.ts collector …`), writing to a given
 // ClickHouse database, so its CPU and memory can be read from /proc.
 
+import { COLLECTOR_NODE_OPTIONS } from '../../collector/flags.ts';
 import { freePort } from '../../storage/clickhouse-server.ts';
 import { startChild, type Child } from './children.ts';
 import { missing, repoPath } from './components.ts';
@@ -57,7 +58,8 @@ export async function startCollectorProcess(o: {
     '--clickhouse-database', o.database,
     ...(o.extraArgs ?? []),
   ];
-  const child = startChild(o.name ?? 'collector', process.execPath, ['--no-warnings', ...(o.nodeArgs ?? []), repoPath('cli', 'tracemesh.ts'), ...args], o.logDir, {
+  // The Node.js options the collector ships with (collector/flags.ts), then the caller's.
+  const child = startChild(o.name ?? 'collector', process.execPath, ['--no-warnings', ...COLLECTOR_NODE_OPTIONS, ...(o.nodeArgs ?? []), repoPath('cli', 'tracemesh.ts'), ...args], o.logDir, {
     env: { ...process.env, TRACEMESH_LOG_LEVEL: 'warn' },
   });
   await waitForHttpOk(`http://127.0.0.1:${adminPort}/ready`, child);
