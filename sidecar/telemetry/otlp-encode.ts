@@ -10,8 +10,8 @@
 //
 // Schema: opentelemetry/proto/{trace,logs,common,resource}/v1 (field numbers in comments).
 
-import type { Attributes, AttributeValue, HrTime } from '@opentelemetry/api';
-import type { AnyValue, AnyValueMap } from '@opentelemetry/api-logs';
+import type { Attributes, AttributeValue, HrTime, SpanContext } from '@opentelemetry/api';
+import type { AnyValue, AnyValueMap, LogRecord } from '@opentelemetry/api-logs';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 
@@ -106,6 +106,14 @@ export class ProtoWriter {
     this.tag(field, WIRE_FIXED64);
     this.ensure(8);
     this.buf.writeBigUInt64LE(BigInt(t[0]) * 1_000_000_000n + BigInt(t[1]), this.pos);
+    this.pos += 8;
+  }
+
+  /** fixed64 nanoseconds from integer epoch milliseconds (Date.now()). */
+  msTime(field: number, ms: number): void {
+    this.tag(field, WIRE_FIXED64);
+    this.ensure(8);
+    this.buf.writeBigUInt64LE(BigInt(ms) * 1_000_000n, this.pos);
     this.pos += 8;
   }
 
@@ -315,8 +323,30 @@ function scope(w: ProtoWriter, field: number, name: string, version: string | un
   w.end();
 }
 
+/** Resource and scope of a group, as encoded fields: Resource (field 1 of ResourceSpans/ResourceLogs), InstrumentationScope (field 1 of ScopeSpans/ScopeLogs). */
+export interface ScopeHeader {
+  readonly resource: Buffer;
+  readonly scope: Buffer;
+}
+
+export function encodeScopeHeader(resourceAttrs: Attributes, scopeName: string, scopeVersion: string | undefined): ScopeHeader {
+  const w = new ProtoWriter(4096);
+  resource(w, 1, resourceAttrs);
+  const r = w.finish();
+  w.reset();
+  scope(w, 1, scopeName, scopeVersion);
+  return { resource: r, scope: w.finish() };
+}
+
+/**
+ * Groups by resource and scope. The resource's attributes object is compared by identity
+ * first (one provider's items share it), by content only when it differs.
+ */
+const groupKeys = new WeakMap<object, string>();
 function groupKey(resourceAttrs: Attributes, scopeName: string, scopeVersion: string | undefined): string {
-  return `${JSON.stringify(resourceAttrs)}\u0000${scopeName}\u0000${scopeVersion ?? ''}`;
+  let r = groupKeys.get(resourceAttrs);
+  if (r === undefined) groupKeys.set(resourceAttrs, (r = JSON.stringify(resourceAttrs)));
+  return `${r}\u0000${scopeName}\u0000${scopeVersion ?? ''}`;
 }
 
 /** ExportTraceServiceRequest for `spans`, grouped by resource and scope. */
@@ -335,14 +365,15 @@ export function encodeTraceRequest(spans: readonly ReadableSpan[], w = new Proto
     resource(w, 1, first.resource.attributes);
     w.begin(2); // ScopeSpans
     scope(w, 1, first.instrumentationScope.name, first.instrumentationScope.version);
-    for (const s of group) span(w, s);
+    for (const s of group) encodeSpan(w, s);
     w.end();
     w.end();
   }
   return w.finish();
 }
 
-function span(w: ProtoWriter, s: ReadableSpan): void {
+/** One Span message (field 2 of ScopeSpans). */
+export function encodeSpan(w: ProtoWriter, s: ReadableSpan): void {
   const sc = s.spanContext();
   w.begin(2); // Span
   w.hex(1, sc.traceId);
@@ -429,5 +460,29 @@ function logRecord(w: ProtoWriter, l: ReadableLogRecord): void {
   }
   w.hrTime(11, l.hrTimeObserved);
   if (l.eventName !== undefined) w.string(12, l.eventName);
+  w.end();
+}
+
+/**
+ * One LogRecord message (field 2 of ScopeLogs) straight from an API LogRecord, as the SDK's
+ * LogRecordImpl would record it: `time` and `observed` are epoch milliseconds or HrTime; `sc`
+ * is the valid span context of the record's context, if any.
+ */
+export function encodeLogRecordFields(w: ProtoWriter, time: HrTime | number, observed: HrTime | number, r: LogRecord, sc: SpanContext | undefined): void {
+  w.begin(2); // LogRecord
+  if (typeof time === 'number') w.msTime(1, time);
+  else w.hrTime(1, time);
+  w.uint(2, r.severityNumber ?? 0);
+  if (r.severityText !== undefined) w.string(3, r.severityText);
+  anyValue(w, 5, r.body);
+  if (r.attributes !== undefined) keyValues(w, 6, r.attributes);
+  if (sc !== undefined) {
+    w.fixed32(8, sc.traceFlags & 0xff);
+    w.hex(9, sc.traceId);
+    w.hex(10, sc.spanId);
+  }
+  if (typeof observed === 'number') w.msTime(11, observed);
+  else w.hrTime(11, observed);
+  if (r.eventName !== undefined) w.string(12, r.eventName);
   w.end();
 }

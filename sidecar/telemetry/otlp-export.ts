@@ -1,16 +1,11 @@
-// OTLP/gRPC exporters for the sidecar's spans and access-log records: the OpenTelemetry SDK's
-// batch processors hand them batches; they are encoded by otlp-encode.ts and sent with a
-// grpc-js client. Retryable failures (UNAVAILABLE, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED,
-// ABORTED) are retried with backoff until the export timeout, as the OTLP specification asks.
+// The OTLP/gRPC channel of a sidecar's spans and access-log records: otlp-stream.ts hands it
+// request bodies encoded by otlp-encode.ts; they are sent with a grpc-js client. Retryable
+// failures (UNAVAILABLE, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ABORTED) are retried with
+// backoff until the export timeout, as the OTLP specification asks.
 
 import { Client, credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-logs';
-import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { encodeLogsRequest, encodeTraceRequest, ProtoWriter } from './otlp-encode.ts';
 
-const TRACE_METHOD = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
-const LOGS_METHOD = '/opentelemetry.proto.collector.logs.v1.LogsService/Export';
 const RETRYABLE = new Set<number>([status.UNAVAILABLE, status.RESOURCE_EXHAUSTED, status.DEADLINE_EXCEEDED, status.ABORTED, status.CANCELLED]);
 
 export interface OtlpGrpcOptions {
@@ -66,58 +61,5 @@ export class OtlpGrpcChannel {
   close(): void {
     this.closed = true;
     this.client.close();
-  }
-}
-
-/** Encodes each batch and sends it; tracks exports in flight for forceFlush and shutdown. */
-class OtlpGrpcExporter<T> {
-  private readonly channel: OtlpGrpcChannel;
-  private readonly method: string;
-  private readonly encode: (items: readonly T[], w: ProtoWriter) => Buffer;
-  private readonly timeoutMillis: number;
-  private readonly writer = new ProtoWriter();
-  private pending = 0;
-  private idle: Array<() => void> = [];
-
-  constructor(channel: OtlpGrpcChannel, method: string, encode: (items: readonly T[], w: ProtoWriter) => Buffer, timeoutMillis: number) {
-    this.channel = channel;
-    this.method = method;
-    this.encode = encode;
-    this.timeoutMillis = timeoutMillis;
-  }
-
-  export(items: T[], resultCallback: (result: ExportResult) => void): void {
-    let body: Buffer;
-    try {
-      body = this.encode(items, this.writer);
-    } catch (err) {
-      resultCallback({ code: ExportResultCode.FAILED, error: err as Error });
-      return;
-    }
-    this.pending++;
-    this.channel.send(this.method, body, Date.now() + this.timeoutMillis, (r) => {
-      if (--this.pending === 0) for (const f of this.idle.splice(0)) f();
-      resultCallback(r);
-    });
-  }
-
-  forceFlush(): Promise<void> {
-    return this.pending === 0 ? Promise.resolve() : new Promise((resolve) => this.idle.push(resolve));
-  }
-
-  async shutdown(): Promise<void> {
-    await this.forceFlush();
-  }
-}
-
-export class OtlpGrpcSpanExporter extends OtlpGrpcExporter<ReadableSpan> implements SpanExporter {
-  constructor(channel: OtlpGrpcChannel, timeoutMillis: number) {
-    super(channel, TRACE_METHOD, encodeTraceRequest, timeoutMillis);
-  }
-}
-
-export class OtlpGrpcLogExporter extends OtlpGrpcExporter<ReadableLogRecord> implements LogRecordExporter {
-  constructor(channel: OtlpGrpcChannel, timeoutMillis: number) {
-    super(channel, LOGS_METHOD, encodeLogsRequest, timeoutMillis);
   }
 }

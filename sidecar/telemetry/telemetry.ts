@@ -14,7 +14,8 @@ import {
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import { BatchLogRecordProcessor, LoggerProvider, type LogRecordExporter, type LogRecordProcessor } from '@opentelemetry/sdk-logs';
-import { OtlpGrpcChannel, OtlpGrpcLogExporter, OtlpGrpcSpanExporter } from './otlp-export.ts';
+import { OtlpGrpcChannel } from './otlp-export.ts';
+import { StreamingLogger, StreamingSpanProcessor } from './otlp-stream.ts';
 import { ATTR } from '../../common/semconv.ts';
 
 export const SCOPE_NAME = 'tracemesh-sidecar';
@@ -69,31 +70,41 @@ export function createTelemetry(o: TelemetryOptions): SidecarTelemetry {
   const delay = o.exportDelayMs ?? 1000;
   const timeout = o.exportTimeoutMs ?? 10_000;
 
-  // One channel for both signals; encoding by otlp-encode.ts (see there why not the SDK's).
+  // One channel for both signals; each span and access-log record is encoded where it ends
+  // (otlp-stream.ts; see there and otlp-encode.ts why not the SDK's processors and serializer).
+  // An exporter passed in (tests: in-memory) gets the SDK's batch processors instead.
   const channel = exporting && (o.spanExporter === undefined || o.logExporter === undefined) ? new OtlpGrpcChannel({ url: o.collectorEndpoint, timeoutMillis: timeout }) : undefined;
-  const spanExporter = o.spanExporter ?? (channel !== undefined ? new OtlpGrpcSpanExporter(channel, timeout) : undefined);
-  const spanProcessors: SpanProcessor[] =
-    spanExporter === undefined ? [] : [new BatchSpanProcessor(spanExporter, { scheduledDelayMillis: delay, exportTimeoutMillis: timeout, maxQueueSize: QUEUE, maxExportBatchSize: BATCH })];
+  const batching = { maxBatch: BATCH, maxQueue: QUEUE, delayMs: delay, timeoutMs: timeout };
+  let spanProcessor: SpanProcessor | undefined;
+  if (o.spanExporter !== undefined) spanProcessor = new BatchSpanProcessor(o.spanExporter, { scheduledDelayMillis: delay, exportTimeoutMillis: timeout, maxQueueSize: QUEUE, maxExportBatchSize: BATCH });
+  else if (channel !== undefined) spanProcessor = new StreamingSpanProcessor({ channel, ...batching });
   const tracerProvider = new BasicTracerProvider({
     resource,
     sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(o.samplingRatio) }),
-    spanProcessors,
+    spanProcessors: spanProcessor === undefined ? [] : [spanProcessor],
   });
 
-  const logExporter = o.logExporter ?? (channel !== undefined ? new OtlpGrpcLogExporter(channel, timeout) : undefined);
-  const logProcessors: LogRecordProcessor[] =
-    logExporter === undefined ? [] : [new BatchLogRecordProcessor({ exporter: logExporter, scheduledDelayMillis: delay, exportTimeoutMillis: timeout, maxQueueSize: QUEUE, maxExportBatchSize: BATCH })];
-  const loggerProvider = logProcessors.length === 0 ? undefined : new LoggerProvider({ resource, processors: logProcessors });
+  let logger: OtelLogger | undefined;
+  let loggerProvider: LoggerProvider | undefined;
+  let streamingLogger: StreamingLogger | undefined;
+  if (o.logExporter !== undefined) {
+    const processors: LogRecordProcessor[] = [new BatchLogRecordProcessor({ exporter: o.logExporter, scheduledDelayMillis: delay, exportTimeoutMillis: timeout, maxQueueSize: QUEUE, maxExportBatchSize: BATCH })];
+    loggerProvider = new LoggerProvider({ resource, processors });
+    logger = loggerProvider.getLogger(SCOPE_NAME);
+  } else if (channel !== undefined) {
+    streamingLogger = new StreamingLogger({ channel, ...batching }, resource.attributes, SCOPE_NAME);
+    logger = streamingLogger;
+  }
 
   let shutdown: Promise<void> | undefined;
   return {
     tracer: tracerProvider.getTracer(SCOPE_NAME),
-    logger: loggerProvider?.getLogger(SCOPE_NAME),
+    logger,
     async forceFlush() {
-      await Promise.all([tracerProvider.forceFlush(), loggerProvider?.forceFlush()]);
+      await Promise.all([tracerProvider.forceFlush(), loggerProvider?.forceFlush(), streamingLogger?.forceFlush()]);
     },
     shutdown() {
-      shutdown ??= Promise.all([tracerProvider.shutdown(), loggerProvider?.shutdown()]).then(() => channel?.close());
+      shutdown ??= Promise.all([tracerProvider.shutdown(), loggerProvider?.shutdown(), streamingLogger?.shutdown()]).then(() => channel?.close());
       return shutdown;
     },
   };
