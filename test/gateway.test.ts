@@ -328,6 +328,24 @@ void describe('ingress gateway', () => {
     );
   });
 
+  void it('takes a renewed certificate without a restart, and keeps the last good one when the new pair does not load', async () => {
+    openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'shop2.key', '-out', 'shop2.csr', '-subj', '/CN=shop edge renewed');
+    openssl('x509', '-req', '-in', 'shop2.csr', '-CA', 'edge-ca.crt', '-CAkey', 'edge-ca.key', '-CAcreateserial', '-out', 'shop2-edge.crt', '-days', '2', '-extfile', 'shop.ext');
+    // Key first, then certificate, each in one step (a mismatched pair in between is refused).
+    await replaceFile(f('shop.key'), await readFile(f('shop2.key'), 'utf8'));
+    await replaceFile(f('shop-edge.crt'), await readFile(f('shop2-edge.crt'), 'utf8'));
+    await gw.reload();
+    const renewed = await edge(https(), { servername: 'shop.example.test', path: '/cart' });
+    assert.equal(renewed.peerCn, 'shop edge renewed');
+    assert.equal(renewed.status, 200);
+    const invalid = await metric('tracemesh_gateway_certificate_reloads_total', 'result="invalid"');
+    await replaceFile(f('shop-edge.crt'), '-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n');
+    await gw.reload();
+    assert.equal(await metric('tracemesh_gateway_certificate_reloads_total', 'result="invalid"'), invalid + 1);
+    assert.ok(warnings.some((l) => l.includes('gateway certificates refused') && l.includes('certificate \\"shop-cert\\"')), `the refusal names the certificate: ${warnings.filter((l) => l.includes('certificates')).join('\n')}`);
+    assert.equal((await edge(https(), { servername: 'shop.example.test', path: '/cart' })).peerCn, 'shop edge renewed', 'the last good certificate still serves');
+  });
+
   void it('reloads routes: a good edit takes effect, a broken one is refused with file, name and reason and the last good set keeps serving', async () => {
     await replaceFile(f('routes/shop.yaml'), shopRoute('api'));
     await gw.reload();

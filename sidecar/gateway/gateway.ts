@@ -6,14 +6,12 @@
 // outbound listener, which carries it like any app's call: balancing, retries, outlier
 // detection, and the mTLS hop to the backend's sidecar with the gateway's own SPIFFE identity.
 // The gateway starts the trace at the edge: a SERVER span and an access-log record per
-// request, the outbound CLIENT span below it. Route files are watched; an edit that does not
+// request, the outbound CLIENT span below it. Route files and certificates are watched; an edit that does not
 // validate is refused (file, resource, reason) and the last good set stays in force.
 
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { Agent, createServer as createHttpServer, request as httpRequest, type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders, type Server as HttpServer, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
-import { createSecureContext, type SecureContext } from 'node:tls';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Link, type Span } from '@opentelemetry/api';
 import { SeverityNumber } from '@opentelemetry/api-logs';
@@ -33,16 +31,14 @@ import { downstreamResponseHeaders, upstreamRequestHeaders } from '../proxy/head
 import { startSidecar, type Sidecar, type SidecarDeps, type SidecarOptions } from '../sidecar.ts';
 import { FdLineSink, type AccessLogEntry, type AccessLogSink } from '../telemetry/access-log.ts';
 import { createTelemetry } from '../telemetry/telemetry.ts';
+import { watchCertificates, type CertificateFiles } from './certificates.ts';
 import { compileGateway, listenerFor, parseGatewayRef, selectGateway, whereDefined, type GatewayRef, type PortListeners } from './listeners.ts';
 
 /** How a `traceparent` from outside is treated. */
 export type EdgeTraceContext = 'restart' | 'trust';
 export const EDGE_TRACE_CONTEXTS: readonly EdgeTraceContext[] = ['restart', 'trust'];
 
-export interface CertificateFiles {
-  readonly certFile: string;
-  readonly keyFile: string;
-}
+export type { CertificateFiles } from './certificates.ts';
 
 export interface GatewayOptions {
   /** The embedded sidecar (identity, endpoints, collector, limits, outbound policy, route files). */
@@ -65,7 +61,7 @@ export interface IngressGateway {
   readonly sidecar: Sidecar;
   /** `namespace/name` of the Gateway served. */
   readonly gateway: string;
-  /** Re-reads the route files now (tests; the watcher does it on its own). */
+  /** Re-reads the route files and certificates now (tests; the watchers do it on their own). */
   reload(): Promise<void>;
   flush(): Promise<void>;
   close(): Promise<void>;
@@ -171,22 +167,17 @@ export async function startGateway(options: GatewayOptions, deps: SidecarDeps = 
   };
   try {
     // Certificates first: a missing file is a start-up error, never a half-started gateway.
-    const contexts = new Map<string, SecureContext>();
-    const pems = new Map<string, { cert: Buffer; key: Buffer }>();
-    for (const [name, f] of Object.entries(certFiles)) {
-      let cert: Buffer, key: Buffer;
-      try {
-        [cert, key] = await Promise.all([readFile(f.certFile), readFile(f.keyFile)]);
-      } catch (err) {
-        throw new ConfigError(`certificate "${name}": ${(err as Error).message}; check --certificates`, { cause: err });
-      }
-      try {
-        contexts.set(name, createSecureContext({ cert, key }));
-        pems.set(name, { cert, key });
-      } catch (err) {
-        throw new ConfigError(`certificate "${name}" (${f.certFile}, ${f.keyFile}): ${(err as Error).message}; check --certificates`, { cause: err });
-      }
-    }
+    const certReloads: { counter?: Counter<'result'> } = {};
+    const certs = await watchCertificates(certFiles, {
+      logger,
+      debounceMs: options.reloadDebounceMs ?? 50,
+      onReload: (result, err) => {
+        certReloads.counter?.inc({ result });
+        if (result === 'ok') logger.info('gateway certificates reloaded');
+        else logger.warn('gateway certificates refused; keeping the last good ones', { err: err instanceof Error ? err.message : String(err) });
+      },
+    });
+    cleanups.push(() => certs.close());
 
     const metricsReady: { reloads?: Counter<'result'> } = {};
     let gatewayId = '';
@@ -219,6 +210,7 @@ export async function startGateway(options: GatewayOptions, deps: SidecarDeps = 
     const requests = new Counter({ name: 'tracemesh_gateway_requests_total', help: 'Requests the gateway answered, by Gateway listener (empty: no listener took the host) and response code.', labelNames: ['listener', 'response_code'], registers: [registry] });
     const handshakeFailures = new Counter({ name: 'tracemesh_gateway_tls_handshake_failures_total', help: 'TLS handshakes with outside clients that failed, by reason: timeout (--tls-handshake-timeout), unknown_sni, not_tls, no_shared_parameters, reset, other.', labelNames: ['port', 'reason'], registers: [registry] });
     const refusals = new Counter({ name: 'tracemesh_gateway_refusals_total', help: 'Connections and requests the gateway refused at a limit: concurrency (--max-downstream-connections), deadline (--request-headers-timeout).', labelNames: ['reason'], registers: [registry] });
+    certReloads.counter = new Counter({ name: 'tracemesh_gateway_certificate_reloads_total', help: 'Reloads of the --certificates files: ok, invalid or unreadable (refused; the last good certificates stay).', labelNames: ['result'], registers: [registry] });
     metricsReady.reloads = new Counter({ name: 'tracemesh_gateway_route_reloads_total', help: 'Reloads of the gateway route files: ok, invalid (refused; the last good set stays), unreadable.', labelNames: ['result'], registers: [registry] });
 
     const telemetry = createTelemetry({
@@ -524,7 +516,7 @@ export async function startGateway(options: GatewayOptions, deps: SidecarDeps = 
         };
         // A client that sends no SNI gets the catch-all listener's certificate, if there is one.
         const fallbackName = certificateFor('');
-        const fallback = fallbackName === undefined ? undefined : pems.get(fallbackName);
+        const fallback = fallbackName === undefined ? undefined : certs.current().pems.get(fallbackName);
         server = createHttpsServer(
           {
             connectionsCheckingInterval: checkEveryMs,
@@ -533,13 +525,20 @@ export async function startGateway(options: GatewayOptions, deps: SidecarDeps = 
             ALPNProtocols: ['http/1.1'],
             SNICallback: (servername, cb) => {
               const name = certificateFor(servername);
-              const ctx = name === undefined ? undefined : contexts.get(name);
+              const ctx = name === undefined ? undefined : certs.current().contexts.get(name);
               if (ctx === undefined) cb(new Error(`unknown_sni: no certificate for "${servername}" on port ${port}`));
               else cb(null, ctx);
             },
           },
           onRequest,
         );
+        if (fallbackName !== undefined) {
+          const tlsServer = server as HttpsServer;
+          certs.subscribe((next) => {
+            const pem = next.pems.get(fallbackName);
+            if (pem !== undefined) tlsServer.setSecureContext({ cert: pem.cert, key: pem.key });
+          });
+        }
         server.on('tlsClientError', (err: Error) => handshakeFailures.inc({ port: String(port), reason: handshakeReason(err) }));
       } else {
         server = createHttpServer({ connectionsCheckingInterval: checkEveryMs }, onRequest);
@@ -577,7 +576,9 @@ export async function startGateway(options: GatewayOptions, deps: SidecarDeps = 
       ports: bound,
       sidecar,
       gateway: gatewayId,
-      reload: () => watched.reload(),
+      reload: async () => {
+        await Promise.all([watched.reload(), certs.reload()]);
+      },
       flush: async () => {
         await Promise.all([telemetry.forceFlush(), sidecar.flush()]);
       },

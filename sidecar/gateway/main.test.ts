@@ -31,3 +31,45 @@ void describe('tracemesh gateway flags', () => {
     assert.doesNotMatch(out.join(''), /--app-port/);
   });
 });
+
+void describe('tracemesh gateway command', () => {
+  void it('serves from flags alone until its signal aborts, and exits 0', async () => {
+    const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { silentLogger } = await import('../../common/logger.ts');
+    const { closedPort, httpRequest, startServer, waitFor } = await import('../testing/harness.ts');
+    const app = await startServer((req, res) => res.end(`app saw ${req.headers.host} ${req.url}`));
+    const dir = await mkdtemp(join(tmpdir(), 'tracemesh-gw-cli-'));
+    try {
+      const port = await closedPort();
+      await writeFile(join(dir, 'endpoints.json'), JSON.stringify({ services: { web: [{ address: `127.0.0.1:${app.port}`, pod: 'web-1' }] } }));
+      await writeFile(
+        join(dir, 'routes.yaml'),
+        `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: edge, namespace: default }
+spec: { gatewayClassName: tracemesh, listeners: [{ name: http, protocol: HTTP, port: 80 }] }
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: web, namespace: default }
+spec: { parentRefs: [{ name: edge }], rules: [{ backendRefs: [{ name: web, port: 80 }] }] }
+`,
+      );
+      const stop = new AbortController();
+      const args = ['--route-files', join(dir, 'routes.yaml'), '--endpoints-file', join(dir, 'endpoints.json'), '--listener-ports', `80=${port}`, '--bind-address', '127.0.0.1', '--outbound-port', '0', '--admin-port', '0', '--collector-endpoint', 'none', '--access-log', 'off'];
+      const exit = runGateway(args, { env: {}, logger: silentLogger, signal: stop.signal });
+      // The mesh is plaintext here (no identity flags): the endpoint is the app itself.
+      const r = await waitFor(() => httpRequest(port, { path: '/x', headers: { host: 'www.example.test' } }).catch(() => undefined), 'the gateway to serve', 20_000);
+      assert.equal(r.status, 200);
+      assert.equal(r.body, 'app saw web:80 /x');
+      assert.match(String(r.headers['traceresponse']), /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[0-3]$/);
+      stop.abort();
+      assert.equal(await exit, 0);
+    } finally {
+      await app.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
