@@ -13,6 +13,7 @@ import { CA_FLAGS, caFromFlags } from './ca/flags.ts';
 import { startControlPlane } from './controlplane.ts';
 import { loadKubeConfig } from './discovery/kubernetes/kubeconfig.ts';
 import { KubernetesDiscovery } from './discovery/kubernetes/source.ts';
+import { KubernetesPolicies } from './discovery/kubernetes/policies.ts';
 import { ServiceRegistry } from './discovery/model.ts';
 import { writeXdsBootstrap } from './xds/bootstrap.ts';
 import { DEFAULT_INJECT_OPTIONS as D } from './inject/inject.ts';
@@ -76,12 +77,13 @@ export async function runControlPlane(argv: string[]): Promise<number> {
   if (discovery === 'registration' && !flags.registration) throw new ConfigError('TRACEMESH_REGISTRATION=false leaves no discovery at all; add --discovery kubernetes');
   const logger = createLogger({ component: 'controlplane' });
   const registry = new ServiceRegistry();
-  const kube = discovery === 'kubernetes' ? await startKubernetesDiscovery(flags, registry, logger) : undefined;
+  // On Kubernetes, policies come from their CRDs unless --policy-files names files.
+  const kube = discovery === 'kubernetes' ? await startKubernetesDiscovery(flags, registry, flags['policy-files'].length === 0, logger) : undefined;
   const parts = await caFromFlags(flags, logger).catch(async (err: unknown) => {
     await kube?.close();
     throw err;
   });
-  const policies = flags['policy-files'].length === 0 ? undefined : await PolicyWatcher.open(flags['policy-files'], { logger });
+  const policies = flags['policy-files'].length === 0 ? kube?.policies : await PolicyWatcher.open(flags['policy-files'], { logger });
   const xdsPlaintextPort = optionalPort(flags['xds-plaintext-port'], 'xds-plaintext-port');
   const debugPort = optionalPort(flags['debug-port'], 'debug-port');
   const webhookPort = optionalPort(flags['webhook-port'], 'webhook-port');
@@ -110,14 +112,24 @@ export async function runControlPlane(argv: string[]): Promise<number> {
               trustDomain: parts.ca.trustDomain,
               interceptPorts: flags['inject-intercept-ports'],
             },
-            ...(kube !== undefined ? { namespaceLabels: (ns: string) => kube.namespaceLabels(ns) } : {}),
+            ...(kube !== undefined ? { namespaceLabels: (ns: string) => kube.discovery.namespaceLabels(ns) } : {}),
           },
         }
       : {}),
-    ...(kube !== undefined ? { discoveryStatus: () => ({ kubernetes: { informers: kube.informerStatus(), rejected: kube.rejected() } }) } : {}),
+    ...(kube !== undefined
+      ? {
+          discoveryStatus: () => ({
+            kubernetes: {
+              informers: kube.discovery.informerStatus(),
+              rejected: kube.discovery.rejected(),
+              ...(kube.policies !== undefined ? { policies: { informers: kube.policies.informerStatus(), rejected: kube.policies.rejected() } } : {}),
+            },
+          }),
+        }
+      : {}),
     logger,
   }).catch(async (err: unknown) => {
-    policies?.close();
+    if (policies instanceof PolicyWatcher) policies.close();
     parts.ca.close();
     await kube?.close();
     throw err;
@@ -134,7 +146,7 @@ export async function runControlPlane(argv: string[]): Promise<number> {
   logger.info('control plane stopping');
   await cp.close();
   await kube?.close();
-  policies?.close();
+  if (policies instanceof PolicyWatcher) policies.close();
   parts.ca.close();
   return 0;
 }
@@ -143,24 +155,34 @@ export async function runControlPlane(argv: string[]): Promise<number> {
  * Starts the informers and waits for their first lists, so that the first xDS answers hold the
  * whole cluster (as istiod waits for its caches) rather than an empty mesh.
  */
-async function startKubernetesDiscovery(flags: { kubeconfig: string; 'kube-context': string; 'kube-sync-timeout': number }, registry: ServiceRegistry, logger: Logger): Promise<KubernetesDiscovery> {
+async function startKubernetesDiscovery(
+  flags: { kubeconfig: string; 'kube-context': string; 'kube-sync-timeout': number },
+  registry: ServiceRegistry,
+  withPolicies: boolean,
+  logger: Logger,
+): Promise<{ discovery: KubernetesDiscovery; policies: KubernetesPolicies | undefined; close(): Promise<void> }> {
   const { kubeConfig, from } = loadKubeConfig({ path: flags.kubeconfig, context: flags['kube-context'] });
-  const kube = new KubernetesDiscovery({ kubeConfig, registry, logger });
-  logger.info('Kubernetes discovery starting; waiting for the first lists', { cluster: from });
-  kube.start();
+  const discovery = new KubernetesDiscovery({ kubeConfig, registry, logger });
+  const policies = withPolicies ? new KubernetesPolicies({ kubeConfig, logger }) : undefined;
+  const close = async (): Promise<void> => {
+    await Promise.all([discovery.close(), policies?.close()]);
+  };
+  logger.info('Kubernetes discovery starting; waiting for the first lists', { cluster: from, policies: withPolicies ? 'CRDs' : '--policy-files' });
+  discovery.start();
+  policies?.start();
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), flags['kube-sync-timeout']);
   });
-  const outcome = await Promise.race([kube.synced().then(() => 'synced' as const), timeout]);
+  const outcome = await Promise.race([Promise.all([discovery.synced(), policies?.synced()]).then(() => 'synced' as const), timeout]);
   clearTimeout(timer);
   if (outcome === 'timeout') {
-    await kube.close();
+    await close();
     throw new ConfigError(
-      `the Kubernetes informers did not list Services, EndpointSlices, Pods and Namespaces within --kube-sync-timeout (${flags['kube-sync-timeout']} ms) from ${from}; check the address, the credentials and the RBAC (deploy/kubernetes/20-controlplane.yaml), and the warnings above`,
+      `the Kubernetes informers did not list Services, EndpointSlices, Pods and Namespaces${withPolicies ? ', AuthorizationPolicies and PeerAuthentications (are the CRDs of deploy/kubernetes/10-crds.yaml installed?)' : ''} within --kube-sync-timeout (${flags['kube-sync-timeout']} ms) from ${from}; check the address, the credentials and the RBAC (deploy/kubernetes/20-controlplane.yaml), and the warnings above`,
     );
   }
-  return kube;
+  return { discovery, policies, close };
 }
 
 async function runBootstrap(argv: string[]): Promise<number> {

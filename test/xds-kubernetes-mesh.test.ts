@@ -6,7 +6,8 @@
 // configuration drops it and never reaches it afterwards (its sidecar is shut down after the
 // removal, so a stale route would fail), and no request fails for the ready endpoints. Midway
 // the control plane is killed and restarted (same port, same CA directory, informers listing
-// again) under that load: no request fails and every sidecar resyncs.
+// again) under that load: no request fails and every sidecar resyncs. PeerAuthentication CRDs
+// reach the sidecars the same way; a malformed one is reported by name and skipped.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,7 +24,8 @@ import { pollUntil } from '../controlplane/ca/testing.ts';
 import { startControlPlane, type ControlPlane } from '../controlplane/controlplane.ts';
 import { KubernetesDiscovery } from '../controlplane/discovery/kubernetes/source.ts';
 import { ServiceRegistry } from '../controlplane/discovery/model.ts';
-import { KubeApiFixture, KUBE_TYPES as T } from '../controlplane/testing/kube-api.ts';
+import { KubernetesPolicies } from '../controlplane/discovery/kubernetes/policies.ts';
+import { KubeApiFixture, KUBE_POLICY_TYPES as P, KUBE_TYPES as T } from '../controlplane/testing/kube-api.ts';
 import { endpointSliceObject, namespaceObject, podObject, serviceObject, type SliceEndpointSpec } from '../controlplane/testing/kube-objects.ts';
 import { startSidecar, type Sidecar } from '../sidecar/sidecar.ts';
 import { httpRequest } from '../sidecar/testing/harness.ts';
@@ -44,6 +46,7 @@ void describe('Kubernetes endpoint churn through real sidecars (informers → xD
   let dir: string;
   let fixture: KubeApiFixture;
   let kube: KubernetesDiscovery;
+  let policies: KubernetesPolicies;
   let ca: CertificateAuthority;
   let cp: ControlPlane;
   const apps: Server[] = [];
@@ -59,7 +62,9 @@ void describe('Kubernetes endpoint churn through real sidecars (informers → xD
     const registry = new ServiceRegistry();
     kube = new KubernetesDiscovery({ kubeConfig: fixture.kubeConfig(), registry, logger: silentLogger });
     kube.start();
-    await kube.synced();
+    policies = new KubernetesPolicies({ kubeConfig: fixture.kubeConfig(), logger: silentLogger });
+    policies.start();
+    await Promise.all([kube.synced(), policies.synced()]);
     ca = await createCertificateAuthority({ trustDomain: TD, source: { kind: 'self-signed', dir: join(dir, 'ca') } });
     cp = await startControlPlane({
       ca,
@@ -68,6 +73,7 @@ void describe('Kubernetes endpoint churn through real sidecars (informers → xD
       debounceMs: 20,
       registration: false,
       registry,
+      policies,
       logger: silentLogger,
     });
     cpPort = cp.port;
@@ -154,6 +160,7 @@ void describe('Kubernetes endpoint churn through real sidecars (informers → xD
     await cp?.close();
     ca?.close();
     await kube?.close();
+    await policies?.close();
     await fixture?.close();
     for (const a of apps) a.close();
     await rm(dir, { recursive: true, force: true });
@@ -178,11 +185,28 @@ void describe('Kubernetes endpoint churn through real sidecars (informers → xD
     assert.ok(seen.has('backend-1') || seen.has('backend-2'));
   });
 
+  /** The backend cluster's mTLS mode as the frontend sidecar holds it. */
+  async function backendMode(): Promise<string | undefined> {
+    const body = (await (await fetch(`http://127.0.0.1:${frontend.adminPort}/debug/xds`)).json()) as { clusters: { name: string; mtlsMode: string }[] };
+    return body.clusters.find((c) => c.name === 'backend.shop.svc.cluster.local')?.mtlsMode;
+  }
+
+  void it('takes PeerAuthentication CRDs to the sidecars over xDS; a malformed one is reported by name and skipped', async () => {
+    assert.equal(await backendMode(), 'STRICT');
+    fixture.apply(P.peerAuthentications, { metadata: { name: 'broken', namespace: 'shop' }, spec: { mtls: { mode: 'SOMETIMES' } } });
+    fixture.apply(P.peerAuthentications, { metadata: { name: 'backend-permissive', namespace: 'shop', creationTimestamp: '2026-12-01T10:00:00Z' }, spec: { selector: { matchLabels: { app: 'backend' } }, mtls: { mode: 'PERMISSIVE' } } });
+    await pollUntil('the frontend to hold backend in PERMISSIVE', async () => ((await backendMode()) === 'PERMISSIVE' ? true : undefined), 30_000);
+    assert.deepEqual(policies.rejected().map((r) => r.object), ['PeerAuthentication shop/broken']);
+    assert.match(policies.rejected()[0]!.reason, /spec\.mtls\.mode/);
+    assert.deepEqual(policies.current().peerAuthentications.map((p) => p.metadata.name), ['backend-permissive']);
+  });
+
   void it('keeps every request flowing while the control plane is killed and restarted, and the sidecars resync', async () => {
     const before = outcomes.length;
     await cp.close();
     ca.close();
     await kube.close();
+    await policies.close();
     await new Promise((r) => setTimeout(r, 500));
     await startCp();
     await pollUntil('all four sidecars reconnected and synced', () => {
@@ -190,8 +214,9 @@ void describe('Kubernetes endpoint churn through real sidecars (informers → xD
       return st.length === 4 && st.every((c) => c.types.length >= 2 && c.types.every((t) => t.state === 'SYNCED')) ? true : undefined;
     }, 30_000);
     await pollUntil('60 more requests', () => (outcomes.length >= before + 60 ? true : undefined), 30_000);
-    // The restarted control plane still has backend-3 not ready: nothing routes there.
+    // The restarted control plane listed the same cluster: backend-3 still not ready, the policy still there.
     assert.deepEqual(await frontendPorts(), portsOf('backend-1', 'backend-2'));
+    assert.equal(await backendMode(), 'PERMISSIVE');
     assert.deepEqual(outcomes.slice(before).filter((o) => !o.ok).map((o) => o.body), []);
   });
 

@@ -16,7 +16,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createCertificateAuthority } from '../ca/pki/authority.ts';
 
@@ -33,6 +33,12 @@ export const KUBE_TYPES = {
   endpointSlices: { path: '/apis/discovery.k8s.io/v1/endpointslices', apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', namespaced: true },
   pods: { path: '/api/v1/pods', apiVersion: 'v1', kind: 'Pod', namespaced: true },
   namespaces: { path: '/api/v1/namespaces', apiVersion: 'v1', kind: 'Namespace', namespaced: false },
+} as const satisfies Record<string, KubeResourceType>;
+
+/** The policy CRDs of deploy/kubernetes/10-crds.yaml, also served by default. */
+export const KUBE_POLICY_TYPES = {
+  authorizationPolicies: { path: '/apis/security.tracemesh.io/v1/authorizationpolicies', apiVersion: 'security.tracemesh.io/v1', kind: 'AuthorizationPolicy', namespaced: true },
+  peerAuthentications: { path: '/apis/security.tracemesh.io/v1/peerauthentications', apiVersion: 'security.tracemesh.io/v1', kind: 'PeerAuthentication', namespaced: true },
 } as const satisfies Record<string, KubeResourceType>;
 
 type Obj = Record<string, unknown> & { metadata: Record<string, unknown> };
@@ -53,7 +59,7 @@ export interface RecordedRequest {
 }
 
 export interface KubeApiFixtureOptions {
-  /** Resource types served. Default: Services, EndpointSlices, Pods, Namespaces. */
+  /** Resource types served. Default: Services, EndpointSlices, Pods, Namespaces and the two policy CRDs. */
   readonly types?: readonly KubeResourceType[];
   /** How a watch from a compacted version is refused. Default `event`. */
   readonly tooOldWatch?: 'event' | 'http';
@@ -73,6 +79,7 @@ export class KubeApiFixture {
   readonly unexpected: string[] = [];
   tooOldWatch: 'event' | 'http';
   private readonly server: Server;
+  private readonly sockets: Set<Socket>;
   private readonly types: Map<string, KubeResourceType>;
   private revision = 1;
   private compactedAt = 0;
@@ -82,8 +89,9 @@ export class KubeApiFixture {
   private readonly history = new Map<string, { rv: number; type: EventType; object: Obj }[]>();
   private readonly watches = new Set<OpenWatch>();
 
-  private constructor(server: Server, url: string, token: string, caPem: string, types: readonly KubeResourceType[], tooOldWatch: 'event' | 'http') {
+  private constructor(server: Server, sockets: Set<Socket>, url: string, token: string, caPem: string, types: readonly KubeResourceType[], tooOldWatch: 'event' | 'http') {
     this.server = server;
+    this.sockets = sockets;
     this.caPem = caPem;
     this.url = url;
     this.token = token;
@@ -103,9 +111,14 @@ export class KubeApiFixture {
     ca.close();
     let fixture: KubeApiFixture | undefined;
     const server = createServer({ cert: serving.certChainPem.join(''), key: serving.privateKeyPem }, (req, res) => fixture!.handle(req, res));
+    const sockets = new Set<Socket>();
+    server.on('connection', (s: Socket) => {
+      sockets.add(s);
+      s.once('close', () => sockets.delete(s));
+    });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    fixture = new KubeApiFixture(server, url, token, caPem, options.types ?? Object.values(KUBE_TYPES), options.tooOldWatch ?? 'event');
+    fixture = new KubeApiFixture(server, sockets, url, token, caPem, options.types ?? [...Object.values(KUBE_TYPES), ...Object.values(KUBE_POLICY_TYPES)], options.tooOldWatch ?? 'event');
     return fixture;
   }
 
@@ -199,8 +212,12 @@ export class KubeApiFixture {
 
   async close(): Promise<void> {
     for (const w of [...this.watches]) this.endWatch(w, 'reset');
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // Every socket, including TLS connections still in their handshake (closeAllConnections
+    // knows only those that reached HTTP), which would hold close() for the client's timeout.
     this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const s of this.sockets) s.destroy();
+    await closed;
   }
 
   private key(type: KubeResourceType, md: { namespace?: unknown; name?: unknown }): string {
