@@ -285,7 +285,12 @@ const pathSummary = {
   errorRate: num('failures / requests, 0 to 1.'),
   p50Ms: num('Median end-to-end duration of the requests through this chain, ms (approximate: ClickHouse `quantiles`).'),
   p99Ms: num('99th percentile end-to-end duration of the requests through this chain, ms (approximate).'),
-  rootCauses: arr(obj(rootCauseShare)),
+  rootCauses: {
+    ...arr(obj(rootCauseShare)),
+    maxItems: 10,
+    description:
+      'The 10 root-cause groups (service, pod, node, namespace, reason) with the most failures of this signature, most first. The rest are folded away, not listed: their failures are `failures` minus the sum of the listed ones, their share 1 minus the listed shares (shares are of all the signature\'s failures). For every group of a window, use /api/v1/root-causes.',
+  },
   firstSeen: str('RFC 3339: the earliest trace start of the signature in the window (its earliest failure for status=error).'),
   lastSeen: str('RFC 3339: the latest trace start of the signature in the window.'),
   exemplars: exemplarIds,

@@ -301,12 +301,14 @@ export class ClickHouseOutcomeReader implements OutcomeReader {
     const keyOf = (r: Record<string, unknown>): string => GROUP_KEYS[by].map((k) => String(r[k] ?? '')).join('\u0000');
     type GroupRow = Record<string, string> & { f: string | number; r: string };
     const failing = [sql`status = 'error'`];
-    const states = (groupBy: Sql): Sql =>
+    const states = (groupBy: Sql, perMinute = false): Sql =>
       unionAll([
         src.raw === undefined
           ? undefined
-          : sql`SELECT ${groupBy}, sumState(toInt64(sign)) AS outcomes FROM ${this.#t.outcomes} WHERE ${and(src.raw, failing)} GROUP BY ${groupBy}`,
-        src.minutes === undefined ? undefined : sql`SELECT ${groupBy}, outcomes FROM ${this.#t.minutes} WHERE ${and(src.minutes, failing)}`,
+          : perMinute
+            ? sql`SELECT ${groupBy}, toStartOfMinute(timestamp) AS minute, sumState(toInt64(sign)) AS outcomes FROM ${this.#t.outcomes} WHERE ${and(src.raw, failing)} GROUP BY ${groupBy}, minute`
+            : sql`SELECT ${groupBy}, sumState(toInt64(sign)) AS outcomes FROM ${this.#t.outcomes} WHERE ${and(src.raw, failing)} GROUP BY ${groupBy}`,
+        src.minutes === undefined ? undefined : sql`SELECT ${groupBy}, ${raw(perMinute ? 'minute, ' : '')}outcomes FROM ${this.#t.minutes} WHERE ${and(src.minutes, failing)}`,
       ]);
     const [groups, totals] = await Promise.all([
       this.#client.query<GroupRow>(sql`
@@ -331,9 +333,33 @@ export class ClickHouseOutcomeReader implements OutcomeReader {
           ])}
         )`),
     ]);
+    // Where each group's newest failures are: the oldest of its newest MAX_EXEMPLARS minutes
+    // with a standing failure (a cancelling row shares its outcome's minute and group, so a
+    // minute's sum is the failures standing in it). Its newest failures all started in or
+    // after that minute, so the exemplar search reads from there, not the whole window.
+    const matches = groups.map((g) => ({ key: keyOf(g), match: groupMatch(GROUP_KEYS[by], g) }));
+    const since = new Map<string, bigint>();
+    if (matches.length > 0) {
+      const minutes = await this.#client.query<Record<string, string> & { m: string | number }>(sql`
+        SELECT ${keys}, toUInt32(minute) AS m, sumMerge(outcomes) AS c
+        FROM (
+          ${states(keys, true)}
+        )
+        WHERE ${join(matches.map((g) => g.match), ' OR ')}
+        GROUP BY ${keys}, minute
+        HAVING c > 0
+        ORDER BY minute DESC
+        LIMIT ${MAX_EXEMPLARS} BY ${keys}`);
+      for (const m of minutes) {
+        const k = keyOf(m);
+        const t = BigInt(m.m) * 1_000_000_000n;
+        const cur = since.get(k);
+        if (cur === undefined || t < cur) since.set(k, t);
+      }
+    }
     const total = Number(totals[0]?.total ?? 0);
-    const ids = await this.#newest(
-      groups.map((g) => ({ key: keyOf(g), match: groupMatch(GROUP_KEYS[by], g) })),
+    const ids = await this.#newestSince(
+      matches.map((g) => ({ ...g, sinceUnixNano: since.get(g.key) ?? startUnixNano })),
       keys,
       keyOf,
       startUnixNano,
@@ -354,6 +380,42 @@ export class ClickHouseOutcomeReader implements OutcomeReader {
         exemplars: ids.get(keyOf(g)) ?? [],
       };
     });
+  }
+
+  /**
+   * Up to MAX_EXEMPLARS trace ids per group, newest first, whose standing outcome matches, in
+   * one statement: each group is looked for only from `sinceUnixNano`, a start before which
+   * none of its newest MAX_EXEMPLARS can lie (from the roll-ups); the same answer as `#newest`.
+   */
+  async #newestSince(
+    groups: readonly { key: string; match: Sql; sinceUnixNano: bigint }[],
+    keys: Sql,
+    keyOf: (r: Record<string, unknown>) => string,
+    startUnixNano: bigint,
+    endUnixNano: bigint,
+    filters: readonly Sql[],
+  ): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    if (groups.length === 0) return out;
+    const clamp = (t: bigint): bigint => (t < startUnixNano ? startUnixNano : t);
+    let from = endUnixNano;
+    for (const g of groups) if (clamp(g.sinceUnixNano) < from) from = clamp(g.sinceUnixNano);
+    if (from > endUnixNano) return out;
+    const rows = await this.#client.query<Record<string, string> & { id: string }>(sql`
+      SELECT ${keys}, lower(hex(trace_id)) AS id, max(start_time_unix_nano) AS t
+      FROM ${this.#t.outcomes}
+      WHERE ${and(outcomeWindow(from, endUnixNano), [...filters, sql`(${join(groups.map((g) => sql`(${g.match} AND start_time_unix_nano >= ${clamp(g.sinceUnixNano)})`), ' OR ')})`])}
+      GROUP BY ${keys}, trace_id
+      HAVING sum(sign) > 0
+      ORDER BY t DESC, id
+      LIMIT ${MAX_EXEMPLARS} BY ${keys}`);
+    for (const e of rows) {
+      const k = keyOf(e);
+      const l = out.get(k) ?? [];
+      l.push(e.id);
+      out.set(k, l);
+    }
+    return out;
   }
 
   /**
