@@ -6,6 +6,8 @@ import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { SeverityNumber, type AnyValueMap as LogAttributes, type Logger as OtelLogger } from '@opentelemetry/api-logs';
 import { ATTR } from '../../common/semconv.ts';
 import { peerIdentityOf, tlsModeOf, type HopObserver, type HopRecord } from './hop.ts';
+import { kvNumber, kvString } from './otlp-encode.ts';
+import { StreamingLogger } from './otlp-stream.ts';
 
 /** Receives one access-log line (no trailing newline). Must not block or throw. */
 export type AccessLogSink = (line: string) => void;
@@ -111,43 +113,75 @@ export class AccessLog implements HopObserver {
       }
       sink(JSON.stringify(entry));
     }
-    if (logger !== undefined) {
-      const failed = meshError !== null || ex.status >= 500 || ex.downstreamAborted;
-      // One object with the fixed keys first, optional ones assigned after: no spreads per request.
-      const attributes: LogAttributes = {
-        [ATTR.meshDirection]: ex.direction,
-        [ATTR.httpRequestMethod]: ex.method,
-        [ATTR.urlPath]: path,
-        [ATTR.httpResponseStatusCode]: ex.status,
-        [ATTR.meshDestinationService]: ex.service,
-        [ATTR.meshEndpoint]: upstream,
-        [ATTR.requestId]: ex.requestId,
-        [ATTR.meshRetryAttempt]: ex.attempt,
-        'mesh.source.workload': ex.sourceWorkload,
-        'mesh.duration_ms': durationMs,
-        'http.request.body.size': ex.bytesIn,
-        'http.response.body.size': ex.bytesOut,
-      };
-      if (meshError !== null) attributes[ATTR.meshErrorCode] = meshError;
+    if (logger === undefined) return;
+    const failed = meshError !== null || ex.status >= 500 || ex.downstreamAborted;
+    const severityNumber = failed ? SeverityNumber.ERROR : ex.status >= 400 ? SeverityNumber.WARN : SeverityNumber.INFO;
+    const severityText = failed ? 'ERROR' : ex.status >= 400 ? 'WARN' : 'INFO';
+    const body = `${ex.method} ${ex.service}${path} ${ex.status}${meshError === null ? '' : ' ' + meshError}`;
+    if (logger instanceof StreamingLogger) {
+      // Written straight into the OTLP batch: the same attributes as below, in the same order, no object.
+      const w = logger.beginRecord(severityNumber, severityText, body);
+      if (w === undefined) return;
+      kvString(w, 6, ATTR.meshDirection, ex.direction);
+      kvString(w, 6, ATTR.httpRequestMethod, ex.method);
+      kvString(w, 6, ATTR.urlPath, path);
+      kvNumber(w, 6, ATTR.httpResponseStatusCode, ex.status);
+      kvString(w, 6, ATTR.meshDestinationService, ex.service);
+      kvString(w, 6, ATTR.meshEndpoint, upstream);
+      kvString(w, 6, ATTR.requestId, ex.requestId);
+      kvNumber(w, 6, ATTR.meshRetryAttempt, ex.attempt);
+      kvString(w, 6, 'mesh.source.workload', ex.sourceWorkload);
+      kvNumber(w, 6, 'mesh.duration_ms', durationMs);
+      kvNumber(w, 6, 'http.request.body.size', ex.bytesIn);
+      kvNumber(w, 6, 'http.response.body.size', ex.bytesOut);
+      if (meshError !== null) kvString(w, 6, ATTR.meshErrorCode, meshError);
       if (ex.tunneled) {
-        attributes[ATTR.networkProtocolName] = ex.protocol;
-        if (ex.closeReason !== undefined) attributes[ATTR.meshConnectionCloseReason] = ex.closeReason;
+        kvString(w, 6, ATTR.networkProtocolName, ex.protocol);
+        if (ex.closeReason !== undefined) kvString(w, 6, ATTR.meshConnectionCloseReason, ex.closeReason);
       }
-      if (tlsMode !== null) attributes[ATTR.meshTlsMode] = tlsMode;
-      if (peerIdentity !== null) attributes[ATTR.meshPeerIdentity] = peerIdentity;
-      if (ex.policyDecision !== undefined) attributes[ATTR.meshPolicyDecision] = ex.policyDecision;
-      if (ex.policyName !== undefined) attributes[ATTR.meshPolicyName] = ex.policyName;
+      if (tlsMode !== null) kvString(w, 6, ATTR.meshTlsMode, tlsMode);
+      if (peerIdentity !== null) kvString(w, 6, ATTR.meshPeerIdentity, peerIdentity);
+      if (ex.policyDecision !== undefined) kvString(w, 6, ATTR.meshPolicyDecision, ex.policyDecision);
+      if (ex.policyName !== undefined) kvString(w, 6, ATTR.meshPolicyName, ex.policyName);
       const pod = ex.endpoint?.pod;
-      if (pod !== undefined) attributes[ATTR.meshEndpointPod] = pod;
-      logger.emit({
-        eventName: 'tracemesh.access',
-        severityNumber: failed ? SeverityNumber.ERROR : ex.status >= 400 ? SeverityNumber.WARN : SeverityNumber.INFO,
-        severityText: failed ? 'ERROR' : ex.status >= 400 ? 'WARN' : 'INFO',
-        body: `${ex.method} ${ex.service}${path} ${ex.status}${meshError === null ? '' : ' ' + meshError}`,
-        attributes,
-        context: trace.setSpanContext(ROOT_CONTEXT, sc),
-      });
+      if (pod !== undefined) kvString(w, 6, ATTR.meshEndpointPod, pod);
+      logger.endRecord(sc, 'tracemesh.access');
+      return;
     }
+    // One object with the fixed keys first, optional ones assigned after: no spreads per request.
+    const attributes: LogAttributes = {
+      [ATTR.meshDirection]: ex.direction,
+      [ATTR.httpRequestMethod]: ex.method,
+      [ATTR.urlPath]: path,
+      [ATTR.httpResponseStatusCode]: ex.status,
+      [ATTR.meshDestinationService]: ex.service,
+      [ATTR.meshEndpoint]: upstream,
+      [ATTR.requestId]: ex.requestId,
+      [ATTR.meshRetryAttempt]: ex.attempt,
+      'mesh.source.workload': ex.sourceWorkload,
+      'mesh.duration_ms': durationMs,
+      'http.request.body.size': ex.bytesIn,
+      'http.response.body.size': ex.bytesOut,
+    };
+    if (meshError !== null) attributes[ATTR.meshErrorCode] = meshError;
+    if (ex.tunneled) {
+      attributes[ATTR.networkProtocolName] = ex.protocol;
+      if (ex.closeReason !== undefined) attributes[ATTR.meshConnectionCloseReason] = ex.closeReason;
+    }
+    if (tlsMode !== null) attributes[ATTR.meshTlsMode] = tlsMode;
+    if (peerIdentity !== null) attributes[ATTR.meshPeerIdentity] = peerIdentity;
+    if (ex.policyDecision !== undefined) attributes[ATTR.meshPolicyDecision] = ex.policyDecision;
+    if (ex.policyName !== undefined) attributes[ATTR.meshPolicyName] = ex.policyName;
+    const pod = ex.endpoint?.pod;
+    if (pod !== undefined) attributes[ATTR.meshEndpointPod] = pod;
+    logger.emit({
+      eventName: 'tracemesh.access',
+      severityNumber,
+      severityText,
+      body,
+      attributes,
+      context: trace.setSpanContext(ROOT_CONTEXT, sc),
+    });
   }
 }
 

@@ -126,7 +126,19 @@ export class ProtoWriter {
     this.tag(field, WIRE_LEN);
     const n = Buffer.byteLength(s);
     this.varint(n);
+    this.utf8(s, n);
+  }
+
+  /** The UTF-8 bytes of `s`, `n` of them (Buffer.byteLength). Short ASCII strings are copied in JS (no native call). */
+  utf8(s: string, n: number): void {
     this.ensure(n);
+    if (n === s.length && n <= 64) {
+      const b = this.buf;
+      let p = this.pos;
+      for (let i = 0; i < n; i++) b[p++] = s.charCodeAt(i);
+      this.pos = p;
+      return;
+    }
     this.pos += this.buf.write(s, this.pos, n, 'utf8');
   }
 
@@ -254,47 +266,20 @@ function keyValues(w: ProtoWriter, field: number, attrs: Attributes | AnyValueMa
   for (const key in attrs) {
     const v = (attrs as Record<string, AnyValue>)[key];
     if (v === undefined || v === null) continue;
-    const k = encodedKey(key);
-    let anyLen: number;
     switch (typeof v) {
-      case 'string': {
-        const n = Buffer.byteLength(v);
-        anyLen = 1 + varintSize(n) + n;
-        w.tag(field, WIRE_LEN);
-        w.varint(k.length + 1 + varintSize(anyLen) + anyLen);
-        w.raw(k);
-        w.tag(2, WIRE_LEN);
-        w.varint(anyLen);
-        w.stringAlways(1, v);
+      case 'string':
+        kvString(w, field, key, v);
         continue;
-      }
       case 'boolean':
-        w.tag(field, WIRE_LEN);
-        w.varint(k.length + 4);
-        w.raw(k);
-        w.tag(2, WIRE_LEN);
-        w.varint(2);
-        w.bool(2, v);
+        kvBool(w, field, key, v);
         continue;
       case 'number':
         if (Number.isInteger(v) && v >= 0 && v <= Number.MAX_SAFE_INTEGER) {
-          anyLen = 1 + varintSize(v);
-          w.tag(field, WIRE_LEN);
-          w.varint(k.length + 2 + anyLen);
-          w.raw(k);
-          w.tag(2, WIRE_LEN);
-          w.varint(anyLen);
-          w.tag(3, WIRE_VARINT);
-          w.varint(v);
+          kvUint(w, field, key, v);
           continue;
         }
         if (!Number.isInteger(v)) {
-          w.tag(field, WIRE_LEN);
-          w.varint(k.length + 11);
-          w.raw(k);
-          w.tag(2, WIRE_LEN);
-          w.varint(9);
-          w.double(4, v);
+          kvDouble(w, field, key, v);
           continue;
         }
         break;
@@ -302,10 +287,67 @@ function keyValues(w: ProtoWriter, field: number, attrs: Attributes | AnyValueMa
         break;
     }
     w.begin(field);
-    w.raw(k);
+    w.raw(encodedKey(key));
     anyValue(w, 2, v);
     w.end();
   }
+}
+
+/** One KeyValue with a string value, its lengths computed up front (no reserve-and-patch). */
+export function kvString(w: ProtoWriter, field: number, key: string, v: string): void {
+  const k = encodedKey(key);
+  const n = Buffer.byteLength(v);
+  const anyLen = 1 + varintSize(n) + n;
+  w.tag(field, WIRE_LEN);
+  w.varint(k.length + 1 + varintSize(anyLen) + anyLen);
+  w.raw(k);
+  w.tag(2, WIRE_LEN);
+  w.varint(anyLen);
+  w.tag(1, WIRE_LEN);
+  w.varint(n);
+  w.utf8(v, n);
+}
+
+/** One KeyValue with an integer value in [0, 2^53). */
+export function kvUint(w: ProtoWriter, field: number, key: string, v: number): void {
+  const k = encodedKey(key);
+  const anyLen = 1 + varintSize(v);
+  w.tag(field, WIRE_LEN);
+  w.varint(k.length + 2 + anyLen);
+  w.raw(k);
+  w.tag(2, WIRE_LEN);
+  w.varint(anyLen);
+  w.tag(3, WIRE_VARINT);
+  w.varint(v);
+}
+
+/** One KeyValue with a double value. */
+export function kvDouble(w: ProtoWriter, field: number, key: string, v: number): void {
+  const k = encodedKey(key);
+  w.tag(field, WIRE_LEN);
+  w.varint(k.length + 11);
+  w.raw(k);
+  w.tag(2, WIRE_LEN);
+  w.varint(9);
+  w.double(4, v);
+}
+
+/** One KeyValue with a boolean value. */
+export function kvBool(w: ProtoWriter, field: number, key: string, v: boolean): void {
+  const k = encodedKey(key);
+  w.tag(field, WIRE_LEN);
+  w.varint(k.length + 4);
+  w.raw(k);
+  w.tag(2, WIRE_LEN);
+  w.varint(2);
+  w.bool(2, v);
+}
+
+/** A number as keyValues encodes it: a non-negative integer, a double, or (negative integers) the general path. */
+export function kvNumber(w: ProtoWriter, field: number, key: string, v: number): void {
+  if (Number.isInteger(v) && v >= 0 && v <= Number.MAX_SAFE_INTEGER) kvUint(w, field, key, v);
+  else if (!Number.isInteger(v)) kvDouble(w, field, key, v);
+  else keyValues(w, field, { [key]: v });
 }
 
 /** Resource (1: attributes). */

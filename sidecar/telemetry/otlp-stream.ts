@@ -15,7 +15,7 @@
 // then refuses new items. Used only when the sidecar exports over OTLP/gRPC itself; tests that
 // pass an in-memory exporter keep the SDK processors (sidecar/telemetry/telemetry.ts).
 
-import { isSpanContextValid, trace, type Attributes, type Context, type HrTime } from '@opentelemetry/api';
+import { isSpanContextValid, trace, type Attributes, type Context, type HrTime, type SpanContext } from '@opentelemetry/api';
 import type { LogRecord, Logger } from '@opentelemetry/api-logs';
 import { ExportResultCode, timeInputToHrTime } from '@opentelemetry/core';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -205,6 +205,41 @@ export class StreamingLogger implements Logger {
     encodeLogRecordFields(b.w, time, observed, r, sc !== undefined && isSpanContextValid(sc) ? sc : undefined);
     b.added();
   }
+
+  /**
+   * The same record written field by field, without a LogRecord object (the access log's hot
+   * path): returns the writer to add attributes to (field 6, e.g. with kvString), or undefined
+   * when the record is dropped; then `endRecord`. Time and observed time are now.
+   */
+  beginRecord(severityNumber: number, severityText: string, body: string): ProtoWriter | undefined {
+    const b = this.batcher;
+    if (!b.room(this, this.header)) return undefined;
+    const w = b.w;
+    this.recordMs = Date.now();
+    w.begin(2); // LogRecord
+    w.msTime(1, this.recordMs);
+    w.uint(2, severityNumber);
+    w.string(3, severityText);
+    w.begin(5);
+    w.stringAlways(1, body);
+    w.end();
+    return w;
+  }
+
+  endRecord(sc: SpanContext | undefined, eventName: string): void {
+    const w = this.batcher.w;
+    if (sc !== undefined && isSpanContextValid(sc)) {
+      w.fixed32(8, sc.traceFlags & 0xff);
+      w.hex(9, sc.traceId);
+      w.hex(10, sc.spanId);
+    }
+    w.msTime(11, this.recordMs);
+    w.string(12, eventName);
+    w.end();
+    this.batcher.added();
+  }
+
+  private recordMs = 0;
 
   enabled(): boolean {
     return true;
