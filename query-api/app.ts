@@ -8,8 +8,9 @@ import type { Logger } from '../common/logger.ts';
 import { silentLogger } from '../common/logger.ts';
 import type { TraceReader } from '../storage/model.ts';
 import type { OutcomeReader } from '../storage/outcomes/model.ts';
-import { createQueryAdmission, DEFAULT_QUERY_ADMISSION_LIMITS, type QueryAdmissionLimits } from './admission/admission.ts';
+import { createQueryAdmission, DEFAULT_QUERY_ADMISSION_LIMITS, type QueryAdmission, type QueryAdmissionLimits } from './admission/admission.ts';
 import { cachingServices } from './admission/services-cache.ts';
+import { withoutAbortSignal } from '../storage/cancellation.ts';
 import { ApiError, errorResponse } from './errors.ts';
 import { createMetrics } from './metrics.ts';
 import { openApiDocument } from './openapi.ts';
@@ -50,7 +51,9 @@ export interface QueryApiDeps {
   readonly maxResponseSpans?: number;
   /** Log records of one trace in one answer (--max-trace-logs; default 10 000). */
   readonly maxTraceLogs?: number;
-  /** How long `/api/services` answers from its cache (default 10 s; 0 turns the cache off). */
+  /** How long `/ready` answers with the last probe's result (default 1 s; 0: probe on every request). */
+  readonly readyCacheTtlMs?: number;
+  /** How long `/api/services` and the operation lists answer from their cache (default 10 s; 0 turns the cache off). */
   readonly servicesCacheTtlMs?: number;
   /** Calls per service, workload or node for `/api/v1/graph`; without it only `by=service` (from the edges table). */
   readonly calls?: CallGraphReader;
@@ -61,6 +64,8 @@ export interface QueryApiDeps {
 export interface QueryApp {
   readonly app: Hono;
   readonly registry: Registry;
+  /** The admission layer; the HTTP server calls its fastShed before the app (main.ts). */
+  readonly admission: QueryAdmission;
 }
 
 const nowNano = (): bigint => BigInt(Date.now()) * 1_000_000n;
@@ -72,7 +77,7 @@ export function createQueryApp(deps: QueryApiDeps): QueryApp {
   const metrics = createMetrics(deps.registry ? { registry: deps.registry, defaultMetrics: false } : {});
   const app = new Hono();
   const reader = cachingServices(deps.reader, { ttlMs: deps.servicesCacheTtlMs ?? 10_000 });
-  const admission = createQueryAdmission({ ...DEFAULT_QUERY_ADMISSION_LIMITS, ...deps.admission }, metrics.registry, logger);
+  const admission = createQueryAdmission({ ...DEFAULT_QUERY_ADMISSION_LIMITS, ...deps.admission }, metrics.registry, logger, metrics.observe);
 
   // App-wide, before every route (routes added below are covered too): metrics first, so
   // that shed requests are counted, then admission.
@@ -108,19 +113,39 @@ export function createQueryApp(deps: QueryApiDeps): QueryApp {
     return c.body(body, 200, { 'content-type': metrics.registry.contentType });
   });
 
+  const readiness = cachedProbe(deps.ready, deps.readyCacheTtlMs ?? 1_000);
   app.get('/ready', async (c) => {
-    if (!deps.ready) return c.json({ status: 'ready' });
-    let ok = false;
-    let reason = 'trace storage does not answer';
-    try {
-      ok = await deps.ready();
-    } catch (err) {
-      reason = `trace storage check failed: ${(err as Error).message}`;
-    }
+    const { ok, reason } = await readiness();
     return ok ? c.json({ status: 'ready' }) : c.json({ status: 'not ready', reason }, 503);
   });
 
-  return { app, registry: metrics.registry };
+  return { app, registry: metrics.registry, admission };
+}
+
+/**
+ * The readiness probe, cached: one probe (a ClickHouse ping) runs at a time, shared by every
+ * caller, and its answer is reused for `ttlMs`, so a burst of probes under load costs one ping.
+ */
+function cachedProbe(probe: (() => Promise<boolean>) | undefined, ttlMs: number): () => Promise<{ ok: boolean; reason: string }> {
+  let last: { ok: boolean; reason: string; at: number } | undefined;
+  let running: Promise<{ ok: boolean; reason: string }> | undefined;
+  const run = async (): Promise<{ ok: boolean; reason: string }> => {
+    if (probe === undefined) return { ok: true, reason: '' };
+    try {
+      return (await probe()) ? { ok: true, reason: '' } : { ok: false, reason: 'trace storage does not answer' };
+    } catch (err) {
+      return { ok: false, reason: `trace storage check failed: ${(err as Error).message}` };
+    }
+  };
+  return () => {
+    if (last !== undefined && Date.now() - last.at < ttlMs) return Promise.resolve(last);
+    running ??= withoutAbortSignal(run).then((r) => {
+      last = { ...r, at: Date.now() };
+      running = undefined;
+      return r;
+    });
+    return running;
+  };
 }
 
 /** The app, for `app.request()` in tests and for serving. */

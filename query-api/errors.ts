@@ -80,9 +80,12 @@ export function isJaegerV3Path(path: string): boolean {
 
 export function errorResponse(c: Context, err: unknown, logger: Logger): Response {
   const { status, code, message } = classify(err, logger, c.req.path);
-  if (isJaegerV3Path(c.req.path)) return c.json({ error: { httpCode: status, message } }, status);
-  if (isJaegerPath(c.req.path)) {
-    return c.json({ data: null, total: 0, limit: 0, offset: 0, errors: [{ code: status, msg: message }] }, status);
-  }
-  return c.json({ error: { status, code, message } }, status);
+  return c.json(errorPayload(c.req.path, status, code, message) as Record<string, unknown>, status);
+}
+
+/** The error body in the envelope of the route family `path` belongs to (Jaeger, Jaeger v3, tracemesh's own). */
+export function errorPayload(path: string, status: number, code: string, message: string): unknown {
+  if (isJaegerV3Path(path)) return { error: { httpCode: status, message } };
+  if (isJaegerPath(path)) return { data: null, total: 0, limit: 0, offset: 0, errors: [{ code: status, msg: message }] };
+  return { error: { status, code, message } };
 }

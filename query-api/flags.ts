@@ -63,7 +63,7 @@ export const QUERY_API_FLAGS = [
     kind: 'int',
     default: '8',
     env: 'TRACEMESH_QUERY_MAX_CONCURRENT_QUERIES',
-    description: 'Requests that read trace storage (every /api/ route but /api/services) running at once; the ClickHouse client gets this many sockets plus 4 for the cheap lane.',
+    description: 'Requests that read trace storage (every /api/ route but the cached service and operation lists) running at once; the ClickHouse client gets this many sockets plus 4 for the cheap lane.',
   },
   {
     name: 'query-queue-size',
@@ -98,7 +98,7 @@ export const QUERY_API_FLAGS = [
     kind: 'int',
     default: '64',
     env: 'TRACEMESH_QUERY_MAX_CONCURRENT_CHEAP',
-    description: 'Requests of the cheap lane (/ready, /metrics, /openapi.json, /api/services, the UI) at once; no queue, 503 beyond.',
+    description: 'Requests of the cheap lane (/ready, /metrics, /openapi.json, the cached service and operation lists, the UI) at once; no queue, 503 beyond.',
   },
   {
     name: 'query-timeout',
@@ -112,6 +112,14 @@ export const QUERY_API_FLAGS = [
     kind: 'duration',
     default: '10s',
     env: 'TRACEMESH_QUERY_SERVICES_CACHE_TTL',
-    description: 'How long /api/services answers from its cache before one shared refresh (a stale list is served meanwhile); 0 turns the cache off.',
+    description:
+      'How long /api/services, /api/v3/services and the operation lists (/api/services/{s}/operations, /api/operations, /api/v3/operations) answer from their cache before one shared refresh (a stale list is served meanwhile); 0 turns the caches off.',
+  },
+  {
+    name: 'ready-cache-ttl',
+    kind: 'duration',
+    default: '1s',
+    env: 'TRACEMESH_QUERY_READY_CACHE_TTL',
+    description: 'How long /ready answers with the last ClickHouse ping\'s result; one ping runs at a time, shared by every caller. 0: a ping per request.',
   },
 ] as const satisfies readonly FlagSpec[];

@@ -2,7 +2,8 @@
 // server when no URL is given) until SIGINT or SIGTERM.
 
 import type { AddressInfo } from 'node:net';
-import { serve } from '@hono/node-server';
+import { createServer } from 'node:http';
+import { getRequestListener } from '@hono/node-server';
 import { ConfigError } from '../common/errors.ts';
 import { helpText, parseFlags } from '../common/flags.ts';
 import { createLogger, type Logger } from '../common/logger.ts';
@@ -29,6 +30,7 @@ export interface QueryApiServerOptions {
   readonly quietPeriodMs?: number;
   readonly admission?: Partial<QueryAdmissionLimits>;
   readonly servicesCacheTtlMs?: number;
+  readonly readyCacheTtlMs?: number;
   readonly calls?: CallGraphReader;
   readonly maxTraceSpans?: number;
   readonly maxResponseSpans?: number;
@@ -45,7 +47,7 @@ export interface QueryApiServer {
 
 /** Serves the query API over HTTP/1.1. */
 export async function startQueryApi(options: QueryApiServerOptions): Promise<QueryApiServer> {
-  const { app } = createQueryApp({
+  const { app, admission } = createQueryApp({
     reader: options.reader,
     ...(options.outcomes ? { outcomes: options.outcomes } : {}),
     logger: options.logger,
@@ -54,16 +56,24 @@ export async function startQueryApi(options: QueryApiServerOptions): Promise<Que
     ...(options.quietPeriodMs !== undefined ? { quietPeriodMs: options.quietPeriodMs } : {}),
     ...(options.admission !== undefined ? { admission: options.admission } : {}),
     ...(options.servicesCacheTtlMs !== undefined ? { servicesCacheTtlMs: options.servicesCacheTtlMs } : {}),
+    ...(options.readyCacheTtlMs !== undefined ? { readyCacheTtlMs: options.readyCacheTtlMs } : {}),
     ...(options.calls ? { calls: options.calls } : {}),
     ...(options.maxTraceSpans !== undefined ? { maxTraceSpans: options.maxTraceSpans } : {}),
     ...(options.maxResponseSpans !== undefined ? { maxResponseSpans: options.maxResponseSpans } : {}),
     ...(options.maxTraceLogs !== undefined ? { maxTraceLogs: options.maxTraceLogs } : {}),
   });
-  const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-    // Headers must arrive within 10 s (node answers 408), checked every second; the API reads no request bodies.
-    const serverOptions = { headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1_000 };
-    const s = serve({ fetch: app.fetch, port: options.port, hostname: options.host, serverOptions }, () => resolve(s));
-    s.once('error', reject);
+  // Shed requests are answered before the app (admission.ts, fastShed); the rest go to Hono.
+  const listener = getRequestListener(app.fetch);
+  // Headers must arrive within 10 s (node answers 408), checked every second; the API reads no request bodies.
+  const server = createServer({ headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1_000 }, (req, res) => {
+    if (!admission.fastShed(req, res)) void listener(req, res);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -159,6 +169,7 @@ export async function runQueryApi(argv: string[], env: NodeJS.ProcessEnv = proce
       quietPeriodMs: flags['trace-quiet-period'],
       admission,
       servicesCacheTtlMs: flags['services-cache-ttl'],
+      readyCacheTtlMs: flags['ready-cache-ttl'],
       maxTraceSpans: flags['max-trace-spans'],
       maxResponseSpans: flags['max-response-spans'],
       maxTraceLogs: flags['max-trace-logs'],

@@ -8,6 +8,8 @@ import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client
 export interface QueryApiMetrics {
   readonly registry: Registry;
   readonly middleware: MiddlewareHandler;
+  /** Counts a request answered outside the app (the HTTP layer's early shedding). */
+  observe(labels: { method: string; route: string; status: string }, seconds: number): void;
 }
 
 export interface MetricsOptions {
@@ -43,5 +45,9 @@ export function createMetrics(options: MetricsOptions = {}): QueryApiMetrics {
     requests.inc(labels);
     latency.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
   };
-  return { registry, middleware };
+  const observe = (labels: { method: string; route: string; status: string }, seconds: number): void => {
+    requests.inc(labels);
+    latency.observe(labels, seconds);
+  };
+  return { registry, middleware, observe };
 }

@@ -27,6 +27,7 @@ import { flood } from '../../test/abuse/support/flood.ts';
 import { metricValue, startComponent } from '../../test/abuse/support/processes.ts';
 import { chQuery, startClickHouse } from '../lib/clickhouse.ts';
 import { exactPercentiles, type Percentiles } from '../lib/histogram.ts';
+import { sampleProc } from '../lib/procstat.ts';
 
 const MiB = 1024 * 1024;
 const secondsArg = process.argv.indexOf('--seconds');
@@ -235,8 +236,8 @@ if (ONLY !== 'collector') {
   }
 
   async function queryProbes(untilMs: number): Promise<Record<string, { latency: Percentiles; statuses: Record<string, number> }>> {
-    const out: Record<string, { ms: number[]; statuses: Record<string, number> }> = { search: { ms: [], statuses: {} }, services: { ms: [], statuses: {} }, ready: { ms: [], statuses: {} } };
-    const urls: Record<string, string> = { search: searchUrl, services: `${apiUrl}/api/services`, ready: `${apiUrl}/ready` };
+    const urls: Record<string, string> = { search: searchUrl, services: `${apiUrl}/api/services`, operations: `${apiUrl}/api/services/svc-0/operations`, ready: `${apiUrl}/ready` };
+    const out: Record<string, { ms: number[]; statuses: Record<string, number> }> = Object.fromEntries(Object.keys(urls).map((k) => [k, { ms: [], statuses: {} }]));
     await Promise.all(
       Object.keys(out).map(async (k) => {
         while (Date.now() < untilMs) {
@@ -253,12 +254,17 @@ if (ONLY !== 'collector') {
   const qLoad0 = load();
   const quiet = await queryProbes(Date.now() + SECONDS * 1000);
   const qLoad1 = load();
+  const cpu0 = sampleProc(api.pid)?.cpuSeconds ?? 0;
+  const wall0 = performance.now();
   const [floodResult, during] = await Promise.all([flood({ url: searchUrl, clients: 200, durationMs: SECONDS * 1000 }), queryProbes(Date.now() + SECONDS * 1000)]);
-  results['queryApi'] = { noAttack: quiet, during200ClientFlood: during, flood: { statuses: floodResult.statuses, latency: exactPercentiles(floodResult.latenciesMs) }, load: { quiet: qLoad0, flood: qLoad1 } };
-  for (const k of ['search', 'services', 'ready'] as const) {
+  // How much of a core the query API got during the flood: well under 1 means it was starved
+  // of CPU by the machine's load, not busy with the flood.
+  const apiCores = ((sampleProc(api.pid)?.cpuSeconds ?? 0) - cpu0) / ((performance.now() - wall0) / 1000);
+  results['queryApi'] = { apiCoresDuringFlood: apiCores, noAttack: quiet, during200ClientFlood: during, flood: { statuses: floodResult.statuses, latency: exactPercentiles(floodResult.latenciesMs) }, load: { quiet: qLoad0, flood: qLoad1 } };
+  for (const k of ['search', 'services', 'operations', 'ready'] as const) {
     say(`query ${k}: well-behaved p50/p99 ${quiet[k]!.latency.p50.toFixed(1)}/${quiet[k]!.latency.p99.toFixed(1)} ms with no flood (load ${qLoad0}); ${during[k]!.latency.p50.toFixed(1)}/${during[k]!.latency.p99.toFixed(1)} ms during a 200-client flood (load ${qLoad1}), answers ${JSON.stringify(during[k]!.statuses)}`);
   }
-  say(`flood answers: ${JSON.stringify(floodResult.statuses)}, flood client p99 ${exactPercentiles(floodResult.latenciesMs).p99.toFixed(0)} ms`);
+  say(`flood answers: ${JSON.stringify(floodResult.statuses)}, flood client p99 ${exactPercentiles(floodResult.latenciesMs).p99.toFixed(0)} ms; the query API used ${apiCores.toFixed(2)} cores meanwhile`);
   await api.stop();
 }
 await chQuery(ch.url, `DROP DATABASE ${database}`);

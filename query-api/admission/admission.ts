@@ -8,11 +8,12 @@
 // signal is handed to storage (storage/cancellation.ts), so a client that goes away cancels
 // its ClickHouse statement.
 
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Context, MiddlewareHandler } from 'hono';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../../common/logger.ts';
 import { withAbortSignal } from '../../storage/cancellation.ts';
-import { ApiError, errorResponse, isStatementTimeout } from '../errors.ts';
+import { ApiError, errorPayload, errorResponse, isStatementTimeout } from '../errors.ts';
 import { FairGate, type GateRefusal } from './fair-gate.ts';
 
 export type QueryRefusalReason = GateRefusal;
@@ -47,20 +48,37 @@ export const DEFAULT_QUERY_ADMISSION_LIMITS: QueryAdmissionLimits = {
 export const RETRY_AFTER_S = 1;
 
 /** Paths answered without a storage statement (or from a cache): the cheap lane. */
-const CHEAP_PATHS: ReadonlySet<string> = new Set(['/ready', '/live', '/metrics', '/openapi.json', '/api/services', '/api/v3/services']);
+const CHEAP_PATHS: ReadonlySet<string> = new Set(['/ready', '/live', '/metrics', '/openapi.json', '/api/services', '/api/v3/services', '/api/operations', '/api/v3/operations']);
+/** Jaeger's per-service operation list (`/api/services/{service}/operations`), answered from a cache too. */
+const OPERATIONS_PATH = /^\/api\/services\/[^/]+\/operations$/;
 
 /** The lane of a request: every `/api/` route is a storage route unless it is listed as cheap. */
 export function laneOf(path: string): Lane {
-  if (CHEAP_PATHS.has(path)) return 'cheap';
+  if (CHEAP_PATHS.has(path) || OPERATIONS_PATH.test(path)) return 'cheap';
   return path.startsWith('/api/') ? 'storage' : 'cheap';
 }
 
+/** The `route` label of requests shed by fastShed, before any routing. */
+export const SHED_ROUTE = 'shed';
+
 export interface QueryAdmission {
   readonly middleware: MiddlewareHandler;
+  /**
+   * For the HTTP server, before the app sees the request: a storage-lane request that the gate
+   * would refuse at once (queue full) is answered 503 + Retry-After here, with no Request object,
+   * routing or middleware, and true is returned; otherwise false and nothing is done. A flood's
+   * shed requests then cost little, so the cheap lane's requests between them wait for little.
+   */
+  fastShed(req: IncomingMessage, res: ServerResponse): boolean;
 }
 
 /** The admission middleware; its metrics go to `registry`. */
-export function createQueryAdmission(limits: QueryAdmissionLimits, registry: Registry, logger: Logger): QueryAdmission {
+export function createQueryAdmission(
+  limits: QueryAdmissionLimits,
+  registry: Registry,
+  logger: Logger,
+  observe?: (labels: { method: string; route: string; status: string }, seconds: number) => void,
+): QueryAdmission {
   const perClient = limits.maxQueriesPerClient ?? defaultPerClient(limits.maxConcurrentQueries);
   const gates: Record<Lane, FairGate> = {
     storage: new FairGate({ max: limits.maxConcurrentQueries, perClient, queueSize: limits.queueSize, queueTimeoutMs: limits.queueTimeoutMs }),
@@ -101,21 +119,41 @@ export function createQueryAdmission(limits: QueryAdmissionLimits, registry: Reg
   });
   const lastLog = new Map<string, number>();
 
-  const refuse = (c: Context, lane: Lane, reason: QueryRefusalReason, client: string): Response => {
+  /** Counts and logs one refusal; its message. */
+  const refused = (path: string, lane: Lane, reason: QueryRefusalReason, client: string): string => {
     refusals.inc({ lane, reason, limit: reason === 'deadline' ? 'query-queue-timeout' : lane === 'storage' ? 'query-queue-size' : 'max-concurrent-cheap' });
     const key = `${lane}/${reason}`;
     const now = Date.now();
     if (now - (lastLog.get(key) ?? 0) >= 10_000) {
       lastLog.set(key, now);
-      logger.warn('query API shedding load', { lane, reason, path: c.req.path, client: client.slice(0, 64) });
+      logger.warn('query API shedding load', { lane, reason, path: path.slice(0, 256), client: client.slice(0, 64) });
     }
-    const message =
-      reason === 'concurrency'
-        ? `the query API is busy (${lane === 'storage' ? `${limits.maxConcurrentQueries} queries running and ${limits.queueSize} waiting, at most ${perClient} running per client` : `${limits.maxConcurrentCheap} requests running`}); retry after ${RETRY_AFTER_S} s`
-        : `the query API is busy (waited ${limits.queueTimeoutMs} ms for one of ${limits.maxConcurrentQueries} query slots, at most ${perClient} per client); retry after ${RETRY_AFTER_S} s`;
-    const res = errorResponse(c, new ApiError(503, 'OVERLOADED', message), logger);
+    return reason === 'concurrency'
+      ? `the query API is busy (${lane === 'storage' ? `${limits.maxConcurrentQueries} queries running and ${limits.queueSize} waiting, at most ${perClient} running per client` : `${limits.maxConcurrentCheap} requests running`}); retry after ${RETRY_AFTER_S} s`
+      : `the query API is busy (waited ${limits.queueTimeoutMs} ms for one of ${limits.maxConcurrentQueries} query slots, at most ${perClient} per client); retry after ${RETRY_AFTER_S} s`;
+  };
+
+  const refuse = (c: Context, lane: Lane, reason: QueryRefusalReason, client: string): Response => {
+    const res = errorResponse(c, new ApiError(503, 'OVERLOADED', refused(c.req.path, lane, reason, client)), logger);
     res.headers.set('retry-after', String(RETRY_AFTER_S));
     return res;
+  };
+
+  const fastShed = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const started = process.hrtime.bigint();
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    if (laneOf(path) !== 'storage') return false;
+    const headerValue = clientHeader === undefined ? undefined : req.headers[clientHeader];
+    const value = Array.isArray(headerValue) ? headerValue[0] : headerValue;
+    const client = value !== undefined && value !== '' ? `h:${value.slice(0, MAX_CLIENT_KEY)}` : `a:${req.socket.remoteAddress ?? 'local'}`;
+    if (!gates.storage.wouldRefuse(client)) return false;
+    const body = JSON.stringify(errorPayload(path, 503, 'OVERLOADED', refused(path, 'storage', 'concurrency', client)));
+    res.writeHead(503, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'retry-after': String(RETRY_AFTER_S) });
+    res.end(body);
+    observe?.({ method: req.method ?? 'GET', route: SHED_ROUTE, status: '503' }, Number(process.hrtime.bigint() - started) / 1e9);
+    return true;
   };
 
   const middleware: MiddlewareHandler = async (c, next) => {
@@ -142,7 +180,7 @@ export function createQueryAdmission(limits: QueryAdmissionLimits, registry: Reg
       gate.release(client);
     }
   };
-  return { middleware };
+  return { middleware, fastShed };
 }
 
 /**

@@ -48,6 +48,20 @@ export class FairGate {
   }
 
   /**
+   * Whether acquire(key) would answer 'concurrency' at once (no slot for it, the queue full, and
+   * no heavier client to take a place from). Changes nothing: the HTTP layer sheds such a
+   * request before any routing (admission.ts, fastShed).
+   */
+  wouldRefuse(key: string): boolean {
+    const running = this.#running.get(key) ?? 0;
+    if (this.active < this.#limits.max && running < this.#limits.perClient && !this.#waiting.has(key)) return false;
+    if (this.#queued < this.#limits.queueSize) return false;
+    const mine = this.#waiting.get(key)?.length ?? 0;
+    for (const list of this.#waiting.values()) if (list.length > mine + 1) return false;
+    return true;
+  }
+
+  /**
    * 'ok' (a slot is held: call release(key)), 'concurrency' (queue full, or this request's place
    * was taken by a lighter client), 'deadline' (waited queueTimeoutMs), or 'gone' (`signal`
    * aborted while waiting).
