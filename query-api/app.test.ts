@@ -105,3 +105,37 @@ void describe('HTTP server', () => {
     assert.match(range.stderr, /--port must be from 0 to 65535/);
   });
 });
+
+void describe('the cheap lane', () => {
+  void it('answers the operation lists and /ready from caches: one storage read and one ping for a burst', async () => {
+    const store = new MemoryTraceStore();
+    await store.writeSpans(fixture().spans);
+    let operationReads = 0;
+    let pings = 0;
+    const reader = new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop === 'getOperations') operationReads++;
+        const value: unknown = Reflect.get(target, prop, receiver);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const { app } = createQueryApp({
+      reader,
+      ready: async () => {
+        pings++;
+        await new Promise((r) => setTimeout(r, 20));
+        return true;
+      },
+    });
+    const service = fixture().spans[0]!.serviceName;
+    const answers = await Promise.all(Array.from({ length: 10 }, () => app.request(`/api/services/${service}/operations`)));
+    const bodies = await Promise.all(answers.map((r) => r.json() as Promise<{ data: string[] }>));
+    assert.ok(bodies.every((b) => b.data.length > 0 && JSON.stringify(b) === JSON.stringify(bodies[0])));
+    await app.request(`/api/operations?service=${service}&spanKind=server`);
+    await app.request(`/api/services/${service}/operations`);
+    assert.equal(operationReads, 2, 'one read per list (and span kind), shared by the burst');
+    const ready = await Promise.all(Array.from({ length: 10 }, () => app.request('/ready')));
+    assert.ok(ready.every((r) => r.status === 200));
+    assert.equal(pings, 1, 'one ping for the burst');
+  });
+});

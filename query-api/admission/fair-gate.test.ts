@@ -77,6 +77,24 @@ void describe('fair gate', () => {
     assert.equal(gate.clients, 0, 'no state is kept for clients that are gone');
   });
 
+  void it('wouldRefuse tells, without acting, exactly when acquire would refuse at once', async () => {
+    const gate = new FairGate({ max: 1, perClient: 1, queueSize: 2, queueTimeoutMs: 60_000 });
+    assert.equal(gate.wouldRefuse('flooder'), false, 'a free slot');
+    await gate.acquire('flooder');
+    assert.equal(gate.wouldRefuse('flooder'), false, 'room in the queue');
+    const waiting = [gate.acquire('flooder'), gate.acquire('flooder')];
+    assert.equal(gate.wouldRefuse('flooder'), true, 'queue full, nobody heavier');
+    assert.equal(gate.wouldRefuse('good'), false, 'a lighter client would displace the flooder');
+    assert.equal(gate.queued, 2, 'nothing changed');
+    assert.equal(await gate.acquire('flooder'), 'concurrency');
+    gate.release('flooder');
+    assert.equal(await waiting[0], 'ok');
+    gate.release('flooder');
+    assert.equal(await waiting[1], 'ok');
+    gate.release('flooder');
+    assert.equal(gate.active, 0);
+  });
+
   void it('a wait past the timeout is a deadline; an aborted wait leaves its place', async () => {
     const gate = new FairGate({ max: 1, perClient: 1, queueSize: 1, queueTimeoutMs: 50 });
     await gate.acquire('a');
