@@ -128,13 +128,13 @@ void describe('the cheap lane', () => {
       },
     });
     const service = fixture().spans[0]!.serviceName;
-    const answers = await Promise.all(Array.from({ length: 10 }, () => app.request(`/api/services/${service}/operations`)));
+    const answers = await Promise.all(Array.from({ length: 10 }, async () => app.request(`/api/services/${service}/operations`)));
     const bodies = await Promise.all(answers.map((r) => r.json() as Promise<{ data: string[] }>));
     assert.ok(bodies.every((b) => b.data.length > 0 && JSON.stringify(b) === JSON.stringify(bodies[0])));
     await app.request(`/api/operations?service=${service}&spanKind=server`);
     await app.request(`/api/services/${service}/operations`);
     assert.equal(operationReads, 2, 'one read per list (and span kind), shared by the burst');
-    const ready = await Promise.all(Array.from({ length: 10 }, () => app.request('/ready')));
+    const ready = await Promise.all(Array.from({ length: 10 }, async () => app.request('/ready')));
     assert.ok(ready.every((r) => r.status === 200));
     assert.equal(pings, 1, 'one ping for the burst');
   });
