@@ -159,6 +159,11 @@ before(async () => {
   const mesh = { tlsCertFile: f('server.crt'), tlsKeyFile: f('server.key'), trustBundleFile: f('root-a.crt'), collectorEndpoint: backend.otlpGrpcEndpoint };
   for (const name of ['shop', 'api']) {
     const app = await startServer((req, res) => {
+      if (req.url?.endsWith('/boom') === true) {
+        res.statusCode = 500;
+        res.end(`${name} failed`);
+        return;
+      }
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ app: name, url: req.url, headers: req.headers }));
     });
@@ -326,6 +331,34 @@ void describe('ingress gateway', () => {
       edgeSpan.references.some((ref) => ref.refType === 'FOLLOWS_FROM' && ref.traceID === '4bf92f3577b34da6a3ce929d0e0e4736' && ref.spanID === '00f067aa0ba902b7'),
       `the outside context is kept as a link: ${JSON.stringify(edgeSpan.references)}`,
     );
+  });
+
+  void it('blames the right hop: the backend for its own 500, the gateway for a request no route takes', async () => {
+    const pathOf = async (traceId: string, spans: number): Promise<TracePath> => {
+      await gw.flush();
+      await Promise.all(sidecars.map((s) => s.flush()));
+      return (await eventually(
+        async () => {
+          const res = await fetch(`${backend.queryApi.url}/api/v1/traces/${traceId}/path`);
+          return res.ok ? ((await res.json()) as TracePath) : undefined;
+        },
+        (p) => p !== undefined && p.spanCount >= spans,
+        30_000,
+        `${spans} spans of trace ${traceId}`,
+      )) as TracePath;
+    };
+    const boom = await edge(https(), { servername: 'shop.example.test', path: '/cart/boom' });
+    assert.equal(boom.status, 500);
+    const failed = await pathOf(traceIdOf(boom), 3);
+    assert.equal(failed.status, 'error');
+    assert.equal(failed.hops[0]?.service, 'ingress', 'the gateway is still the first hop');
+    assert.equal(failed.rootCause?.service, 'shop', 'the app that failed is the root cause, not the gateway that relayed it');
+    assert.equal(failed.rootCause?.pod, 'shop-1');
+    const lost = await edge(https(), { servername: 'shop.example.test', path: '/admin' });
+    assert.equal(lost.status, 404);
+    const unrouted = await pathOf(traceIdOf(lost), 1);
+    assert.equal(unrouted.rootCause?.service, 'ingress', 'no route: the failure began at the gateway');
+    assert.equal(unrouted.rootCause?.meshErrorCode, MESH_ERROR.routeNotFound);
   });
 
   void it('takes a renewed certificate without a restart, and keeps the last good one when the new pair does not load', async () => {
