@@ -15,6 +15,7 @@ import { ensureTools, versionOf, type Tool } from './lib/tools.ts';
 import { makeCerts, type CertFiles } from './dataplane/certs.ts';
 import { directRoute, type RouteDefinition } from './dataplane/routes.ts';
 import { haproxyRoute } from './dataplane/route-haproxy.ts';
+import { nodeRelayRoute } from './dataplane/route-node-relay.ts';
 import { tracemeshRoute } from './dataplane/route-tracemesh.ts';
 import { runDataplane, type DataplaneFigures } from './dataplane/suite.ts';
 import { runIngest } from './ingest/suite.ts';
@@ -103,6 +104,8 @@ async function main(argv: string[]): Promise<number> {
         const defs: Record<string, RouteDefinition> = {
           direct: directRoute(),
           haproxy: haproxyRoute({ haproxy: tools.found.haproxy, certs, threads: f['haproxy-threads'], hop: f['haproxy-hop'] }),
+          // The Node.js floor of a proxy pair: mTLS byte relay, no HTTP, no telemetry.
+          'node-relay': nodeRelayRoute(certs),
           tracemesh: tracemeshRoute({ ...sidecarRoute, name: 'tracemesh', sampling: 1 }),
           'tracemesh-notrace': tracemeshRoute({ ...sidecarRoute, name: 'tracemesh-notrace', sampling: 0 }),
           // The same traced pair with mTLS off between the sidecars: the cost of mTLS, side by side.

@@ -312,8 +312,8 @@ function table(head: readonly string[], rawRows: readonly (readonly string[])[])
 
 const n = (x: number | undefined, d = 0): string => (x === undefined || Number.isNaN(x) ? '—' : x.toFixed(d));
 
-const isProxy = (name: string): boolean => /sidecar|haproxy/.test(name);
-const shortName = (name: string): string => name.replace(/-(sidecar|haproxy)$/, '');
+const isProxy = (name: string): boolean => /sidecar|haproxy|relay/.test(name);
+const shortName = (name: string): string => name.replace(/-(sidecar|haproxy|relay)$/, '');
 
 function dataplaneTable(r: SuiteResult): { md: string; text: string } {
   const f = r.figures as unknown as DataplaneFigures;
