@@ -22,6 +22,7 @@ import { createIngest } from './receiver/ingest.ts';
 import { listen, type HttpListener } from './receiver/serve.ts';
 import { ServiceGraphProcessor } from './servicegraph/processor.ts';
 import { TraceRouter, type RoutingConfig } from './routing/router.ts';
+import { DEFAULT_TAIL_SAMPLING, TailSampler, type TailSamplingConfig } from './sampling/tail.ts';
 import type { Registry } from 'prom-client';
 
 export interface ServiceGraphConfig {
@@ -59,6 +60,8 @@ export interface CollectorConfig {
   readonly attributeLimits: AttributeLimits;
   /** Also export the process's own metrics (CPU, memory, event-loop lag) as tracemesh_collector_process_*. */
   readonly processMetrics: boolean;
+  /** Tail sampling of traces (sampling/tail.ts); ratio 1 (the default) keeps everything. */
+  readonly tailSampling: TailSamplingConfig;
 }
 
 /**
@@ -82,9 +85,11 @@ export const DEFAULT_COLLECTOR_CONFIG: CollectorConfig = {
   admission: DEFAULT_ADMISSION_LIMITS,
   attributeLimits: DEFAULT_ATTRIBUTE_LIMITS,
   processMetrics: false,
+  tailSampling: DEFAULT_TAIL_SAMPLING,
 };
 
-export type CollectorOptions = Partial<Omit<CollectorConfig, 'servicegraph' | 'admission' | 'attributeLimits'>> & {
+export type CollectorOptions = Partial<Omit<CollectorConfig, 'servicegraph' | 'admission' | 'attributeLimits' | 'tailSampling'>> & {
+  readonly tailSampling?: Partial<TailSamplingConfig>;
   /** Trace-id routing between replicas (collector/routing/); none: this collector takes every trace itself. */
   readonly routing?: RoutingConfig;
   readonly servicegraph?: Partial<ServiceGraphConfig>;
@@ -171,6 +176,7 @@ export async function startCollector(options: CollectorOptions, deps: CollectorD
     servicegraph: { ...DEFAULT_COLLECTOR_CONFIG.servicegraph, ...options.servicegraph },
     admission: { ...DEFAULT_COLLECTOR_CONFIG.admission, ...options.admission },
     attributeLimits: { ...DEFAULT_COLLECTOR_CONFIG.attributeLimits, ...options.attributeLimits },
+    tailSampling: { ...DEFAULT_COLLECTOR_CONFIG.tailSampling, ...options.tailSampling },
   };
   const logger = (deps.logger ?? silentLogger).child({ component: 'collector' });
   const { writer } = deps;
@@ -218,10 +224,28 @@ export async function startCollector(options: CollectorOptions, deps: CollectorD
     typeof (writer as Partial<EncodedRowWriter>).writeEncodedSpans === 'function' && typeof (writer as Partial<EncodedRowWriter>).writeEncodedLogs === 'function'
       ? (writer as TraceWriter & EncodedRowWriter)
       : undefined;
+  const writeSpanRows = rowWriter ? (b: readonly EncodedSpans[]) => rowWriter.writeEncodedSpans(b) : (b: readonly EncodedSpans[]) => writer.writeSpans(b.flatMap(decodeSpans));
+  // Tail sampling holds a batch until its traces are decided (sampling/tail.ts), so more
+  // batches are taken at once (enough to cover the wait); the writes of kept rows keep to
+  // writeConcurrency.
+  const sampler = config.tailSampling.ratio < 1 ? new TailSampler(config.tailSampling, {
+    decided: (keep, reason, n) => {
+      metrics.sampledTraces.inc({ decision: keep ? 'keep' : 'drop', reason });
+      metrics.sampledSpans.inc({ decision: keep ? 'keep' : 'drop' }, n);
+    },
+    late: (keep, n) => metrics.sampledSpans.inc({ decision: keep ? 'keep' : 'drop' }, n),
+  }) : undefined;
+  const sampledWrites = new Semaphore(config.writeConcurrency);
   const spans = new BatchPipeline<EncodedSpans>({
     ...common,
+    ...(sampler ? { concurrency: config.writeConcurrency + Math.ceil(config.tailSampling.waitMs / config.batchTimeoutMs) + 2 } : {}),
     weight: (chunk) => chunk.count,
-    export: rowWriter ? (b) => rowWriter.writeEncodedSpans(b) : (b) => writer.writeSpans(b.flatMap(decodeSpans)),
+    export: sampler
+      ? async (b) => {
+          const kept = await sampler.filter(b);
+          if (kept.length > 0) await sampledWrites.run(() => writeSpanRows(kept));
+        }
+      : writeSpanRows,
     observer: observer('spans', metrics, logger),
     isPermanent: isPermanentWriteFailure,
     split: splitSpanRows,
@@ -304,6 +328,7 @@ export async function startCollector(options: CollectorOptions, deps: CollectorD
   } catch (err) {
     await Promise.all([started.grpc?.shutdown(0), started.http?.close(0), started.admin?.close(0)]);
     await stopPipelines();
+    sampler?.close();
     throw err;
   }
   const { grpc, http, admin } = started as Required<typeof started>;
@@ -333,10 +358,30 @@ export async function startCollector(options: CollectorOptions, deps: CollectorD
         await Promise.all([grpc.shutdown(graceMs), http.close(graceMs)]);
         router?.close();
         await stopPipelines();
+        sampler?.close();
         await admin.close(1_000);
         logger.info('collector stopped');
       })();
       return closing;
     },
   };
+}
+
+/** At most `n` runs at once. */
+class Semaphore {
+  #free: number;
+  readonly #waiting: (() => void)[] = [];
+  constructor(n: number) {
+    this.#free = n;
+  }
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.#free === 0) await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    this.#free--;
+    try {
+      return await fn();
+    } finally {
+      this.#free++;
+      this.#waiting.shift()?.();
+    }
+  }
 }

@@ -129,6 +129,17 @@ export const COLLECTOR_FLAGS = [
       'OTLP/gRPC host:port of every collector replica, this one included, the same list on each (e.g. a StatefulSet\'s collector-0.collector:4317,collector-1.collector:4317): spans are forwarded to the replica that owns their trace id, so service-graph pairing and tail sampling see whole traces. Empty: no routing.',
   },
   { name: 'routing-self', kind: 'string', default: '', env: 'TRACEMESH_COLLECTOR_ROUTING_SELF', description: 'This replica\'s entry in --routing-peers (e.g. $(POD_NAME).collector:4317).' },
+  {
+    name: 'tail-sampling-ratio',
+    kind: 'string',
+    default: '1',
+    env: 'TRACEMESH_COLLECTOR_TAIL_SAMPLING_RATIO',
+    description:
+      'Share of traces kept (0..1) among those with no error span and no span over --tail-sampling-latency, chosen by trace-id hash; those are always kept, and a trace is kept or dropped whole. 1: no sampling. With several replicas, use --routing-peers so a trace is decided in one place.',
+  },
+  { name: 'tail-sampling-latency', kind: 'duration', default: '2s', env: 'TRACEMESH_COLLECTOR_TAIL_SAMPLING_LATENCY', description: 'A span at least this long keeps its whole trace.' },
+  { name: 'tail-sampling-wait', kind: 'duration', default: '5s', env: 'TRACEMESH_COLLECTOR_TAIL_SAMPLING_WAIT', description: 'How long a trace with neither an error nor a slow span (so far) waits for one before it is sampled by ratio.' },
+  { name: 'tail-sampling-decisions', kind: 'int', default: '200000', env: 'TRACEMESH_COLLECTOR_TAIL_SAMPLING_DECISIONS', description: 'Trace decisions remembered for spans that arrive after their trace was decided.' },
   { name: 'disable-servicegraph', kind: 'bool', default: 'false', env: 'TRACEMESH_COLLECTOR_DISABLE_SERVICEGRAPH', description: 'Do not derive service-graph edges from CLIENT/SERVER span pairs.' },
   {
     name: 'servicegraph-wait',
@@ -298,5 +309,17 @@ export function configFromFlags(f: CollectorFlagValues): CollectorConfig {
       maxValueBytes: positive('max-attribute-value-length', f['max-attribute-value-length']),
     },
     processMetrics: true,
+    tailSampling: {
+      ratio: ratio('tail-sampling-ratio', f['tail-sampling-ratio']),
+      latencyThresholdMs: positive('tail-sampling-latency', f['tail-sampling-latency']),
+      waitMs: positive('tail-sampling-wait', f['tail-sampling-wait']),
+      maxDecisions: positive('tail-sampling-decisions', f['tail-sampling-decisions']),
+    },
   };
+}
+
+function ratio(name: string, text: string): number {
+  const v = Number(text);
+  if (text.trim() === '' || !Number.isFinite(v) || v < 0 || v > 1) throw new ConfigError(`--${name} must be a number from 0 to 1, got "${text}"`);
+  return v;
 }
