@@ -17,6 +17,7 @@ void describe('collector flags', () => {
       queueSize: 200_000,
       maxBodyBytes: 16 * 1024 * 1024,
       writeConcurrency: 2,
+      tailSampling: { ratio: 1, latencyThresholdMs: 2_000, waitMs: 5_000, maxDecisions: 200_000 },
       retryInitialMs: 100,
       retryMaxMs: 5_000,
       shutdownTimeoutMs: 30_000,
