@@ -41,5 +41,6 @@ export const BENCH_FLAGS = [
   { name: 'outcomes-traces', kind: 'int', default: '20000', env: 'TRACEMESH_BENCH_OUTCOMES_TRACES', description: 'Traces the outcomes suite analyses (about 10 spans each).' },
   { name: 'outcomes-rows', kind: 'int', default: '1000000', env: 'TRACEMESH_BENCH_OUTCOMES_ROWS', description: 'Outcome rows in the hour the failing-path queries read (1M = the traces of 10M spans).' },
   { name: 'outcomes-requests', kind: 'int', default: '30', env: 'TRACEMESH_BENCH_OUTCOMES_REQUESTS', description: 'Sequential requests per failing-path query kind.' },
+  { name: 'outcomes-collector-spans', kind: 'int', default: '300000', env: 'TRACEMESH_BENCH_OUTCOMES_COLLECTOR_SPANS', description: "Spans sent through the collector before the analyser runs, so the analyser is compared with the collector's ingest rate of the same run (0: with the documented 70 000 spans/s)." },
   { name: 'outcomes-alert-runs', kind: 'int', default: '1', env: 'TRACEMESH_BENCH_OUTCOMES_ALERT_RUNS', description: 'Failure-to-alert runs (each about a minute).' },
 ] as const satisfies readonly FlagSpec[];

@@ -153,7 +153,7 @@ async function main(argv: string[]): Promise<number> {
         Object.assign(result.parameters, { spans: f['ingest-spans'], processes: f['ingest-processes'], batch: f['ingest-batch'], timeoutMs: f['ingest-timeout'] });
         await runIngest(result, { dir: join(runDir, 'ingest'), spans: f['ingest-spans'], processes: f['ingest-processes'], batch: f['ingest-batch'], timeoutMs: f['ingest-timeout'], install: f.install, say });
       } else if (suite === 'outcomes') {
-        const parameters = { parts: f['outcomes-parts'], traces: f['outcomes-traces'], outcomes: f['outcomes-rows'], requests: f['outcomes-requests'], alertRuns: f['outcomes-alert-runs'] };
+        const parameters = { parts: f['outcomes-parts'], traces: f['outcomes-traces'], outcomes: f['outcomes-rows'], requests: f['outcomes-requests'], alertRuns: f['outcomes-alert-runs'], collectorSpans: f['outcomes-collector-spans'] };
         Object.assign(result.parameters, parameters);
         result.figures = (await runOutcomes({ ...parameters, say })) as Record<string, unknown>;
       } else {

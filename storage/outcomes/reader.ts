@@ -333,19 +333,31 @@ export class ClickHouseOutcomeReader implements OutcomeReader {
           ])}
         )`),
     ]);
-    // Where each group's newest failures are: the oldest of its newest MAX_EXEMPLARS minutes
-    // with a standing failure (a cancelling row shares its outcome's minute and group, so a
-    // minute's sum is the failures standing in it). Its newest failures all started in or
-    // after that minute, so the exemplar search reads from there, not the whole window.
+    const total = Number(totals[0]?.total ?? 0);
+    // Exemplars: the last minute first, then, for the groups with fewer than five there, from
+    // the oldest of each group's newest MAX_EXEMPLARS minutes with a standing failure (a
+    // cancelling row shares its outcome's minute and group, so a minute's sum is the failures
+    // standing in it): its newest failures all started in or after that minute, so one
+    // statement reads from there instead of the whole window.
     const matches = groups.map((g) => ({ key: keyOf(g), match: groupMatch(GROUP_KEYS[by], g) }));
-    const since = new Map<string, bigint>();
-    if (matches.length > 0) {
+    const lastMinute = endUnixNano - FIRST_EXEMPLAR_WINDOW_NS;
+    const ids = await this.#newestSince(
+      matches.map((g) => ({ ...g, sinceUnixNano: lastMinute })),
+      keys,
+      keyOf,
+      startUnixNano,
+      endUnixNano,
+      failing,
+    );
+    const missing = matches.filter((g) => (ids.get(g.key)?.length ?? 0) < MAX_EXEMPLARS);
+    if (missing.length > 0 && lastMinute > startUnixNano) {
+      const since = new Map<string, bigint>();
       const minutes = await this.#client.query<Record<string, string> & { m: string | number }>(sql`
         SELECT ${keys}, toUInt32(minute) AS m, sumMerge(outcomes) AS c
         FROM (
           ${states(keys, true)}
         )
-        WHERE ${join(matches.map((g) => g.match), ' OR ')}
+        WHERE ${join(missing.map((g) => g.match), ' OR ')}
         GROUP BY ${keys}, minute
         HAVING c > 0
         ORDER BY minute DESC
@@ -356,16 +368,16 @@ export class ClickHouseOutcomeReader implements OutcomeReader {
         const cur = since.get(k);
         if (cur === undefined || t < cur) since.set(k, t);
       }
+      const more = await this.#newestSince(
+        missing.map((g) => ({ ...g, sinceUnixNano: since.get(g.key) ?? startUnixNano })),
+        keys,
+        keyOf,
+        startUnixNano,
+        endUnixNano,
+        failing,
+      );
+      for (const [k, l] of more) ids.set(k, l);
     }
-    const total = Number(totals[0]?.total ?? 0);
-    const ids = await this.#newestSince(
-      matches.map((g) => ({ ...g, sinceUnixNano: since.get(g.key) ?? startUnixNano })),
-      keys,
-      keyOf,
-      startUnixNano,
-      endUnixNano,
-      failing,
-    );
     const has = (k: string): boolean => GROUP_KEYS[by].includes(k);
     return groups.map((g) => {
       const failures = Number(g.f);
