@@ -9,6 +9,9 @@ import { isPermanentWriteFailure } from '../storage/errors.ts';
 import { decodeLogs, decodeSpans, splitLogRows, splitSpanRows, type EncodedLogs, type EncodedSpans } from '../storage/rows.ts';
 import { Admission, DEFAULT_ADMISSION_LIMITS, type AdmissionLimits } from './admission/admission.ts';
 import { createAdminApp } from './admin.ts';
+
+/** Open connections of the admin port (probes and scrapers) at most; more are closed at accept. */
+export const ADMIN_MAX_CONNECTIONS = 64;
 import { createCollectorMetrics, type CollectorMetrics } from './metrics.ts';
 import { BatchPipeline, type PipelineObserver } from './pipeline/batch-pipeline.ts';
 import type { Journal } from './pipeline/journal.ts';
@@ -318,7 +321,12 @@ export async function startCollector(options: CollectorOptions, deps: CollectorD
     await Promise.all([spans.shutdown(config.shutdownTimeoutMs), logs.shutdown(config.shutdownTimeoutMs), edges.shutdown(config.shutdownTimeoutMs)]);
   };
   try {
-    started.admin = await listen(createAdminApp({ registry: metrics.registry, isReady: () => ready }), config.host, config.adminPort);
+    // The admin port serves probes and scrapers: a few connections, headers within 10 s.
+    started.admin = await listen(createAdminApp({ registry: metrics.registry, isReady: () => ready }), config.host, config.adminPort, {
+      maxConnections: ADMIN_MAX_CONNECTIONS,
+      headersTimeoutMs: 10_000,
+      onDrop: () => metrics.admissionRefusals.inc({ transport: 'admin', reason: 'concurrency' }),
+    });
     started.grpc = await startGrpcReceiver({ host: config.host, port: config.grpcPort, maxMessageBytes: config.maxBodyBytes, ingest, admission, logger });
     started.http = await listen(createOtlpHttpApp({ ingest, maxBodyBytes: config.maxBodyBytes, admission, logger }), config.host, config.httpPort, {
       maxConnections: config.admission.maxConnections,

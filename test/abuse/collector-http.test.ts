@@ -225,4 +225,21 @@ void describe('OTLP/HTTP under attack', () => {
     }
     await eventually(() => assertServed('after the connection flood').then(() => true), (ok) => ok, 5_000, 'an export to be served');
   });
+
+  void it('connections beyond the admin port cap (64) are closed at accept and counted; /ready answers once they go', async () => {
+    const adminPort = Number(collector.started['adminPort']);
+    const dropped = (): Promise<number> => metricValue(metricsUrl, 'tracemesh_collector_admission_refusals_total', { transport: 'admin', reason: 'concurrency' });
+    const sockets: net.Socket[] = [];
+    for (let i = 0; i < 100; i++) {
+      const s = net.connect(adminPort, '127.0.0.1');
+      s.on('error', () => {});
+      sockets.push(s);
+    }
+    // Let every connection be accepted or dropped before freeing one for the metrics scrape.
+    await new Promise((r) => setTimeout(r, 500));
+    for (const s of sockets) s.destroy();
+    await eventually(() => dropped(), (n) => n >= 30, 5_000, '30 admin connections refused');
+    const ready = await eventually(() => fetch(`http://127.0.0.1:${adminPort}/ready`).then((r) => r.status), (st) => st === 200, 5_000, '/ready to answer');
+    assert.equal(ready, 200);
+  });
 });
