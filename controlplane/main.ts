@@ -14,6 +14,8 @@ import { startControlPlane } from './controlplane.ts';
 import { loadKubeConfig } from './discovery/kubernetes/kubeconfig.ts';
 import { KubernetesDiscovery } from './discovery/kubernetes/source.ts';
 import { KubernetesPolicies } from './discovery/kubernetes/policies.ts';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { DEFAULT_WEBHOOK_CONFIG_NAME, WebhookCaBundlePatcher } from './inject/ca-bundle.ts';
 import { ServiceRegistry } from './discovery/model.ts';
 import { writeXdsBootstrap } from './xds/bootstrap.ts';
 import { DEFAULT_INJECT_OPTIONS as D } from './inject/inject.ts';
@@ -38,6 +40,7 @@ export const CONTROLPLANE_FLAGS = [
   { name: 'push-debounce-max', kind: 'duration', default: '10s', description: 'Longest a push waits while changes keep coming' },
   { name: 'webhook-port', kind: 'string', default: '', description: `HTTPS port of the sidecar injection webhook (POST ${WEBHOOK_PATH}; Istio's 15017), its certificate from the mesh CA. Empty: off` },
   { name: 'webhook-host', kind: 'string', default: '', description: 'Address the injection webhook listens on. Empty: --ca-host' },
+  { name: 'webhook-config-name', kind: 'string', default: DEFAULT_WEBHOOK_CONFIG_NAME, description: 'With --discovery kubernetes and --webhook-port: the MutatingWebhookConfiguration whose caBundle the control plane keeps set to the mesh root. Empty: leave it alone' },
   { name: 'inject-image', kind: 'string', default: D.image, description: 'Image of the injected sidecar and init containers' },
   { name: 'inject-control-plane', kind: 'string', default: D.controlPlane, description: 'host:port of the control plane (CA + xDS) that injected sidecars use' },
   { name: 'inject-collector-endpoint', kind: 'string', default: D.collectorEndpoint, description: 'OTLP/gRPC endpoint injected sidecars export to' },
@@ -134,6 +137,11 @@ export async function runControlPlane(argv: string[]): Promise<number> {
     await kube?.close();
     throw err;
   });
+  const caBundle =
+    kube !== undefined && webhookPort !== undefined && flags['webhook-config-name'].trim() !== ''
+      ? new WebhookCaBundlePatcher({ kubeConfig: kube.kubeConfig, ca: parts.ca, name: flags['webhook-config-name'].trim(), logger })
+      : undefined;
+  caBundle?.start();
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop);
@@ -144,6 +152,7 @@ export async function runControlPlane(argv: string[]): Promise<number> {
     process.on('SIGTERM', stop);
   });
   logger.info('control plane stopping');
+  caBundle?.close();
   await cp.close();
   await kube?.close();
   if (policies instanceof PolicyWatcher) policies.close();
@@ -160,7 +169,7 @@ async function startKubernetesDiscovery(
   registry: ServiceRegistry,
   withPolicies: boolean,
   logger: Logger,
-): Promise<{ discovery: KubernetesDiscovery; policies: KubernetesPolicies | undefined; close(): Promise<void> }> {
+): Promise<{ kubeConfig: KubeConfig; discovery: KubernetesDiscovery; policies: KubernetesPolicies | undefined; close(): Promise<void> }> {
   const { kubeConfig, from } = loadKubeConfig({ path: flags.kubeconfig, context: flags['kube-context'] });
   const discovery = new KubernetesDiscovery({ kubeConfig, registry, logger });
   const policies = withPolicies ? new KubernetesPolicies({ kubeConfig, logger }) : undefined;
@@ -182,7 +191,7 @@ async function startKubernetesDiscovery(
       `the Kubernetes informers did not list Services, EndpointSlices, Pods and Namespaces${withPolicies ? ', AuthorizationPolicies and PeerAuthentications (are the CRDs of deploy/kubernetes/10-crds.yaml installed?)' : ''} within --kube-sync-timeout (${flags['kube-sync-timeout']} ms) from ${from}; check the address, the credentials and the RBAC (deploy/kubernetes/20-controlplane.yaml), and the warnings above`,
     );
   }
-  return { discovery, policies, close };
+  return { kubeConfig, discovery, policies, close };
 }
 
 async function runBootstrap(argv: string[]): Promise<number> {

@@ -10,6 +10,7 @@ import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { INJECT_ANNOTATION } from '../controlplane/inject/inject.ts';
 import { NAMESPACE_INJECTION_LABEL, WEBHOOK_PATH } from '../controlplane/inject/webhook.ts';
+import { DEFAULT_WEBHOOK_CONFIG_NAME } from '../controlplane/inject/ca-bundle.ts';
 
 const ROOT = join(import.meta.dirname, 'kubernetes');
 const CLI = join(import.meta.dirname, '..', 'cli', 'tracemesh.ts');
@@ -82,11 +83,18 @@ void describe('deploy/kubernetes manifests', () => {
     assert.throws(() => new Model({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'x' }, spec: { replicas: 'two', selector: {}, template: {} } }).validate());
   });
 
-  void it('gives the control plane read-only rights, and no other component a token', () => {
-    const role = all.find(({ doc }) => doc.kind === 'ClusterRole')!.doc as unknown as { rules: { resources: string[]; verbs: string[] }[] };
+  void it('gives the control plane read-only rights (but for its webhook configuration), and no other component a token', () => {
+    const role = all.find(({ doc }) => doc.kind === 'ClusterRole')!.doc as unknown as { rules: { resources: string[]; resourceNames?: string[]; verbs: string[] }[] };
     for (const r of role.rules) {
+      if (r.resources.includes('mutatingwebhookconfigurations')) {
+        // The one write: the injection webhook's own configuration, by name.
+        assert.deepEqual(r, { apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], resourceNames: [DEFAULT_WEBHOOK_CONFIG_NAME], verbs: ['get', 'patch'] });
+        assert.ok(all.some(({ doc }) => doc.kind === 'MutatingWebhookConfiguration' && doc.metadata?.name === DEFAULT_WEBHOOK_CONFIG_NAME));
+        continue;
+      }
       const verbs = r.resources.includes('tokenreviews') ? ['create'] : ['get', 'list', 'watch'];
       assert.deepEqual(r.verbs, verbs, r.resources.join(','));
+      assert.equal(r.resourceNames, undefined);
     }
     const sas = all.filter(({ doc }) => doc.kind === 'ServiceAccount' && doc.metadata?.name !== 'tracemesh-controlplane');
     assert.ok(sas.length >= 3);

@@ -5,7 +5,8 @@
 // independent, strict RFC 6902 applier (test/support/json-patch-apply.ts), the result is validated with
 // kubernetes-models and must equal what `tracemesh inject` makes of the same pod. Namespace and
 // pod opt-in and opt-out, bad requests, and the `tracemesh controlplane --webhook-port` process
-// reading namespace labels through its informers from the Kubernetes API fixture.
+// reading namespace labels through its informers from the Kubernetes API fixture and writing
+// the mesh root into deploy/'s MutatingWebhookConfiguration there (caBundle).
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pod } from 'kubernetes-models/v1/Pod';
-import { parseAllDocuments } from 'yaml';
+import { parseAllDocuments, parseDocument } from 'yaml';
 import { injectYaml } from '../cli/inject.ts';
 import { pollUntil } from '../controlplane/ca/testing.ts';
 import { bootstrapTokenAuthenticator } from '../controlplane/ca/authn/bootstrap-token.ts';
@@ -25,7 +26,8 @@ import { createCertificateAuthority, type CertificateAuthority } from '../contro
 import { startControlPlane, type ControlPlane } from '../controlplane/controlplane.ts';
 import { INBOUND_PORT_ANNOTATION } from '../controlplane/discovery/kubernetes/objects.ts';
 import { DEFAULT_INJECT_OPTIONS, INIT_CONTAINER, SIDECAR_CONTAINER, STATUS_ANNOTATION } from '../controlplane/inject/inject.ts';
-import { KubeApiFixture, KUBE_TYPES as T } from '../controlplane/testing/kube-api.ts';
+import { KubeApiFixture, KUBE_ADMISSION_TYPES as A, KUBE_TYPES as T } from '../controlplane/testing/kube-api.ts';
+import { MutatingWebhookConfiguration } from 'kubernetes-models/admissionregistration.k8s.io/v1/MutatingWebhookConfiguration';
 import { namespaceObject } from '../controlplane/testing/kube-objects.ts';
 import { applyJsonPatch } from './support/json-patch-apply.ts';
 
@@ -332,6 +334,9 @@ void describe('tracemesh controlplane --webhook-port with --discovery kubernetes
     fixture = await KubeApiFixture.start();
     fixture.apply(T.namespaces, namespaceObject('shop', { 'tracemesh.io/injection': 'enabled' }));
     fixture.apply(T.namespaces, namespaceObject('plain'));
+    // The configuration as deploy/ installs it: no caBundle yet.
+    const manifest = parseDocument(await readFile(fileURLToPath(new URL('../deploy/kubernetes/25-injection-webhook.yaml', import.meta.url)), 'utf8')).toJS() as Json;
+    fixture.apply(A.mutatingWebhookConfigurations, manifest);
     const kubeconfig = join(dir, 'kubeconfig.json');
     await writeFile(kubeconfig, fixture.kubeConfig().exportConfig());
     const tokens = join(dir, 'tokens.json');
@@ -362,6 +367,19 @@ void describe('tracemesh controlplane --webhook-port with --discovery kubernetes
     if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve));
     await fixture.close();
     await rm(dir, { recursive: true, force: true });
+  });
+
+  void it('writes the mesh root into the MutatingWebhookConfiguration’s caBundle, and the result validates', async () => {
+    const expected = Buffer.from(root).toString('base64');
+    const config = await pollUntil('both webhooks to trust the mesh root', () => {
+      const c = fixture.get(A.mutatingWebhookConfigurations, undefined, 'tracemesh-sidecar-injector') as { webhooks: { name: string; clientConfig: { caBundle?: string } }[] } | undefined;
+      return c !== undefined && c.webhooks.every((w) => w.clientConfig.caBundle === expected) ? c : undefined;
+    }, 20_000);
+    new MutatingWebhookConfiguration(config as never).validate();
+    assert.deepEqual(config.webhooks.map((w) => w.name), ['namespace.sidecar-injector.tracemesh.io', 'object.sidecar-injector.tracemesh.io']);
+    // One patch, guarded by the resourceVersion it read.
+    assert.equal(fixture.patches.length, 1);
+    assert.deepEqual((fixture.patches[0]!.ops as { op: string; path: string }[])[0], { op: 'test', path: '/metadata/resourceVersion', value: (fixture.patches[0]!.ops as { value: string }[])[0]!.value });
   });
 
   void it('injects with the flags given, by the namespace labels the informers list, and follows a label change', async () => {

@@ -19,6 +19,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createCertificateAuthority } from '../ca/pki/authority.ts';
+import { applyJsonPatch } from '../../test/support/json-patch-apply.ts';
 
 export interface KubeResourceType {
   /** Cluster-wide list path, e.g. `/api/v1/pods`. */
@@ -33,6 +34,11 @@ export const KUBE_TYPES = {
   endpointSlices: { path: '/apis/discovery.k8s.io/v1/endpointslices', apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', namespaced: true },
   pods: { path: '/api/v1/pods', apiVersion: 'v1', kind: 'Pod', namespaced: true },
   namespaces: { path: '/api/v1/namespaces', apiVersion: 'v1', kind: 'Namespace', namespaced: false },
+} as const satisfies Record<string, KubeResourceType>;
+
+/** Admission configuration the control plane keeps up to date (the injection webhook's caBundle), also served by default. */
+export const KUBE_ADMISSION_TYPES = {
+  mutatingWebhookConfigurations: { path: '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', namespaced: false },
 } as const satisfies Record<string, KubeResourceType>;
 
 /** The policy CRDs of deploy/kubernetes/10-crds.yaml, also served by default. */
@@ -118,7 +124,7 @@ export class KubeApiFixture {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    fixture = new KubeApiFixture(server, sockets, url, token, caPem, options.types ?? [...Object.values(KUBE_TYPES), ...Object.values(KUBE_POLICY_TYPES)], options.tooOldWatch ?? 'event');
+    fixture = new KubeApiFixture(server, sockets, url, token, caPem, options.types ?? [...Object.values(KUBE_TYPES), ...Object.values(KUBE_POLICY_TYPES), ...Object.values(KUBE_ADMISSION_TYPES)], options.tooOldWatch ?? 'event');
     return fixture;
   }
 
@@ -151,6 +157,12 @@ export class KubeApiFixture {
     store.set(key, obj);
     this.emit(type, prev === undefined ? 'ADDED' : 'MODIFIED', obj);
     return obj;
+  }
+
+  /** The stored object, or undefined. */
+  get(type: KubeResourceType, namespace: string | undefined, name: string): Obj | undefined {
+    const found = this.store.get(type.path)!.get(this.key(type, { namespace, name }));
+    return found === undefined ? undefined : withKind(type, structuredClone(found));
   }
 
   /** Deletes an object (DELETED, with the final state and a new resourceVersion). */
@@ -247,6 +259,40 @@ export class KubeApiFixture {
     status(res, 400, 'BadRequest', `the Kubernetes API fixture did not expect ${what}`);
   }
 
+  /** Patches made through the API (PATCH), in order: the path and the operations. */
+  readonly patches: { path: string; ops: unknown }[] = [];
+
+  /** GET and PATCH (application/json-patch+json, RFC 6902, `test` failing with 422) of one cluster-scoped object. */
+  private handleNamed(req: IncomingMessage, res: ServerResponse, type: KubeResourceType, name: string): void {
+    const obj = this.store.get(type.path)!.get(name);
+    const json = (code: number, body: unknown): void => {
+      const text = JSON.stringify(body);
+      res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+    };
+    if (req.method === 'GET') {
+      if (obj === undefined) return status(res, 404, 'NotFound', `${type.kind} "${name}" not found`);
+      return json(200, withKind(type, obj));
+    }
+    if (req.method !== 'PATCH') return this.refuse(req, res, 'only GET and PATCH of a named object are served');
+    if (req.headers['content-type'] !== 'application/json-patch+json') return this.refuse(req, res, `PATCH content-type ${String(req.headers['content-type'])}`);
+    let text = '';
+    req.setEncoding('utf8').on('data', (d: string) => (text += d));
+    req.on('end', () => {
+      if (obj === undefined) return status(res, 404, 'NotFound', `${type.kind} "${name}" not found`);
+      let ops: unknown;
+      let next: Obj;
+      try {
+        ops = JSON.parse(text);
+        next = applyJsonPatch(withKind(type, obj), ops) as Obj;
+      } catch (err) {
+        return status(res, 422, 'Invalid', `the patch does not apply: ${(err as Error).message}`);
+      }
+      this.patches.push({ path: `${type.path}/${name}`, ops });
+      const { apiVersion: _a, kind: _k, ...rest } = next;
+      json(200, withKind(type, this.apply(type, rest as Record<string, unknown>)));
+    });
+  }
+
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', this.url);
     const query: Record<string, string> = Object.create(null) as Record<string, string>;
@@ -257,6 +303,9 @@ export class KubeApiFixture {
       status(res, 401, 'Unauthorized', 'Unauthorized');
       return;
     }
+    const slash = url.pathname.lastIndexOf('/');
+    const named = this.types.get(url.pathname.slice(0, slash));
+    if (named !== undefined && !named.namespaced) return this.handleNamed(req, res, named, decodeURIComponent(url.pathname.slice(slash + 1)));
     const type = this.types.get(url.pathname);
     if (req.method !== 'GET') return this.refuse(req, res, 'only GET (list and watch) is served');
     if (type === undefined) return this.refuse(req, res, 'no such resource path');
