@@ -361,6 +361,7 @@ async function assemble(
     logExporter: deps.logExporter,
     exportDelayMs: deps.exportDelayMs,
   });
+  metrics.watchTelemetry(() => telemetry.lost());
   cleanups.push(async () => {
     if (!(await withDeadline(telemetry.shutdown(), config.drainTimeoutMs))) {
       logger.warn('telemetry export did not finish before the deadline; some spans may be lost', { collector: config.collectorEndpoint });

@@ -38,8 +38,29 @@ export class SidecarMetrics implements HopObserver {
   /** `tracemesh_app_healthy`: 1 when the active health check of the local app passes, 0 when not (absent without a check). */
   readonly appHealthy: Gauge;
 
+  /** `tracemesh_telemetry_lost_total{signal, reason}`: spans and access-log records the OTLP export did not deliver (see watchTelemetry). */
+  readonly telemetryLost: Counter<'signal' | 'reason'>;
+  private lostSource: (() => { spans: { dropped: number; failed: number }; logs: { dropped: number; failed: number } }) | undefined;
+
   constructor() {
     this.registry = new Registry();
+    const metrics = this;
+    this.telemetryLost = new Counter({
+      name: 'tracemesh_telemetry_lost_total',
+      help: 'Spans and access-log records the sidecar did not deliver to its collector, by signal (spans, logs) and reason (queue_full: more than 8192 waited for export; export_failed: refused or unanswered after retries).',
+      labelNames: ['signal', 'reason'],
+      registers: [this.registry],
+      // Read from the exporters at scrape time (they count; nothing is counted per request).
+      collect() {
+        const l = metrics.lostSource?.();
+        if (l === undefined) return;
+        this.reset();
+        this.inc({ signal: 'spans', reason: 'queue_full' }, l.spans.dropped);
+        this.inc({ signal: 'spans', reason: 'export_failed' }, l.spans.failed);
+        this.inc({ signal: 'logs', reason: 'queue_full' }, l.logs.dropped);
+        this.inc({ signal: 'logs', reason: 'export_failed' }, l.logs.failed);
+      },
+    });
     this.requests = new Counter({
       name: 'tracemesh_requests_total',
       help: 'Requests handled by the sidecar, by direction, source and destination, response code and mesh error.',
@@ -122,6 +143,11 @@ export class SidecarMetrics implements HopObserver {
       labelNames: ['result'],
       registers: [this.registry],
     });
+  }
+
+  /** Where `tracemesh_telemetry_lost_total` reads its counts (the sidecar's telemetry). */
+  watchTelemetry(source: () => { spans: { dropped: number; failed: number }; logs: { dropped: number; failed: number } }): void {
+    this.lostSource = source;
   }
 
   onExchangeEnd(ex: HopRecord): void {

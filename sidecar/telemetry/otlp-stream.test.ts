@@ -14,6 +14,7 @@ import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '
 import { decodeLogsRequest, decodeTraceRequest, protoTypes } from '../../collector/otlp/proto.ts';
 import { OtlpGrpcChannel } from './otlp-export.ts';
 import { LOGS_METHOD, StreamingLogger, StreamingSpanProcessor, TRACE_METHOD } from './otlp-stream.ts';
+import { SidecarMetrics } from './metrics.ts';
 import { createTelemetry } from './telemetry.ts';
 
 const resource = resourceFromAttributes({ 'service.name': 'a', 'k8s.pod.name': 'a-1', 'x.count': 3 });
@@ -201,6 +202,23 @@ void describe('streaming OTLP export', () => {
     assert.equal(logs[0]?.['spanId'], spans[0]?.['spanId']);
     const res = json('trace', got.traces[0] as Buffer) as { resourceSpans: Array<{ resource: { attributes: Array<{ key: string }> } }> };
     assert.ok(res.resourceSpans[0]?.resource.attributes.some((a) => a.key === 'service.name'));
+    await t.shutdown();
+  });
+
+  void it('counts what it could not deliver, and the sidecar metrics show it', async () => {
+    // Nothing listens on port 1: the export fails after its retries.
+    const t = createTelemetry({ service: 'svc', pod: 'svc-1', namespace: 'ns', node: '', samplingRatio: 1, collectorEndpoint: 'http://127.0.0.1:1', exportDelayMs: 10, exportTimeoutMs: 300 });
+    t.tracer.startSpan('GET').end();
+    t.tracer.startSpan('GET').end();
+    t.logger?.emit({ body: 'GET svc/ 200' });
+    await t.forceFlush();
+    assert.deepEqual(t.lost(), { spans: { dropped: 0, failed: 2 }, logs: { dropped: 0, failed: 1 } });
+    const metrics = new SidecarMetrics();
+    metrics.watchTelemetry(() => t.lost());
+    const text = await metrics.registry.metrics();
+    assert.match(text, /tracemesh_telemetry_lost_total\{signal="spans",reason="export_failed"\} 2/);
+    assert.match(text, /tracemesh_telemetry_lost_total\{signal="logs",reason="export_failed"\} 1/);
+    assert.match(text, /tracemesh_telemetry_lost_total\{signal="spans",reason="queue_full"\} 0/);
     await t.shutdown();
   });
 });

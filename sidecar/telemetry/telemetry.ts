@@ -54,6 +54,12 @@ export interface SidecarTelemetry {
   readonly logger: OtelLogger | undefined;
   /** Exports everything buffered so far. */
   forceFlush(): Promise<void>;
+  /**
+   * Items the streaming export did not deliver, by signal: `dropped` found the queue full (or
+   * the exporter shut down), `failed` were refused or unanswered after the channel's retries.
+   * Zero when an exporter was passed in.
+   */
+  lost(): { spans: { dropped: number; failed: number }; logs: { dropped: number; failed: number } };
   /** Flushes and shuts down providers and exporters. Safe to call twice. */
   shutdown(): Promise<void>;
 }
@@ -76,8 +82,9 @@ export function createTelemetry(o: TelemetryOptions): SidecarTelemetry {
   const channel = exporting && (o.spanExporter === undefined || o.logExporter === undefined) ? new OtlpGrpcChannel({ url: o.collectorEndpoint, timeoutMillis: timeout }) : undefined;
   const batching = { maxBatch: BATCH, maxQueue: QUEUE, delayMs: delay, timeoutMs: timeout };
   let spanProcessor: SpanProcessor | undefined;
+  let streamingSpans: StreamingSpanProcessor | undefined;
   if (o.spanExporter !== undefined) spanProcessor = new BatchSpanProcessor(o.spanExporter, { scheduledDelayMillis: delay, exportTimeoutMillis: timeout, maxQueueSize: QUEUE, maxExportBatchSize: BATCH });
-  else if (channel !== undefined) spanProcessor = new StreamingSpanProcessor({ channel, ...batching });
+  else if (channel !== undefined) spanProcessor = streamingSpans = new StreamingSpanProcessor({ channel, ...batching });
   const tracerProvider = new BasicTracerProvider({
     resource,
     sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(o.samplingRatio) }),
@@ -100,6 +107,11 @@ export function createTelemetry(o: TelemetryOptions): SidecarTelemetry {
   return {
     tracer: tracerProvider.getTracer(SCOPE_NAME),
     logger,
+    lost() {
+      const s = streamingSpans?.batcher;
+      const l = streamingLogger?.batcher;
+      return { spans: { dropped: s?.dropped ?? 0, failed: s?.failed ?? 0 }, logs: { dropped: l?.dropped ?? 0, failed: l?.failed ?? 0 } };
+    },
     async forceFlush() {
       await Promise.all([tracerProvider.forceFlush(), loggerProvider?.forceFlush(), streamingLogger?.forceFlush()]);
     },
